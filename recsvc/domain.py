@@ -1,0 +1,68 @@
+"""The domain vocabulary shared by the service and the offline pipeline.
+
+This is a contract module: `training` may import it, and it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ItemType(StrEnum):
+    VIDEO = "video"
+    PRODUCT = "product"
+
+
+class Action(StrEnum):
+    IMPRESSION = "impression"
+    VIEW = "view"
+    CLICK = "click"
+    PURCHASE = "purchase"
+
+
+class Lifecycle(StrEnum):
+    NEW = "new"
+    ACTIVE = "active"
+    DORMANT = "dormant"
+
+
+class ItemStatus(StrEnum):
+    LIVE = "live"
+    RETIRED = "retired"
+
+
+class ProductCategory(StrEnum):
+    DEPOSIT = "deposit"
+    WEALTH = "wealth"
+    FUND = "fund"
+    INSURANCE = "insurance"
+    CREDIT = "credit"
+    PENSION = "pension"
+
+
+# A product of these categories is never attached without its disclosure text
+# (for credit: the annual rate).
+DISCLOSURE_REQUIRED: frozenset[ProductCategory] = frozenset({ProductCategory.CREDIT})
+
+RISK_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+# Columns of an event, in order. Optional ones may be null.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "ts",
+    "user_id",
+    "item_id",
+    "item_type",
+    "action",
+    "watch_ratio",
+    "request_id",
+    "amount",
+)
+REQUIRED_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "ts",
+    "user_id",
+    "item_id",
+    "item_type",
+    "action",
+)

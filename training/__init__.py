@@ -1,0 +1,1 @@
+"""recsvc offline pipeline: synthetic world, loading, ALS training, evaluation, tuning."""

@@ -1,0 +1,203 @@
+"""Offline commands of the `recsvc` CLI: synth, train, evaluate.
+
+Registered into recsvc's app through the `recsvc.commands` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from training.evaluate import EvalSpec
+from training.events import EventDataError, EventFormat
+from training.factors import FitParams, ModelFitError
+from training.matrix import ConfidenceWeights
+from training.splits import Protocol, SplitSpec
+from training.tuner import TuneBudget
+
+Interactions = Annotated[
+    Path | None,
+    typer.Option("--interactions", help="Events: a CSV/Parquet file, a directory of them, or u.data."),
+]
+Format = Annotated[EventFormat, typer.Option("--format", help="Format of --interactions.")]
+World = Annotated[
+    Path | None,
+    typer.Option("--world", help="A synthetic world directory (recsvc synth): events and truth."),
+]
+MaxBadShare = Annotated[
+    float, typer.Option(help="Fail when more than this share of rows is invalid.", min=0, max=1)
+]
+Weights = Annotated[
+    str, typer.Option(help="Confidence per action, e.g. 'view=1,click=4,purchase=16'.")
+]
+Tune = Annotated[bool, typer.Option("--tune", help="Search hyper-parameters first.")]
+TuneSeconds = Annotated[float, typer.Option(help="Tuner time budget in seconds.", min=1)]
+TuneTrials = Annotated[int | None, typer.Option(help="Tuner trial budget.", min=1)]
+Algorithm = Annotated[str, typer.Option(help="als or bpr.")]
+Factors = Annotated[int, typer.Option(help="Embedding dimension.", min=1)]
+Regularization = Annotated[float, typer.Option(help="L2 regularisation.", min=0)]
+Alpha = Annotated[float, typer.Option(help="Confidence scale.", min=0)]
+Iterations = Annotated[int, typer.Option(help="Training iterations.", min=1)]
+Threads = Annotated[int | None, typer.Option(help="Fit threads (default: available CPUs).")]
+Json = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
+ProtocolOption = Annotated[Protocol, typer.Option("--protocol", help="Train/test protocol.")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+
+DEFAULTS = FitParams()
+
+
+def parse_weights(text: str) -> ConfidenceWeights:
+    """'view=1,click=4' -> ConfidenceWeights; unknown actions and bad numbers are named."""
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, number = part.partition("=")
+        if name not in ConfidenceWeights.__dataclass_fields__:
+            raise typer.BadParameter(f"unknown action {name!r} in --weights")
+        try:
+            values[name] = float(number)
+        except ValueError:
+            raise typer.BadParameter(f"weight of {name!r} is not a number: {number!r}") from None
+    try:
+        return ConfidenceWeights(**values)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def make_source(interactions: Path | None, fmt: EventFormat, world: Path | None, bad: float) -> Any:
+    from training.pipeline import Source
+
+    if (interactions is None) == (world is None):
+        raise typer.BadParameter("give exactly one of --interactions and --world")
+    if world is not None:
+        return Source.from_world(world, bad)
+    assert interactions is not None
+    return Source(interactions, fmt, None, bad)
+
+
+def emit(report: dict[str, Any], text: str, as_json: bool) -> None:
+    typer.echo(text)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def synth(
+    out: Annotated[Path, typer.Option(help="Directory to write the world into.")] = Path(
+        "data/world"
+    ),
+    users: Annotated[int, typer.Option(min=1)] = 20_000,
+    videos: Annotated[int, typer.Option(min=1)] = 1_000,
+    products: Annotated[int, typer.Option(min=1)] = 60,
+    events: Annotated[int, typer.Option(min=1, help="Approximate number of events.")] = 400_000,
+    days: Annotated[int, typer.Option(min=2)] = 14,
+    seed: Seed = 42,
+) -> None:
+    """Generate a synthetic financial-app world with a planted ground truth."""
+    from training.world import WorldSpec, generate_world, write_world
+
+    spec = WorldSpec(
+        users=users, videos=videos, products=products, events=events, days=days, seed=seed
+    )
+    world = generate_world(spec)
+    write_world(world, out)
+    typer.echo(f"wrote a world of {users:,} users, {videos:,} videos, {products:,} products to {out}")
+
+
+def train(
+    out: Annotated[Path, typer.Option(help="Directory for the factors.")] = Path("models/factors"),
+    interactions: Interactions = None,
+    fmt: Format = EventFormat.AUTO,
+    world: World = None,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    protocol: ProtocolOption = Protocol.RECOMMENDERS,
+    tune: Tune = False,
+    tune_seconds: TuneSeconds = 120.0,
+    tune_trials: TuneTrials = None,
+    algorithm: Algorithm = DEFAULTS.algorithm,
+    factors: Factors = DEFAULTS.factors,
+    regularization: Regularization = DEFAULTS.regularization,
+    alpha: Alpha = DEFAULTS.alpha,
+    iterations: Iterations = DEFAULTS.iterations,
+    seed: Seed = DEFAULTS.seed,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Fit ALS on every event and save the factors (--tune: search hyper-parameters first)."""
+    from training.pipeline import run_train
+    from training.report import training_text
+
+    try:
+        params = FitParams(algorithm, factors, regularization, alpha, "linear", iterations, seed=seed)  # type: ignore[arg-type]
+        report = run_train(
+            make_source(interactions, fmt, world, max_bad_share),
+            out,
+            params,
+            weights=parse_weights(weights),
+            budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
+            split_spec=SplitSpec(protocol),
+            threads=threads,
+            show_progress=sys.stderr.isatty(),
+        )
+    except (EventDataError, ModelFitError, ValueError) as exc:
+        fail(str(exc))
+    emit(report, training_text(report), as_json)
+
+
+def evaluate(
+    interactions: Interactions = None,
+    fmt: Format = EventFormat.AUTO,
+    world: World = None,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    protocol: ProtocolOption = Protocol.RECOMMENDERS,
+    holdout_days: Annotated[int, typer.Option(help="Days held out (temporal).", min=1)] = 1,
+    tune: Tune = False,
+    tune_seconds: TuneSeconds = 120.0,
+    tune_trials: TuneTrials = None,
+    algorithm: Algorithm = DEFAULTS.algorithm,
+    factors: Factors = DEFAULTS.factors,
+    regularization: Regularization = DEFAULTS.regularization,
+    alpha: Alpha = DEFAULTS.alpha,
+    iterations: Iterations = DEFAULTS.iterations,
+    k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
+    product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
+    max_users: Annotated[int, typer.Option(help="Evaluate at most this many users.", min=1)] = 20_000,
+    seed: Seed = DEFAULTS.seed,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Split the events, fit on the training part and score the held-out part."""
+    from training.pipeline import run_evaluate
+    from training.report import evaluation_text
+
+    try:
+        params = FitParams(algorithm, factors, regularization, alpha, "linear", iterations, seed=seed)  # type: ignore[arg-type]
+        report = run_evaluate(
+            make_source(interactions, fmt, world, max_bad_share),
+            SplitSpec(protocol, holdout_days=holdout_days),
+            params,
+            weights=parse_weights(weights),
+            budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
+            eval_spec=EvalSpec(k=k, product_k=product_k, max_users=max_users),
+            threads=threads,
+            show_progress=sys.stderr.isatty(),
+        )
+    except (EventDataError, ModelFitError, ValueError) as exc:
+        fail(str(exc))
+    emit(report, evaluation_text(report), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the offline commands to the recsvc CLI."""
+    app.command()(synth)
+    app.command()(train)
+    app.command()(evaluate)

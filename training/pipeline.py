@@ -1,0 +1,188 @@
+"""The offline jobs as functions: train on everything, or split, fit and evaluate.
+
+Each returns a JSON-ready report; the CLI only parses options and prints.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+
+from training.evaluate import (
+    EvalSpec,
+    FactorScorer,
+    OracleScorer,
+    PopularityScorer,
+    Scorer,
+    evaluate,
+    evaluation_set,
+)
+from training.events import EventFormat, load_events
+from training.factors import FitParams, fit, save_factors
+from training.matrix import ConfidenceWeights, build_interactions
+from training.splits import Dataset, SplitSpec, split
+from training.tuner import TuneBudget, TuneResult, tune
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the interactions come from; a synthetic world also brings its ground truth."""
+
+    path: Path
+    fmt: EventFormat = EventFormat.AUTO
+    world: Path | None = None
+    max_bad_share: float = 0.01
+
+    @classmethod
+    def from_world(cls, world: Path, max_bad_share: float = 0.01) -> Source:
+        return cls(world / "events", EventFormat.PARQUET, world, max_bad_share)
+
+
+@dataclass
+class Stages:
+    """Wall time and peak resident memory after each stage of a job."""
+
+    records: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.records[name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+
+def load_dataset(source: Source, weights: ConfidenceWeights, stages: Stages) -> tuple[Dataset, dict]:
+    """Load and validate the events and build the joint matrix."""
+    with stages.stage("load"):
+        events, validation = load_events(source.path, source.fmt, max_bad_share=source.max_bad_share)
+    with stages.stage("build_matrix"):
+        interactions = build_interactions(events, weights)
+    ts = events.column("ts")
+    window = {"first_event": str(pc.min(ts).as_py()), "last_event": str(pc.max(ts).as_py())}
+    data = {
+        "source": str(source.path),
+        "validation": validation.to_dict(),
+        "window": window,
+        "users": interactions.index.n_users,
+        "videos": interactions.index.n_videos,
+        "products": interactions.index.n_items - interactions.index.n_videos,
+        "nonzeros": interactions.nnz,
+    }
+    return Dataset(interactions, events, weights), data
+
+
+def choose_params(
+    train: Dataset,
+    split_spec: SplitSpec,
+    base: FitParams,
+    budget: TuneBudget | None,
+    threads: int | None,
+    show_progress: bool,
+) -> tuple[FitParams, TuneResult | None]:
+    """The given parameters, or the tuner's best when a budget is given."""
+    if budget is None:
+        return base, None
+    result = tune(
+        train, split_spec, budget, base=base, threads=threads, show_progress=show_progress
+    )
+    return result.best, result
+
+
+def run_train(
+    source: Source,
+    out: Path,
+    params: FitParams,
+    *,
+    weights: ConfidenceWeights | None = None,
+    budget: TuneBudget | None = None,
+    split_spec: SplitSpec | None = None,
+    threads: int | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Fit on every event of the source and save the factors under `out`."""
+    started = time.perf_counter()
+    stages = Stages()
+    dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
+    with stages.stage("tune"):
+        params, tuning = choose_params(
+            dataset, split_spec or SplitSpec(), params, budget, threads, show_progress
+        )
+    with stages.stage("fit"):
+        factors = fit(
+            dataset.interactions.confidence, params, threads=threads, show_progress=show_progress
+        )
+    report: dict[str, Any] = {
+        "model": params.algorithm,
+        "params": params.as_dict(),
+        "data": data,
+        "weights": (weights or ConfidenceWeights()).__dict__,
+        "tuning": tuning.as_dict() if tuning else None,
+        "out": str(out),
+    }
+    with stages.stage("save"):
+        save_factors(factors, dataset.interactions.index, out, {"data": data})
+    report["stages"] = stages.records
+    report["fit_seconds"] = round(factors.fit_seconds, 3)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def run_evaluate(
+    source: Source,
+    split_spec: SplitSpec,
+    params: FitParams,
+    *,
+    weights: ConfidenceWeights | None = None,
+    budget: TuneBudget | None = None,
+    eval_spec: EvalSpec | None = None,
+    threads: int | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Split, (tune on the training part,) fit on the training part, and score the held-out part."""
+    started = time.perf_counter()
+    stages = Stages()
+    eval_spec = eval_spec or EvalSpec()
+    dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
+    with stages.stage("split"):
+        train, test = split(dataset, split_spec)
+    with stages.stage("tune"):
+        params, tuning = choose_params(train, split_spec, params, budget, threads, show_progress)
+    with stages.stage("fit"):
+        factors = fit(
+            train.interactions.confidence, params, threads=threads, show_progress=show_progress
+        )
+    index = dataset.interactions.index
+    scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
+    if source.world is not None:
+        from training.world import load_truth
+
+        scorers.append(OracleScorer(load_truth(source.world), index))
+    with stages.stage("evaluate"):
+        evaluated = evaluation_set(train.interactions, test, eval_spec)
+        reports = {s.name: evaluate(s, evaluated, eval_spec).as_dict() for s in scorers}
+    model = reports.pop("model")
+    return {
+        **{key: value for key, value in model.items() if key != "name"},
+        "model": params.algorithm,
+        "params": params.as_dict(),
+        "protocol": split_spec.protocol.value,
+        "k": eval_spec.k,
+        "product_k": eval_spec.product_k,
+        "evaluated_users": len(evaluated.users),
+        "cold_users": evaluated.cold_users,
+        "baselines": reports,
+        "data": data,
+        "tuning": tuning.as_dict() if tuning else None,
+        "stages": stages.records,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
