@@ -1,0 +1,149 @@
+"""Builders of test data: readable event rows, the files that hold them, big synthetic logs."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recsvc.domain import EVENT_COLUMNS
+
+EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def event_row(i: int = 0, **fields: Any) -> dict[str, Any]:
+    """One valid event (a view of a video), numbered `i`, with `fields` overriding defaults."""
+    row: dict[str, Any] = {
+        "event_id": f"e{i:04d}",
+        "ts": EPOCH + timedelta(minutes=i),
+        "user_id": f"u{i % 7}",
+        "item_id": f"v{i % 5}",
+        "item_type": "video",
+        "action": "view",
+        "watch_ratio": 0.5,
+        "request_id": f"r{i}",
+        "amount": None,
+    }
+    row.update(fields)
+    return row
+
+
+def event_rows(n: int, *, start: int = 0, **fields: Any) -> list[dict[str, Any]]:
+    """`n` valid events numbered from `start` (unique event ids), `fields` applied to each."""
+    return [event_row(i, **fields) for i in range(start, start + n)]
+
+
+def write_events_csv(
+    path: Path, rows: Iterable[dict[str, Any]], *, columns: Sequence[str] = EVENT_COLUMNS
+) -> Path:
+    """A CSV file with a header of `columns`; None is written as an empty field."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_text(row.get(name)) for name in columns])
+    return path
+
+
+def write_events_parquet(
+    path: Path,
+    rows: Iterable[dict[str, Any]],
+    *,
+    columns: Sequence[str] = EVENT_COLUMNS,
+    schema: pa.Schema | None = None,
+) -> Path:
+    """A Parquet file of `rows` restricted to `columns`; types inferred unless `schema` is given."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [{name: row.get(name) for name in columns} for row in rows]
+    if schema is None:
+        table = pa.Table.from_pylist(records)
+    else:
+        table = pa.Table.from_pylist(records, schema=schema)
+    pq.write_table(table, path)
+    return path
+
+
+def write_movielens(path: Path, ratings: Iterable[Sequence[Any]]) -> Path:
+    """A MovieLens u.data file: one `user item rating unix_ts` line per rating, tab-separated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["\t".join(str(value) for value in rating) + "\n" for rating in ratings]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def write_event_partitions(
+    root: Path,
+    *,
+    n_rows: int,
+    n_days: int,
+    n_users: int,
+    n_items: int,
+    duplicates: int = 0,
+    seed: int = 0,
+) -> list[Path]:
+    """Day partitions `root/day=YYYY-MM-DD/part-0.parquet` of a synthetic log, built vectorised.
+
+    Ids look like production ones (`e0000000001`, `u0001234`, `v00042`); one item in ten is a
+    product. The last `duplicates` rows repeat event ids of the first day, so exactly that many
+    rows must come back as duplicate_event_id.
+    """
+    rng = np.random.default_rng(seed)
+    per_day = -(-n_rows // n_days)
+    event_numbers = np.arange(n_rows, dtype=np.int64)
+    if duplicates:
+        event_numbers[n_rows - duplicates :] = rng.choice(per_day, duplicates, replace=False)
+    paths = []
+    for day in range(n_days):
+        rows = slice(day * per_day, min((day + 1) * per_day, n_rows))
+        table = _synthetic_day(rng, event_numbers[rows], day, n_users, n_items)
+        path = root / f"day={(EPOCH + timedelta(days=day)).date()}" / "part-0.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths
+
+
+def _synthetic_day(
+    rng: np.random.Generator, event_numbers: np.ndarray, day: int, n_users: int, n_items: int
+) -> pa.Table:
+    n = len(event_numbers)
+    items = rng.integers(0, n_items, n)
+    is_product = items % 10 == 0
+    actions = np.where(is_product, rng.choice(["impression", "click", "purchase"], n), "view")
+    seconds = int((EPOCH + timedelta(days=day)).timestamp()) + np.sort(rng.integers(0, 86_400, n))
+    watch = np.where(actions == "view", rng.random(n, dtype=np.float32), np.nan)
+    amount = np.where(actions == "purchase", rng.uniform(10, 5_000, n).round(2), np.nan)
+    return pa.table(
+        {
+            "event_id": _ids("e", event_numbers, 10),
+            "ts": pa.array(seconds * 1000, pa.timestamp("ms", tz="UTC")),
+            "user_id": _ids("u", rng.integers(0, n_users, n), 7),
+            "item_id": pc.if_else(is_product, _ids("p", items, 5), _ids("v", items, 5)),
+            "item_type": pa.array(np.where(is_product, "product", "video")),
+            "action": pa.array(actions),
+            "watch_ratio": pa.array(watch, pa.float32(), from_pandas=True),
+            "request_id": _ids("r", rng.integers(0, n, n) + day * n, 10),
+            "amount": pa.array(amount, pa.float64(), from_pandas=True),
+        }
+    )
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
