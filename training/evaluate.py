@@ -4,7 +4,8 @@ on a synthetic world, the oracle that knows the planted truth.
 Videos are ranked with every item the user had in training excluded, and every held-out
 video interaction is relevant. Products are scored separately: the product hit rate is the
 share of held-out purchases found among the user's top `product_k` product candidates (the
-products the service would consider attaching), products bought in training excluded.
+products the service would consider attaching), products the user had in training excluded
+(as for videos: a held-out pair is never a training pair).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def evaluate(scorer: Scorer, data: EvaluationSet, spec: EvalSpec) -> ScorerRepor
         return ScorerReport(scorer.name, videos, None, 0)
     bought_test.sort_indices()
     buyers = np.flatnonzero(np.diff(bought_test.indptr) > 0)
-    seen_products = data.train.purchases[:, index.products]
+    seen_products = data.train.confidence[:, index.products]
     top_products = _ranked(
         scorer.product_scores, users[buyers], seen_products, spec.product_k, spec.batch
     )

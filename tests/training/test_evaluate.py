@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tests.planted import block_events
+from tests.builders import block_events
 from training.evaluate import (
     EvalSpec,
     FactorScorer,

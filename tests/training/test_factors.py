@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from tests.builders import block_events
 from training.factors import FitParams, ModelFitError, fit, load_factors, save_factors
 from training.matrix import build_interactions
-from tests.planted import block_events
 
 
 def checkerboard(n: int = 50) -> sp.csr_matrix:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from tests.builders import event_table
 from training.matrix import ConfidenceWeights, aggregate, build_index, build_interactions
-from tests.planted import event_table
 
 
 def test_a_view_weighs_by_its_watch_ratio_and_impressions_weigh_nothing() -> None:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from tests.planted import T0, block_events, event_table
+from tests.builders import EPOCH, block_events, event_table
 from training.matrix import build_interactions, pair_keys
 from training.splits import Dataset, Protocol, SplitSpec, split, stratified_mask
 
@@ -54,11 +54,11 @@ def test_a_split_is_deterministic_for_a_seed_and_moves_with_it() -> None:
 
 
 def test_temporal_holds_out_the_last_days_and_drops_pairs_seen_before() -> None:
-    last_day = T0 + timedelta(days=3)
+    last_day = EPOCH + timedelta(days=3)
     events = event_table(
         [
-            {"user_id": "a", "item_id": "v1", "ts": T0},
-            {"user_id": "a", "item_id": "v2", "ts": T0 + timedelta(days=1)},
+            {"user_id": "a", "item_id": "v1", "ts": EPOCH},
+            {"user_id": "a", "item_id": "v2", "ts": EPOCH + timedelta(days=1)},
             {"user_id": "a", "item_id": "v1", "ts": last_day},  # seen before: not relevant
             {"user_id": "a", "item_id": "v3", "ts": last_day + timedelta(hours=5)},
             {"user_id": "b", "item_id": "v3", "ts": last_day},  # a cold user

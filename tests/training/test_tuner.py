@@ -4,7 +4,7 @@ reproducible, and only ever sees the training part."""
 import numpy as np
 import pytest
 
-from tests.planted import block_events
+from tests.builders import block_events
 from training.factors import FitParams
 from training.matrix import build_interactions, pair_keys
 from training.splits import Dataset, Protocol, SplitSpec, split
@@ -55,7 +55,7 @@ def test_the_validation_split_is_carved_from_the_training_part_only() -> None:
 def test_a_time_budget_stops_the_search() -> None:
     result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(seconds=1.0),
                   threads=1)
-    assert 1 <= len(result.trials)
+    assert len(result.trials) >= 1
     assert result.seconds < 1.0 + 2 * max(t.seconds for t in result.trials) + 1.0
 
 
