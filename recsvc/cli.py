@@ -17,10 +17,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Content recommendation and product attach for financial apps.",
-    epilog="Offline commands (synth, train, evaluate) need the training extra: "
-    "pip install 'recsvc[train]'.",
+    epilog="The offline commands (synth, train, evaluate) come with the 'train' extra.",
 )
 log = logging.getLogger("recsvc.cli")
+
+# Libraries only the training extra installs: without them the offline commands are absent
+# by design (the serving image). Any other import failure is a bug and is said out loud.
+TRAINING_LIBRARIES = frozenset({"implicit", "scipy", "pyarrow", "threadpoolctl", "tqdm"})
+
+
+@app.callback()
+def root() -> None:
+    """Content recommendation and product attach for financial apps."""
 
 
 def load_command_groups() -> list[str]:
@@ -29,7 +37,9 @@ def load_command_groups() -> list[str]:
     for entry in entry_points(group="recsvc.commands"):
         try:
             register = entry.load()
-        except ImportError as exc:  # the training extra is not installed
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] not in TRAINING_LIBRARIES:
+                typer.echo(f"recsvc: the {entry.name} commands failed to load: {exc}", err=True)
             log.debug("command group %s unavailable: %s", entry.name, exc)
             missing.append(entry.name)
             continue

@@ -43,8 +43,9 @@ def test_every_recsvc_module_imports_with_training_libraries_unavailable() -> No
         "from recsvc.cli import load_command_groups\n"
         "print('missing', load_command_groups())\n"
     )
-    result = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True,
-                            cwd=ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", blocker], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr
     # without the training libraries the CLI still starts and just lacks the offline commands
     assert "missing ['training']" in result.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,9 @@ from training.tuner import TuneBudget
 
 Interactions = Annotated[
     Path | None,
-    typer.Option("--interactions", help="Events: a CSV/Parquet file, a directory of them, or u.data."),
+    typer.Option(
+        "--interactions", help="Events: a CSV/Parquet file, a directory of them, or u.data."
+    ),
 ]
 Format = Annotated[EventFormat, typer.Option("--format", help="Format of --interactions.")]
 World = Annotated[
@@ -37,7 +40,14 @@ Weights = Annotated[
 Tune = Annotated[bool, typer.Option("--tune", help="Search hyper-parameters first.")]
 TuneSeconds = Annotated[float, typer.Option(help="Tuner time budget in seconds.", min=1)]
 TuneTrials = Annotated[int | None, typer.Option(help="Tuner trial budget.", min=1)]
-Algorithm = Annotated[str, typer.Option(help="als or bpr.")]
+
+
+class AlgorithmName(StrEnum):
+    ALS = "als"
+    BPR = "bpr"
+
+
+Algorithm = Annotated[AlgorithmName, typer.Option(help="implicit's ALS or BPR.")]
 Factors = Annotated[int, typer.Option(help="Embedding dimension.", min=1)]
 Regularization = Annotated[float, typer.Option(help="L2 regularisation.", min=0)]
 Alpha = Annotated[float, typer.Option(help="Confidence scale.", min=0)]
@@ -47,7 +57,32 @@ Json = Annotated[bool, typer.Option("--json", help="End with one JSON object on 
 ProtocolOption = Annotated[Protocol, typer.Option("--protocol", help="Train/test protocol.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 
+LogConfidence = Annotated[
+    bool, typer.Option("--log-confidence", help="Use log1p(confidence) before alpha.")
+]
+
 DEFAULTS = FitParams()
+
+
+def make_params(
+    algorithm: AlgorithmName,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    log_confidence: bool,
+    iterations: int,
+    seed: int,
+) -> FitParams:
+    """FitParams from the command-line options."""
+    return FitParams(
+        algorithm="bpr" if algorithm is AlgorithmName.BPR else "als",
+        factors=factors,
+        regularization=regularization,
+        alpha=alpha,
+        confidence="log" if log_confidence else "linear",
+        iterations=iterations,
+        seed=seed,
+    )
 
 
 def parse_weights(text: str) -> ConfidenceWeights:
@@ -99,16 +134,31 @@ def synth(
     events: Annotated[int, typer.Option(min=1, help="Approximate number of events.")] = 400_000,
     days: Annotated[int, typer.Option(min=2)] = 14,
     seed: Seed = 42,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an existing world in --out.")
+    ] = False,
 ) -> None:
     """Generate a synthetic financial-app world with a planted ground truth."""
+    import shutil
+
     from training.world import WorldSpec, generate_world, write_world
 
-    spec = WorldSpec(
-        users=users, videos=videos, products=products, events=events, days=days, seed=seed
+    if replace and (out / "world.json").exists():
+        shutil.rmtree(out)  # only ever a directory that holds a world
+    try:
+        spec = WorldSpec(
+            users=users, videos=videos, products=products, events=events, days=days, seed=seed
+        )
+        write_world(generate_world(spec), out)
+    except (FileExistsError, ValueError) as exc:
+        fail(
+            f"{exc} (--replace overwrites a previous world)"
+            if isinstance(exc, FileExistsError)
+            else str(exc)
+        )
+    typer.echo(
+        f"wrote a world of {users:,} users, {videos:,} videos, {products:,} products to {out}"
     )
-    world = generate_world(spec)
-    write_world(world, out)
-    typer.echo(f"wrote a world of {users:,} users, {videos:,} videos, {products:,} products to {out}")
 
 
 def train(
@@ -122,10 +172,11 @@ def train(
     tune: Tune = False,
     tune_seconds: TuneSeconds = 120.0,
     tune_trials: TuneTrials = None,
-    algorithm: Algorithm = DEFAULTS.algorithm,
+    algorithm: Algorithm = AlgorithmName.ALS,
     factors: Factors = DEFAULTS.factors,
     regularization: Regularization = DEFAULTS.regularization,
     alpha: Alpha = DEFAULTS.alpha,
+    log_confidence: LogConfidence = False,
     iterations: Iterations = DEFAULTS.iterations,
     seed: Seed = DEFAULTS.seed,
     threads: Threads = None,
@@ -136,7 +187,9 @@ def train(
     from training.report import training_text
 
     try:
-        params = FitParams(algorithm, factors, regularization, alpha, "linear", iterations, seed=seed)  # type: ignore[arg-type]
+        params = make_params(
+            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+        )
         report = run_train(
             make_source(interactions, fmt, world, max_bad_share),
             out,
@@ -163,14 +216,17 @@ def evaluate(
     tune: Tune = False,
     tune_seconds: TuneSeconds = 120.0,
     tune_trials: TuneTrials = None,
-    algorithm: Algorithm = DEFAULTS.algorithm,
+    algorithm: Algorithm = AlgorithmName.ALS,
     factors: Factors = DEFAULTS.factors,
     regularization: Regularization = DEFAULTS.regularization,
     alpha: Alpha = DEFAULTS.alpha,
+    log_confidence: LogConfidence = False,
     iterations: Iterations = DEFAULTS.iterations,
     k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
     product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
-    max_users: Annotated[int, typer.Option(help="Evaluate at most this many users.", min=1)] = 20_000,
+    max_users: Annotated[
+        int, typer.Option(help="Evaluate at most this many users.", min=1)
+    ] = 20_000,
     seed: Seed = DEFAULTS.seed,
     threads: Threads = None,
     as_json: Json = False,
@@ -180,7 +236,9 @@ def evaluate(
     from training.report import evaluation_text
 
     try:
-        params = FitParams(algorithm, factors, regularization, alpha, "linear", iterations, seed=seed)  # type: ignore[arg-type]
+        params = make_params(
+            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+        )
         report = run_evaluate(
             make_source(interactions, fmt, world, max_bad_share),
             SplitSpec(protocol, holdout_days=holdout_days),

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.factors import Factors
-from training.matrix import ItemIndex, Interactions
+from training.matrix import Interactions, ItemIndex
 from training.metrics import RankingMetrics, hit_rate, ranking_metrics, top_k
 
 
@@ -71,9 +71,16 @@ class PopularityScorer:
 
 
 class Truth(Protocol):
-    user_ids: np.ndarray
-    video_ids: np.ndarray
-    product_ids: np.ndarray
+    """What the oracle needs of a synthetic world's ground truth."""
+
+    @property
+    def user_ids(self) -> np.ndarray: ...
+
+    @property
+    def video_ids(self) -> np.ndarray: ...
+
+    @property
+    def product_ids(self) -> np.ndarray: ...
 
     def video_scores(self, user_rows: np.ndarray) -> np.ndarray: ...
 

@@ -93,7 +93,6 @@ def fit(
 
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
-
     from implicit.recommender_base import ModelFitError as ImplicitFitError
 
     threads = threads or default_threads()

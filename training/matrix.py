@@ -93,13 +93,15 @@ class Interactions:
         return int(self.confidence.nnz)
 
     def keep_pairs(self, mask: np.ndarray) -> Interactions:
-        """The interactions whose (user, item) pair is selected by a mask over confidence's nonzeros."""
+        """The interactions of the pairs a mask over the confidence nonzeros selects."""
         conf = self.confidence.tocoo()
         kept = _csr(conf.data[mask], conf.row[mask], conf.col[mask], conf.shape)
         return Interactions(self.index, kept, _restrict(self.purchases, kept))
 
 
-def _csr(data: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+def _csr(
+    data: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
     """A canonical CSR matrix (sorted indices, duplicates summed)."""
     matrix = sp.csr_matrix((data.astype(np.float32), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
@@ -167,8 +169,6 @@ def aggregate(events: pa.Table, index: ItemIndex, weights: ConfidenceWeights) ->
     return Interactions(index, confidence, purchases)
 
 
-def build_interactions(
-    events: pa.Table, weights: ConfidenceWeights | None = None
-) -> Interactions:
+def build_interactions(events: pa.Table, weights: ConfidenceWeights | None = None) -> Interactions:
     """Index the events and sum them into the joint matrix."""
     return aggregate(events, build_index(events), weights or ConfidenceWeights())

@@ -61,10 +61,14 @@ class Stages:
         }
 
 
-def load_dataset(source: Source, weights: ConfidenceWeights, stages: Stages) -> tuple[Dataset, dict]:
+def load_dataset(
+    source: Source, weights: ConfidenceWeights, stages: Stages
+) -> tuple[Dataset, dict]:
     """Load and validate the events and build the joint matrix."""
     with stages.stage("load"):
-        events, validation = load_events(source.path, source.fmt, max_bad_share=source.max_bad_share)
+        events, validation = load_events(
+            source.path, source.fmt, max_bad_share=source.max_bad_share
+        )
     with stages.stage("build_matrix"):
         interactions = build_interactions(events, weights)
     ts = events.column("ts")

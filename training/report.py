@@ -43,7 +43,9 @@ def tuning_lines(tuning: dict[str, Any] | None, top: int = 5) -> list[str]:
         f"{tuning['objective']} on a {tuning['validation']}",
         f"  {'#':>4} {'phase':<8} {'score':>7} {'secs':>6}  params",
     ]
-    ranked = sorted(trials, key=lambda t: t["score"] if t["score"] is not None else -1, reverse=True)
+    ranked = sorted(
+        trials, key=lambda t: t["score"] if t["score"] is not None else -1, reverse=True
+    )
     for trial in ranked[:top]:
         lines.append(
             f"  {trial['number']:>4} {trial['phase']:<8} {_number(trial['score'])} "
@@ -55,7 +57,7 @@ def tuning_lines(tuning: dict[str, Any] | None, top: int = 5) -> list[str]:
 def _metric_row(name: str, row: dict[str, Any], k: int) -> str:
     cells = [_number(row.get(f"{column}_at_{k}")) for column in COLUMNS]
     hit = _number(row.get("product_hit_rate"))
-    return f"  {name:<11}" + "".join(f"{cell:>10}" for cell in cells) + f"{hit:>14}"
+    return f"  {name:<11}" + "".join(f"{cell:>13}" for cell in cells) + f"{hit:>14}"
 
 
 def evaluation_text(report: dict[str, Any]) -> str:
@@ -68,7 +70,8 @@ def evaluation_text(report: dict[str, Any]) -> str:
         *tuning_lines(report["tuning"]),
         f"Model: {_params(report['params'])}",
         "",
-        f"  {'':<11}" + "".join(f"{c + '@' + str(k):>10}" for c in COLUMNS)
+        f"  {'':<11}"
+        + "".join(f"{c + '@' + str(k):>13}" for c in COLUMNS)
         + f"{'product hit@' + str(product_k):>14}",
         _metric_row("model", report, k),
     ]
@@ -94,7 +97,9 @@ def comparison_lines(report: dict[str, Any]) -> list[str]:
             if ours is None or not theirs:
                 continue
             ratio = ours / theirs
-            parts.append(f"{label} {ratio:.2f}x" if baseline == "popularity" else f"{label} {ratio:.0%}")
+            parts.append(
+                f"{label} {ratio:.2f}x" if baseline == "popularity" else f"{label} {ratio:.0%}"
+            )
         if parts:
             lines.append(f"Model {verb}: " + ", ".join(parts))
     return lines

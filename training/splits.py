@@ -86,7 +86,9 @@ def _split_temporal(data: Dataset, holdout_days: int) -> tuple[Dataset, Interact
     if last is None:
         raise ValueError("the temporal protocol needs at least one event")
     last_day = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    cutoff = pa.scalar(last_day - timedelta(days=holdout_days - 1), type=events.schema.field("ts").type)
+    cutoff = pa.scalar(
+        last_day - timedelta(days=holdout_days - 1), type=events.schema.field("ts").type
+    )
     before = pc.less(events.column("ts"), cutoff)
     train_events = events.filter(before)
     index = data.interactions.index

@@ -155,7 +155,9 @@ def tune(
         trial_started = time.perf_counter()
         try:
             factors = fit(matrix, params, threads=threads)
-            report = evaluate(FactorScorer(factors, fit_part.interactions.index), validation, eval_spec)
+            report = evaluate(
+                FactorScorer(factors, fit_part.interactions.index), validation, eval_spec
+            )
             score = float(getattr(report.videos, objective))
         except ModelFitError:
             score = float("-inf")

@@ -20,7 +20,9 @@ ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-10
 def recsvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([RECSVC, *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        raise AssertionError(f"recsvc {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        raise AssertionError(
+            f"recsvc {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+        )
     return result
 
 
@@ -36,11 +38,26 @@ def planted_parquet(tmp_path: Path) -> Path:
 
 
 def test_evaluate_prints_a_report_and_ends_with_the_json_contract(planted_parquet: Path) -> None:
-    result = recsvc("evaluate", "--interactions", str(planted_parquet), "--protocol", "per-user",
-                    "--factors", "8", "--json")
+    result = recsvc(
+        "evaluate",
+        "--interactions",
+        str(planted_parquet),
+        "--protocol",
+        "per-user",
+        "--factors",
+        "8",
+        "--json",
+    )
     report = last_json(result)
-    for key in ("precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "model", "params",
-                "seconds"):
+    for key in (
+        "precision_at_10",
+        "recall_at_10",
+        "ndcg_at_10",
+        "map_at_10",
+        "model",
+        "params",
+        "seconds",
+    ):
         assert key in report
     assert report["model"] == "als" and report["params"]["factors"] == 8
     assert report["precision_at_10"] > report["baselines"]["popularity"]["precision_at_10"]
@@ -49,18 +66,41 @@ def test_evaluate_prints_a_report_and_ends_with_the_json_contract(planted_parque
 
 def test_train_writes_loadable_factors(planted_parquet: Path, tmp_path: Path) -> None:
     out = tmp_path / "factors"
-    report = last_json(recsvc("train", "--interactions", str(planted_parquet), "--out", str(out),
-                              "--factors", "4", "--iterations", "3", "--json"))
+    report = last_json(
+        recsvc(
+            "train",
+            "--interactions",
+            str(planted_parquet),
+            "--out",
+            str(out),
+            "--factors",
+            "4",
+            "--iterations",
+            "3",
+            "--json",
+        )
+    )
     user = np.load(out / "user_factors.npy", allow_pickle=False)
     item = np.load(out / "item_factors.npy", allow_pickle=False)
-    assert user.shape == (160, 4) and item.shape == (4 * 12 + 4 * 2, 4)
+    assert user.shape == (160, 4) and item.shape == (4 * 15 + 4 * 2, 4)
     assert set(report["stages"]) == {"load", "build_matrix", "tune", "fit", "save"}
     assert json.loads((out / "training.json").read_text())["params"]["factors"] == 4
 
 
 def test_the_tuner_reports_its_trials(planted_parquet: Path) -> None:
-    report = last_json(recsvc("evaluate", "--interactions", str(planted_parquet), "--protocol",
-                              "per-user", "--tune", "--tune-trials", "4", "--json"))
+    report = last_json(
+        recsvc(
+            "evaluate",
+            "--interactions",
+            str(planted_parquet),
+            "--protocol",
+            "per-user",
+            "--tune",
+            "--tune-trials",
+            "4",
+            "--json",
+        )
+    )
     trials = report["tuning"]["trials"]
     assert len(trials) == 4 and trials[0]["phase"] == "default"
     assert report["params"] == max(trials, key=lambda t: t["score"])["params"]
@@ -71,7 +111,7 @@ def test_too_many_bad_rows_fail_with_the_file_line_and_reason(tmp_path: Path) ->
     path = write_events_csv(tmp_path / "events.csv", rows)
     result = recsvc("evaluate", "--interactions", str(path), check=False)
     assert result.returncode == 1
-    assert f"{path}:53" in result.stderr and "unknown_action" in result.stderr
+    assert f"{path}:52" in result.stderr and "unknown_action" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -89,9 +129,21 @@ def test_movielens_100k_with_the_tuner_beats_the_published_bpr_row() -> None:
     """The Recommenders protocol on ML-100K; a trial budget keeps the run deterministic."""
     if not ML100K.exists():
         pytest.skip(f"MovieLens-100K is not at {ML100K} (research-use data, never in the repo)")
-    report = last_json(recsvc("evaluate", "--interactions", str(ML100K), "--format", "movielens",
-                              "--protocol", "recommenders", "--tune", "--tune-trials", "60",
-                              "--json"))
+    report = last_json(
+        recsvc(
+            "evaluate",
+            "--interactions",
+            str(ML100K),
+            "--format",
+            "movielens",
+            "--protocol",
+            "recommenders",
+            "--tune",
+            "--tune-trials",
+            "60",
+            "--json",
+        )
+    )
     assert report["baselines"]["popularity"]["precision_at_10"] == pytest.approx(0.228, abs=0.005)
     # published BPR: P@10 0.388, NDCG@10 0.442 (Recommenders README)
     assert report["precision_at_10"] >= 0.40

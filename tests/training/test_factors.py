@@ -22,8 +22,9 @@ def checkerboard(n: int = 50) -> sp.csr_matrix:
 @pytest.mark.parametrize("algorithm", ["als", "bpr"])
 def test_the_held_out_item_of_the_own_half_ranks_above_the_other_half(algorithm: str) -> None:
     matrix = checkerboard()
-    params = FitParams(algorithm=algorithm, factors=3, regularization=0.01, iterations=50,
-                       learning_rate=0.05)
+    params = FitParams(
+        algorithm=algorithm, factors=3, regularization=0.01, iterations=50, learning_rate=0.05
+    )
     factors = fit(matrix, params, threads=1)
     scores = factors.user @ factors.item.T
     n = matrix.shape[0]

@@ -43,8 +43,11 @@ def test_aggregate_under_a_foreign_index_skips_unknown_users_and_items() -> None
     known = event_table([{"user_id": "a", "item_id": "v1"}])
     index = build_index(known)
     more = event_table(
-        [{"user_id": "a", "item_id": "v1"}, {"user_id": "z", "item_id": "v1"},
-         {"user_id": "a", "item_id": "v9"}]
+        [
+            {"user_id": "a", "item_id": "v1"},
+            {"user_id": "z", "item_id": "v1"},
+            {"user_id": "a", "item_id": "v9"},
+        ]
     )
     m = aggregate(more, index, ConfidenceWeights())
     assert m.confidence.shape == (1, 1)

@@ -18,8 +18,13 @@ def training_part() -> Dataset:
 
 def test_trials_start_from_the_defaults_and_the_best_is_the_top_scorer() -> None:
     base = FitParams(factors=2, regularization=50.0, iterations=10)  # deliberately poor
-    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=12),
-                  base=base, threads=1)
+    result = tune(
+        training_part(),
+        SplitSpec(Protocol.PER_USER),
+        TuneBudget(60, max_trials=12),
+        base=base,
+        threads=1,
+    )
     assert len(result.trials) == 12
     assert result.trials[0].phase == "default" and result.trials[0].params == base
     assert {t.phase for t in result.trials[1:]} == {"random", "refine"}
@@ -53,8 +58,7 @@ def test_the_validation_split_is_carved_from_the_training_part_only() -> None:
 
 
 def test_a_time_budget_stops_the_search() -> None:
-    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(seconds=1.0),
-                  threads=1)
+    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(seconds=1.0), threads=1)
     assert len(result.trials) >= 1
     assert result.seconds < 1.0 + 2 * max(t.seconds for t in result.trials) + 1.0
 

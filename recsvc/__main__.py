@@ -1,0 +1,5 @@
+"""`python -m recsvc` runs the CLI."""
+
+from recsvc.cli import main
+
+main()
