@@ -1,4 +1,4 @@
-"""Turning raw event columns into the event schema, and judging every row.
+"""Judging event rows: why a row is dropped, the per-row checks, and the report of a load.
 
 A row's fate is one byte in a `codes` array (0 = accepted, else `BadReason.code`), so checking
 10M rows costs a few vectorised passes and no Python loop over rows.
@@ -15,41 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsvc.domain import EVENT_COLUMNS, Action, ItemType
+from recsvc.domain import Action, ItemType
 
-TS_TYPE = pa.timestamp("ms", tz="UTC")
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("ts", TS_TYPE),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("item_type", pa.string()),
-        ("action", pa.string()),
-        ("watch_ratio", pa.float32()),
-        ("request_id", pa.string()),
-        ("amount", pa.float64()),
-    ]
-)
-assert tuple(EVENT_SCHEMA.names) == EVENT_COLUMNS
 ID_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id")
 MAX_EXAMPLES = 5
-
-# Strings are parsed in bulk; these patterns keep what Arrow would reject out of the bulk
-# cast, so that only a rare survivor (a 30th of February) needs the slow bisection.
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_FLOAT = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
-_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-_TIME = r"([T ]([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d(\.\d{1,9})?)?)?)"
-_ISO_NAIVE = _DATE + _TIME + "?$"
-_ISO_ZONED = _DATE + _TIME + r"(Z|[+-]\d{2}(:?\d{2})?)$"
-# Strings are parsed at nanosecond precision (Java writes 9 fractional digits), which bounds
-# them to the years 1677..2262; unix seconds get the same bounds so that the rule is one.
-_MIN_SECONDS, _MAX_SECONDS = -9_223_372_036, 9_223_372_035
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_HASH_BATCH = 1 << 20  # rows gathered at once for ids of uneven length: bounds temporaries
-_BITMAP_BITS = 24
 
 
 class BadReason(StrEnum):
@@ -141,78 +110,6 @@ def percent(share: float) -> str:
     return f"{share * 100:.2g}%"
 
 
-_UNPARSABLE_REASON = {
-    "watch_ratio": BadReason.WATCH_RATIO_OUT_OF_RANGE,
-    "amount": BadReason.BAD_AMOUNT,
-}
-
-
-def normalise(file: str, raw: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """Cast a file's columns to EVENT_SCHEMA (absent optional ones as nulls); code its rows."""
-    columns: dict[str, Any] = {}
-    unparsable: dict[BadReason, np.ndarray] = {}
-    for field in EVENT_SCHEMA:
-        values = raw.column(field.name) if field.name in raw.column_names else None
-        if values is None:
-            columns[field.name] = pa.nulls(raw.num_rows, field.type)
-        elif field.name == "ts":
-            columns[field.name] = as_timestamp(file, values)
-        elif field.type == pa.string():
-            columns[field.name] = as_string(file, field.name, values)
-        else:
-            numbers, lost = as_float(file, field.name, values)
-            columns[field.name] = pc.cast(numbers, field.type)
-            unparsable[_UNPARSABLE_REASON[field.name]] = lost
-    table = pa.table(columns, schema=EVENT_SCHEMA)
-    return table, row_codes(table, unparsable)
-
-
-def as_string(file: str, name: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A column as strings (integers, dictionaries and large strings are cast)."""
-    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
-    if not (_is_text(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
-        raise EventDataError(f"{file}: column {name} has type {values.type}, expected string")
-    try:
-        return pc.cast(values, pa.string())
-    except pa.ArrowException as exc:
-        raise EventDataError(f"{file}: column {name} cannot be read as string: {exc}") from exc
-
-
-def as_float(file: str, name: str, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """A column as float64, and a mask of the values present but not a number."""
-    kind = values.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
-        return pc.cast(values, pa.float64(), safe=False), np.zeros(len(values), dtype=bool)
-    if not _is_text(kind):
-        raise EventDataError(f"{file}: column {name} has type {kind}, expected a number")
-    parsed = _parse_strings(values, _FLOAT, pa.float64())
-    return parsed, _to_numpy(pc.and_(pc.is_valid(values), pc.is_null(parsed)))
-
-
-def as_timestamp(file: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """ts as timestamp[ms, UTC]; null where it is missing or cannot be parsed."""
-    kind = values.type
-    if pa.types.is_timestamp(kind):
-        # Finer units are truncated to ms; a zone-less timestamp is taken as UTC.
-        try:
-            return pc.cast(values, TS_TYPE, safe=kind.unit == "s")
-        except pa.ArrowInvalid as exc:  # seconds beyond the ms range
-            raise EventDataError(f"{file}: column ts cannot be read: {exc}") from exc
-    if pa.types.is_date(kind) or pa.types.is_null(kind):
-        return pc.cast(values, TS_TYPE)
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        return _from_seconds(pc.cast(values, pa.float64(), safe=False))
-    if not _is_text(kind):
-        raise EventDataError(f"{file}: column ts has type {kind}, expected a timestamp")
-    # Per value: unix seconds, or ISO-8601 with a zone, or without one (meaning UTC).
-    text = pc.cast(values, pa.string())
-    zoned = _parse_strings(text, _ISO_ZONED, pa.timestamp("ns", tz="UTC"))
-    naive = _parse_strings(text, _ISO_NAIVE, pa.timestamp("ns"))
-    iso = pc.coalesce(zoned, pc.cast(naive, pa.timestamp("ns", tz="UTC")))
-    seconds = _from_seconds(_parse_strings(text, _NUMBER, pa.float64()))
-    return pc.coalesce(seconds, pc.cast(iso, TS_TYPE, safe=False))
-
-
 def row_codes(events: pa.Table, unparsable: dict[BadReason, np.ndarray]) -> np.ndarray:
     """Code of every row (0 = good) from the per-row checks; duplicates come later, globally.
 
@@ -231,57 +128,10 @@ def row_codes(events: pa.Table, unparsable: dict[BadReason, np.ndarray]) -> np.n
     # Lowest precedence first, so that a row's first fault is the one that stays.
     for reason in reversed(BadReason):
         if reason in faults:
-            codes[_to_numpy(faults[reason])] = reason.code
+            codes[to_numpy(faults[reason])] = reason.code
         if reason in unparsable:
             codes[unparsable[reason]] = reason.code
     return codes
-
-
-def mark_duplicates(event_id: pa.ChunkedArray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Code every repeat of an event_id among the good rows as a duplicate; the first stays.
-
-    Returns the repeated rows (ascending) and, for each, the row of the copy kept. Hashing in
-    numpy and sorting 64-bit hashes takes a fraction of a second where hashing the strings in
-    Arrow takes seconds; only the rows whose hash repeats are then compared exactly.
-    """
-    none = np.zeros(0, dtype=np.int64)
-    good = np.flatnonzero(codes == 0)
-    hashes = string_hashes(event_id)
-    if len(good) < len(codes):
-        hashes = hashes[good]
-    ordered = np.sort(hashes)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    if len(repeated) == 0:
-        return none, none
-    # A bitmap on the top bits (the well-mixed ones of a multiplicative hash) rules out most
-    # rows before the binary search on the rest.
-    shift = np.uint64(64 - _BITMAP_BITS)
-    bitmap = np.zeros(1 << _BITMAP_BITS, dtype=bool)
-    bitmap[(repeated >> shift).astype(np.intp)] = True
-    maybe = np.flatnonzero(bitmap[(hashes >> shift).astype(np.intp)])
-    slot = np.minimum(np.searchsorted(repeated, hashes[maybe]), len(repeated) - 1)
-    candidates = good[maybe[repeated[slot] == hashes[maybe]]]
-    later, kept = repeats(event_id, candidates)
-    codes[later] = BadReason.DUPLICATE_EVENT_ID.code
-    return later, kept
-
-
-def repeats(values: pa.ChunkedArray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Those of `rows` (ascending) whose value appeared at an earlier one, and that earlier row."""
-    taken = pc.take(values, pa.array(rows, pa.int64())).combine_chunks()
-    index = pc.dictionary_encode(taken).indices.to_numpy()
-    # Dictionary indices are handed out in order of first appearance, so a row holds a first
-    # occurrence exactly when its index exceeds every index before it, and the k-th first
-    # occurrence is where index k first appears.
-    first = np.ones(len(index), dtype=bool)
-    first[1:] = index[1:] > np.maximum.accumulate(index)[:-1]
-    return rows[~first], rows[first][index[~first]]
-
-
-def string_hashes(values: pa.ChunkedArray) -> np.ndarray:
-    """A 64-bit FNV-style hash of every string (any value for a null), read off Arrow buffers."""
-    parts = [_chunk_hashes(chunk) for chunk in values.chunks]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
 def build_report(
@@ -318,69 +168,15 @@ def too_many_bad(report: ValidationReport, first_bad: BadRow, max_bad_share: flo
     )
 
 
-def _chunk_hashes(chunk: pa.Array) -> np.ndarray:
-    """Hashes of one string chunk, hashing all strings of one length together."""
-    n = len(chunk)
-    offsets = np.frombuffer(chunk.buffers()[1], np.int32, count=n + 1, offset=chunk.offset * 4)
-    data = chunk.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    widths = np.unique(lengths)
-    if len(widths) <= 1:  # the usual case, ids of one width: rows of bytes, back to back
-        return _hash_rows(data, int(starts[0]) if n else 0, n, int(widths[0]) if n else 0)
-    hashes = np.empty(n, dtype=np.uint64)
-    for width in widths:
-        rows = np.flatnonzero(lengths == width)
-        for batch in np.array_split(rows, -(-len(rows) // _HASH_BATCH)):
-            block = np.ascontiguousarray(data[starts[batch, None] + np.arange(width)])
-            hashes[batch] = _hash_rows(block.reshape(-1), 0, len(batch), int(width))
-    return hashes
+def bad_ratings(rating: pa.ChunkedArray) -> np.ndarray:
+    """True where a MovieLens rating is null or not in [1, 5] (NaN included)."""
+    in_scale = pc.and_(pc.greater_equal(rating, 1), pc.less_equal(rating, 5))
+    return to_numpy(pc.fill_null(pc.invert(in_scale), True))
 
 
-def _hash_rows(data: np.ndarray, start: int, n: int, width: int) -> np.ndarray:
-    """Hash n strings of `width` bytes laid back to back in `data` from `start`.
-
-    FNV-1a over 8-byte words read through strided (unaligned) views, then over the tail bytes.
-    """
-    hashes = np.full(n, _FNV_OFFSET ^ np.uint64(width), dtype=np.uint64)
-    at = 0
-    while at < width:
-        size = 8 if width - at >= 8 else 1
-        dtype = "<u8" if size == 8 else np.uint8
-        column = np.ndarray((n,), dtype=dtype, buffer=data, offset=start + at, strides=(width,))
-        hashes ^= column
-        hashes *= _FNV_PRIME
-        at += size
-    return hashes
-
-
-def _parse_strings(values: pa.ChunkedArray, pattern: str, target: pa.DataType) -> pa.ChunkedArray:
-    """Cast the strings that match `pattern` to `target`; null for the rest and for failures."""
-    matching = pc.if_else(pc.match_substring_regex(values, pattern), values, None)
-    return pa.chunked_array([_cast_or_null(chunk, target) for chunk in matching.chunks], target)
-
-
-def _cast_or_null(values: pa.Array, target: pa.DataType) -> pa.Array:
-    """Cast, with null for each value that fails, found by bisecting the failing slices."""
-    try:
-        return pc.cast(values, target)
-    except pa.ArrowInvalid:
-        if len(values) == 1:
-            return pa.nulls(1, target)
-        half = len(values) // 2
-        head, tail = values.slice(0, half), values.slice(half)
-        return pa.concat_arrays([_cast_or_null(head, target), _cast_or_null(tail, target)])
-
-
-def _from_seconds(seconds: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Unix seconds (float64) as timestamp[ms, UTC]; null when absent, NaN or out of range."""
-    inside = pc.and_(pc.greater_equal(seconds, _MIN_SECONDS), pc.less_equal(seconds, _MAX_SECONDS))
-    millis = pc.if_else(inside, pc.floor(pc.multiply(seconds, 1000.0)), None)
-    return pc.cast(pc.cast(millis, pa.int64()), TS_TYPE)
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+def to_numpy(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A null-free Arrow boolean array as a numpy bool array."""
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _missing(values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -409,8 +205,3 @@ def _any(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray:
     for mask in masks[1:]:
         result = pc.or_(result, mask)
     return result
-
-
-def _to_numpy(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A null-free Arrow boolean array as a numpy bool array."""
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)

@@ -28,7 +28,7 @@ from training.events import (
     ValidationReport,
     load_events,
 )
-from training.events_validation import repeats, string_hashes
+from training.events_duplicates import repeats, string_hashes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOVIELENS_100K = REPO_ROOT / "../shared/data/ml-100k/u.data"
