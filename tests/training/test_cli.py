@@ -148,3 +148,44 @@ def test_movielens_100k_with_the_tuner_beats_the_published_bpr_row() -> None:
     # published BPR: P@10 0.388, NDCG@10 0.442 (Recommenders README)
     assert report["precision_at_10"] >= 0.40
     assert report["ndcg_at_10"] >= 0.46
+
+
+def test_on_a_synthetic_world_the_tuned_model_beats_popularity_and_nears_the_oracle(
+    tmp_path: Path,
+) -> None:
+    world = tmp_path / "world"
+    recsvc(
+        "synth",
+        "--out",
+        str(world),
+        "--users",
+        "8000",
+        "--videos",
+        "500",
+        "--products",
+        "40",
+        "--events",
+        "160000",
+        "--seed",
+        "3",
+    )
+    report = last_json(
+        recsvc(
+            "evaluate",
+            "--world",
+            str(world),
+            "--protocol",
+            "temporal",
+            "--tune",
+            "--tune-trials",
+            "12",
+            "--json",
+        )
+    )
+    popularity, oracle = report["baselines"]["popularity"], report["baselines"]["oracle"]
+    assert report["precision_at_10"] >= 1.5 * popularity["precision_at_10"]
+    assert report["product_hit_rate"] >= 1.5 * popularity["product_hit_rate"]
+    assert report["precision_at_10"] <= oracle["precision_at_10"] + 1e-9
+    assert report["product_pairs"] > 20
+    rerun = recsvc("synth", "--out", str(world), check=False)
+    assert rerun.returncode == 1 and "--replace" in rerun.stderr
