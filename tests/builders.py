@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recsvc.domain import EVENT_COLUMNS
+from training.events import EVENT_SCHEMA
 
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -165,20 +166,7 @@ def event_table(rows: list[dict]) -> pa.Table:
         }
         for name in EVENT_COLUMNS:
             columns[name].append(full[name])
-    schema = pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("ts", pa.timestamp("ms", tz="UTC")),
-            ("user_id", pa.string()),
-            ("item_id", pa.string()),
-            ("item_type", pa.string()),
-            ("action", pa.string()),
-            ("watch_ratio", pa.float32()),
-            ("request_id", pa.string()),
-            ("amount", pa.float64()),
-        ]
-    )
-    return pa.table(columns, schema=schema)
+    return pa.table(columns, schema=EVENT_SCHEMA)
 
 
 def block_events(

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from training.evaluate import EvalSpec, FactorScorer, evaluate, evaluation_set
 from training.factors import FitParams, ModelFitError, fit
-from training.splits import Dataset, SplitSpec, split
+from training.splits import Dataset, Protocol, SplitSpec, split
 
 FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 ITERATION_CHOICES = (10, 15, 20, 30)
@@ -112,6 +112,12 @@ def perturb(params: FitParams, rng: np.random.Generator) -> FitParams:
     )
 
 
+def _describe(spec: SplitSpec) -> str:
+    if spec.protocol is Protocol.TEMPORAL:
+        return f"temporal split (last {spec.holdout_days} day(s) held out)"
+    return f"{spec.protocol.value} split (ratio {spec.train_ratio}, seed {spec.seed})"
+
+
 def tune(
     train: Dataset,
     split_spec: SplitSpec,
@@ -170,8 +176,7 @@ def tune(
         best=best.params,
         best_score=best.score,
         objective=f"{objective}_at_{eval_spec.k} on videos",
-        validation=f"{spec.protocol.value} split of the training data, ratio {validation_ratio}, "
-        f"seed {spec.seed}, {len(validation.users)} users",
+        validation=f"{_describe(spec)} of the training data, {len(validation.users)} users",
         seconds=time.perf_counter() - started,
         trials=trials,
     )
