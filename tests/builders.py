@@ -150,6 +150,7 @@ def _csv_text(value: Any) -> str:
         return value.isoformat()
     return str(value)
 
+
 def event_table(rows: list[dict]) -> pa.Table:
     """A normalised event table from dicts; missing fields get defaults, ids are numbered."""
     columns: dict[str, list] = {name: [] for name in EVENT_COLUMNS}
@@ -195,8 +196,13 @@ def block_events(
                 )
             product = str(rng.choice(products))
             rows.append(
-                {"user_id": user, "item_id": product, "item_type": "product", "action": "purchase",
-                 "amount": 100.0}
+                {
+                    "user_id": user,
+                    "item_id": product,
+                    "item_type": "product",
+                    "action": "purchase",
+                    "amount": 100.0,
+                }
             )
     order = rng.permutation(len(rows))
     span = timedelta(days=days).total_seconds()

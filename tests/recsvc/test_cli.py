@@ -1,0 +1,38 @@
+"""The recsvc command line: one app whose offline commands come from the training package."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from recsvc import __version__
+
+RECSVC = str(Path(sys.executable).with_name("recsvc"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RECSVC, *args], capture_output=True, text=True, check=False)
+
+
+def test_help_lists_the_offline_commands_when_training_is_installed() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("synth", "train", "evaluate", "version"):
+        assert command in result.stdout
+    assert result.stderr == ""
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("version")
+    assert result.returncode == 0 and result.stdout.strip() == __version__
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "recsvc", "version"], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == __version__
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = run("serve-everything")
+    assert result.returncode == 2 and "No such command" in result.stderr
