@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = {"training", "implicit", "scipy", "pyarrow", "threadpoolctl"}
+FORBIDDEN = {"training", "implicit", "scipy", "pyarrow", "threadpoolctl", "tqdm"}
 
 
 def imported_modules(path: Path) -> set[str]:

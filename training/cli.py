@@ -52,7 +52,7 @@ Factors = Annotated[int, typer.Option(help="Embedding dimension.", min=1)]
 Regularization = Annotated[float, typer.Option(help="L2 regularisation.", min=0)]
 Alpha = Annotated[float, typer.Option(help="Confidence scale.", min=0)]
 Iterations = Annotated[int, typer.Option(help="Training iterations.", min=1)]
-Threads = Annotated[int | None, typer.Option(help="Fit threads (default: available CPUs).")]
+Threads = Annotated[int | None, typer.Option(help="Fit threads (default: available CPUs).", min=1)]
 Json = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 ProtocolOption = Annotated[Protocol, typer.Option("--protocol", help="Train/test protocol.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
@@ -113,6 +113,13 @@ def make_source(interactions: Path | None, fmt: EventFormat, world: Path | None,
     return Source(interactions, fmt, None, bad)
 
 
+def directory_option(path: Path, option: str) -> Path:
+    """A path that is a directory or can become one; a file there is refused before any work."""
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} exists and is not a directory", param_hint=option)
+    return path
+
+
 def emit(report: dict[str, Any], text: str, as_json: bool) -> None:
     typer.echo(text)
     if as_json:
@@ -143,6 +150,7 @@ def synth(
 
     from training.world import WorldSpec, generate_world, write_world
 
+    directory_option(out, "--out")
     if replace and (out / "world.json").exists():
         shutil.rmtree(out)  # only ever a directory that holds a world
     try:
@@ -150,7 +158,7 @@ def synth(
             users=users, videos=videos, products=products, events=events, days=days, seed=seed
         )
         write_world(generate_world(spec), out)
-    except (FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         fail(
             f"{exc} (--replace overwrites a previous world)"
             if isinstance(exc, FileExistsError)
@@ -186,6 +194,7 @@ def train(
     from training.pipeline import run_train
     from training.report import training_text
 
+    directory_option(out, "--out")
     try:
         params = make_params(
             algorithm, factors, regularization, alpha, log_confidence, iterations, seed
@@ -200,7 +209,7 @@ def train(
             threads=threads,
             show_progress=sys.stderr.isatty(),
         )
-    except (EventDataError, ModelFitError, ValueError) as exc:
+    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
         fail(str(exc))
     emit(report, training_text(report), as_json)
 
@@ -249,7 +258,7 @@ def evaluate(
             threads=threads,
             show_progress=sys.stderr.isatty(),
         )
-    except (EventDataError, ModelFitError, ValueError) as exc:
+    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
         fail(str(exc))
     emit(report, evaluation_text(report), as_json)
 

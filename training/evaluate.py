@@ -11,7 +11,7 @@ products the service would consider attaching), products the user had in trainin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -152,7 +152,6 @@ class EvaluationSet:
     test: Interactions
     users: np.ndarray  # rows of the index
     cold_users: int  # held-out users with no training interaction (not evaluated)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluation_set(train: Interactions, test: Interactions, spec: EvalSpec) -> EvaluationSet:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +61,6 @@ class Factors:
     item: np.ndarray  # [I, d] float32
     params: FitParams
     fit_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def scores(self, user_rows: np.ndarray, items: slice | np.ndarray) -> np.ndarray:
         """Dot products of the chosen users with the chosen items."""
@@ -132,11 +131,6 @@ def fit(
     if not (np.isfinite(user).all() and np.isfinite(item).all()):
         raise ModelFitError(f"the fit with {params} produced non-finite factors")
     return Factors(user=user, item=item, params=params, fit_seconds=seconds)
-
-
-def with_params(params: FitParams, **changes: Any) -> FitParams:
-    """A copy of params with some fields changed."""
-    return replace(params, **changes)
 
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy", "user_ids.npy", "item_ids.npy")

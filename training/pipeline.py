@@ -21,10 +21,11 @@ from training.evaluate import (
     OracleScorer,
     PopularityScorer,
     Scorer,
+    Truth,
     evaluate,
     evaluation_set,
 )
-from training.events import EventFormat, load_events
+from training.events import EventDataError, EventFormat, load_events
 from training.factors import FitParams, fit, save_factors
 from training.matrix import ConfidenceWeights, build_interactions
 from training.splits import Dataset, SplitSpec, split
@@ -42,7 +43,16 @@ class Source:
 
     @classmethod
     def from_world(cls, world: Path, max_bad_share: float = 0.01) -> Source:
+        """A world directory written by `recsvc synth`; refused early when it is not one."""
+        missing = [name for name in WORLD_FILES if not (world / name).exists()]
+        if missing:
+            raise EventDataError(
+                f"{world} is not a synthetic world (recsvc synth): missing {', '.join(missing)}"
+            )
         return cls(world / "events", EventFormat.PARQUET, world, max_bad_share)
+
+
+WORLD_FILES = ("world.json", "events", "truth.npz")
 
 
 @dataclass
@@ -71,6 +81,11 @@ def load_dataset(
         )
     with stages.stage("build_matrix"):
         interactions = build_interactions(events, weights)
+    if interactions.nnz == 0:
+        raise EventDataError(
+            f"no usable interactions in {source.path}: {validation.rows_accepted} events "
+            "accepted, none with a positive confidence (views, clicks or purchases)"
+        )
     ts = events.column("ts")
     window = {"first_event": str(pc.min(ts).as_py()), "last_event": str(pc.max(ts).as_py())}
     data = {
@@ -83,6 +98,16 @@ def load_dataset(
         "nonzeros": interactions.nnz,
     }
     return Dataset(interactions, events, weights), data
+
+
+def read_truth(world: Path) -> Truth:
+    """The world's ground truth, or an error that names the file."""
+    from training.world import load_truth
+
+    try:
+        return load_truth(world)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EventDataError(f"{world / 'truth.npz'} is unreadable: {exc}") from exc
 
 
 def choose_params(
@@ -159,6 +184,14 @@ def run_evaluate(
     dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
     with stages.stage("split"):
         train, test = split(dataset, split_spec)
+    evaluated = evaluation_set(train.interactions, test, eval_spec)
+    if len(evaluated.users) == 0:
+        raise ValueError(
+            f"the {split_spec.protocol.value} split leaves no user with both training and "
+            f"held-out interactions ({evaluated.cold_users} held-out users have no training "
+            "data); nothing to evaluate"
+        )
+    truth = read_truth(source.world) if source.world is not None else None
     with stages.stage("tune"):
         params, tuning = choose_params(train, split_spec, params, budget, threads, show_progress)
     with stages.stage("fit"):
@@ -167,12 +200,9 @@ def run_evaluate(
         )
     index = dataset.interactions.index
     scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
-    if source.world is not None:
-        from training.world import load_truth
-
-        scorers.append(OracleScorer(load_truth(source.world), index))
+    if truth is not None:
+        scorers.append(OracleScorer(truth, index))
     with stages.stage("evaluate"):
-        evaluated = evaluation_set(train.interactions, test, eval_spec)
         reports = {s.name: evaluate(s, evaluated, eval_spec).as_dict() for s in scorers}
     model = reports.pop("model")
     return {

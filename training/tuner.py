@@ -28,7 +28,7 @@ ALPHA_LOG10 = (-1.3, 2.0)
 @dataclass(frozen=True)
 class TuneBudget:
     seconds: float = 120.0
-    max_trials: int | None = None
+    max_trials: int | None = None  # when set, exactly this many trials and no clock: reproducible
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or (self.max_trials is not None and self.max_trials < 1):
@@ -66,7 +66,7 @@ class TuneResult:
         return {
             "objective": self.objective,
             "validation": self.validation,
-            "best_score": self.best_score,
+            "best_score": self.best_score if np.isfinite(self.best_score) else None,
             "best_params": self.best.as_dict(),
             "seconds": round(self.seconds, 2),
             "trials": [trial.as_dict() for trial in self.trials],
@@ -137,6 +137,11 @@ def tune(
     spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=validation_ratio)
     fit_part, held_out = split(train, spec)
     validation = evaluation_set(fit_part.interactions, held_out, eval_spec)
+    if len(validation.users) == 0:
+        raise ValueError(
+            f"the tuner's {_describe(spec)} of the training data leaves no user to validate on; "
+            "the training part is too small or too short for this protocol"
+        )
     matrix = fit_part.interactions.confidence
     rng = np.random.default_rng(base.seed)
 
@@ -144,16 +149,18 @@ def tune(
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
     while True:
         elapsed = time.perf_counter() - started
-        mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
-        if trials and elapsed + mean_trial > budget.seconds:
-            break
-        if budget.max_trials is not None and len(trials) >= budget.max_trials:
-            break
+        if budget.max_trials is not None:  # a trial budget ignores the clock: reproducible
+            if len(trials) >= budget.max_trials:
+                break
+            exploring = len(trials) < budget.max_trials / 2
+        else:
+            mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
+            if trials and elapsed + mean_trial > budget.seconds:
+                break
+            exploring = elapsed < budget.seconds / 2
         if not trials:
             phase, params = "default", base
-        elif elapsed < budget.seconds / 2 and (
-            budget.max_trials is None or len(trials) < budget.max_trials / 2
-        ):
+        elif exploring:
             phase, params = "random", sample_params(rng, base)
         else:
             leaders = sorted(trials, key=lambda t: t.score, reverse=True)[:3]

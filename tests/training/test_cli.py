@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-10
 
 
 def recsvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([RECSVC, *args], capture_output=True, text=True, check=False)
+    wide = {**os.environ, "COLUMNS": "500"}  # usage errors are boxed; no wrapping inside a path
+    result = subprocess.run([RECSVC, *args], capture_output=True, text=True, check=False, env=wide)
     if check and result.returncode != 0:
         raise AssertionError(
             f"recsvc {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
@@ -189,3 +191,29 @@ def test_on_a_synthetic_world_the_tuned_model_beats_popularity_and_nears_the_ora
     assert report["product_pairs"] > 20
     rerun = recsvc("synth", "--out", str(world), check=False)
     assert rerun.returncode == 1 and "--replace" in rerun.stderr
+
+
+def test_unusable_inputs_and_paths_are_clear_errors_without_tracebacks(tmp_path: Path) -> None:
+    header_only = write_events_csv(tmp_path / "empty.csv", [])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        (
+            ("train", "--interactions", str(header_only), "--out", str(tmp_path / "f")),
+            1,
+            "no usable interactions",
+        ),
+        (("evaluate", "--world", str(tmp_path)), 1, "is not a synthetic world"),
+        (
+            ("train", "--interactions", str(header_only), "--out", str(a_file)),
+            2,
+            "exists and is not a directory",
+        ),
+        (("synth", "--out", str(a_file)), 2, "exists and is not a directory"),
+        (("evaluate", "--interactions", str(header_only), "--threads", "0"), 2, "--threads"),
+    ]
+    for args, code, message in cases:
+        result = recsvc(*args, check=False)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

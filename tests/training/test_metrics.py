@@ -89,3 +89,11 @@ def test_top_k_agrees_with_a_full_sort_on_random_scores() -> None:
     scores = rng.integers(0, 20, size=(50, 40)).astype(np.float32)  # many ties
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
     assert (top_k(scores, 7) == expected).all()
+
+
+def test_ndcg_ideal_is_capped_at_k_when_more_items_are_relevant() -> None:
+    # 4 relevant, k=2, hits at both ranks: the ideal is the first 2 ranks, so NDCG is 1
+    m = ranking_metrics(np.array([[0, 1]]), relevant([[0, 1, 2, 3]]), k=2, n_candidates=8)
+    assert m.ndcg == pytest.approx(1.0)
+    miss_first = ranking_metrics(np.array([[5, 1]]), relevant([[0, 1, 2, 3]]), k=2, n_candidates=8)
+    assert miss_first.ndcg == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
