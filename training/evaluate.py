@@ -152,17 +152,31 @@ class EvaluationSet:
     test: Interactions
     users: np.ndarray  # rows of the index
     cold_users: int  # held-out users with no training interaction (not evaluated)
+    retired: np.ndarray  # [items] bool: never served, so never ranked and never relevant
 
 
-def evaluation_set(train: Interactions, test: Interactions, spec: EvalSpec) -> EvaluationSet:
-    """Users with a held-out interaction and at least one training interaction (sampled)."""
+def evaluation_set(
+    train: Interactions,
+    test: Interactions,
+    spec: EvalSpec,
+    retired: np.ndarray | None = None,
+) -> EvaluationSet:
+    """Users with a held-out interaction and at least one training interaction (sampled).
+
+    Retired items (a bool mask over the items) are dropped from the held-out part: the service
+    never serves them, so no scorer may rank them.
+    """
+    if retired is None:
+        retired = np.zeros(train.index.n_items, dtype=bool)
+    elif retired.any():
+        test = test.keep_pairs(~retired[test.confidence.tocoo().col])
     has_test = np.diff(test.confidence.indptr) > 0
     has_train = np.diff(train.confidence.indptr) > 0
     users = np.flatnonzero(has_test & has_train)
     if spec.max_users is not None and len(users) > spec.max_users:
         rng = np.random.default_rng(spec.seed)
         users = np.sort(rng.choice(users, size=spec.max_users, replace=False))
-    return EvaluationSet(train, test, users, int((has_test & ~has_train).sum()))
+    return EvaluationSet(train, test, users, int((has_test & ~has_train).sum()), retired)
 
 
 def _batches(users: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -174,31 +188,49 @@ def _ranked(
     score: Callable[[np.ndarray], np.ndarray],
     users: np.ndarray,
     exclude: sp.csr_matrix,
+    retired: np.ndarray,
     k: int,
     batch: int,
 ) -> np.ndarray:
-    tops = [top_k(score(rows), k, exclude[rows]) for rows in _batches(users, batch)]
+    def available(rows: np.ndarray) -> np.ndarray:
+        return np.where(retired, -np.inf, score(rows))
+
+    tops = [top_k(available(rows), k, exclude[rows]) for rows in _batches(users, batch)]
     return np.vstack(tops) if tops else np.empty((0, k), dtype=np.int64)
+
+
+def ranked_videos(scorer: Scorer, data: EvaluationSet, spec: EvalSpec) -> np.ndarray:
+    """Top-k video columns per evaluated user: training videos and retired ones excluded."""
+    videos = data.train.index.videos
+    seen = data.train.confidence[:, videos]
+    return _ranked(scorer.video_scores, data.users, seen, data.retired[videos], spec.k, spec.batch)
+
+
+def ranked_products(
+    scorer: Scorer, data: EvaluationSet, users: np.ndarray, spec: EvalSpec
+) -> np.ndarray:
+    """Top product candidates (product-block columns) of some users, same exclusions."""
+    products = data.train.index.products
+    seen = data.train.confidence[:, products]
+    return _ranked(
+        scorer.product_scores, users, seen, data.retired[products], spec.product_k, spec.batch
+    )
 
 
 def evaluate(scorer: Scorer, data: EvaluationSet, spec: EvalSpec) -> ScorerReport:
     """Video ranking metrics and product hit rate of one scorer."""
     index = data.train.index
     users = data.users
-    seen_videos = data.train.confidence[:, index.videos]
-    top = _ranked(scorer.video_scores, users, seen_videos, spec.k, spec.batch)
     relevant = data.test.confidence[users][:, index.videos]
     relevant.sort_indices()
-    videos = ranking_metrics(top, relevant, spec.k, index.n_videos)
+    live_videos = int((~data.retired[index.videos]).sum())
+    videos = ranking_metrics(ranked_videos(scorer, data, spec), relevant, spec.k, live_videos)
 
     bought_test = data.test.purchases[users][:, index.products]
     if index.n_items == index.n_videos or bought_test.nnz == 0:
         return ScorerReport(scorer.name, videos, None, 0)
     bought_test.sort_indices()
     buyers = np.flatnonzero(np.diff(bought_test.indptr) > 0)
-    seen_products = data.train.confidence[:, index.products]
-    top_products = _ranked(
-        scorer.product_scores, users[buyers], seen_products, spec.product_k, spec.batch
-    )
+    top_products = ranked_products(scorer, data, users[buyers], spec)
     rate, pairs = hit_rate(top_products, bought_test[buyers])
     return ScorerReport(scorer.name, videos, rate, pairs)

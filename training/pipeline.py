@@ -5,6 +5,7 @@ Each returns a JSON-ready report; the CLI only parses options and prints.
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 
 from training.evaluate import (
@@ -27,7 +29,7 @@ from training.evaluate import (
 )
 from training.events import EventDataError, EventFormat, load_events
 from training.factors import FitParams, fit, save_factors
-from training.matrix import ConfidenceWeights, build_interactions
+from training.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.splits import Dataset, SplitSpec, split
 from training.tuner import TuneBudget, TuneResult, tune
 
@@ -110,6 +112,21 @@ def read_truth(world: Path) -> Truth:
         raise EventDataError(f"{world / 'truth.npz'} is unreadable: {exc}") from exc
 
 
+def retired_items(world: Path, index: ItemIndex) -> np.ndarray:
+    """Which items of the index the world's catalogue lists as retired (bool mask)."""
+    retired: set[str] = set()
+    for name in ("videos", "products"):
+        path = world / "catalog" / f"{name}.jsonl"
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            retired.update(r[f"{name[:-1]}_id"] for r in rows if r["status"] != "live")
+        except (OSError, ValueError, KeyError) as exc:
+            raise EventDataError(f"{path} is unreadable: {exc!r}") from exc
+    videos = np.isin(index.video_ids, list(retired))
+    products = np.isin(index.product_ids, list(retired))
+    return np.concatenate([videos, products])
+
+
 def choose_params(
     train: Dataset,
     split_spec: SplitSpec,
@@ -184,7 +201,9 @@ def run_evaluate(
     dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
     with stages.stage("split"):
         train, test = split(dataset, split_spec)
-    evaluated = evaluation_set(train.interactions, test, eval_spec)
+    index = dataset.interactions.index
+    retired = retired_items(source.world, index) if source.world is not None else None
+    evaluated = evaluation_set(train.interactions, test, eval_spec, retired)
     if len(evaluated.users) == 0:
         raise ValueError(
             f"the {split_spec.protocol.value} split leaves no user with both training and "
@@ -198,7 +217,6 @@ def run_evaluate(
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress
         )
-    index = dataset.interactions.index
     scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
     if truth is not None:
         scorers.append(OracleScorer(truth, index))

@@ -13,6 +13,8 @@ from training.evaluate import (
     PopularityScorer,
     evaluate,
     evaluation_set,
+    ranked_products,
+    ranked_videos,
 )
 from training.factors import FitParams, fit
 from training.matrix import build_interactions
@@ -106,3 +108,33 @@ def test_popularity_puts_bought_products_before_merely_clicked_ones() -> None:
     scores = PopularityScorer(train.interactions).product_scores(np.array([0]))[0]
     bought = train.interactions.purchases.sum(axis=0).A.ravel()[train.interactions.index.products]
     assert (scores[bought > 0].min()) > (scores[bought == 0].max(initial=-1))
+
+
+def test_retired_items_are_neither_ranked_nor_relevant_for_any_scorer() -> None:
+    data, train, test = planted_split()
+    index = data.interactions.index
+    retired = np.zeros(index.n_items, dtype=bool)
+    retired[[0, 1, 2, index.n_videos]] = True  # three videos and the first product
+    spec = EvalSpec(k=5, product_k=2)
+    evaluated = evaluation_set(train.interactions, test, spec, retired)
+    assert not retired[evaluated.test.confidence.tocoo().col].any()
+
+    class LovesRetired:
+        """Scores the retired items highest: they must still never be ranked."""
+
+        name = "loves-retired"
+
+        def video_scores(self, rows: np.ndarray) -> np.ndarray:
+            return np.tile(retired[index.videos].astype(float), (len(rows), 1))
+
+        def product_scores(self, rows: np.ndarray) -> np.ndarray:
+            return np.tile(retired[index.products].astype(float), (len(rows), 1))
+
+    scorer = LovesRetired()
+    top_videos = ranked_videos(scorer, evaluated, spec)
+    top_products = ranked_products(scorer, evaluated, evaluated.users, spec)
+    assert (top_videos >= 0).all() and (top_products >= 0).all()
+    assert not retired[index.videos][top_videos].any()
+    assert not retired[index.products][top_products].any()
+    unmasked = evaluation_set(train.interactions, test, spec)
+    assert retired[index.videos][ranked_videos(scorer, unmasked, spec)].any()  # it would have
