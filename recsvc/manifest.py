@@ -1,0 +1,72 @@
+"""The model artifact contract: what a model directory holds and how its manifest reads.
+
+Both halves import this module: `training` writes a model directory, `recsvc` checks and loads
+it. A directory `models/<version>/` holds `model.onnx`, `manifest.json` and the `.npy` arrays
+the service needs; the manifest lists every file with its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+# Graph inputs and outputs, by name (the ranking graph's interface).
+INPUTS = ("user", "video_bias", "product_bias", "k", "attach_weights")
+OUTPUTS = ("video_index", "video_score", "product_index", "product_score")
+
+
+class ArtifactError(ValueError):
+    """A model directory that cannot be trusted; the message names the file and the fault."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    created_at: str
+    dimension: int
+    video_ids: list[str]
+    product_ids: list[str]
+    data_window: dict[str, Any]
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    opset: int
+    ir_version: int
+    files: dict[str, str]  # file name -> sha256 hex digest
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(manifest: Manifest, directory: Path) -> None:
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Parse manifest.json; a missing file or field is an ArtifactError naming it."""
+    path = directory / MANIFEST_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{path}: not a JSON object")
+    missing = [f.name for f in fields(Manifest) if f.name not in raw]
+    if missing:
+        raise ArtifactError(f"{path}: missing field(s) {', '.join(missing)}")
+    return Manifest(**{f.name: raw[f.name] for f in fields(Manifest)})
