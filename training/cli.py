@@ -171,6 +171,10 @@ def synth(
 
 def train(
     out: Annotated[Path, typer.Option(help="Directory for the factors.")] = Path("models/factors"),
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(help="Export a model version (ONNX + manifest) under this directory."),
+    ] = None,
     interactions: Interactions = None,
     fmt: Format = EventFormat.AUTO,
     world: World = None,
@@ -208,6 +212,7 @@ def train(
             split_spec=SplitSpec(protocol),
             threads=threads,
             show_progress=sys.stderr.isatty(),
+            models_dir=models_dir,
         )
     except (EventDataError, ModelFitError, ValueError, OSError) as exc:
         fail(str(exc))
@@ -263,8 +268,34 @@ def evaluate(
     emit(report, evaluation_text(report), as_json)
 
 
+def export(
+    factors: Annotated[Path, typer.Option(help="A factors directory written by recsvc train.")],
+    models_dir: Annotated[Path, typer.Option(help="Where model versions go.")] = Path("models"),
+) -> None:
+    """Export saved factors as a model version: ONNX ranking graph, arrays and manifest."""
+    from training.export import export_model
+    from training.factors import load_factors
+
+    directory_option(models_dir, "--models-dir")
+    try:
+        fitted, index, description = load_factors(factors)
+        info = {
+            "params": fitted.params.as_dict(),
+            "data_window": description.get("data", {}).get("window", {}),
+            "metrics": {},
+        }
+        arrays = {"user_factors.npy": fitted.user, "user_ids.npy": index.user_ids.astype(str)}
+        out = export_model(
+            models_dir, fitted.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot export {factors}: {exc!r}")
+    typer.echo(f"exported model version {out.name} to {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
     app.command()(synth)
     app.command()(train)
     app.command()(evaluate)
+    app.command()(export)

@@ -98,8 +98,13 @@ def export_model(
     product_ids: np.ndarray,
     info: dict[str, Any],
     version: str | None = None,
+    extra_arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write models/<version>/ with the graph, the arrays fold-in needs and the manifest."""
+    """Write models/<version>/ with the graph, the arrays fold-in needs and the manifest.
+
+    `info` gives the manifest's params, data_window and metrics; `extra_arrays` (for example
+    popularity counts, user factors for publishing) are written beside and checksummed too.
+    """
     version = version or new_version()
     directory = out_root / version
     directory.mkdir(parents=True, exist_ok=False)
@@ -110,7 +115,7 @@ def export_model(
     arrays = {
         "item_factors.npy": item_factors.astype(np.float32),
         "item_gram.npy": (item_factors.T @ item_factors).astype(np.float32),  # YᵀY for fold-in
-        "video_popularity.npy": np.asarray(info.get("video_popularity", np.zeros(n_videos))),
+        **(extra_arrays or {}),
     }
     for name, array in arrays.items():
         np.save(directory / name, array, allow_pickle=False)

@@ -28,7 +28,7 @@ from training.evaluate import (
     evaluation_set,
 )
 from training.events import EventDataError, EventFormat, load_events
-from training.factors import FitParams, fit, save_factors
+from training.factors import Factors, FitParams, fit, save_factors
 from training.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.splits import Dataset, SplitSpec, split
 from training.tuner import TuneBudget, TuneResult, tune
@@ -102,6 +102,27 @@ def load_dataset(
     return Dataset(interactions, events, weights), data
 
 
+def export_trained(
+    models_dir: Path, factors: Factors, dataset: Dataset, data: dict, metrics: dict
+) -> Path:
+    """Export a fit as models_dir/<version>/ with popularity counts and the user factors."""
+    from training.export import export_model
+
+    index = dataset.interactions.index
+    users_per_item = np.diff(dataset.interactions.confidence.tocsc().indptr).astype(np.float32)
+    purchases = np.asarray(dataset.interactions.purchases.sum(axis=0)).ravel()
+    info = {"params": factors.params.as_dict(), "data_window": data["window"], "metrics": metrics}
+    arrays = {
+        "video_popularity.npy": users_per_item[index.videos],
+        "product_popularity.npy": purchases[index.products].astype(np.float32),
+        "user_factors.npy": factors.user,
+        "user_ids.npy": index.user_ids.astype(str),
+    }
+    return export_model(
+        models_dir, factors.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
+    )
+
+
 def read_truth(world: Path) -> Truth:
     """The world's ground truth, or an error that names the file."""
     from training.world import load_truth
@@ -154,8 +175,10 @@ def run_train(
     split_spec: SplitSpec | None = None,
     threads: int | None = None,
     show_progress: bool = False,
+    models_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit on every event of the source and save the factors under `out`."""
+    """Fit on every event of the source, save the factors under `out` and, given a
+    `models_dir`, export a model version there."""
     started = time.perf_counter()
     stages = Stages()
     dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
@@ -177,6 +200,14 @@ def run_train(
     }
     with stages.stage("save"):
         save_factors(factors, dataset.interactions.index, out, {"data": data})
+    if models_dir is not None:
+        with stages.stage("export"):
+            metrics = (
+                {"tuner_validation": {"objective": tuning.objective, "score": tuning.best_score}}
+                if tuning
+                else {}
+            )
+            report["model_dir"] = str(export_trained(models_dir, factors, dataset, data, metrics))
     report["stages"] = stages.records
     report["fit_seconds"] = round(factors.fit_seconds, 3)
     report["seconds"] = round(time.perf_counter() - started, 3)

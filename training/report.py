@@ -115,6 +115,11 @@ def training_text(report: dict[str, Any]) -> str:
             *tuning_lines(report["tuning"]),
             f"Model: {_params(report['params'])}",
             f"Factors written to {report['out']}",
+            *(
+                [f"Model version exported to {report['model_dir']}"]
+                if "model_dir" in report
+                else []
+            ),
             f"Time: {report['seconds']:.1f} s ({stages}); peak memory {peak:,.0f} MB",
         ]
     )

@@ -98,12 +98,7 @@ def test_the_manifest_records_the_artifact(artifact: tuple[Path, np.ndarray, int
     assert manifest["dimension"] == items.shape[1]
     assert len(manifest["video_ids"]) == n_videos and len(manifest["product_ids"]) == 30
     assert manifest["ir_version"] <= 13 and manifest["opset"] >= 13
-    assert set(manifest["files"]) == {
-        "model.onnx",
-        "item_factors.npy",
-        "item_gram.npy",
-        "video_popularity.npy",
-    }
+    assert set(manifest["files"]) == {"model.onnx", "item_factors.npy", "item_gram.npy"}
 
 
 def corrupt(directory: Path, tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
@@ -150,3 +145,90 @@ def test_the_loader_refuses_a_missing_file_and_a_missing_manifest(artifact, tmp_
         RankingModel.load(gone)
     with pytest.raises(ArtifactError, match=r"manifest\.json: missing"):
         RankingModel.load(tmp_path / "nowhere")
+
+
+def test_train_export_load_rank_round_trip_on_a_synthetic_world(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    recsvc = str(Path(sys.executable).with_name("recsvc"))
+
+    def run(*args: str) -> str:
+        result = subprocess.run([recsvc, *args], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    world, factors, models = tmp_path / "world", tmp_path / "factors", tmp_path / "models"
+    run(
+        "synth",
+        "--out",
+        str(world),
+        "--users",
+        "2000",
+        "--videos",
+        "200",
+        "--products",
+        "20",
+        "--events",
+        "40000",
+        "--seed",
+        "5",
+    )
+    report = json.loads(
+        run(
+            "train",
+            "--world",
+            str(world),
+            "--out",
+            str(factors),
+            "--models-dir",
+            str(models),
+            "--factors",
+            "8",
+            "--json",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    model = RankingModel.load(Path(report["model_dir"]))
+    users = np.load(Path(report["model_dir"]) / "user_factors.npy", allow_pickle=False)
+    n_videos, n_products = model.n_videos, model.n_products
+    ranked = model.rank(users[:50], np.zeros((50, n_videos)), np.zeros((50, n_products)), k=10)
+    want = np.argsort(-(users[:50] @ model.item_factors[:n_videos].T), axis=1, kind="stable")
+    np.testing.assert_array_equal(ranked.video_index, want[:, :10])
+    assert ranked.product_index.min() >= 0 and ranked.product_index.max() < n_products
+
+    out = run("export", "--factors", str(factors), "--models-dir", str(models))
+    versions = sorted(p.name for p in models.iterdir())
+    assert len(versions) == 2 and versions[1] in out  # ids sort by time
+    again = RankingModel.load(models / versions[1])
+    np.testing.assert_array_equal(again.item_factors, model.item_factors)
+
+
+def test_a_single_video_catalogue_ranks_it_or_nothing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    items = rng.normal(size=(1 + 3, 4)).astype(np.float32)
+    model = RankingModel.load(
+        export_model(tmp_path, items, np.array(["v0"]), np.array(["p0", "p1", "p2"]), {})
+    )
+    user = rng.normal(size=(2, 4)).astype(np.float32)
+    got = model.rank(user, np.array([[0.0], [-np.inf]]), np.zeros((2, 3)), k=5)
+    assert got.video_index.tolist() == [[0], [0]]
+    assert np.isfinite(got.video_score[0, 0]) and not np.isfinite(got.video_score[1, 0])
+
+
+def test_the_loader_refuses_a_graph_onnxruntime_cannot_load(artifact, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    from recsvc.manifest import sha256_file
+
+    def future_ir(d: Path) -> None:
+        model = onnx.load(d / "model.onnx")
+        model.ir_version = 99  # a version no runtime knows
+        onnx.save(model, d / "model.onnx")
+        manifest = json.loads((d / "manifest.json").read_text())
+        manifest["files"]["model.onnx"] = sha256_file(d / "model.onnx")  # checksum is right
+        (d / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(ArtifactError, match=r"model\.onnx: onnxruntime refuses it"):
+        RankingModel.load(corrupt(artifact[0], tmp_path, future_ir))
