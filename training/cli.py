@@ -273,21 +273,14 @@ def export(
     models_dir: Annotated[Path, typer.Option(help="Where model versions go.")] = Path("models"),
 ) -> None:
     """Export saved factors as a model version: ONNX ranking graph, arrays and manifest."""
-    from training.export import export_model
+    from training.export import export_factors
     from training.factors import load_factors
 
     directory_option(models_dir, "--models-dir")
     try:
         fitted, index, description = load_factors(factors)
-        info = {
-            "params": fitted.params.as_dict(),
-            "data_window": description.get("data", {}).get("window", {}),
-            "metrics": {},
-        }
-        arrays = {"user_factors.npy": fitted.user, "user_ids.npy": index.user_ids.astype(str)}
-        out = export_model(
-            models_dir, fitted.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
-        )
+        window = description.get("data", {}).get("window", {})
+        out = export_factors(models_dir, fitted, index, window, {})
     except (OSError, ValueError, KeyError) as exc:
         fail(f"cannot export {factors}: {exc!r}")
     typer.echo(f"exported model version {out.name} to {out}")

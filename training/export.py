@@ -21,6 +21,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from recsvc.manifest import MODEL_FILE, Manifest, sha256_file, write_manifest
+from training.factors import Factors
+from training.matrix import ItemIndex
 
 OPSET = 17
 IR_VERSION = 8  # onnx 1.23 writes IR 14 by default; onnxruntime 1.31 loads at most 13
@@ -135,3 +137,23 @@ def export_model(
     )
     write_manifest(manifest, directory)
     return directory
+
+
+def export_factors(
+    models_dir: Path,
+    factors: Factors,
+    index: ItemIndex,
+    data_window: dict[str, Any],
+    metrics: dict[str, Any],
+    popularity: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Export a fit with its user factors and ids (for publishing) and any popularity arrays."""
+    arrays = {
+        **(popularity or {}),
+        "user_factors.npy": factors.user,
+        "user_ids.npy": index.user_ids.astype(str),
+    }
+    info = {"params": factors.params.as_dict(), "data_window": data_window, "metrics": metrics}
+    return export_model(
+        models_dir, factors.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
+    )

@@ -106,21 +106,16 @@ def export_trained(
     models_dir: Path, factors: Factors, dataset: Dataset, data: dict, metrics: dict
 ) -> Path:
     """Export a fit as models_dir/<version>/ with popularity counts and the user factors."""
-    from training.export import export_model
+    from training.export import export_factors
 
     index = dataset.interactions.index
     users_per_item = np.diff(dataset.interactions.confidence.tocsc().indptr).astype(np.float32)
     purchases = np.asarray(dataset.interactions.purchases.sum(axis=0)).ravel()
-    info = {"params": factors.params.as_dict(), "data_window": data["window"], "metrics": metrics}
-    arrays = {
+    popularity = {
         "video_popularity.npy": users_per_item[index.videos],
         "product_popularity.npy": purchases[index.products].astype(np.float32),
-        "user_factors.npy": factors.user,
-        "user_ids.npy": index.user_ids.astype(str),
     }
-    return export_model(
-        models_dir, factors.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
-    )
+    return export_factors(models_dir, factors, index, data["window"], metrics, popularity)
 
 
 def read_truth(world: Path) -> Truth:
