@@ -7,10 +7,24 @@ imports the training code and the serving image runs without it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import redis.asyncio as aioredis
 import typer
+from redis.exceptions import RedisError
+
+from recsvc.keys import Keys
+from recsvc.manifest import ArtifactError, read_manifest
+from recsvc.ranker import load_array
+from recsvc.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="recsvc",
@@ -45,6 +59,183 @@ def load_command_groups() -> list[str]:
             continue
         register(app)
     return missing
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Load catalogue records into Redis.")
+profiles_app = typer.Typer(no_args_is_help=True, help="Load user profiles into Redis.")
+redis_app = typer.Typer(no_args_is_help=True, help="A private redis-server for demos.")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(redis_app, name="redis")
+
+Json = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _fail(str(exc), code=2)
+    if settings.redis_url is None:
+        _fail("RECSVC_REDIS_URL: not set (the Redis to use, e.g. redis://127.0.0.1:6379/0)", 2)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"recsvc: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run_with_redis(settings: Settings, work: Callable[[Any, Keys], Awaitable[T]]) -> T:
+    async def main() -> T:
+        client = aioredis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+        try:
+            return await work(client, Keys(settings.redis_prefix))
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (RedisError, OSError) as exc:
+        _fail(f"Redis at {settings.redis_url}: {exc}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Run the HTTP service (one worker; scale with replicas). Configured by RECSVC_*."""
+    import uvicorn
+
+    from recsvc.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=settings.access_log,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def publish(
+    model_dir: Annotated[Path, typer.Argument(help="A model version directory.")],
+    grace_seconds: Annotated[
+        int | None, typer.Option(help="How long the previous vectors stay (default: setting).")
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Write a model version's user vectors to Redis and make it the current model."""
+    from recsvc.publish import publish as publish_vectors
+
+    settings = _settings()
+    grace = settings.version_grace_seconds if grace_seconds is None else grace_seconds
+    try:
+        read_manifest(model_dir)
+        users = len(load_array(model_dir / "user_ids.npy"))
+    except ArtifactError as exc:
+        _fail(str(exc))
+    with typer.progressbar(length=users, label="publishing user vectors") as bar:
+        progress = bar.update
+
+        async def work(client: Any, keys: Keys) -> Any:
+            return await publish_vectors(client, keys, model_dir, grace, progress)
+
+        try:
+            report = _run_with_redis(settings, work)
+        except ArtifactError as exc:
+            _fail(str(exc))
+    typer.echo(
+        f"published {report.version} as generation {report.generation}: {report.users:,} users "
+        f"in {report.seconds:.1f}s, {report.bytes_per_user:.0f} bytes per user in Redis"
+        + (
+            f"; previous {report.previous_version} expires in {grace}s"
+            if report.previous_version
+            else ""
+        )
+    )
+    if json_output:
+        typer.echo(json.dumps(report.as_dict()))
+
+
+@catalog_app.command("load")
+def catalog_load(
+    videos: Annotated[Path | None, typer.Option(help="videos.jsonl")] = None,
+    products: Annotated[Path | None, typer.Option(help="products.jsonl")] = None,
+    world: Annotated[Path | None, typer.Option(help="A synthetic world (its catalog/).")] = None,
+) -> None:
+    """Write video and product records into the catalogue (one transaction)."""
+    from recsvc.catalog import ProductRecord, VideoRecord
+    from recsvc.loaders import LoadError, load_catalog, read_jsonl
+
+    if world is not None:
+        videos, products = world / "catalog/videos.jsonl", world / "catalog/products.jsonl"
+    if videos is None and products is None:
+        _fail("give --videos and/or --products, or --world", 2)
+    settings = _settings()
+    try:
+        video_records = read_jsonl(videos, VideoRecord) if videos else []
+        product_records = read_jsonl(products, ProductRecord) if products else []
+    except (LoadError, OSError) as exc:
+        _fail(str(exc))
+    revision = _run_with_redis(
+        settings, lambda client, keys: load_catalog(client, keys, video_records, product_records)
+    )
+    typer.echo(
+        f"catalogue revision {revision}: {len(video_records):,} videos, "
+        f"{len(product_records):,} products"
+    )
+
+
+@profiles_app.command("load")
+def profiles_load(
+    csv_path: Annotated[
+        Path, typer.Argument(help="CSV: user_id, risk_tolerance, segment, lifecycle, holdings")
+    ],
+) -> None:
+    """Write user profiles (replacing each user's profile and holdings)."""
+    from recsvc.loaders import LoadError, load_profiles, read_profiles_csv
+
+    settings = _settings()
+    try:
+        profiles = read_profiles_csv(csv_path)
+    except (LoadError, OSError) as exc:
+        _fail(str(exc))
+    with typer.progressbar(length=len(profiles), label="loading profiles") as bar:
+        _run_with_redis(
+            settings, lambda client, keys: load_profiles(client, keys, profiles, bar.update)
+        )
+    typer.echo(f"{len(profiles):,} profiles loaded")
+
+
+@redis_app.command("start")
+def redis_start(
+    directory: Annotated[Path, typer.Option("--dir", help="Working directory (log, pid).")],
+) -> None:
+    """Start a private redis-server on a free loopback port; print its URL."""
+    from recsvc.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+    try:
+        server = EmbeddedRedis(directory).start()
+    except EmbeddedRedisError as exc:
+        _fail(str(exc))
+    server.detach()
+    typer.echo(server.url)
+
+
+@redis_app.command("stop")
+def redis_stop(
+    directory: Annotated[Path, typer.Option("--dir", help="The directory given to start.")],
+) -> None:
+    """Stop the server `recsvc redis start --dir` started."""
+    from recsvc.embedded_redis import EmbeddedRedis
+
+    if not EmbeddedRedis.stop_detached(directory):
+        typer.echo(f"recsvc: no redis-server running from {directory}", err=True)
 
 
 @app.command()

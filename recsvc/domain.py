@@ -66,3 +66,9 @@ REQUIRED_EVENT_COLUMNS: tuple[str, ...] = (
     "item_type",
     "action",
 )
+
+# Identifiers (users, videos, products, events, requests) as the service accepts them: a
+# letter or digit, then letters, digits and `_ . : -`, at most 64 characters. Braces are
+# excluded on purpose: they delimit Redis Cluster hash tags in the key layout.
+MAX_ID_LENGTH = 64
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"

@@ -85,8 +85,8 @@ class RankingModel:
         """Verify and load a model directory; refuse it with an ArtifactError otherwise."""
         manifest = read_manifest(directory)
         _check_files(directory, manifest)
-        items = _load_array(directory / "item_factors.npy")
-        gram = _load_array(directory / "item_gram.npy")
+        items = load_array(directory / "item_factors.npy")
+        gram = load_array(directory / "item_gram.npy")
         n_items, dim = len(manifest.video_ids) + len(manifest.product_ids), manifest.dimension
         if not manifest.video_ids or not manifest.product_ids:
             raise ArtifactError(f"{directory / 'manifest.json'}: empty video or product id list")
@@ -142,7 +142,7 @@ def _check_files(directory: Path, manifest: Manifest) -> None:
             )
 
 
-def _load_array(path: Path) -> np.ndarray:
+def load_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

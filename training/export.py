@@ -146,14 +146,20 @@ def export_factors(
     data_window: dict[str, Any],
     metrics: dict[str, Any],
     popularity: dict[str, np.ndarray] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Path:
-    """Export a fit with its user factors and ids (for publishing) and any popularity arrays."""
+    """Export a fit with its user factors and ids (for publishing), any popularity arrays and
+    extra manifest params (e.g. the confidence weights, which fold-in needs)."""
     arrays = {
         **(popularity or {}),
         "user_factors.npy": factors.user,
         "user_ids.npy": index.user_ids.astype(str),
     }
-    info = {"params": factors.params.as_dict(), "data_window": data_window, "metrics": metrics}
+    info = {
+        "params": {**factors.params.as_dict(), **(params or {})},
+        "data_window": data_window,
+        "metrics": metrics,
+    }
     return export_model(
         models_dir, factors.item, index.video_ids, index.product_ids, info, extra_arrays=arrays
     )

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from training.evaluate import (
     EvalSpec,
@@ -103,19 +105,49 @@ def load_dataset(
 
 
 def export_trained(
-    models_dir: Path, factors: Factors, dataset: Dataset, data: dict, metrics: dict
+    models_dir: Path,
+    factors: Factors,
+    dataset: Dataset,
+    data: dict,
+    metrics: dict,
+    world: Path | None = None,
 ) -> Path:
-    """Export a fit as models_dir/<version>/ with popularity counts and the user factors."""
+    """Export a fit as models_dir/<version>/ with popularity counts (per segment too, when a
+    world says which user is in which segment), the confidence weights fold-in needs, and
+    the user factors."""
     from training.export import export_factors
 
     index = dataset.interactions.index
-    users_per_item = np.diff(dataset.interactions.confidence.tocsc().indptr).astype(np.float32)
+    seen = dataset.interactions.confidence.tocsc()
+    users_per_item = np.diff(seen.indptr).astype(np.float32)
     purchases = np.asarray(dataset.interactions.purchases.sum(axis=0)).ravel()
     popularity = {
         "video_popularity.npy": users_per_item[index.videos],
         "product_popularity.npy": purchases[index.products].astype(np.float32),
     }
-    return export_factors(models_dir, factors, index, data["window"], metrics, popularity)
+    if world is not None and (world / "users.csv").exists():
+        popularity.update(segment_popularity(world / "users.csv", dataset))
+    params = {"confidence_weights": dataset.weights.__dict__}
+    return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
+
+
+def segment_popularity(users_csv: Path, dataset: Dataset) -> dict[str, np.ndarray]:
+    """Users per video within each segment of users.csv: segment_ids [S] and a [S, V] table."""
+    users = pacsv.read_csv(users_csv, convert_options=pacsv.ConvertOptions(
+        column_types={"user_id": pa.string(), "segment": pa.string()},
+        include_columns=["user_id", "segment"],
+    ))  # fmt: skip
+    index = dataset.interactions.index
+    segment_of = dict(
+        zip(users.column("user_id").to_pylist(), users.column("segment").to_pylist(), strict=True)
+    )
+    labels = np.array([segment_of.get(u) or "" for u in index.user_ids.tolist()])
+    segment_ids = np.array(sorted(set(labels) - {""}))
+    videos = (dataset.interactions.confidence[:, index.videos] > 0).tocsr()
+    table = np.zeros((len(segment_ids), index.n_videos), dtype=np.float32)
+    for s, segment in enumerate(segment_ids):
+        table[s] = np.asarray(videos[labels == segment].sum(axis=0)).ravel()
+    return {"segment_ids.npy": segment_ids, "segment_video_popularity.npy": table}
 
 
 def read_truth(world: Path) -> Truth:
@@ -202,7 +234,9 @@ def run_train(
                 if tuning
                 else {}
             )
-            report["model_dir"] = str(export_trained(models_dir, factors, dataset, data, metrics))
+            report["model_dir"] = str(
+                export_trained(models_dir, factors, dataset, data, metrics, source.world)
+            )
     report["stages"] = stages.records
     report["fit_seconds"] = round(factors.fit_seconds, 3)
     report["seconds"] = round(time.perf_counter() - started, 3)

@@ -1,0 +1,62 @@
+"""Assemble the FastAPI app: settings, Redis, the model watcher, one router per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from recsvc import __version__, logs
+from recsvc.batcher import FeedBatcher
+from recsvc.deps import Runtime
+from recsvc.keys import Keys
+from recsvc.metrics import Metrics, TimingMiddleware
+from recsvc.routes import catalog, events, feed, health, users
+from recsvc.serving import Serving
+from recsvc.settings import Settings, SettingsError
+from recsvc.store import FeatureStore, connect
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if settings.redis_url is None:
+        raise SettingsError("RECSVC_REDIS_URL: not set (the Redis the service reads and writes)")
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.configure(settings.log_json)
+        client = connect(settings.redis_url or "", settings.redis_timeout_ms)
+        store = FeatureStore(
+            client,
+            Keys(settings.redis_prefix),
+            settings.redis_retry_seconds,
+            on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+        )
+        serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
+        await serving.start()
+        batcher = FeedBatcher(serving, store, settings)
+        app.state.runtime = Runtime(settings, store, serving, metrics, batcher)
+        watcher = asyncio.create_task(serving.watch(settings.poll_seconds))
+        gc.freeze()  # start-up objects (model, catalogue, app) leave the collector's scans
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await client.aclose()
+
+    app = FastAPI(
+        title="recsvc",
+        version=__version__,
+        summary="Video feeds with compliant product attach for financial apps.",
+        lifespan=lifespan,
+    )
+    for module in (feed, events, users, catalog, health):
+        app.include_router(module.router)
+    app.add_middleware(TimingMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,114 @@
+"""The rules of a regulated seller, as ranking biases and a page-level choice.
+
+Per model and catalogue revision, `ItemRules` aligns the catalogue with the model's item
+order once. Per request, `product_bias` blocks (−inf) every product this user must not see:
+
+- no record, retired, or missing a disclosure its category requires;
+- risk level above the user's tolerance (unknown tolerance: the lowest level only, or none);
+- held already, when it can be held once;
+- attached `daily_cap` times to this user today.
+
+`video_bias` blocks retired and already-seen videos. `choose_attachments` then keeps at most
+`max_per_page` products on a page, each product once, the best-scoring first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsvc.catalog import Catalog, ProductRecord
+from recsvc.settings import UnknownRiskPolicy
+
+BLOCKED = np.float32(-np.inf)
+LOWEST_RISK = 1
+
+
+@dataclass(frozen=True)
+class ItemRules:
+    """A catalogue revision aligned with one model's video and product order."""
+
+    video_block: np.ndarray  # [V] 0 or -inf (retired)
+    product_block: np.ndarray  # [P] 0 or -inf (no record, retired, disclosure missing)
+    product_risk: np.ndarray  # [P] risk level, 0 where there is no record
+    holdable_once: np.ndarray  # [P] bool
+    products: tuple[ProductRecord | None, ...]
+    video_position: Mapping[str, int]
+    product_position: Mapping[str, int]
+
+    @classmethod
+    def compile(
+        cls, video_ids: Sequence[str], product_ids: Sequence[str], catalog: Catalog
+    ) -> ItemRules:
+        retired = catalog.retired_videos()
+        video_block = np.where([v in retired for v in video_ids], BLOCKED, np.float32(0))
+        products = tuple(catalog.products.get(p) for p in product_ids)
+        attachable = np.array([r is not None and r.attachable for r in products], dtype=bool)
+        return cls(
+            video_block=video_block.astype(np.float32),
+            product_block=np.where(attachable, np.float32(0), BLOCKED).astype(np.float32),
+            product_risk=np.array([r.risk_level if r else 0 for r in products], dtype=np.int16),
+            holdable_once=np.array([bool(r and r.holdable_once) for r in products], dtype=bool),
+            products=products,
+            video_position={v: i for i, v in enumerate(video_ids)},
+            product_position={p: i for i, p in enumerate(product_ids)},
+        )
+
+    def video_bias(self, seen: Iterable[str]) -> np.ndarray:
+        """[V] biases: retired and seen videos blocked."""
+        bias = self.video_block.copy()
+        positions = [self.video_position[v] for v in seen if v in self.video_position]
+        bias[positions] = BLOCKED
+        return bias
+
+    def product_bias(
+        self,
+        risk_tolerance: int | None,
+        holdings: Iterable[str],
+        attached_today: Mapping[str, int] | None,
+        daily_cap: int,
+        unknown_risk: UnknownRiskPolicy,
+    ) -> np.ndarray:
+        """[P] biases blocking every product this user may not be offered now.
+
+        `attached_today` None means the counters are unknown (Redis unreachable): then
+        nothing may be attached, since a cap could not be honoured.
+        """
+        if attached_today is None:
+            return np.full_like(self.product_block, BLOCKED)
+        bias = self.product_block.copy()
+        if risk_tolerance is None:
+            if unknown_risk is UnknownRiskPolicy.NONE:
+                return np.full_like(bias, BLOCKED)
+            risk_tolerance = LOWEST_RISK
+        bias[self.product_risk > risk_tolerance] = BLOCKED
+        for product_id in holdings:
+            j = self.product_position.get(product_id)
+            if j is not None and self.holdable_once[j]:
+                bias[j] = BLOCKED
+        for product_id, count in attached_today.items():
+            j = self.product_position.get(product_id)
+            if j is not None and count >= daily_cap:
+                bias[j] = BLOCKED
+        return bias
+
+
+def choose_attachments(
+    product_index: np.ndarray, product_score: np.ndarray, max_per_page: int
+) -> list[int | None]:
+    """Which product (by model index) goes under each ranked video, or None.
+
+    The best-scoring pairs first; a product appears once per page; blocked (−inf) scores never.
+    """
+    chosen: list[int | None] = [None] * len(product_index)
+    used: set[int] = set()
+    for j in np.argsort(-product_score, kind="stable"):
+        if len(used) >= max_per_page:
+            break
+        product = int(product_index[j])
+        if np.isfinite(product_score[j]) and product not in used:
+            chosen[j] = product
+            used.add(product)
+    return chosen

@@ -1,0 +1,92 @@
+"""The catalogue as the service sees it: product records and the live/retired status of items.
+
+Upstream systems write records into Redis (the catalogue API, or `recsvc catalog load`);
+every replica keeps an immutable in-memory copy and replaces it when the catalogue's revision
+counter moves, so a retirement reaches every replica within one poll interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recsvc.domain import DISCLOSURE_REQUIRED, ID_PATTERN, ItemStatus, ProductCategory
+
+log = logging.getLogger("recsvc.catalog")
+Record = TypeVar("Record", bound=BaseModel)
+
+
+class VideoRecord(BaseModel):
+    """A video as upstream describes it; only the status matters for serving."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    video_id: str = Field(pattern=ID_PATTERN, examples=["v0042"])
+    title: str = Field("", max_length=500)
+    topics: list[str] = Field(default_factory=list, max_length=50)
+    duration_s: float | None = Field(None, ge=0)
+    published_at: str | None = None
+    status: ItemStatus = ItemStatus.LIVE
+
+
+class ProductRecord(BaseModel):
+    """A product card; everything the attach rules and the response need."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    product_id: str = Field(pattern=ID_PATTERN, examples=["p07"])
+    name: str = Field(min_length=1, max_length=200, examples=["Global Equity Fund"])
+    category: ProductCategory
+    risk_level: int = Field(ge=1, le=5)
+    disclosure: str | None = Field(None, max_length=2000, examples=["Representative APR 7.9%"])
+    holdable_once: bool = False
+    topics: list[str] = Field(default_factory=list, max_length=50)
+    status: ItemStatus = ItemStatus.LIVE
+
+    @property
+    def attachable(self) -> bool:
+        """Live, and carrying the disclosure its category requires."""
+        if self.status is not ItemStatus.LIVE:
+            return False
+        return self.category not in DISCLOSURE_REQUIRED or bool((self.disclosure or "").strip())
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One revision of the catalogue. Videos without a record count as live; products without
+    a record are never attached (their suitability cannot be checked)."""
+
+    revision: int = -1
+    videos: Mapping[str, VideoRecord] = field(default_factory=dict)
+    products: Mapping[str, ProductRecord] = field(default_factory=dict)
+
+    def retired_videos(self) -> frozenset[str]:
+        return frozenset(v for v, r in self.videos.items() if r.status is ItemStatus.RETIRED)
+
+    @classmethod
+    def from_raw(
+        cls, revision: int, videos: Mapping[Any, Any], products: Mapping[Any, Any]
+    ) -> Catalog:
+        """Parse the JSON records of the two Redis hashes; a bad record is logged and skipped
+        (a skipped video stays live, a skipped product is never attached)."""
+        return cls(
+            revision,
+            _parse(videos, VideoRecord, "video"),
+            _parse(products, ProductRecord, "product"),
+        )
+
+
+def _parse(raw: Mapping[Any, Any], model: type[Record], kind: str) -> dict[str, Record]:
+    records: dict[str, Record] = {}
+    for key, value in raw.items():
+        item_id = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            records[item_id] = model.model_validate(json.loads(value))
+        except (ValueError, ValidationError) as exc:
+            log.error("catalogue %s %s: unreadable record skipped (%s)", kind, item_id, exc)
+    return records

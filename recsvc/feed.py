@@ -1,0 +1,151 @@
+"""One user's feed: choose the user vector, rank with the model, apply the rules, attach.
+
+Pure computation on a snapshot and a user state (no I/O), so every rule is testable alone.
+The user vector comes from, in order: the published vector (`cf`), a fold-in of the user's
+recent events (`fold_in`), else the popularity of the user's segment, else global popularity
+(then the user vector is zero and popularity is a video bias).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsvc import vectors
+from recsvc.attach import ItemRules, choose_attachments
+from recsvc.foldin import fold_in
+from recsvc.ranker import Ranked
+from recsvc.schemas import FeedItem, ProductCard, Source
+from recsvc.serving import ServingModel
+from recsvc.settings import Settings
+from recsvc.store import UserState
+
+
+@dataclass(frozen=True)
+class Feed:
+    source: Source
+    items: list[FeedItem]
+
+    @property
+    def attached(self) -> list[str]:
+        return [item.product.product_id for item in self.items if item.product]
+
+    def without_products(self) -> Feed:
+        return Feed(self.source, [item.model_copy(update={"product": None}) for item in self.items])
+
+
+def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
+    """The user's vector and where it came from; None for the popularity sources."""
+    dimension = model.ranking.manifest.dimension
+    if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
+        vector = vectors.decode(state.vector, dimension)
+        if vector.any():
+            return vector, Source.CF
+    confidence: dict[int, float] = defaultdict(float)
+    for event in state.recent:
+        position = model.item_position.get(event.item_id)
+        if position is None:
+            continue
+        weight = model.weights.get(event.action, 0.0)
+        if event.action == "view" and event.watch_ratio is not None:
+            weight *= event.watch_ratio
+        confidence[position] += weight
+    positive = {i: c for i, c in confidence.items() if c > 0}
+    if not positive:
+        return None, Source.POPULARITY
+    items = np.fromiter(positive.keys(), dtype=np.int64)
+    values = np.fromiter(positive.values(), dtype=np.float64)
+    ranking = model.ranking
+    vector = fold_in(
+        ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params
+    )
+    return vector, Source.FOLD_IN
+
+
+def build_feeds(
+    model: ServingModel,
+    rules: ItemRules,
+    states: list[UserState],
+    sizes: list[int],
+    settings: Settings,
+) -> list[Feed]:
+    """Rank, filter and attach for several users in one model call. A state whose
+    `attached_today` is None (unknown: Redis down) gets no product."""
+    dimension = model.ranking.manifest.dimension
+    users = np.zeros((len(states), dimension), dtype=np.float32)
+    video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
+    product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
+    sources = []
+    for b, state in enumerate(states):
+        vector, source = user_vector(model, state)
+        video_bias[b] = rules.video_bias(state.seen_videos())
+        if vector is None:
+            # No vector: a zero user and popularity as the video bias. Products are then
+            # chosen by their affinity with the video alone (the user term is zero).
+            segment = model.segment_popularity.get(state.segment or "")
+            source = Source.POPULARITY if segment is None else Source.SEGMENT_POPULARITY
+            video_bias[b] += model.video_popularity if segment is None else segment
+        else:
+            users[b] = vector
+        sources.append(source)
+        product_bias[b] = rules.product_bias(
+            state.risk_tolerance,
+            state.holdings,
+            state.attached_today,
+            settings.daily_cap_per_product,
+            settings.unknown_risk_policy,
+        )
+    weights = (settings.attach_user_weight, settings.attach_video_weight)
+    ranked = model.ranking.rank(users, video_bias, product_bias, max(sizes), weights)
+    return [
+        _page(model, rules, sources[b], ranked, b, sizes[b], settings.max_attached_per_page)
+        for b in range(len(states))
+    ]
+
+
+def build_feed(
+    model: ServingModel, rules: ItemRules, state: UserState, n: int, settings: Settings
+) -> Feed:
+    """One user's feed (see build_feeds)."""
+    return build_feeds(model, rules, [state], [n], settings)[0]
+
+
+def _page(
+    model: ServingModel,
+    rules: ItemRules,
+    source: Source,
+    ranked: Ranked,
+    b: int,
+    n: int,
+    max_attached: int,
+) -> Feed:
+    video_index, video_score = ranked.video_index[b, :n], ranked.video_score[b, :n]
+    keep = np.isfinite(video_score)
+    product_index = ranked.product_index[b, :n][keep]
+    product_score = ranked.product_score[b, :n][keep]
+    chosen = choose_attachments(product_index, product_score, max_attached)
+    video_ids = model.ranking.manifest.video_ids
+    items = []
+    for rank, (v, score, p, p_score) in enumerate(
+        zip(video_index[keep], video_score[keep], chosen, product_score, strict=True), start=1
+    ):
+        card = None
+        if p is not None:
+            record = rules.products[p]
+            assert record is not None  # a product without a record is blocked
+            card = ProductCard.model_construct(  # trusted values: skip validation
+                product_id=record.product_id,
+                name=record.name,
+                category=record.category,
+                risk_level=record.risk_level,
+                disclosure=record.disclosure,
+                score=float(p_score),
+            )
+        items.append(
+            FeedItem.model_construct(
+                rank=rank, video_id=video_ids[v], score=float(score), product=card
+            )
+        )
+    return Feed(source, items)

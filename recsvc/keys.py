@@ -1,0 +1,80 @@
+"""The Redis layout: every key the service and the publisher use, in one place.
+
+A contract module (the nightly job may import it). Per-user keys carry the hash tag
+`{u:<user_id>}`, so that one user's keys share a Redis Cluster slot and can be read in one
+round trip. User vectors live under a model *generation* (a small integer per published
+version, which keeps keys short); the pointer names the current version and generation.
+
+    <p>:model:current               JSON {"version", "generation"}: the current model
+    <p>:model:generation            counter of generations
+    <p>:model:generations           hash generation -> JSON (version, users, state, time)
+    <p>:vec:<gen>:{u:<id>}          packed user vector (see recsvc.vectors)
+    <p>:{u:<id>}:profile            hash: risk_tolerance, segment, lifecycle
+    <p>:{u:<id>}:holdings           set of product ids the user holds
+    <p>:{u:<id>}:recent             list, newest first, of "item_id|action|watch_ratio"
+    <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
+    <p>:{u:<id>}:ev:<event_id>      idempotency marker of an accepted event
+    <p>:events                      stream of accepted events (the nightly job drains it)
+    <p>:catalog:videos|products     hash item_id -> JSON record
+    <p>:catalog:revision            counter bumped on every catalogue change
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "recsvc"
+
+    @property
+    def model_current(self) -> str:
+        return f"{self.prefix}:model:current"
+
+    @property
+    def model_generation(self) -> str:
+        return f"{self.prefix}:model:generation"
+
+    @property
+    def model_generations(self) -> str:
+        return f"{self.prefix}:model:generations"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def catalog_videos(self) -> str:
+        return f"{self.prefix}:catalog:videos"
+
+    @property
+    def catalog_products(self) -> str:
+        return f"{self.prefix}:catalog:products"
+
+    @property
+    def catalog_revision(self) -> str:
+        return f"{self.prefix}:catalog:revision"
+
+    def vector_pattern(self, generation: int) -> str:
+        """SCAN pattern matching every vector of one generation."""
+        return f"{self.prefix}:vec:{generation}:*"
+
+    def vector(self, generation: int, user_id: str) -> str:
+        return f"{self.prefix}:vec:{generation}:{{u:{user_id}}}"
+
+    def user(self, user_id: str) -> str:
+        """Prefix of one user's state keys, hash tag included."""
+        return f"{self.prefix}:{{u:{user_id}}}"
+
+    def profile(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:profile"
+
+    def holdings(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:holdings"
+
+    def recent(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:recent"
+
+    def caps(self, user_id: str, day: str) -> str:
+        return f"{self.user(user_id)}:caps:{day}"

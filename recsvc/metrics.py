@@ -1,0 +1,83 @@
+"""Prometheus metrics of one replica, and the ASGI middleware that times every route.
+
+Exposed at GET /metrics. Each app gets its own registry (tests build several apps).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "recsvc_request_seconds", "Request latency by route.", ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.redis_errors = Counter(
+            "recsvc_redis_errors_total", "Failed Redis operations.", ["operation"], registry=r
+        )
+        self.degraded = Counter(
+            "recsvc_degraded_responses_total", "Feeds served without Redis.", registry=r
+        )
+        self.feed_source = Counter(
+            "recsvc_feed_responses_total", "Feeds by source of the ranking.", ["source"], registry=r
+        )
+        self.feed_items = Counter("recsvc_feed_items_total", "Videos served.", registry=r)
+        self.attached = Counter(
+            "recsvc_attached_products_total",
+            "Products attached (attach rate = this / recsvc_feed_items_total).",
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "recsvc_model_info", "The model version served (value 1).", ["version"], registry=r
+        )
+        self.reloads = Counter(
+            "recsvc_model_reloads_total", "Model loads by outcome.", ["outcome"], registry=r
+        )
+        self.events = Counter(
+            "recsvc_events_total", "Events received, by outcome.", ["outcome"], registry=r
+        )
+
+    def model_loaded(self, version: str, outcome: str) -> None:
+        self.reloads.labels(outcome).inc()
+        if outcome == "loaded":
+            self.model_info.clear()
+            self.model_info.labels(version).set(1)
+
+
+class TimingMiddleware:
+    """Observe each request's latency under its route template (not the raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route: Any = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(path, scope["method"], str(status[0])).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,168 @@
+"""Publish a model version's user vectors to Redis, then flip the pointer to it.
+
+Every vector is written under a new generation's namespace first (pipelined); only then does
+one SET move `model:current`, so a reader sees the old model or the new one, never half of
+one. The previous generation's vectors get a TTL of the grace period (replicas still on the
+old model keep reading them until they reload), as do the leftovers of any publish that died
+half-way. Memory used per user is measured from Redis's own `used_memory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from recsvc import vectors
+from recsvc.domain import ID_PATTERN
+from recsvc.keys import Keys
+from recsvc.manifest import ArtifactError
+from recsvc.ranker import RankingModel, load_array
+from recsvc.store import parse_pointer
+
+CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    version: str
+    generation: int
+    users: int
+    seconds: float
+    bytes_per_user: float  # growth of Redis used_memory per user written
+    previous_version: str | None
+    expiring_generations: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_user_vectors(directory: Path) -> tuple[RankingModel, np.ndarray, np.ndarray]:
+    """Verify the model directory and read its user ids and factors."""
+    model = RankingModel.load(directory)
+    if "user_factors.npy" not in model.manifest.files:
+        raise ArtifactError(f"{directory}: no user_factors.npy to publish")
+    factors = load_array(directory / "user_factors.npy")
+    ids = load_array(directory / "user_ids.npy")
+    if factors.shape != (len(ids), model.manifest.dimension):
+        raise ArtifactError(
+            f"{directory / 'user_factors.npy'}: shape {factors.shape}, expected "
+            f"{(len(ids), model.manifest.dimension)} (one row per id in user_ids.npy)"
+        )
+    pattern = re.compile(ID_PATTERN)
+    bad = next((str(u) for u in ids if not pattern.match(str(u))), None)
+    if bad is not None:
+        raise ArtifactError(f"{directory / 'user_ids.npy'}: user id {bad!r} is not a valid id")
+    return model, ids.astype(str), factors
+
+
+async def publish(
+    client: aioredis.Redis,
+    keys: Keys,
+    directory: Path,
+    grace_seconds: int,
+    progress: Callable[[int], None] | None = None,
+) -> PublishReport:
+    """Write the vectors of `directory`'s version under a new generation and make it current."""
+    started = time.perf_counter()
+    model, user_ids, factors = await asyncio.to_thread(read_user_vectors, directory)
+    # A zero vector (a user with no positive interaction) ranks nothing: such users are cold
+    # and get fold-in or popularity instead, so they are not written.
+    nonzero = np.any(factors != 0, axis=1)
+    user_ids, factors = user_ids[nonzero], factors[nonzero]
+    if progress:
+        progress(int((~nonzero).sum()))
+    version = model.manifest.version
+    generation = int(await client.incr(keys.model_generation))
+    await client.hset(
+        keys.model_generations, str(generation), _entry(version, len(user_ids), "writing")
+    )
+    before = await _used_memory(client)
+    for start in range(0, len(user_ids), CHUNK):
+        block = vectors.encode_many(factors[start : start + CHUNK])
+        pipe = client.pipeline(transaction=False)
+        for user_id, packed in zip(user_ids[start : start + CHUNK], block, strict=True):
+            pipe.set(keys.vector(generation, user_id), packed)
+        await pipe.execute()
+        if progress:
+            progress(len(block))
+    grown = await _used_memory(client) - before
+    previous = parse_pointer(await client.get(keys.model_current))
+    pipe = client.pipeline(transaction=True)
+    pipe.set(keys.model_current, json.dumps({"version": version, "generation": generation}))
+    pipe.hset(keys.model_generations, str(generation), _entry(version, len(user_ids), "current"))
+    await pipe.execute()
+    expiring = await _retire_old(client, keys, generation, grace_seconds)
+    return PublishReport(
+        version=version,
+        generation=generation,
+        users=len(user_ids),
+        seconds=round(time.perf_counter() - started, 3),
+        bytes_per_user=round(grown / max(1, len(user_ids)), 1),
+        previous_version=previous.version if previous else None,
+        expiring_generations=expiring,
+    )
+
+
+async def _retire_old(
+    client: aioredis.Redis, keys: Keys, current: int, grace_seconds: int
+) -> list[int]:
+    """Give every other generation's vectors (and registry entry) the grace TTL."""
+    expiring = []
+    for field, raw in (await client.hgetall(keys.model_generations)).items():
+        generation, entry = int(field), json.loads(raw)
+        if generation == current or entry["state"] == "expiring":
+            continue
+        await _expire_generation(client, keys, generation, grace_seconds)
+        entry.update(state="expiring", expires_at=time.time() + grace_seconds)
+        await client.hset(keys.model_generations, field, json.dumps(entry))
+        expiring.append(generation)
+    return sorted(expiring)
+
+
+async def _expire_generation(
+    client: aioredis.Redis, keys: Keys, generation: int, grace_seconds: int
+) -> None:
+    async for batch in _scan_batches(client, keys.vector_pattern(generation)):
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            if grace_seconds > 0:
+                pipe.expire(key, grace_seconds)
+            else:
+                pipe.unlink(key)
+        await pipe.execute()
+
+
+async def _scan_batches(client: aioredis.Redis, pattern: str, size: int = 2000) -> Any:
+    batch = []
+    async for key in client.scan_iter(match=pattern, count=size):
+        batch.append(key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _entry(version: str, users: int, state: str) -> str:
+    return json.dumps(
+        {
+            "version": version,
+            "users": users,
+            "state": state,
+            "at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+async def _used_memory(client: aioredis.Redis) -> int:
+    return int((await client.info("memory"))["used_memory"])

@@ -1,0 +1,63 @@
+"""POST /v1/events: a batch of what users did, appended to the Redis stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+
+from recsvc.deps import RuntimeDep, unavailable
+from recsvc.schemas import EventBatch, EventsAccepted
+from recsvc.store import RedisUnavailable, StreamFull
+
+router = APIRouter(prefix="/v1", tags=["events"])
+STREAM_FULL_RETRY_SECONDS = 60
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    responses={
+        422: {"description": "A malformed event: `loc` names the event's index and field."},
+        503: {"description": "Redis unreachable or the stream full: nothing was accepted."},
+    },
+)
+async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
+    """Accept a batch (1 to 1,000 events) as a whole or not at all; an event_id already
+    accepted counts as a duplicate and is not appended again, so retries are safe."""
+    settings = runtime.settings
+    latest = datetime.now(UTC) + timedelta(seconds=settings.max_future_seconds)
+    future = [
+        {
+            "type": "value_error",
+            "loc": ("body", "events", i, "ts"),
+            "msg": f"ts is more than {settings.max_future_seconds}s in the future",
+            "input": event.ts.isoformat(),
+        }
+        for i, event in enumerate(batch.events)
+        if _aware(event.ts) > latest
+    ]
+    if future:
+        raise RequestValidationError(future)
+    events = [e.model_copy(update={"ts": _aware(e.ts)}) for e in batch.events]
+    try:
+        accepted, duplicates = await runtime.store.ingest(
+            events,
+            max_len=settings.stream_max_len,
+            dedup_seconds=settings.event_dedup_days * 86400,
+            recent_limit=settings.recent_events_limit,
+        )
+    except RedisUnavailable as exc:
+        runtime.metrics.events.labels("unavailable").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", settings.redis_retry_seconds) from None
+    except StreamFull as exc:
+        runtime.metrics.events.labels("stream_full").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", STREAM_FULL_RETRY_SECONDS) from None
+    runtime.metrics.events.labels("accepted").inc(accepted)
+    runtime.metrics.events.labels("duplicate").inc(duplicates)
+    return EventsAccepted(received=len(events), accepted=accepted, duplicates=duplicates)
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

@@ -1,0 +1,56 @@
+"""GET /v1/feed: ranked videos with compliant product cards."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from recsvc.batcher import NoModel
+from recsvc.deps import RuntimeDep, unavailable
+from recsvc.domain import ID_PATTERN, MAX_ID_LENGTH
+from recsvc.schemas import FeedResponse
+
+router = APIRouter(prefix="/v1", tags=["feed"])
+DEFAULT_VARIANT = "default"  # until experiments assign variants
+# Request ids: a random prefix per process and a counter; unique without a syscall each.
+_REQUEST_PREFIX = uuid.uuid4().hex[:16]
+_request_counter = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_REQUEST_PREFIX}{next(_request_counter):016x}"
+
+
+UserId = Annotated[str, Query(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH, examples=["u00042"])]
+PageSize = Annotated[int | None, Query(ge=1, le=100, description="Videos wanted (default 20).")]
+
+
+@router.get(
+    "/feed",
+    responses={503: {"description": "No model loaded yet (start-up); retry after Retry-After."}},
+)
+async def get_feed(runtime: RuntimeDep, user_id: UserId, n: PageSize = None) -> FeedResponse:
+    """The user's feed. `degraded` is true when Redis could not be reached: then the feed is
+    global popularity and carries no product (holdings and caps cannot be checked)."""
+    try:
+        served = await runtime.batcher.feed(user_id, n or runtime.settings.feed_default_n)
+    except NoModel as exc:
+        raise unavailable(str(exc), runtime.settings.poll_seconds) from None
+    feed, metrics = served.feed, runtime.metrics
+    if served.degraded:
+        metrics.degraded.inc()
+    metrics.feed_source.labels(feed.source.value).inc()
+    metrics.feed_items.inc(len(feed.items))
+    metrics.attached.inc(len(feed.attached))
+    return FeedResponse.model_construct(
+        request_id=next_request_id(),
+        user_id=user_id,
+        model_version=served.model.version,
+        variant=DEFAULT_VARIANT,
+        source=feed.source,
+        degraded=served.degraded,
+        items=feed.items,
+    )

@@ -1,0 +1,125 @@
+"""The HTTP API's request and response bodies (pydantic), with examples for /docs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recsvc.domain import ID_PATTERN, Action, ItemType, Lifecycle, ProductCategory
+
+MAX_EVENTS_PER_BATCH = 1000
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+
+
+class Source(StrEnum):
+    """Where a feed's ranking came from."""
+
+    CF = "cf"  # the user's published vector
+    FOLD_IN = "fold_in"  # a vector folded in from the user's recent events
+    SEGMENT_POPULARITY = "segment_popularity"
+    POPULARITY = "popularity"
+
+
+class ProductCard(BaseModel):
+    product_id: str
+    name: str
+    category: ProductCategory
+    risk_level: int
+    disclosure: str | None
+    score: float
+
+
+class FeedItem(BaseModel):
+    rank: int
+    video_id: str
+    score: float
+    product: ProductCard | None
+
+
+class FeedResponse(BaseModel):
+    request_id: str
+    user_id: str
+    model_version: str
+    variant: str
+    source: Source
+    degraded: bool
+    items: list[FeedItem]
+
+
+class Event(BaseModel):
+    """One thing a user did. `ts` without a zone is read as UTC."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "e-000123",
+                    "ts": "2026-11-25T10:15:00Z",
+                    "user_id": "u00042",
+                    "item_id": "v0123",
+                    "item_type": "video",
+                    "action": "view",
+                    "watch_ratio": 0.8,
+                    "request_id": "3f2a9c",
+                }
+            ]
+        },
+    )
+
+    event_id: Id
+    ts: datetime
+    user_id: Id
+    item_id: Id
+    item_type: ItemType
+    action: Action
+    watch_ratio: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    request_id: Id | None = None
+    amount: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _purchases_are_products(self) -> Event:
+        if self.action is Action.PURCHASE and self.item_type is not ItemType.PRODUCT:
+            raise ValueError("only a product can be purchased (item_type must be 'product')")
+        return self
+
+
+class EventBatch(BaseModel):
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+
+class EventsAccepted(BaseModel):
+    received: int
+    accepted: int = Field(description="New events appended to the stream.")
+    duplicates: int = Field(description="Events whose event_id was already accepted.")
+
+
+class Profile(BaseModel):
+    """What upstream systems know about a user; PUT replaces it whole."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "risk_tolerance": 3,
+                    "segment": "young_saver",
+                    "lifecycle": "active",
+                    "holdings": ["p03"],
+                }
+            ]
+        },
+    )
+
+    risk_tolerance: int | None = Field(None, ge=1, le=5)
+    segment: Id | None = None
+    lifecycle: Lifecycle | None = None
+    holdings: list[Id] = Field(default_factory=list, max_length=1000)
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(pattern="^(live|retired)$", examples=["retired"])

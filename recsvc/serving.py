@@ -1,0 +1,195 @@
+"""What a replica serves from: the current model and catalogue, swapped in as one snapshot.
+
+A `Snapshot` is immutable; a request takes the current one once and uses it throughout, so a
+reload never changes a request midway and never drops one. The watcher polls Redis for the
+model pointer and the catalogue revision; a new model directory is loaded and verified off the
+event loop and swapped in only when it passes, otherwise the old one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsvc.attach import ItemRules
+from recsvc.catalog import Catalog
+from recsvc.manifest import ArtifactError
+from recsvc.ranker import RankingModel, load_array
+from recsvc.store import FeatureStore, Pointer, RedisUnavailable
+
+log = logging.getLogger("recsvc.serving")
+
+# What one event adds to a user-item cell, as the trainer counts it (when the manifest does
+# not say): see training.matrix.ConfidenceWeights.
+DEFAULT_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A verified model directory plus what the fallbacks need, and its Redis generation
+    (None when it was loaded from disk without a pointer: then there are no user vectors)."""
+
+    ranking: RankingModel
+    generation: int | None
+    video_popularity: np.ndarray  # [V] log1p(users per video)
+    segment_popularity: dict[str, np.ndarray]  # segment -> [V]
+    item_position: dict[str, int]  # joint index: videos then products
+    weights: dict[str, float]
+
+    @property
+    def version(self) -> str:
+        return self.ranking.manifest.version
+
+    @classmethod
+    def load(cls, directory: Path, generation: int | None) -> ServingModel:
+        ranking = RankingModel.load(directory)
+        manifest = ranking.manifest
+        popularity = _optional(directory, "video_popularity.npy", ranking.n_videos)
+        segments: dict[str, np.ndarray] = {}
+        if "segment_ids.npy" in manifest.files:
+            ids = load_array(directory / "segment_ids.npy")
+            table = load_array(directory / "segment_video_popularity.npy")
+            if table.shape != (len(ids), ranking.n_videos):
+                raise ArtifactError(
+                    f"{directory / 'segment_video_popularity.npy'}: shape {table.shape}, "
+                    f"expected {(len(ids), ranking.n_videos)}"
+                )
+            rows = np.log1p(table).astype(np.float32)
+            segments = {str(s): row for s, row in zip(ids, rows, strict=True)}
+        items = [*manifest.video_ids, *manifest.product_ids]
+        return cls(
+            ranking=ranking,
+            generation=generation,
+            video_popularity=np.log1p(popularity).astype(np.float32),
+            segment_popularity=segments,
+            item_position={item: i for i, item in enumerate(items)},
+            weights={**DEFAULT_WEIGHTS, **manifest.params.get("confidence_weights", {})},
+        )
+
+
+def _optional(directory: Path, name: str, size: int) -> np.ndarray:
+    path = directory / name
+    if not path.exists():
+        return np.zeros(size, dtype=np.float32)
+    array = load_array(path)
+    if array.shape != (size,):
+        raise ArtifactError(f"{path}: shape {array.shape}, expected {(size,)}")
+    return array.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    model: ServingModel | None = None
+    catalog: Catalog = field(default_factory=Catalog)
+    rules: ItemRules | None = None
+
+    def with_model(self, model: ServingModel) -> Snapshot:
+        return Snapshot(model, self.catalog, _rules(model, self.catalog))
+
+    def with_catalog(self, catalog: Catalog) -> Snapshot:
+        return replace(self, catalog=catalog, rules=_rules(self.model, catalog))
+
+
+def _rules(model: ServingModel | None, catalog: Catalog) -> ItemRules | None:
+    if model is None:
+        return None
+    manifest = model.ranking.manifest
+    return ItemRules.compile(manifest.video_ids, manifest.product_ids, catalog)
+
+
+class Serving:
+    """Holds the current snapshot and keeps it in step with Redis."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        models_dir: Path,
+        on_reload: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.models_dir = models_dir
+        self.snapshot = Snapshot()
+        self.on_reload = on_reload or (lambda version, outcome: None)
+        self.failed_versions: set[str] = set()
+        self.last_error: str | None = None
+
+    async def load_version(self, version: str, generation: int | None) -> bool:
+        """Load, verify and swap in a model version; keep the current one if it fails."""
+        directory = self.models_dir / version
+        try:
+            model = await asyncio.to_thread(ServingModel.load, directory, generation)
+        except (ArtifactError, OSError, ValueError) as exc:
+            self.failed_versions.add(version)
+            self.last_error = f"model {version} refused: {exc}"
+            log.error("%s; keeping %s", self.last_error, self.version or "no model")
+            self.on_reload(version, "refused")
+            return False
+        self.snapshot = self.snapshot.with_model(model)
+        log.info("serving model %s (generation %s)", version, generation)
+        self.on_reload(version, "loaded")
+        return True
+
+    @property
+    def version(self) -> str | None:
+        model = self.snapshot.model
+        return model.version if model else None
+
+    def newest_on_disk(self) -> str | None:
+        """The newest version directory with a manifest (versions sort by time)."""
+        if not self.models_dir.is_dir():
+            return None
+        names = sorted(p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists())
+        return names[-1] if names else None
+
+    async def start(self) -> None:
+        """First load: the pointer's model, or, with Redis unreachable or no pointer yet,
+        the newest model on disk (served without user vectors)."""
+        try:
+            await self.refresh()
+        except RedisUnavailable as exc:
+            log.warning("starting without Redis: %s", exc)
+        if self.snapshot.model is None:
+            newest = self.newest_on_disk()
+            if newest is not None:
+                await self.load_version(newest, None)
+
+    async def refresh(self) -> None:
+        """One poll: follow the pointer and the catalogue revision."""
+        pointer, revision = await self.store.poll()
+        if pointer is not None and self._is_new(pointer):
+            await self.load_version(pointer.version, pointer.generation)
+        if revision != self.snapshot.catalog.revision:
+            self.snapshot = self.snapshot.with_catalog(await self.store.catalog())
+
+    def _is_new(self, pointer: Pointer) -> bool:
+        model = self.snapshot.model
+        if pointer.version in self.failed_versions:
+            return False
+        return model is None or (model.version, model.generation) != (
+            pointer.version,
+            pointer.generation,
+        )
+
+    async def watch(self, interval: float) -> None:
+        """Poll forever (until cancelled); errors are logged, never fatal."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except RedisUnavailable as exc:
+                log.warning("poll: %s", exc)
+            except Exception:  # a watcher that dies would freeze the replica's model
+                log.exception("poll failed")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model_version": self.version,
+            "catalog_revision": self.snapshot.catalog.revision,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,76 @@
+"""The service's configuration: one typed object read from `RECSVC_*` environment variables.
+
+Validated when the service starts; a bad value is a SettingsError that names the variable.
+Nothing here does I/O at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RECSVC_"
+
+
+class UnknownRiskPolicy(StrEnum):
+    """What to attach for a user whose risk tolerance is unknown."""
+
+    LOWEST = "lowest"  # products of the lowest risk level only
+    NONE = "none"  # no product at all
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is the variable RECSVC_<FIELD NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(None, description="Redis URL, e.g. redis://host:6379/0.")
+    redis_prefix: str = Field("recsvc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    redis_timeout_ms: int = Field(100, ge=1, le=10_000, description="Per-command timeout.")
+    redis_retry_seconds: float = Field(
+        1.0, ge=0, le=60, description="After a Redis failure, serve degraded this long."
+    )
+    models_dir: Path = Field(Path("models"), description="Where model versions live.")
+    poll_seconds: float = Field(
+        1.0, gt=0, le=5, description="How often the model pointer and catalogue are polled."
+    )
+    feed_default_n: int = Field(20, ge=1, le=100)
+    max_attached_per_page: int = Field(3, ge=0, le=100)
+    daily_cap_per_product: int = Field(3, ge=1, le=1000)
+    unknown_risk_policy: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
+    attach_user_weight: float = Field(1.0, ge=0)
+    attach_video_weight: float = Field(1.0, ge=0)
+    recent_events_limit: int = Field(200, ge=1, le=10_000)
+    stream_max_len: int = Field(1_000_000, ge=1000)
+    event_dedup_days: int = Field(7, ge=1, le=90)
+    max_events_per_batch: int = Field(1000, ge=1, le=1000)
+    max_future_seconds: int = Field(300, ge=0, description="Clock skew allowed on event ts.")
+    version_grace_seconds: int = Field(3600, ge=0, description="How long old vectors stay.")
+    log_json: bool = True
+    access_log: bool = False
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and overrides); a bad value names its variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None

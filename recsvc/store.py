@@ -1,0 +1,335 @@
+"""The Redis feature cache, as the service uses it: one user's state in one round trip,
+event ingestion, profiles, attach counters, the model pointer and the catalogue.
+
+Every failure to reach Redis becomes RedisUnavailable. After one, the store refuses at once
+for `retry_seconds` (callers serve degraded or answer 503) instead of letting each request
+wait out a timeout; the watcher's poll still probes and lifts the refusal when Redis is back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from recsvc.catalog import Catalog
+from recsvc.domain import ItemType
+from recsvc.keys import Keys
+from recsvc.schemas import Event, Profile
+
+CAPS_TTL_SECONDS = 2 * 24 * 3600
+T = TypeVar("T")
+
+# Appends a batch of validated events, atomically: refuse the whole batch when the stream
+# has no room (never trim accepted events away), skip event ids already accepted, and update
+# each user's recent items and holdings. ARGV: prefix, max stream length, dedup TTL, recent
+# limit, event count, then 9 fields per event (EVENT_FIELDS order).
+INGEST_SCRIPT = """
+local prefix, maxlen, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local keep, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local stream = prefix .. ':events'
+if redis.call('XLEN', stream) + n > maxlen then return {-1, 0} end
+local accepted, duplicates = 0, 0
+for i = 0, n - 1 do
+  local o = 5 + i * 9
+  local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
+  local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
+  local tag = prefix .. ':{u:' .. user .. '}'
+  if redis.call('SET', tag .. ':ev:' .. event_id, '1', 'NX', 'EX', ttl) then
+    redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
+      'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
+      'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
+    redis.call('LPUSH', tag .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
+    redis.call('LTRIM', tag .. ':recent', 0, keep - 1)
+    if action == 'purchase' then redis.call('SADD', tag .. ':holdings', item) end
+    accepted = accepted + 1
+  else
+    duplicates = duplicates + 1
+  end
+end
+return {accepted, duplicates}
+"""
+
+
+# Reads the state of a batch of users in one call. KEYS: five per user (vector, profile,
+# holdings, recent, caps); ARGV[1] '1' when there is a vector to read. Each user's keys share
+# one hash tag; a batch spans slots, so on Redis Cluster a batch would be split by slot.
+READ_SCRIPT = """
+local out = {}
+local with_vector = ARGV[1] == '1'
+for i = 1, #KEYS, 5 do
+  local vector = false
+  if with_vector then vector = redis.call('GET', KEYS[i]) end
+  out[#out + 1] = {vector, redis.call('HGETALL', KEYS[i + 1]), redis.call('SMEMBERS', KEYS[i + 2]),
+    redis.call('LRANGE', KEYS[i + 3], 0, -1), redis.call('HGETALL', KEYS[i + 4])}
+end
+return out
+"""
+
+# Counts attached products: KEYS are caps hashes, ARGV[1] their TTL, ARGV[i + 1] the
+# comma-joined products attached for KEYS[i].
+COUNT_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  for product in string.gmatch(ARGV[i + 1], '[^,]+') do
+    redis.call('HINCRBY', key, product, 1)
+  end
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return #KEYS
+"""
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis could not be reached (or answered with an error) within the timeout."""
+
+
+class StreamFull(RuntimeError):
+    """The event stream is at its maximum length: the nightly job has not drained it."""
+
+
+@dataclass(frozen=True)
+class RecentEvent:
+    item_type: str
+    item_id: str
+    action: str
+    watch_ratio: float | None
+
+
+@dataclass(frozen=True)
+class UserState:
+    """Everything the feed needs about one user, read in one round trip."""
+
+    vector: bytes | None = None
+    risk_tolerance: int | None = None
+    segment: str | None = None
+    lifecycle: str | None = None
+    holdings: frozenset[str] = frozenset()
+    recent: tuple[RecentEvent, ...] = ()
+    attached_today: dict[str, int] | None = None
+
+    def seen_videos(self) -> set[str]:
+        return {e.item_id for e in self.recent if e.item_type == ItemType.VIDEO}
+
+
+@dataclass(frozen=True)
+class Pointer:
+    version: str
+    generation: int
+
+
+def utc_day(now: float | None = None) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now))
+
+
+def connect(url: str, timeout_ms: int) -> aioredis.Redis:
+    """An async client with bounded timeouts and no retries: a slow Redis must not hold a
+    request longer than the timeout."""
+    seconds = timeout_ms / 1000
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=256,
+    )
+
+
+class FeatureStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        retry_seconds: float = 1.0,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.retry_seconds = retry_seconds
+        self.on_error = on_error or (lambda operation: None)
+        self._down_until = 0.0
+        self._ingest = client.register_script(INGEST_SCRIPT)
+        self._read = client.register_script(READ_SCRIPT)
+        self._count = client.register_script(COUNT_SCRIPT)
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def _call(
+        self, operation: str, work: Callable[[], Awaitable[T]], probe: bool = False
+    ) -> T:
+        if not probe and not self.available:
+            raise RedisUnavailable(f"Redis unavailable (retrying in {self.retry_seconds}s)")
+        try:
+            result = await work()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + self.retry_seconds
+            self.on_error(operation)
+            raise RedisUnavailable(f"Redis {operation} failed: {exc}") from None
+        self._down_until = 0.0
+        return result
+
+    # -- reads on the request path ------------------------------------------------------
+    async def user_state(self, user_id: str, generation: int | None, day: str) -> UserState:
+        """The user's vector (of this model generation) and state, in one round trip."""
+        return (await self.user_states([user_id], generation, day))[0]
+
+    async def user_states(
+        self, user_ids: list[str], generation: int | None, day: str
+    ) -> list[UserState]:
+        """Several users' vectors and states, in one round trip (one script) for them all."""
+        keys = []
+        for user_id in user_ids:
+            keys += [
+                self.keys.vector(generation or 0, user_id),
+                self.keys.profile(user_id),
+                self.keys.holdings(user_id),
+                self.keys.recent(user_id),
+                self.keys.caps(user_id, day),
+            ]
+        with_vector = "0" if generation is None else "1"
+        replies = await self._call("user_state", lambda: self._read(keys=keys, args=[with_vector]))
+        return [_user_state(reply) for reply in replies]
+
+    async def poll(self) -> tuple[Pointer | None, int]:
+        """The current-model pointer and the catalogue revision (a probe: always tries)."""
+        raw_pointer, raw_revision = await self._call(
+            "poll",
+            lambda: self.client.mget([self.keys.model_current, self.keys.catalog_revision]),
+            probe=True,
+        )
+        return parse_pointer(raw_pointer), int(raw_revision or 0)
+
+    async def ping(self) -> bool:
+        return bool(await self._call("ping", self.client.ping, probe=True))
+
+    async def catalog(self) -> Catalog:
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.keys.catalog_revision)
+            pipe.hgetall(self.keys.catalog_videos)
+            pipe.hgetall(self.keys.catalog_products)
+            return await pipe.execute()
+
+        revision, videos, products = await self._call("catalog", work, probe=True)
+        return Catalog.from_raw(int(revision or 0), videos, products)
+
+    # -- writes -------------------------------------------------------------------------
+    async def ingest(
+        self, events: list[Event], max_len: int, dedup_seconds: int, recent_limit: int
+    ) -> tuple[int, int]:
+        """Append new events to the stream and user state; (accepted, duplicates)."""
+        args: list[Any] = [self.keys.prefix, max_len, dedup_seconds, recent_limit, len(events)]
+        for e in events:
+            args += [
+                e.event_id,
+                e.ts.isoformat(),
+                e.user_id,
+                e.item_id,
+                e.item_type.value,
+                e.action.value,
+                "" if e.watch_ratio is None else repr(e.watch_ratio),
+                e.request_id or "",
+                "" if e.amount is None else repr(e.amount),
+            ]
+        accepted, duplicates = await self._call(
+            "ingest", lambda: self._ingest(keys=[self.keys.events], args=args)
+        )
+        if accepted < 0:
+            raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
+        return int(accepted), int(duplicates)
+
+    async def count_attached(self, day: str, attached: list[tuple[str, list[str]]]) -> None:
+        """Add one to today's attach counter of each (user, products served to them)."""
+        served = [(user_id, products) for user_id, products in attached if products]
+        if not served:
+            return
+        keys = [self.keys.caps(user_id, day) for user_id, _ in served]
+        args = [str(CAPS_TTL_SECONDS), *(",".join(products) for _, products in served)]
+        await self._call("count_attached", lambda: self._count(keys=keys, args=args))
+
+    async def put_profile(self, user_id: str, profile: Profile) -> None:
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            queue_profile(pipe, self.keys, user_id, profile)
+            return await pipe.execute()
+
+        await self._call("put_profile", work)
+
+    async def get_profile(self, user_id: str) -> Profile:
+        state = await self.user_state(user_id, None, utc_day())
+        return Profile(
+            risk_tolerance=state.risk_tolerance,
+            segment=state.segment,
+            lifecycle=state.lifecycle,  # type: ignore[arg-type]
+            holdings=sorted(state.holdings),
+        )
+
+    async def put_catalog_record(self, hash_key: str, item_id: str, record: dict) -> None:
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(hash_key, item_id, json.dumps(record))
+            pipe.incr(self.keys.catalog_revision)
+            return await pipe.execute()
+
+        await self._call("put_catalog", work)
+
+    async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
+        raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))
+        return None if raw is None else json.loads(raw)
+
+
+def queue_profile(pipe: Pipeline, keys: Keys, user_id: str, profile: Profile) -> None:
+    """Queue the commands that replace one user's profile and holdings."""
+    fields = {
+        name: str(value)
+        for name, value in profile.model_dump(exclude={"holdings"}, mode="json").items()
+        if value is not None
+    }
+    pipe.delete(keys.profile(user_id), keys.holdings(user_id))
+    if fields:
+        pipe.hset(keys.profile(user_id), mapping=fields)  # type: ignore[arg-type]
+    if profile.holdings:
+        pipe.sadd(keys.holdings(user_id), *profile.holdings)
+
+
+def parse_pointer(raw: bytes | str | None) -> Pointer | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return Pointer(str(value["version"]), int(value["generation"]))
+
+
+def _user_state(reply: list[Any]) -> UserState:
+    vector, profile, holdings, recent, caps = reply
+    fields = dict(zip(profile[::2], profile[1::2], strict=True))
+    return UserState(
+        vector=vector,
+        risk_tolerance=_int_or_none(fields.get(b"risk_tolerance")),
+        segment=_str_or_none(fields.get(b"segment")),
+        lifecycle=_str_or_none(fields.get(b"lifecycle")),
+        holdings=frozenset(h.decode() for h in holdings),
+        recent=tuple(_recent(entry) for entry in recent),
+        attached_today={k.decode(): int(v) for k, v in zip(caps[::2], caps[1::2], strict=True)},
+    )
+
+
+def _recent(entry: bytes) -> RecentEvent:
+    item_type, item_id, action, ratio = entry.decode().split("|")
+    return RecentEvent(item_type, item_id, action, float(ratio) if ratio else None)
+
+
+def _int_or_none(raw: bytes | None) -> int | None:
+    return None if raw is None else int(raw)
+
+
+def _str_or_none(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode()
