@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,14 +39,14 @@ def create_app(settings: Settings) -> FastAPI:
         await serving.start()
         batcher = FeedBatcher(serving, store, settings)
         app.state.runtime = Runtime(settings, store, serving, metrics, batcher)
-        watcher = asyncio.create_task(serving.watch(settings.poll_seconds))
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))
         gc.freeze()  # start-up objects (model, catalogue, app) leave the collector's scans
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            stop.set()
+            await watcher
             await client.aclose()
 
     app = FastAPI(

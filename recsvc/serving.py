@@ -9,6 +9,7 @@ event loop and swapped in only when it passes, otherwise the old one stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -176,10 +177,17 @@ class Serving:
             pointer.generation,
         )
 
-    async def watch(self, interval: float) -> None:
-        """Poll forever (until cancelled); errors are logged, never fatal."""
-        while True:
-            await asyncio.sleep(interval)
+    async def watch(self, interval: float, stop: asyncio.Event) -> None:
+        """Poll every `interval` seconds until `stop` is set; errors are logged, never fatal.
+
+        Stopping by an event, not by cancelling the task: a cancelled Redis call can leave
+        redis-py's connection half-closed and hang the shutdown.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
             try:
                 await self.refresh()
             except RedisUnavailable as exc:

@@ -1,0 +1,133 @@
+"""Fixtures of the service tests: a private real Redis, the planted model published into it,
+and the real app served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
+import uvicorn
+
+from recsvc.app import create_app
+from recsvc.catalog import ProductRecord, VideoRecord
+from recsvc.embedded_redis import EmbeddedRedis, free_port
+from recsvc.keys import Keys
+from recsvc.loaders import load_catalog
+from recsvc.publish import PublishReport, publish
+from recsvc.settings import Settings, load_settings
+from tests.service import planted
+
+PLANTED_VERSION = "20260101T000000000000Z-planted"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One private redis-server for the session, on a free port (never 6379)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    assert server.port != 6379
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    """The private Redis, emptied before each test (restarted if a test stopped it)."""
+    if redis_server.process is None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "models"
+    planted.write_planted_model(directory, PLANTED_VERSION)
+    return directory
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def publish_model(url: str, directory: Path, grace_seconds: int = 3600) -> PublishReport:
+    async def work() -> PublishReport:
+        client = aioredis.Redis.from_url(url)
+        try:
+            return await publish(client, Keys(), directory, grace_seconds)
+        finally:
+            await client.aclose()
+
+    return run(work())
+
+
+def load_planted_catalog(url: str) -> None:
+    async def work() -> None:
+        client = aioredis.Redis.from_url(url)
+        try:
+            await load_catalog(
+                client,
+                Keys(),
+                [VideoRecord.model_validate(r) for r in planted.video_records()],
+                [ProductRecord.model_validate(r) for r in planted.product_records()],
+            )
+        finally:
+            await client.aclose()
+
+    run(work())
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[httpx.Client]:
+    """The real app under uvicorn on a free loopback port, in a thread; an HTTP client to it."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start")
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def service_settings(url: str, models_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": url,
+        "models_dir": models_dir,
+        "poll_seconds": 0.2,
+        "redis_timeout_ms": 200,
+        "redis_retry_seconds": 0.2,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def service(redis_url: str, models_dir: Path) -> Iterator[httpx.Client]:
+    """The planted model published, its catalogue loaded, the app serving it."""
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    with serving(service_settings(redis_url, models_dir)) as client:
+        yield client
