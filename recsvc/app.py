@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             stop.set()
             await watcher
+            batcher.close()
             await client.aclose()
 
     app = FastAPI(

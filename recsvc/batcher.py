@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from recsvc.feed import Feed, build_feeds
@@ -50,6 +51,10 @@ class FeedBatcher:
         self._queue: list[_Request] = []
         self._busy = False
         self._task: asyncio.Task[None] | None = None  # held so that it is not collected
+        self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsvc-rank")
+
+    def close(self) -> None:
+        self._ranker.shutdown(wait=True)
 
     async def feed(self, user_id: str, n: int) -> Served:
         """This user's feed, served in the next batch."""
@@ -90,7 +95,11 @@ class FeedBatcher:
         except RedisUnavailable:
             states, degraded = [UserState(attached_today=None)] * len(batch), True
         sizes = [request.n for request in batch]
-        feeds = build_feeds(model, rules, states, sizes, self.settings)
+        # Ranking runs on a worker thread: onnxruntime releases the GIL while it computes, so
+        # the event loop goes on parsing and answering other requests meanwhile.
+        feeds = await asyncio.get_running_loop().run_in_executor(
+            self._ranker, build_feeds, model, rules, states, sizes, self.settings
+        )
         withdrawn = False
         if not degraded:
             try:
