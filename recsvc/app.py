@@ -47,7 +47,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             stop.set()
             await watcher
-            batcher.close()
             await client.aclose()
 
     app = FastAPI(

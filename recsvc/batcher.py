@@ -3,15 +3,16 @@ served are served together as the next batch.
 
 One batch costs one Redis round trip for every user's vector and state, one onnxruntime call
 for every ranking, and one round trip for the attach counters, so the fixed cost of each is
-shared. No request waits for a batch to fill: an idle batcher starts at once, and a busy one
-takes whatever has queued (up to `max_batch`) as soon as the previous batch is done.
+shared. No request waits for a batch to fill: a batch starts at once when fewer than
+`max_in_flight` (2) are being served, else as soon as one finishes, with whatever has queued
+(up to `max_batch`). Two in flight keep the event loop busy while a batch waits for Redis or
+for the ranking.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from recsvc.feed import Feed, build_feeds
@@ -42,43 +43,55 @@ class _Request:
 
 class FeedBatcher:
     def __init__(
-        self, serving: Serving, store: FeatureStore, settings: Settings, max_batch: int = 64
+        self,
+        serving: Serving,
+        store: FeatureStore,
+        settings: Settings,
+        max_batch: int = 64,
+        max_in_flight: int = 2,
     ) -> None:
         self.serving = serving
         self.store = store
         self.settings = settings
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
         self._queue: list[_Request] = []
-        self._busy = False
-        self._task: asyncio.Task[None] | None = None  # held so that it is not collected
-        self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsvc-rank")
-
-    def close(self) -> None:
-        self._ranker.shutdown(wait=True)
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # held so that they are not collected
 
     async def feed(self, user_id: str, n: int) -> Served:
         """This user's feed, served in the next batch."""
         future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(user_id, n, future))
-        if not self._busy:
-            self._busy = True
-            self._task = asyncio.create_task(self._drain())
+        if self._in_flight < self.max_in_flight:
+            self._start_batch()
         return await future
 
-    async def _drain(self) -> None:
+    def _start_batch(self) -> None:
+        batch = self._queue[: self.max_batch]
+        del self._queue[: self.max_batch]
+        self._in_flight += 1
+        task = asyncio.create_task(self._serve_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_batch(self, batch: list[_Request]) -> None:
+        # Yield once first, so that requests arriving in the same loop turn join the batch.
+        await asyncio.sleep(0)
+        extra = self._queue[: self.max_batch - len(batch)]
+        del self._queue[: len(extra)]
+        batch += extra
         try:
-            while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-                try:
-                    await self._serve(batch)
-                except Exception as exc:  # never leave a request waiting forever
-                    log.exception("feed batch failed")
-                    for request in batch:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
+            await self._serve(batch)
+        except Exception as exc:  # never leave a request waiting forever
+            log.exception("feed batch failed")
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
         finally:
-            self._busy = False
+            self._in_flight -= 1
+            if self._queue and self._in_flight < self.max_in_flight:
+                self._start_batch()
 
     async def _serve(self, batch: list[_Request]) -> None:
         snapshot = self.serving.snapshot
@@ -95,11 +108,8 @@ class FeedBatcher:
         except RedisUnavailable:
             states, degraded = [UserState(attached_today=None)] * len(batch), True
         sizes = [request.n for request in batch]
-        # Ranking runs on a worker thread: onnxruntime releases the GIL while it computes, so
-        # the event loop goes on parsing and answering other requests meanwhile.
-        feeds = await asyncio.get_running_loop().run_in_executor(
-            self._ranker, build_feeds, model, rules, states, sizes, self.settings
-        )
+        # Ranked on the event loop: a worker thread was measured slower (GIL contention).
+        feeds = build_feeds(model, rules, states, sizes, self.settings)
         withdrawn = False
         if not degraded:
             try:

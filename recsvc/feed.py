@@ -27,13 +27,11 @@ from recsvc.store import UserState
 class Feed:
     source: Source
     items: list[FeedItem]
-
-    @property
-    def attached(self) -> list[str]:
-        return [item.product.product_id for item in self.items if item.product]
+    attached: list[str]  # product ids attached on this page
 
     def without_products(self) -> Feed:
-        return Feed(self.source, [item.model_copy(update={"product": None}) for item in self.items])
+        items = [item.model_copy(update={"product": None}) for item in self.items]
+        return Feed(self.source, items, [])
 
 
 def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
@@ -127,7 +125,7 @@ def _page(
     product_score = ranked.product_score[b, :n][keep]
     chosen = choose_attachments(product_index, product_score, max_attached)
     video_ids = model.ranking.manifest.video_ids
-    items = []
+    items, attached = [], []
     for rank, (v, score, p, p_score) in enumerate(
         zip(video_index[keep], video_score[keep], chosen, product_score, strict=True), start=1
     ):
@@ -143,9 +141,10 @@ def _page(
                 disclosure=record.disclosure,
                 score=float(p_score),
             )
+            attached.append(record.product_id)
         items.append(
             FeedItem.model_construct(
                 rank=rank, video_id=video_ids[v], score=float(score), product=card
             )
         )
-    return Feed(source, items)
+    return Feed(source, items, attached)

@@ -40,6 +40,37 @@ class FeedItem(BaseModel):
 
 
 class FeedResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "9f1c2a7b3e4d5f600000000000000001",
+                    "user_id": "u00042",
+                    "model_version": "20261125T101500123456Z-a1b2c3",
+                    "variant": "default",
+                    "source": "cf",
+                    "degraded": False,
+                    "items": [
+                        {
+                            "rank": 1,
+                            "video_id": "v0123",
+                            "score": 0.92,
+                            "product": {
+                                "product_id": "p07",
+                                "name": "Global Equity Fund",
+                                "category": "fund",
+                                "risk_level": 3,
+                                "disclosure": "Capital at risk. Past performance ...",
+                                "score": 0.41,
+                            },
+                        },
+                        {"rank": 2, "video_id": "v0456", "score": 0.88, "product": None},
+                    ],
+                }
+            ]
+        }
+    )
+
     request_id: str
     user_id: str
     model_version: str

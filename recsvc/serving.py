@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ log = logging.getLogger("recsvc.serving")
 
 # What one event adds to a user-item cell, as the trainer counts it (when the manifest does
 # not say): see training.matrix.ConfidenceWeights.
+REFUSED_RETRY_SECONDS = 30.0
 DEFAULT_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
 
 
@@ -117,7 +119,9 @@ class Serving:
         self.models_dir = models_dir
         self.snapshot = Snapshot()
         self.on_reload = on_reload or (lambda version, outcome: None)
-        self.failed_versions: set[str] = set()
+        # Refused (version, generation) pairs and when: retried after REFUSED_RETRY_SECONDS,
+        # since a directory may reach this replica's disk after the pointer does.
+        self.refused: dict[tuple[str, int | None], float] = {}
         self.last_error: str | None = None
 
     async def load_version(self, version: str, generation: int | None) -> bool:
@@ -126,7 +130,7 @@ class Serving:
         try:
             model = await asyncio.to_thread(ServingModel.load, directory, generation)
         except (ArtifactError, OSError, ValueError) as exc:
-            self.failed_versions.add(version)
+            self.refused[(version, generation)] = time.monotonic()
             self.last_error = f"model {version} refused: {exc}"
             log.error("%s; keeping %s", self.last_error, self.version or "no model")
             self.on_reload(version, "refused")
@@ -170,7 +174,8 @@ class Serving:
 
     def _is_new(self, pointer: Pointer) -> bool:
         model = self.snapshot.model
-        if pointer.version in self.failed_versions:
+        refused_at = self.refused.get((pointer.version, pointer.generation))
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
             return False
         return model is None or (model.version, model.generation) != (
             pointer.version,

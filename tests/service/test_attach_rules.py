@@ -1,0 +1,231 @@
+"""The attach rules, over real HTTP against the planted model.
+
+Under each ranked video the service may attach one product card. It never attaches a product
+above the user's risk tolerance (unknown tolerance: the lowest level only, or nothing with
+`unknown_risk_policy=none`), a product the user holds when it can be held once, a product
+already attached `daily_cap_per_product` times to the user today, a retired product, or a
+credit product without its disclosure; a page carries at most `max_attached_per_page`
+products, each once. Retired and already-seen videos are never served.
+
+With a zero user vector (popularity), the product under a video is the one closest to that
+video: p-ins under insurance, p-dep under saving, p-fund (else p-pen) under investing, p-loan
+under credit; p-nodisc would win under credit but has no disclosure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.conftest import (
+    PLANTED_VERSION,
+    load_planted_catalog,
+    publish_model,
+    service_settings,
+    serving,
+)
+
+RISK = {"p-dep": 1, "p-ins": 1, "p-nodisc": 1, "p-loan": 2, "p-pen": 2, "p-fund": 4}
+
+
+@contextmanager
+def planted_service(redis_url: str, models_dir: Path, **overrides: Any) -> Iterator[httpx.Client]:
+    """The planted model and catalogue, served with these settings."""
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    with serving(service_settings(redis_url, models_dir, **overrides)) as client:
+        yield client
+
+
+@pytest.fixture
+def uncapped(redis_url: str, models_dir: Path) -> Iterator[httpx.Client]:
+    """A service whose daily cap never bites, for tests that ask for many feeds."""
+    with planted_service(redis_url, models_dir, daily_cap_per_product=1000) as client:
+        yield client
+
+
+def feed(client: httpx.Client, user_id: str, n: int = 12) -> dict[str, Any]:
+    response = client.get("/v1/feed", params={"user_id": user_id, "n": n})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def attached(body: dict[str, Any]) -> list[str]:
+    return [item["product"]["product_id"] for item in body["items"] if item["product"]]
+
+
+def videos(body: dict[str, Any]) -> list[str]:
+    return [item["video_id"] for item in body["items"]]
+
+
+def set_profile(client: httpx.Client, user_id: str, **profile: Any) -> None:
+    response = client.put(f"/v1/users/{user_id}/profile", json=profile)
+    assert response.status_code == 200, response.text
+
+
+def post_events(client: httpx.Client, *events: dict[str, Any]) -> None:
+    response = client.post("/v1/events", json={"events": list(events)})
+    assert response.status_code == 202, response.text
+
+
+def event(user_id: str, item_id: str, action: str, item_type: str = "video") -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "ts": datetime.now(UTC).isoformat(),
+        "user_id": user_id,
+        "item_id": item_id,
+        "item_type": item_type,
+        "action": action,
+    }
+
+
+def set_status(client: httpx.Client, kind: str, item_id: str, status: str) -> None:
+    response = client.put(f"/v1/catalog/{kind}/{item_id}/status", json={"status": status})
+    assert response.status_code == 200, response.text
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> bool:
+    """Whether the condition holds within so many seconds (replicas poll every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "expected"),
+    [
+        (1, {"p-dep", "p-ins"}),
+        (2, {"p-dep", "p-ins", "p-loan", "p-pen"}),
+        (3, {"p-dep", "p-ins", "p-loan", "p-pen"}),
+        (4, {"p-dep", "p-ins", "p-loan", "p-fund"}),
+        (5, {"p-dep", "p-ins", "p-loan", "p-fund"}),
+    ],
+)
+def test_only_products_within_the_users_risk_tolerance_are_attached(
+    redis_url: str, models_dir: Path, tolerance: int, expected: set[str]
+) -> None:
+    with planted_service(redis_url, models_dir, max_attached_per_page=10) as client:
+        set_profile(client, "u-new", risk_tolerance=tolerance)
+        products = attached(feed(client, "u-new"))
+    assert all(RISK[p] <= tolerance for p in products), products
+    assert set(products) == expected
+
+
+def test_an_unknown_tolerance_allows_only_the_lowest_risk_level(service: httpx.Client) -> None:
+    products = attached(feed(service, "u-inv"))  # investing: p-fund (4) and p-pen (2) fit best
+    assert products
+    assert all(RISK[p] == 1 for p in products), products
+
+
+def test_with_policy_none_an_unknown_tolerance_gets_no_product(
+    redis_url: str, models_dir: Path
+) -> None:
+    with planted_service(redis_url, models_dir, unknown_risk_policy="none") as client:
+        assert attached(feed(client, "u-inv")) == []
+        assert attached(feed(client, "u-new")) == []
+        set_profile(client, "u-known", risk_tolerance=5)
+        assert attached(feed(client, "u-known")) != []
+
+
+@pytest.mark.parametrize("held_through", ["profile", "purchase event"])
+def test_a_held_holdable_once_product_is_not_attached(
+    service: httpx.Client, held_through: str
+) -> None:
+    set_profile(service, "u-inv", risk_tolerance=3)
+    assert "p-pen" in attached(feed(service, "u-inv"))
+    if held_through == "profile":
+        set_profile(service, "u-inv", risk_tolerance=3, holdings=["p-pen"])
+    else:
+        post_events(service, event("u-inv", "p-pen", "purchase", item_type="product"))
+    assert "p-pen" not in attached(feed(service, "u-inv"))
+
+
+def test_a_held_product_that_can_be_held_many_times_is_still_attached(
+    service: httpx.Client,
+) -> None:
+    set_profile(service, "u-save", risk_tolerance=1, holdings=["p-dep"])
+    body = feed(service, "u-save", n=3)
+    assert body["items"][0]["product"]["product_id"] == "p-dep"
+
+
+def test_a_product_is_attached_at_most_daily_cap_times_per_user(
+    redis_url: str, models_dir: Path
+) -> None:
+    with planted_service(redis_url, models_dir, daily_cap_per_product=2) as client:
+        set_profile(client, "u-save", risk_tolerance=1)
+        set_profile(client, "u-other", risk_tolerance=1)
+        assert "p-dep" in attached(feed(client, "u-save", n=3))
+        assert "p-dep" in attached(feed(client, "u-save", n=3))
+        assert "p-dep" not in attached(feed(client, "u-save", n=3))
+        assert "p-dep" in attached(feed(client, "u-other"))  # the cap is per user
+
+
+@pytest.mark.parametrize(("max_attached", "expected"), [(0, 0), (1, 1), (3, 3), (10, 4)])
+def test_a_page_carries_at_most_max_attached_per_page_products(
+    redis_url: str, models_dir: Path, max_attached: int, expected: int
+) -> None:
+    """Four products fit a popularity page for tolerance 5 (one per topic)."""
+    with planted_service(redis_url, models_dir, max_attached_per_page=max_attached) as client:
+        set_profile(client, "u-new", risk_tolerance=5)
+        assert len(attached(feed(client, "u-new"))) == expected
+
+
+def test_no_product_appears_twice_on_a_page(service: httpx.Client) -> None:
+    set_profile(service, "u-save", risk_tolerance=1)
+    body = feed(service, "u-save", n=3)  # p-dep fits each of v10, v11, v12 best
+    assert videos(body) == ["v10", "v11", "v12"]
+    assert attached(body) == ["p-dep"]
+    assert body["items"][0]["product"]["product_id"] == "p-dep"
+
+
+def test_a_credit_product_without_its_disclosure_is_never_attached(
+    uncapped: httpx.Client,
+) -> None:
+    set_profile(uncapped, "u-credit", risk_tolerance=5)
+    first = feed(uncapped, "u-credit")
+    cards = [item["product"] for item in first["items"] if item["product"]]
+    assert "p-nodisc" not in attached(first)
+    assert {"product_id": "p-loan", "disclosure": "APR 9.9%"}.items() <= cards[0].items()
+    record = {"product_id": "p-nodisc", "name": "Quick Loan", "category": "credit"}
+    record |= {"risk_level": 1, "disclosure": "APR 19.9%"}
+    assert uncapped.put("/v1/catalog/products/p-nodisc", json=record).status_code == 200
+    assert within(5, lambda: "p-nodisc" in attached(feed(uncapped, "u-credit")))
+
+
+def test_a_retired_product_stops_being_attached_within_5s(uncapped: httpx.Client) -> None:
+    set_profile(uncapped, "u-save", risk_tolerance=1)
+    assert "p-dep" in attached(feed(uncapped, "u-save"))
+    set_status(uncapped, "products", "p-dep", "retired")
+    assert within(5, lambda: "p-dep" not in attached(feed(uncapped, "u-save")))
+    assert all("p-dep" not in attached(feed(uncapped, "u-save")) for _ in range(5))
+    set_status(uncapped, "products", "p-dep", "live")
+    assert within(5, lambda: "p-dep" in attached(feed(uncapped, "u-save")))
+
+
+def test_a_retired_video_stops_being_served_within_5s(uncapped: httpx.Client) -> None:
+    assert videos(feed(uncapped, "u-save", n=3)) == ["v10", "v11", "v12"]
+    set_status(uncapped, "videos", "v10", "retired")
+    assert within(5, lambda: "v10" not in videos(feed(uncapped, "u-save")))
+    assert videos(feed(uncapped, "u-save", n=2)) == ["v11", "v12"]
+    assert "v10" not in videos(feed(uncapped, "u-new", n=100))  # nor to anyone else
+
+
+def test_seen_videos_are_not_served_again(service: httpx.Client) -> None:
+    post_events(service, event("u-save", "v10", "view"), event("u-save", "v11", "impression"))
+    body = feed(service, "u-save", n=100)
+    assert body["source"] == "cf"
+    assert "v10" not in videos(body) and "v11" not in videos(body)
+    assert len(body["items"]) == 10  # the twelve videos but the two seen
+    assert videos(body)[0] == "v12"
+    assert videos(feed(service, "u-ins", n=100)).count("v10") == 1  # seen is per user

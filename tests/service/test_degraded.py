@@ -1,0 +1,211 @@
+"""Serving through a Redis outage, and the metrics that show it.
+
+With Redis gone a replica still answers feeds: global popularity, marked `degraded`, with no
+product (holdings and daily caps cannot be checked). Writes are refused with 503 and a
+Retry-After, so clients retry and nothing is lost. Readiness fails and says why; liveness
+holds. When Redis is back the replica recovers by itself, without a restart.
+
+Each test stops the session's Redis and always starts it again before it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from recsvc.embedded_redis import EmbeddedRedis
+from recsvc.keys import Keys
+from tests.service.conftest import (
+    PLANTED_VERSION,
+    load_planted_catalog,
+    publish_model,
+    service_settings,
+    serving,
+)
+
+POPULAR_FIRST = ["v00", "v01", "v02"]  # planted global popularity
+SAVING_FIRST = ["v10", "v11", "v12"]  # u-save's published vector
+
+
+@contextmanager
+def redis_stopped(server: EmbeddedRedis) -> Iterator[None]:
+    """Stop the session's Redis; whatever happens, it runs again (empty) afterwards."""
+    server.stop()
+    try:
+        yield
+    finally:
+        if server.process is None:
+            server.start()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def feed(client: httpx.Client, user_id: str = "u-save") -> dict:
+    response = client.get("/v1/feed", params={"user_id": user_id, "n": 3})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def video_ids(body: dict) -> list[str]:
+    return [item["video_id"] for item in body["items"]]
+
+
+def products(body: dict) -> list[str]:
+    return [item["product"]["product_id"] for item in body["items"] if item["product"]]
+
+
+def restore_data(redis_url: str, models_dir: Path) -> None:
+    """A restarted Redis is empty: publish the model and load the catalogue again."""
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+
+
+EVENTS = {
+    "events": [
+        {
+            "event_id": "e-outage-1",
+            "ts": datetime.now(UTC).isoformat(),
+            "user_id": "u-new",
+            "item_id": "v20",
+            "item_type": "video",
+            "action": "view",
+            "watch_ratio": 0.9,
+        }
+    ]
+}
+
+
+def test_without_redis_the_feed_is_global_popularity_without_products(
+    service: httpx.Client, redis_server: EmbeddedRedis
+) -> None:
+    healthy = feed(service)
+    assert healthy["degraded"] is False and video_ids(healthy) == SAVING_FIRST
+    assert products(healthy), "a healthy feed of u-save attaches a product"
+    with redis_stopped(redis_server):
+        body = feed(service)
+        assert body["degraded"] is True
+        assert body["source"] == "popularity"
+        assert body["model_version"] == PLANTED_VERSION
+        assert video_ids(body) == POPULAR_FIRST
+        assert products(body) == []
+
+
+def test_without_redis_writes_answer_503_with_retry_after_and_a_retry_is_accepted(
+    service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str
+) -> None:
+    with redis_stopped(redis_server):
+        refused = service.post("/v1/events", json=EVENTS)
+        assert refused.status_code == 503
+        assert int(refused.headers["Retry-After"]) >= 1
+        profile = service.put("/v1/users/u-new/profile", json={"risk_tolerance": 3})
+        assert profile.status_code == 503
+        assert "Retry-After" in profile.headers
+
+    def retried() -> bool:
+        return service.post("/v1/events", json=EVENTS).status_code == 202
+
+    assert eventually(retried)
+    with redis.Redis.from_url(redis_url) as client:
+        entries = client.xrange(Keys().events)
+    assert [fields[b"event_id"] for _, fields in entries] == [b"e-outage-1"]
+    again = service.post("/v1/events", json=EVENTS).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 1)  # retries are safe
+    profile = service.put("/v1/users/u-new/profile", json={"risk_tolerance": 3})
+    assert profile.status_code == 200
+
+
+def test_without_redis_readiness_fails_naming_redis_while_liveness_holds(
+    service: httpx.Client, redis_server: EmbeddedRedis
+) -> None:
+    assert service.get("/readyz").status_code == 200
+    with redis_stopped(redis_server):
+        ready = service.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert any("Redis" in problem for problem in ready.json()["problems"]), ready.json()
+        assert service.get("/healthz").status_code == 200
+    assert eventually(lambda: service.get("/readyz").status_code == 200)
+
+
+def test_the_service_recovers_by_itself_when_redis_is_back(
+    service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
+) -> None:
+    with redis_stopped(redis_server):
+        assert feed(service)["degraded"] is True
+        time.sleep(0.5)  # several failed polls while it is down
+        assert feed(service)["degraded"] is True
+        redis_server.start()  # same port, empty
+        restore_data(redis_url, models_dir)
+
+    def recovered() -> bool:
+        body = feed(service)
+        return body["degraded"] is False and body["source"] == "cf"
+
+    assert eventually(recovered)
+    body = feed(service)
+    assert video_ids(body) == SAVING_FIRST
+    assert products(body), "products are attached again"
+
+
+def samples(client: httpx.Client) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of /metrics by sample name: [(labels, value)]."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def test_metrics_show_latency_redis_errors_degraded_feeds_model_and_attachments(
+    service: httpx.Client, redis_server: EmbeddedRedis
+) -> None:
+    attached = len(products(feed(service))) + len(products(feed(service, "u-ins")))
+    assert attached >= 1
+    with redis_stopped(redis_server):
+        assert feed(service)["degraded"] is True
+        metrics = samples(service)
+
+    feeds_timed = [
+        value
+        for labels, value in metrics["recsvc_request_seconds_count"]
+        if labels["route"] == "/v1/feed" and labels["method"] == "GET"
+    ]
+    assert sum(feeds_timed) == 3
+    assert any(
+        labels["route"] == "/v1/feed" and value > 0
+        for labels, value in metrics["recsvc_request_seconds_bucket"]
+    )
+    errors = {labels["operation"]: value for labels, value in metrics["recsvc_redis_errors_total"]}
+    assert errors.get("user_state", 0) >= 1, errors
+    assert metrics["recsvc_degraded_responses_total"] == [({}, 1.0)]
+    assert metrics["recsvc_model_info"] == [({"version": PLANTED_VERSION}, 1.0)]
+    assert metrics["recsvc_attached_products_total"] == [({}, float(attached))]
+
+
+def test_a_replica_started_without_redis_serves_the_newest_model_on_disk_then_recovers(
+    redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
+) -> None:
+    with redis_stopped(redis_server), serving(service_settings(redis_url, models_dir)) as client:
+        body = feed(client)
+        assert (body["degraded"], body["source"]) == (True, "popularity")
+        assert body["model_version"] == PLANTED_VERSION
+        assert products(body) == []
+        redis_server.start()
+        restore_data(redis_url, models_dir)
+        assert eventually(lambda: feed(client)["source"] == "cf")
+        body = feed(client)
+        assert body["degraded"] is False and video_ids(body) == SAVING_FIRST
