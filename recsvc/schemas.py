@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from recsvc.domain import ID_PATTERN, Action, ItemType, Lifecycle, ProductCategory
 
@@ -81,7 +81,8 @@ class FeedResponse(BaseModel):
 
 
 class Event(BaseModel):
-    """One thing a user did. `ts` without a zone is read as UTC."""
+    """One thing a user did. `ts` without a zone is read as UTC; ids are deduplicated per user
+    (the marker shares the user's hash tag), so an event id must be unique for its user."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -111,11 +112,20 @@ class Event(BaseModel):
     request_id: Id | None = None
     amount: float | None = Field(None, ge=0, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _purchases_are_products(self) -> Event:
-        if self.action is Action.PURCHASE and self.item_type is not ItemType.PRODUCT:
+    @field_validator("ts")
+    @classmethod
+    def _in_utc(cls, ts: datetime) -> datetime:
+        try:
+            return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("ts is out of range once converted to UTC") from None
+
+    @field_validator("action")
+    @classmethod
+    def _purchases_are_products(cls, action: Action, info: ValidationInfo) -> Action:
+        if action is Action.PURCHASE and info.data.get("item_type") is not ItemType.PRODUCT:
             raise ValueError("only a product can be purchased (item_type must be 'product')")
-        return self
+        return action
 
 
 class EventBatch(BaseModel):

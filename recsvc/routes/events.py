@@ -36,11 +36,11 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
             "input": event.ts.isoformat(),
         }
         for i, event in enumerate(batch.events)
-        if _aware(event.ts) > latest
+        if event.ts > latest
     ]
     if future:
         raise RequestValidationError(future)
-    events = [e.model_copy(update={"ts": _aware(e.ts)}) for e in batch.events]
+    events = batch.events
     try:
         accepted, duplicates = await runtime.store.ingest(
             events,
@@ -57,7 +57,3 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
     runtime.metrics.events.labels("accepted").inc(accepted)
     runtime.metrics.events.labels("duplicate").inc(duplicates)
     return EventsAccepted(received=len(events), accepted=accepted, duplicates=duplicates)
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

@@ -26,9 +26,7 @@ def test_products_jsonl_reads_and_names_the_bad_line(tmp_path: Path) -> None:
 def test_profiles_csv(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_text(
-        "user_id,segment,risk_tolerance,lifecycle,holdings\n"
-        "u1,young,3,active,p1|p2\n"
-        "u2,,,,\n"
+        "user_id,segment,risk_tolerance,lifecycle,holdings\nu1,young,3,active,p1|p2\nu2,,,,\n"
     )
     profiles = dict(read_profiles_csv(path))
     assert profiles["u1"].risk_tolerance == 3

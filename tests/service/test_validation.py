@@ -84,7 +84,7 @@ def event(**fields: Any) -> dict[str, Any]:
         pytest.param({"watch_ratio": 1.5}, "watch_ratio", id="watch_ratio above 1"),
         pytest.param({"watch_ratio": -0.1}, "watch_ratio", id="watch_ratio below 0"),
         pytest.param({"amount": -1.0}, "amount", id="negative amount"),
-        pytest.param({"action": "purchase"}, "item_type", id="purchase of a video"),
+        pytest.param({"action": "purchase"}, "action", id="purchase of a video"),
         pytest.param({"ts": "2100-01-01T00:00:00Z"}, "ts", id="ts far in the future"),
         pytest.param({"ts": "9999-12-31T23:59:59-01:00"}, "ts", id="ts at the end of time"),
         pytest.param({"ts": "yesterday"}, "ts", id="ts not a date"),
