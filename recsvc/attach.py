@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class ItemRules:
     product_risk: np.ndarray  # [P] risk level, 0 where there is no record
     holdable_once: np.ndarray  # [P] bool
     products: tuple[ProductRecord | None, ...]
+    cards: tuple[dict[str, Any] | None, ...]  # the response's product card, score aside
     video_position: Mapping[str, int]
     product_position: Mapping[str, int]
 
@@ -52,6 +54,7 @@ class ItemRules:
             product_risk=np.array([r.risk_level if r else 0 for r in products], dtype=np.int16),
             holdable_once=np.array([bool(r and r.holdable_once) for r in products], dtype=bool),
             products=products,
+            cards=tuple(_card(r) if r else None for r in products),
             video_position={v: i for i, v in enumerate(video_ids)},
             product_position={p: i for i, p in enumerate(product_ids)},
         )
@@ -93,6 +96,16 @@ class ItemRules:
             if j is not None and count >= daily_cap:
                 bias[j] = BLOCKED
         return bias
+
+
+def _card(record: ProductRecord) -> dict[str, Any]:
+    return {
+        "product_id": record.product_id,
+        "name": record.name,
+        "category": record.category.value,
+        "risk_level": record.risk_level,
+        "disclosure": record.disclosure,
+    }
 
 
 def choose_attachments(

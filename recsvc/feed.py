@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from recsvc import vectors
 from recsvc.attach import ItemRules, choose_attachments
 from recsvc.foldin import fold_in
 from recsvc.ranker import Ranked
-from recsvc.schemas import FeedItem, ProductCard, Source
+from recsvc.schemas import Source
 from recsvc.serving import ServingModel
 from recsvc.settings import Settings
 from recsvc.store import UserState
@@ -26,12 +27,11 @@ from recsvc.store import UserState
 @dataclass(frozen=True)
 class Feed:
     source: Source
-    items: list[FeedItem]
+    items: list[dict[str, Any]]  # FeedItem-shaped
     attached: list[str]  # product ids attached on this page
 
     def without_products(self) -> Feed:
-        items = [item.model_copy(update={"product": None}) for item in self.items]
-        return Feed(self.source, items, [])
+        return Feed(self.source, [{**item, "product": None} for item in self.items], [])
 
 
 def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
@@ -125,26 +125,25 @@ def _page(
     product_score = ranked.product_score[b, :n][keep]
     chosen = choose_attachments(product_index, product_score, max_attached)
     video_ids = model.ranking.manifest.video_ids
-    items, attached = [], []
-    for rank, (v, score, p, p_score) in enumerate(
-        zip(video_index[keep], video_score[keep], chosen, product_score, strict=True), start=1
-    ):
+    items: list[dict[str, Any]] = []
+    attached: list[str] = []
+    rows = zip(
+        video_index[keep].tolist(),
+        video_score[keep].tolist(),
+        chosen,
+        product_score.tolist(),
+        strict=True,
+    )
+    # Plain dicts in the FeedItem shape: a page is built per request, and trusted values
+    # need no validation (the route declares FeedResponse for the schema).
+    for rank, (v, score, p, p_score) in enumerate(rows, start=1):
         card = None
         if p is not None:
-            record = rules.products[p]
-            assert record is not None  # a product without a record is blocked
-            card = ProductCard.model_construct(  # trusted values: skip validation
-                product_id=record.product_id,
-                name=record.name,
-                category=record.category,
-                risk_level=record.risk_level,
-                disclosure=record.disclosure,
-                score=float(p_score),
-            )
-            attached.append(record.product_id)
+            base = rules.cards[p]
+            assert base is not None  # a product without a record is blocked
+            card = {**base, "score": round(p_score, 6)}
+            attached.append(card["product_id"])
         items.append(
-            FeedItem.model_construct(
-                rank=rank, video_id=video_ids[v], score=float(score), product=card
-            )
+            {"rank": rank, "video_id": video_ids[v], "score": round(score, 6), "product": card}
         )
     return Feed(source, items, attached)

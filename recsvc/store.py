@@ -26,6 +26,7 @@ from recsvc.keys import Keys
 from recsvc.schemas import Event, Profile
 
 CAPS_TTL_SECONDS = 2 * 24 * 3600
+VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
 T = TypeVar("T")
 
 # Appends a batch of validated events, atomically: refuse the whole batch when the stream
@@ -112,11 +113,17 @@ class UserState:
     segment: str | None = None
     lifecycle: str | None = None
     holdings: frozenset[str] = frozenset()
-    recent: tuple[RecentEvent, ...] = ()
+    recent_raw: tuple[bytes, ...] = ()  # "item_type|item_id|action|ratio", newest first
     attached_today: dict[str, int] | None = None
 
     def seen_videos(self) -> set[str]:
-        return {e.item_id for e in self.recent if e.item_type == ItemType.VIDEO}
+        # Parsed only as far as needed: this runs for every request.
+        return {e.split(b"|", 2)[1].decode() for e in self.recent_raw if e.startswith(VIDEO_TAG)}
+
+    @property
+    def recent(self) -> list[RecentEvent]:
+        """The recent events, parsed (fold-in needs them, for users without a vector)."""
+        return [_recent(entry) for entry in self.recent_raw]
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,7 @@ def _user_state(reply: list[Any]) -> UserState:
         segment=_str_or_none(fields.get(b"segment")),
         lifecycle=_str_or_none(fields.get(b"lifecycle")),
         holdings=frozenset(h.decode() for h in holdings),
-        recent=tuple(_recent(entry) for entry in recent),
+        recent_raw=tuple(recent),
         attached_today={k.decode(): int(v) for k, v in zip(caps[::2], caps[1::2], strict=True)},
     )
 
