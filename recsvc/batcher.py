@@ -108,7 +108,9 @@ class FeedBatcher:
         except RedisUnavailable:
             states, degraded = [UserState(attached_today=None)] * len(batch), True
         sizes = [request.n for request in batch]
-        # Ranked on the event loop: a worker thread was measured slower (GIL contention).
+        # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
+        # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost
+        # more than the overlap gains (bench/serve.py).
         feeds = build_feeds(model, rules, states, sizes, self.settings)
         withdrawn = False
         if not degraded:

@@ -62,15 +62,32 @@ def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | Non
     return vector, Source.FOLD_IN
 
 
-def build_feeds(
+@dataclass(frozen=True)
+class RankInputs:
+    """The ranking graph's inputs for a batch of users, and where each user's vector came from."""
+
+    users: np.ndarray  # [B, d]
+    video_bias: np.ndarray  # [B, V]
+    product_bias: np.ndarray  # [B, P]
+    k: int
+    weights: tuple[float, float]
+    sources: list[Source]
+
+    def rank(self, model: ServingModel) -> Ranked:
+        return model.ranking.rank(
+            self.users, self.video_bias, self.product_bias, self.k, self.weights
+        )
+
+
+def rank_inputs(
     model: ServingModel,
     rules: ItemRules,
     states: list[UserState],
     sizes: list[int],
     settings: Settings,
-) -> list[Feed]:
-    """Rank, filter and attach for several users in one model call. A state whose
-    `attached_today` is None (unknown: Redis down) gets no product."""
+) -> RankInputs:
+    """Vectors and rule biases for several users. A state whose `attached_today` is None
+    (unknown: Redis down) gets every product blocked."""
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
     video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
@@ -96,11 +113,34 @@ def build_feeds(
             settings.unknown_risk_policy,
         )
     weights = (settings.attach_user_weight, settings.attach_video_weight)
-    ranked = model.ranking.rank(users, video_bias, product_bias, max(sizes), weights)
+    return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
+
+
+def pages(
+    model: ServingModel,
+    rules: ItemRules,
+    inputs: RankInputs,
+    ranked: Ranked,
+    sizes: list[int],
+    settings: Settings,
+) -> list[Feed]:
+    """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
     return [
-        _page(model, rules, sources[b], ranked, b, sizes[b], settings.max_attached_per_page)
-        for b in range(len(states))
+        _page(model, rules, source, ranked, b, sizes[b], settings.max_attached_per_page)
+        for b, source in enumerate(inputs.sources)
     ]
+
+
+def build_feeds(
+    model: ServingModel,
+    rules: ItemRules,
+    states: list[UserState],
+    sizes: list[int],
+    settings: Settings,
+) -> list[Feed]:
+    """Rank, filter and attach for several users in one model call."""
+    inputs = rank_inputs(model, rules, states, sizes, settings)
+    return pages(model, rules, inputs, inputs.rank(model), sizes, settings)
 
 
 def build_feed(
