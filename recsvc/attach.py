@@ -14,6 +14,7 @@ order once. Per request, `product_bias` blocks (−inf) every product this user 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,19 +110,20 @@ def _card(record: ProductRecord) -> dict[str, Any]:
 
 
 def choose_attachments(
-    product_index: np.ndarray, product_score: np.ndarray, max_per_page: int
+    product_index: Sequence[int], product_score: Sequence[float], max_per_page: int
 ) -> list[int | None]:
     """Which product (by model index) goes under each ranked video, or None.
 
-    The best-scoring pairs first; a product appears once per page; blocked (−inf) scores never.
+    The best-scoring pairs first (ties: the higher-ranked video); a product appears once per
+    page; blocked (−inf) scores never.
     """
     chosen: list[int | None] = [None] * len(product_index)
     used: set[int] = set()
-    for j in np.argsort(-product_score, kind="stable"):
-        if len(used) >= max_per_page:
+    for j in sorted(range(len(product_score)), key=lambda i: -product_score[i]):
+        if len(used) >= max_per_page or product_score[j] == -math.inf:
             break
-        product = int(product_index[j])
-        if np.isfinite(product_score[j]) and product not in used:
+        product = product_index[j]
+        if product not in used:
             chosen[j] = product
             used.add(product)
     return chosen

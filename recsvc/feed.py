@@ -8,6 +8,7 @@ recent events (`fold_in`), else the popularity of the user's segment, else globa
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -125,8 +126,20 @@ def pages(
     settings: Settings,
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
+    # Whole-batch conversions once; the per-user work is then plain Python on short lists.
+    columns = (ranked.video_index, ranked.video_score, ranked.product_index, ranked.product_score)
+    video_index, video_score, product_index, product_score = (c.tolist() for c in columns)
     return [
-        _page(model, rules, source, ranked, b, sizes[b], settings.max_attached_per_page)
+        _page(
+            model,
+            rules,
+            source,
+            video_index[b][: sizes[b]],
+            video_score[b][: sizes[b]],
+            product_index[b][: sizes[b]],
+            product_score[b][: sizes[b]],
+            settings.max_attached_per_page,
+        )
         for b, source in enumerate(inputs.sources)
     ]
 
@@ -154,29 +167,22 @@ def _page(
     model: ServingModel,
     rules: ItemRules,
     source: Source,
-    ranked: Ranked,
-    b: int,
-    n: int,
+    video_index: list[int],
+    video_score: list[float],
+    product_index: list[int],
+    product_score: list[float],
     max_attached: int,
 ) -> Feed:
-    video_index, video_score = ranked.video_index[b, :n], ranked.video_score[b, :n]
-    keep = np.isfinite(video_score)
-    product_index = ranked.product_index[b, :n][keep]
-    product_score = ranked.product_score[b, :n][keep]
+    keep = [j for j, score in enumerate(video_score) if score != -math.inf]
+    product_index = [product_index[j] for j in keep]
+    product_score = [product_score[j] for j in keep]
     chosen = choose_attachments(product_index, product_score, max_attached)
     video_ids = model.ranking.manifest.video_ids
     items: list[dict[str, Any]] = []
     attached: list[str] = []
-    rows = zip(
-        video_index[keep].tolist(),
-        video_score[keep].tolist(),
-        chosen,
-        product_score.tolist(),
-        strict=True,
-    )
     # Plain dicts in the FeedItem shape: a page is built per request, and trusted values
     # need no validation (the route declares FeedResponse for the schema).
-    for rank, (v, score, p, p_score) in enumerate(rows, start=1):
+    for rank, (j, p, p_score) in enumerate(zip(keep, chosen, product_score, strict=True), 1):
         card = None
         if p is not None:
             base = rules.cards[p]
@@ -184,6 +190,11 @@ def _page(
             card = {**base, "score": round(p_score, 6)}
             attached.append(card["product_id"])
         items.append(
-            {"rank": rank, "video_id": video_ids[v], "score": round(score, 6), "product": card}
+            {
+                "rank": rank,
+                "video_id": video_ids[video_index[j]],
+                "score": round(video_score[j], 6),
+                "product": card,
+            }
         )
     return Feed(source, items, attached)

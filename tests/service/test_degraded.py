@@ -155,7 +155,7 @@ def test_the_service_recovers_by_itself_when_redis_is_back(
         body = feed(service)
         return body["degraded"] is False and body["source"] == "cf"
 
-    assert eventually(recovered)
+    assert eventually(recovered, timeout=10), feed(service)
     body = feed(service)
     assert video_ids(body) == SAVING_FIRST
     assert products(body), "products are attached again"
