@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from recsvc.catalog import Catalog, ProductRecord
+from recsvc.domain import RISK_LEVELS
 from recsvc.settings import UnknownRiskPolicy
 
 BLOCKED = np.float32(-np.inf)
@@ -40,6 +41,9 @@ class ItemRules:
     cards: tuple[dict[str, Any] | None, ...]  # the response's product card, score aside
     video_position: Mapping[str, int]
     product_position: Mapping[str, int]
+    # Per risk tolerance t (index 1 to 5): product_block, with every product of a risk level
+    # above t blocked too (one copy per request instead of a compare and a mask).
+    by_tolerance: tuple[np.ndarray, ...]
 
     @classmethod
     def compile(
@@ -49,22 +53,32 @@ class ItemRules:
         video_block = np.where([v in retired for v in video_ids], BLOCKED, np.float32(0))
         products = tuple(catalog.products.get(p) for p in product_ids)
         attachable = np.array([r is not None and r.attachable for r in products], dtype=bool)
+        product_block = np.where(attachable, np.float32(0), BLOCKED).astype(np.float32)
+        product_risk = np.array([r.risk_level if r else 0 for r in products], dtype=np.int16)
+        by_tolerance = tuple(
+            np.where(product_risk > t, BLOCKED, product_block).astype(np.float32)
+            for t in range(max(RISK_LEVELS) + 1)
+        )
         return cls(
             video_block=video_block.astype(np.float32),
-            product_block=np.where(attachable, np.float32(0), BLOCKED).astype(np.float32),
-            product_risk=np.array([r.risk_level if r else 0 for r in products], dtype=np.int16),
+            product_block=product_block,
+            product_risk=product_risk,
             holdable_once=np.array([bool(r and r.holdable_once) for r in products], dtype=bool),
             products=products,
             cards=tuple(_card(r) if r else None for r in products),
             video_position={v: i for i, v in enumerate(video_ids)},
             product_position={p: i for i, p in enumerate(product_ids)},
+            by_tolerance=by_tolerance,
         )
 
-    def video_bias(self, seen: Iterable[str]) -> np.ndarray:
-        """[V] biases: retired and seen videos blocked."""
-        bias = self.video_block.copy()
+    def video_bias(self, seen: Iterable[str], out: np.ndarray | None = None) -> np.ndarray:
+        """[V] biases: retired and seen videos blocked (written into `out` when given)."""
+        bias = self.video_block.copy() if out is None else out
+        if out is not None:
+            out[:] = self.video_block
         positions = [self.video_position[v] for v in seen if v in self.video_position]
-        bias[positions] = BLOCKED
+        if positions:
+            bias[positions] = BLOCKED
         return bias
 
     def product_bias(
@@ -74,20 +88,21 @@ class ItemRules:
         attached_today: Mapping[str, int] | None,
         daily_cap: int,
         unknown_risk: UnknownRiskPolicy,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """[P] biases blocking every product this user may not be offered now.
+        """[P] biases blocking every product this user may not be offered now (written into
+        `out` when given).
 
         `attached_today` None means the counters are unknown (Redis unreachable): then
         nothing may be attached, since a cap could not be honoured.
         """
-        if attached_today is None:
-            return np.full_like(self.product_block, BLOCKED)
-        bias = self.product_block.copy()
-        if risk_tolerance is None:
-            if unknown_risk is UnknownRiskPolicy.NONE:
-                return np.full_like(bias, BLOCKED)
-            risk_tolerance = LOWEST_RISK
-        bias[self.product_risk > risk_tolerance] = BLOCKED
+        bias = np.empty_like(self.product_block) if out is None else out
+        if attached_today is None or (
+            risk_tolerance is None and unknown_risk is UnknownRiskPolicy.NONE
+        ):
+            bias[:] = BLOCKED
+            return bias
+        bias[:] = self.by_tolerance[LOWEST_RISK if risk_tolerance is None else risk_tolerance]
         for product_id in holdings:
             j = self.product_position.get(product_id)
             if j is not None and self.holdable_once[j]:

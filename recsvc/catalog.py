@@ -61,7 +61,7 @@ class Catalog:
     """One revision of the catalogue. Videos without a record count as live; products without
     a record are never attached (their suitability cannot be checked)."""
 
-    revision: int = -1
+    revision: str | None = None  # None: no catalogue loaded yet
     videos: Mapping[str, VideoRecord] = field(default_factory=dict)
     products: Mapping[str, ProductRecord] = field(default_factory=dict)
 
@@ -70,7 +70,7 @@ class Catalog:
 
     @classmethod
     def from_raw(
-        cls, revision: int, videos: Mapping[Any, Any], products: Mapping[Any, Any]
+        cls, revision: str | None, videos: Mapping[Any, Any], products: Mapping[Any, Any]
     ) -> Catalog:
         """Parse the JSON records of the two Redis hashes; a bad record is logged and skipped
         (a skipped video stays live, a skipped product is never attached)."""

@@ -96,7 +96,7 @@ def rank_inputs(
     sources = []
     for b, state in enumerate(states):
         vector, source = user_vector(model, state)
-        video_bias[b] = rules.video_bias(state.seen_videos())
+        rules.video_bias(state.seen_videos(), out=video_bias[b])
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
             # chosen by their affinity with the video alone (the user term is zero).
@@ -106,12 +106,13 @@ def rank_inputs(
         else:
             users[b] = vector
         sources.append(source)
-        product_bias[b] = rules.product_bias(
+        rules.product_bias(
             state.risk_tolerance,
             state.holdings,
             state.attached_today,
             settings.daily_cap_per_product,
             settings.unknown_risk_policy,
+            out=product_bias[b],
         )
     weights = (settings.attach_user_weight, settings.attach_video_weight)
     return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
@@ -127,8 +128,10 @@ def pages(
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
-    columns = (ranked.video_index, ranked.video_score, ranked.product_index, ranked.product_score)
-    video_index, video_score, product_index, product_score = (c.tolist() for c in columns)
+    # Scores are float32: six decimals say all they hold, and round in one numpy call.
+    video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
+    video_score = np.round(ranked.video_score, 6).tolist()
+    product_score = np.round(ranked.product_score, 6).tolist()
     return [
         _page(
             model,
@@ -173,9 +176,12 @@ def _page(
     product_score: list[float],
     max_attached: int,
 ) -> Feed:
-    keep = [j for j, score in enumerate(video_score) if score != -math.inf]
-    product_index = [product_index[j] for j in keep]
-    product_score = [product_score[j] for j in keep]
+    if video_score and video_score[-1] == -math.inf:  # blocked videos sort last: drop them
+        keep = [j for j, score in enumerate(video_score) if score != -math.inf]
+        product_index = [product_index[j] for j in keep]
+        product_score = [product_score[j] for j in keep]
+    else:
+        keep = list(range(len(video_score)))
     chosen = choose_attachments(product_index, product_score, max_attached)
     video_ids = model.ranking.manifest.video_ids
     items: list[dict[str, Any]] = []
@@ -187,13 +193,13 @@ def _page(
         if p is not None:
             base = rules.cards[p]
             assert base is not None  # a product without a record is blocked
-            card = {**base, "score": round(p_score, 6)}
+            card = {**base, "score": p_score}
             attached.append(card["product_id"])
         items.append(
             {
                 "rank": rank,
                 "video_id": video_ids[video_index[j]],
-                "score": round(video_score[j], 6),
+                "score": video_score[j],
                 "product": card,
             }
         )

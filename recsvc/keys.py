@@ -16,7 +16,7 @@ version, which keeps keys short); the pointer names the current version and gene
     <p>:{u:<id>}:ev:<event_id>      idempotency marker of an accepted event
     <p>:events                      stream of accepted events (the nightly job drains it)
     <p>:catalog:videos|products     hash item_id -> JSON record
-    <p>:catalog:revision            counter bumped on every catalogue change
+    <p>:catalog:revision            a random token, replaced on every catalogue change
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from recsvc.catalog import ProductRecord, VideoRecord
 from recsvc.domain import ID_PATTERN
 from recsvc.keys import Keys
 from recsvc.schemas import Profile
-from recsvc.store import queue_profile
+from recsvc.store import new_revision, queue_profile
 
 Record = TypeVar("Record", bound=BaseModel)
 CHUNK = 1000
@@ -71,8 +71,8 @@ async def load_catalog(
     keys: Keys,
     videos: Iterable[VideoRecord],
     products: Iterable[ProductRecord],
-) -> int:
-    """Write every record in one transaction and bump the revision; the new revision."""
+) -> str:
+    """Write every record in one transaction with a new revision token; the token."""
     pipe = client.pipeline(transaction=True)
     video_map = {v.video_id: v.model_dump_json() for v in videos}
     product_map = {p.product_id: p.model_dump_json() for p in products}
@@ -80,8 +80,10 @@ async def load_catalog(
         pipe.hset(keys.catalog_videos, mapping=video_map)  # type: ignore[arg-type]
     if product_map:
         pipe.hset(keys.catalog_products, mapping=product_map)  # type: ignore[arg-type]
-    pipe.incr(keys.catalog_revision)
-    return int((await pipe.execute())[-1])
+    revision = new_revision()
+    pipe.set(keys.catalog_revision, revision)
+    await pipe.execute()
+    return revision
 
 
 async def load_profiles(

@@ -123,6 +123,7 @@ class Serving:
         # since a directory may reach this replica's disk after the pointer does.
         self.refused: dict[tuple[str, int | None], float] = {}
         self.last_error: str | None = None
+        self.catalog_missing = False
 
     async def load_version(self, version: str, generation: int | None) -> bool:
         """Load, verify and swap in a model version; keep the current one if it fails."""
@@ -169,8 +170,16 @@ class Serving:
         pointer, revision = await self.store.poll()
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
-        if revision != self.snapshot.catalog.revision:
+        held = self.snapshot.catalog.revision
+        if revision is None and held is not None:
+            # The catalogue vanished from Redis (data lost): keep the last one known, so that
+            # retired items stay retired until upstream loads the catalogue again.
+            if not self.catalog_missing:
+                log.error("catalogue missing in Redis; keeping revision %s", held)
+            self.catalog_missing = True
+        elif revision != held:
             self.snapshot = self.snapshot.with_catalog(await self.store.catalog())
+            self.catalog_missing = False
 
     def _is_new(self, pointer: Pointer) -> bool:
         model = self.snapshot.model
@@ -204,5 +213,6 @@ class Serving:
         return {
             "model_version": self.version,
             "catalog_revision": self.snapshot.catalog.revision,
+            "catalog_missing_in_redis": self.catalog_missing,
             "last_error": self.last_error,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -206,14 +207,14 @@ class FeatureStore:
         replies = await self._call("user_state", lambda: self._read(keys=keys, args=[with_vector]))
         return [_user_state(reply) for reply in replies]
 
-    async def poll(self) -> tuple[Pointer | None, int]:
+    async def poll(self) -> tuple[Pointer | None, str | None]:
         """The current-model pointer and the catalogue revision (a probe: always tries)."""
         raw_pointer, raw_revision = await self._call(
             "poll",
             lambda: self.client.mget([self.keys.model_current, self.keys.catalog_revision]),
             probe=True,
         )
-        return parse_pointer(raw_pointer), int(raw_revision or 0)
+        return parse_pointer(raw_pointer), _str_or_none(raw_revision)
 
     async def ping(self) -> bool:
         return bool(await self._call("ping", self.client.ping, probe=True))
@@ -227,7 +228,7 @@ class FeatureStore:
             return await pipe.execute()
 
         revision, videos, products = await self._call("catalog", work, probe=True)
-        return Catalog.from_raw(int(revision or 0), videos, products)
+        return Catalog.from_raw(_str_or_none(revision), videos, products)
 
     # -- writes -------------------------------------------------------------------------
     async def ingest(
@@ -284,7 +285,7 @@ class FeatureStore:
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(hash_key, item_id, json.dumps(record))
-            pipe.incr(self.keys.catalog_revision)
+            pipe.set(self.keys.catalog_revision, new_revision())
             return await pipe.execute()
 
         await self._call("put_catalog", work)
@@ -292,6 +293,12 @@ class FeatureStore:
     async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
         raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))
         return None if raw is None else json.loads(raw)
+
+
+def new_revision() -> str:
+    """A catalogue revision token. Random rather than a counter: a Redis that lost its data
+    and was reloaded must not repeat a revision a replica already holds."""
+    return uuid.uuid4().hex
 
 
 def queue_profile(pipe: Pipeline, keys: Keys, user_id: str, profile: Profile) -> None:
@@ -338,5 +345,5 @@ def _int_or_none(raw: bytes | None) -> int | None:
     return None if raw is None else int(raw)
 
 
-def _str_or_none(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode()
+def _str_or_none(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -209,3 +209,22 @@ def test_a_replica_started_without_redis_serves_the_newest_model_on_disk_then_re
         assert eventually(lambda: feed(client)["source"] == "cf")
         body = feed(client)
         assert body["degraded"] is False and video_ids(body) == SAVING_FIRST
+
+
+def test_a_catalogue_lost_with_redis_data_is_kept_so_retired_items_stay_retired(
+    service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
+) -> None:
+    response = service.put("/v1/catalog/videos/v10/status", json={"status": "retired"})
+    assert response.status_code == 200
+    assert eventually(lambda: "v10" not in video_ids(feed(service)))
+    with redis_stopped(redis_server):
+        redis_server.start()  # same port, empty: the catalogue is gone
+        publish_model(redis_url, models_dir / PLANTED_VERSION)  # vectors only
+
+    def recovered() -> bool:
+        return feed(service)["source"] == "cf"
+
+    assert eventually(recovered, timeout=10)
+    time.sleep(0.5)  # several polls that find no catalogue in Redis
+    assert video_ids(feed(service))[:2] == ["v11", "v12"]  # u-save's topic, v10 still retired
+    assert service.get("/readyz").json()["catalog_missing_in_redis"] is True
