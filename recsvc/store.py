@@ -61,31 +61,39 @@ return {accepted, duplicates}
 """
 
 
-# Reads the state of a batch of users in one call. KEYS: five per user (vector, profile,
-# holdings, recent, caps); ARGV[1] '1' when there is a vector to read. Each user's keys share
-# one hash tag; a batch spans slots, so on Redis Cluster a batch would be split by slot.
+# Reads the state of a batch of users in one call. ARGV: prefix, '1' when there is a vector
+# to read, its generation, the UTC day, then the user ids joined by ','. The keys are built
+# here, as recsvc.keys spells them: 4 arguments instead of 5 per user, since packing each
+# argument was most of the client's cost (bench/serve.py). Each user's keys share one hash
+# tag, but a batch spans slots: on Redis Cluster a batch would be split by slot.
 READ_SCRIPT = """
+local prefix, with_vector, generation, day = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local out = {}
-local with_vector = ARGV[1] == '1'
-for i = 1, #KEYS, 5 do
+for user in string.gmatch(ARGV[5], '[^,]+') do
+  local tag = prefix .. ':{u:' .. user .. '}'
   local vector = false
-  if with_vector then vector = redis.call('GET', KEYS[i]) end
-  out[#out + 1] = {vector, redis.call('HGETALL', KEYS[i + 1]), redis.call('SMEMBERS', KEYS[i + 2]),
-    redis.call('LRANGE', KEYS[i + 3], 0, -1), redis.call('HGETALL', KEYS[i + 4])}
+  if with_vector then
+    vector = redis.call('GET', prefix .. ':vec:' .. generation .. ':{u:' .. user .. '}')
+  end
+  out[#out + 1] = {vector, redis.call('HGETALL', tag .. ':profile'),
+    redis.call('SMEMBERS', tag .. ':holdings'), redis.call('LRANGE', tag .. ':recent', 0, -1),
+    redis.call('HGETALL', tag .. ':caps:' .. day)}
 end
 return out
 """
 
-# Counts attached products: KEYS are caps hashes, ARGV[1] their TTL, ARGV[i + 1] the
-# comma-joined products attached for KEYS[i].
+# Counts attached products. ARGV: prefix, UTC day, TTL of the counters, then
+# "user=p1,p2;user2=p3": the products attached for each user.
 COUNT_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  for product in string.gmatch(ARGV[i + 1], '[^,]+') do
+local prefix, day, ttl = ARGV[1], ARGV[2], ARGV[3]
+for user, products in string.gmatch(ARGV[4], '([^;=]+)=([^;]+)') do
+  local key = prefix .. ':{u:' .. user .. '}:caps:' .. day
+  for product in string.gmatch(products, '[^,]+') do
     redis.call('HINCRBY', key, product, 1)
   end
-  redis.call('EXPIRE', key, ARGV[1])
+  redis.call('EXPIRE', key, ttl)
 end
-return #KEYS
+return 1
 """
 
 
@@ -194,17 +202,14 @@ class FeatureStore:
         self, user_ids: list[str], generation: int | None, day: str
     ) -> list[UserState]:
         """Several users' vectors and states, in one round trip (one script) for them all."""
-        keys = []
-        for user_id in user_ids:
-            keys += [
-                self.keys.vector(generation or 0, user_id),
-                self.keys.profile(user_id),
-                self.keys.holdings(user_id),
-                self.keys.recent(user_id),
-                self.keys.caps(user_id, day),
-            ]
-        with_vector = "0" if generation is None else "1"
-        replies = await self._call("user_state", lambda: self._read(keys=keys, args=[with_vector]))
+        args = [
+            self.keys.prefix,
+            "0" if generation is None else "1",
+            str(generation or 0),
+            day,
+            ",".join(user_ids),
+        ]
+        replies = await self._call("user_state", lambda: self._read(keys=[], args=args))
         return [_user_state(reply) for reply in replies]
 
     async def poll(self) -> tuple[Pointer | None, str | None]:
@@ -257,12 +262,11 @@ class FeatureStore:
 
     async def count_attached(self, day: str, attached: list[tuple[str, list[str]]]) -> None:
         """Add one to today's attach counter of each (user, products served to them)."""
-        served = [(user_id, products) for user_id, products in attached if products]
-        if not served:
+        spec = ";".join(f"{user}={','.join(products)}" for user, products in attached if products)
+        if not spec:
             return
-        keys = [self.keys.caps(user_id, day) for user_id, _ in served]
-        args = [str(CAPS_TTL_SECONDS), *(",".join(products) for _, products in served)]
-        await self._call("count_attached", lambda: self._count(keys=keys, args=args))
+        args = [self.keys.prefix, day, str(CAPS_TTL_SECONDS), spec]
+        await self._call("count_attached", lambda: self._count(keys=[], args=args))
 
     async def put_profile(self, user_id: str, profile: Profile) -> None:
         async def work() -> list[Any]:
