@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
         await serving.start()
-        batcher = FeedBatcher(serving, store, settings)
+        batcher = FeedBatcher(serving, store, settings, metrics=metrics)
         app.state.runtime = Runtime(settings, store, serving, metrics, batcher)
         stop = asyncio.Event()
         watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))

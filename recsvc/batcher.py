@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from recsvc.feed import Feed, build_feeds
+from recsvc.metrics import Metrics
 from recsvc.serving import Serving, ServingModel
 from recsvc.settings import Settings
 from recsvc.store import FeatureStore, RedisUnavailable, UserState, utc_day
@@ -49,12 +51,14 @@ class FeedBatcher:
         settings: Settings,
         max_batch: int = 64,
         max_in_flight: int = 2,
+        metrics: Metrics | None = None,
     ) -> None:
         self.serving = serving
         self.store = store
         self.settings = settings
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
+        self.metrics = metrics
         self._queue: list[_Request] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # held so that they are not collected
@@ -125,3 +129,15 @@ class FeedBatcher:
         for request, feed in zip(batch, feeds, strict=True):
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(Served(feed, model, degraded or withdrawn))
+        self._count(feeds, degraded or withdrawn)
+
+    def _count(self, feeds: list[Feed], degraded: bool) -> None:
+        """Feed metrics, once per batch (per request they were a measurable cost)."""
+        if self.metrics is None:
+            return
+        for source, count in Counter(feed.source.value for feed in feeds).items():
+            self.metrics.feed_source.labels(source).inc(count)
+        self.metrics.feed_items.inc(sum(len(feed.items) for feed in feeds))
+        self.metrics.attached.inc(sum(len(feed.attached) for feed in feeds))
+        if degraded:
+            self.metrics.degraded.inc(len(feeds))

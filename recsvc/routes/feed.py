@@ -83,12 +83,7 @@ async def get_feed(request: Request) -> Response:
         served = await runtime.batcher.feed(user_id, query.n or runtime.settings.feed_default_n)
     except NoModel as exc:
         raise unavailable(str(exc), runtime.settings.poll_seconds) from None
-    feed, metrics = served.feed, runtime.metrics
-    if served.degraded:
-        metrics.degraded.inc()
-    metrics.feed_source.labels(feed.source.value).inc()
-    metrics.feed_items.inc(len(feed.items))
-    metrics.attached.inc(len(feed.attached))
+    feed = served.feed  # (its metrics are counted by the batcher, once per batch)
     body = {
         "request_id": next_request_id(),
         "user_id": user_id,
