@@ -85,21 +85,18 @@ class ItemRules:
         self,
         risk_tolerance: int | None,
         holdings: Iterable[str],
-        attached_today: Mapping[str, int] | None,
-        daily_cap: int,
+        capped: Iterable[str] | None,
         unknown_risk: UnknownRiskPolicy,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """[P] biases blocking every product this user may not be offered now (written into
         `out` when given).
 
-        `attached_today` None means the counters are unknown (Redis unreachable): then
-        nothing may be attached, since a cap could not be honoured.
+        `capped` are the products at today's cap; None means the counters are unknown
+        (Redis unreachable): then nothing may be attached, since a cap could not be honoured.
         """
         bias = np.empty_like(self.product_block) if out is None else out
-        if attached_today is None or (
-            risk_tolerance is None and unknown_risk is UnknownRiskPolicy.NONE
-        ):
+        if capped is None or (risk_tolerance is None and unknown_risk is UnknownRiskPolicy.NONE):
             bias[:] = BLOCKED
             return bias
         bias[:] = self.by_tolerance[LOWEST_RISK if risk_tolerance is None else risk_tolerance]
@@ -107,9 +104,9 @@ class ItemRules:
             j = self.product_position.get(product_id)
             if j is not None and self.holdable_once[j]:
                 bias[j] = BLOCKED
-        for product_id, count in attached_today.items():
+        for product_id in capped:
             j = self.product_position.get(product_id)
-            if j is not None and count >= daily_cap:
+            if j is not None:
                 bias[j] = BLOCKED
         return bias
 

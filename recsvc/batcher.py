@@ -108,9 +108,11 @@ class FeedBatcher:
         users = [request.user_id for request in batch]
         degraded = False
         try:
-            states = await self.store.user_states(users, model.generation, day)
+            states = await self.store.user_states(
+                users, model.generation, day, self.settings.daily_cap_per_product
+            )
         except RedisUnavailable:
-            states, degraded = [UserState(attached_today=None)] * len(batch), True
+            states, degraded = [UserState(capped=None)] * len(batch), True
         sizes = [request.n for request in batch]
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
         # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost

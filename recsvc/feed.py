@@ -87,7 +87,7 @@ def rank_inputs(
     sizes: list[int],
     settings: Settings,
 ) -> RankInputs:
-    """Vectors and rule biases for several users. A state whose `attached_today` is None
+    """Vectors and rule biases for several users. A state whose `capped` is None
     (unknown: Redis down) gets every product blocked."""
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
@@ -109,8 +109,7 @@ def rank_inputs(
         rules.product_bias(
             state.risk_tolerance,
             state.holdings,
-            state.attached_today,
-            settings.daily_cap_per_product,
+            state.capped,
             settings.unknown_risk_policy,
             out=product_bias[b],
         )

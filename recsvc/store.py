@@ -62,22 +62,28 @@ return {accepted, duplicates}
 
 
 # Reads the state of a batch of users in one call. ARGV: prefix, '1' when there is a vector
-# to read, its generation, the UTC day, then the user ids joined by ','. The keys are built
+# to read, its generation, the UTC day, the daily cap, then the user ids joined by ','. Of
+# today's attach counters only the products at the cap come back. The keys are built
 # here, as recsvc.keys spells them: 4 arguments instead of 5 per user, since packing each
 # argument was most of the client's cost (bench/serve.py). Each user's keys share one hash
 # tag, but a batch spans slots: on Redis Cluster a batch would be split by slot.
 READ_SCRIPT = """
 local prefix, with_vector, generation, day = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local cap = tonumber(ARGV[5])
 local out = {}
-for user in string.gmatch(ARGV[5], '[^,]+') do
+for user in string.gmatch(ARGV[6], '[^,]+') do
   local tag = prefix .. ':{u:' .. user .. '}'
   local vector = false
   if with_vector then
     vector = redis.call('GET', prefix .. ':vec:' .. generation .. ':{u:' .. user .. '}')
   end
+  local counts, capped = redis.call('HGETALL', tag .. ':caps:' .. day), {}
+  for i = 1, #counts, 2 do
+    if tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
+  end
   out[#out + 1] = {vector, redis.call('HGETALL', tag .. ':profile'),
     redis.call('SMEMBERS', tag .. ':holdings'), redis.call('LRANGE', tag .. ':recent', 0, -1),
-    redis.call('HGETALL', tag .. ':caps:' .. day)}
+    capped}
 end
 return out
 """
@@ -123,7 +129,7 @@ class UserState:
     lifecycle: str | None = None
     holdings: frozenset[str] = frozenset()
     recent_raw: tuple[bytes, ...] = ()  # "item_type|item_id|action|ratio", newest first
-    attached_today: dict[str, int] | None = None
+    capped: frozenset[str] | None = None  # at today's cap; None: unknown (Redis down)
 
     def seen_videos(self) -> set[str]:
         # Parsed only as far as needed: this runs for every request.
@@ -194,19 +200,23 @@ class FeatureStore:
         return result
 
     # -- reads on the request path ------------------------------------------------------
-    async def user_state(self, user_id: str, generation: int | None, day: str) -> UserState:
+    async def user_state(
+        self, user_id: str, generation: int | None, day: str, daily_cap: int
+    ) -> UserState:
         """The user's vector (of this model generation) and state, in one round trip."""
-        return (await self.user_states([user_id], generation, day))[0]
+        return (await self.user_states([user_id], generation, day, daily_cap))[0]
 
     async def user_states(
-        self, user_ids: list[str], generation: int | None, day: str
+        self, user_ids: list[str], generation: int | None, day: str, daily_cap: int
     ) -> list[UserState]:
-        """Several users' vectors and states, in one round trip (one script) for them all."""
+        """Several users' vectors and states, in one round trip (one script) for them all;
+        `capped` holds the products attached `daily_cap` times today."""
         args = [
             self.keys.prefix,
             "0" if generation is None else "1",
             str(generation or 0),
             day,
+            str(daily_cap),
             ",".join(user_ids),
         ]
         replies = await self._call("user_state", lambda: self._read(keys=[], args=args))
@@ -277,7 +287,7 @@ class FeatureStore:
         await self._call("put_profile", work)
 
     async def get_profile(self, user_id: str) -> Profile:
-        state = await self.user_state(user_id, None, utc_day())
+        state = await self.user_state(user_id, None, utc_day(), daily_cap=1)
         return Profile(
             risk_tolerance=state.risk_tolerance,
             segment=state.segment,
@@ -327,7 +337,7 @@ def parse_pointer(raw: bytes | str | None) -> Pointer | None:
 
 
 def _user_state(reply: list[Any]) -> UserState:
-    vector, profile, holdings, recent, caps = reply
+    vector, profile, holdings, recent, capped = reply
     fields = dict(zip(profile[::2], profile[1::2], strict=True))
     return UserState(
         vector=vector,
@@ -336,7 +346,7 @@ def _user_state(reply: list[Any]) -> UserState:
         lifecycle=_str_or_none(fields.get(b"lifecycle")),
         holdings=frozenset(h.decode() for h in holdings),
         recent_raw=tuple(recent),
-        attached_today={k.decode(): int(v) for k, v in zip(caps[::2], caps[1::2], strict=True)},
+        capped=frozenset(product.decode() for product in capped),
     )
 
 
