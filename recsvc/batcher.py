@@ -51,6 +51,7 @@ class FeedBatcher:
         settings: Settings,
         max_batch: int = 64,
         max_in_flight: int = 2,
+        min_batch: int = 8,
         metrics: Metrics | None = None,
     ) -> None:
         self.serving = serving
@@ -58,6 +59,7 @@ class FeedBatcher:
         self.settings = settings
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
+        self.min_batch = min_batch
         self.metrics = metrics
         self._queue: list[_Request] = []
         self._in_flight = 0
@@ -67,7 +69,11 @@ class FeedBatcher:
         """This user's feed, served in the next batch."""
         future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(user_id, n, future))
-        if self._in_flight < self.max_in_flight:
+        # Idle: start at once. Busy: a second batch only once enough requests wait for it
+        # (a batch of one pays the round trips of a full one).
+        if self._in_flight == 0 or (
+            self._in_flight < self.max_in_flight and len(self._queue) >= self.min_batch
+        ):
             self._start_batch()
         return await future
 
@@ -137,6 +143,7 @@ class FeedBatcher:
         """Feed metrics, once per batch (per request they were a measurable cost)."""
         if self.metrics is None:
             return
+        self.metrics.batch_size.observe(len(feeds))
         for source, count in Counter(feed.source.value for feed in feeds).items():
             self.metrics.feed_source.labels(source).inc(count)
         self.metrics.feed_items.inc(sum(len(feed.items) for feed in feeds))

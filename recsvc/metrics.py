@@ -31,6 +31,10 @@ class Metrics:
         self.feed_source = Counter(
             "recsvc_feed_responses_total", "Feeds by source of the ranking.", ["source"], registry=r
         )
+        self.batch_size = Histogram(
+            "recsvc_feed_batch_size", "Feed requests served together (dynamic batching).",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )  # fmt: skip
         self.feed_items = Counter("recsvc_feed_items_total", "Videos served.", registry=r)
         self.attached = Counter(
             "recsvc_attached_products_total",
