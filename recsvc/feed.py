@@ -129,8 +129,8 @@ def pages(
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
-    video_score = np.round(ranked.video_score, 6).tolist()
-    product_score = np.round(ranked.product_score, 6).tolist()
+    video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
+    product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
     return [
         _page(
             model,
