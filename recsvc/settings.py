@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     recent_events_limit: int = Field(200, ge=1, le=10_000)
     stream_max_len: int = Field(1_000_000, ge=1000)
     event_dedup_days: int = Field(7, ge=1, le=90)
-    max_events_per_batch: int = Field(1000, ge=1, le=1000)
     max_future_seconds: int = Field(300, ge=0, description="Clock skew allowed on event ts.")
     version_grace_seconds: int = Field(3600, ge=0, description="How long old vectors stay.")
     log_json: bool = True

@@ -36,3 +36,20 @@ def test_python_dash_m_runs_the_same_cli() -> None:
 def test_an_unknown_command_is_a_usage_error() -> None:
     result = run("serve-everything")
     assert result.returncode == 2 and "No such command" in result.stderr
+
+
+def test_serve_refuses_a_bad_setting_naming_the_variable() -> None:
+    env = {"PATH": "/usr/bin:/bin", "RECSVC_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [RECSVC, "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "RECSVC_MAX_ATTACHED_PER_PAGE": "-2"},
+    )
+    assert result.returncode == 2
+    assert "RECSVC_MAX_ATTACHED_PER_PAGE" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run(
+        [RECSVC, "serve"], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin"}
+    )
+    assert result.returncode == 2 and "RECSVC_REDIS_URL" in result.stderr

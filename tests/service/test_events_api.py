@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
+
+from tests.service.conftest import service_settings, serving
 
 STREAM = "recsvc:events"
 
@@ -147,3 +150,19 @@ def test_a_batch_with_one_bad_event_is_refused_whole(
     assert redis_client.xlen(STREAM) == 0
     assert holdings(service, "u-1") == []
     assert post(service, *good).json() == counts(2, 2, 0)  # their ids were not consumed
+
+
+def test_a_full_stream_refuses_the_batch_with_503_rather_than_trimming_events(
+    redis_url: str, models_dir: Path, redis_client: redis.Redis
+) -> None:
+    """The stream is bounded by refusing, never by dropping what was accepted."""
+    settings = service_settings(redis_url, models_dir, stream_max_len=1000)
+    with serving(settings) as client:
+        first = [event(f"e-{i}", f"u-{i % 7}") for i in range(990)]
+        assert post(client, *first).json() == counts(990, 990, 0)
+        overflow = [event(f"f-{i}") for i in range(11)]
+        response = post(client, *overflow)
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) >= 1
+        assert redis_client.xlen("recsvc:events") == 990
+        assert post(client, *overflow[:10]).json() == counts(10, 10, 0)
