@@ -93,11 +93,14 @@ class FeedBatcher:
         batch += extra
         try:
             await self._serve(batch)
-        except Exception as exc:  # never leave a request waiting forever
-            log.exception("feed batch failed")
+        except BaseException as exc:  # never leave a request waiting forever
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("feed batch failed")
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._in_flight -= 1
             if self._queue and self._in_flight < self.max_in_flight:
@@ -108,7 +111,8 @@ class FeedBatcher:
         model, rules = snapshot.model, snapshot.rules
         if model is None or rules is None:
             for request in batch:
-                request.future.set_exception(NoModel("no model loaded yet"))
+                if not request.future.done():
+                    request.future.set_exception(NoModel("no model or no catalogue loaded yet"))
             return
         day = utc_day()
         users = [request.user_id for request in batch]
@@ -127,12 +131,16 @@ class FeedBatcher:
         withdrawn = False
         if not degraded:
             try:
-                await self.store.count_attached(
-                    day, [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
+                refused = await self.store.count_attached(
+                    day,
+                    [(u, f.attached) for u, f in zip(users, feeds, strict=True)],
+                    self.settings.daily_cap_per_product,
                 )
+                # A refused card: another page of the same user took the last slot first.
+                feeds = [f.without_products(r) for f, r in zip(feeds, refused, strict=True)]
             except RedisUnavailable:
                 # An attachment that cannot be counted could break the daily cap: withdraw.
-                feeds = [f.without_products() for f in feeds]
+                feeds = [f.without_products(None) for f in feeds]
                 withdrawn = True
         for request, feed in zip(batch, feeds, strict=True):
             if not request.future.done():  # the client may have gone away

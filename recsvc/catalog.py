@@ -65,6 +65,19 @@ class Catalog:
     videos: Mapping[str, VideoRecord] = field(default_factory=dict)
     products: Mapping[str, ProductRecord] = field(default_factory=dict)
 
+    def keeping_retired(self, previous: Catalog) -> Catalog:
+        """This catalogue, with every video `previous` had retired and this one has no record
+        of kept retired: a record lost (Redis data loss, a partial reload) never revives an
+        item; only an explicit record saying `live` does."""
+        lost = {
+            video: record
+            for video, record in previous.videos.items()
+            if record.status is ItemStatus.RETIRED and video not in self.videos
+        }
+        if not lost:
+            return self
+        return Catalog(self.revision, {**self.videos, **lost}, self.products)
+
     def retired_videos(self) -> frozenset[str]:
         return frozenset(v for v, r in self.videos.items() if r.status is ItemStatus.RETIRED)
 
@@ -72,13 +85,17 @@ class Catalog:
     def from_raw(
         cls, revision: str | None, videos: Mapping[Any, Any], products: Mapping[Any, Any]
     ) -> Catalog:
-        """Parse the JSON records of the two Redis hashes; a bad record is logged and skipped
-        (a skipped video stays live, a skipped product is never attached)."""
-        return cls(
-            revision,
-            _parse(videos, VideoRecord, "video"),
-            _parse(products, ProductRecord, "product"),
-        )
+        """Parse the JSON records of the two Redis hashes; a bad record is logged and fails
+        closed: an unreadable video counts as retired, an unreadable product is never
+        attached (it has no record)."""
+        parsed_videos = _parse(videos, VideoRecord, "video")
+        for key in videos:
+            video_id = key.decode() if isinstance(key, bytes) else str(key)
+            if video_id not in parsed_videos:
+                parsed_videos[video_id] = VideoRecord.model_construct(
+                    video_id=video_id, status=ItemStatus.RETIRED
+                )
+        return cls(revision, parsed_videos, _parse(products, ProductRecord, "product"))
 
 
 def _parse(raw: Mapping[Any, Any], model: type[Record], kind: str) -> dict[str, Record]:

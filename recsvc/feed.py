@@ -31,8 +31,18 @@ class Feed:
     items: list[dict[str, Any]]  # FeedItem-shaped
     attached: list[str]  # product ids attached on this page
 
-    def without_products(self) -> Feed:
-        return Feed(self.source, [{**item, "product": None} for item in self.items], [])
+    def without_products(self, products: set[str] | None) -> Feed:
+        """The page with these products' cards removed (None: every card)."""
+        if products is not None and not products & set(self.attached):
+            return self
+        items = [
+            {**item, "product": None}
+            if item["product"] and (products is None or item["product"]["product_id"] in products)
+            else item
+            for item in self.items
+        ]
+        kept = [p for p in self.attached if products is not None and p not in products]
+        return Feed(self.source, items, kept)
 
 
 def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:

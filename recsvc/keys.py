@@ -10,8 +10,9 @@ version, which keeps keys short); the pointer names the current version and gene
     <p>:model:generations           hash generation -> JSON (version, users, state, time)
     <p>:vec:<gen>:{u:<id>}          packed user vector (see recsvc.vectors)
     <p>:{u:<id>}:profile            hash: risk_tolerance, segment, lifecycle
-    <p>:{u:<id>}:holdings           set of product ids the user holds
-    <p>:{u:<id>}:recent             list, newest first, of "item_id|action|watch_ratio"
+    <p>:{u:<id>}:holdings           set of product ids the user holds, as upstream says
+    <p>:{u:<id>}:purchased          set of product ids bought, from purchase events
+    <p>:{u:<id>}:recent             list, newest first, of "item_type|item_id|action|ratio"
     <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
     <p>:{u:<id>}:ev:<event_id>      idempotency marker of an accepted event
     <p>:events                      stream of accepted events (the nightly job drains it)
@@ -72,6 +73,12 @@ class Keys:
 
     def holdings(self, user_id: str) -> str:
         return f"{self.user(user_id)}:holdings"
+
+    def purchased(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:purchased"
+
+    def event_marker(self, user_id: str, event_id: str) -> str:
+        return f"{self.user(user_id)}:ev:{event_id}"
 
     def recent(self, user_id: str) -> str:
         return f"{self.user(user_id)}:recent"

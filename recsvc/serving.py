@@ -100,7 +100,8 @@ class Snapshot:
 
 
 def _rules(model: ServingModel | None, catalog: Catalog) -> ItemRules | None:
-    if model is None:
+    """The rules of a model under a catalogue; None (no feeds) until both are loaded."""
+    if model is None or catalog.revision is None:
         return None
     manifest = model.ranking.manifest
     return ItemRules.compile(manifest.video_ids, manifest.product_ids, catalog)
@@ -130,7 +131,7 @@ class Serving:
         directory = self.models_dir / version
         try:
             model = await asyncio.to_thread(ServingModel.load, directory, generation)
-        except (ArtifactError, OSError, ValueError) as exc:
+        except Exception as exc:  # any fault of the directory refuses it, never the replica
             self.refused[(version, generation)] = time.monotonic()
             self.last_error = f"model {version} refused: {exc}"
             log.error("%s; keeping %s", self.last_error, self.version or "no model")
@@ -146,30 +147,31 @@ class Serving:
         model = self.snapshot.model
         return model.version if model else None
 
-    def newest_on_disk(self) -> str | None:
-        """The newest version directory with a manifest (versions sort by time)."""
+    def versions_on_disk(self) -> list[str]:
+        """Version directories with a manifest, newest first (versions sort by time)."""
         if not self.models_dir.is_dir():
-            return None
-        names = sorted(p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists())
-        return names[-1] if names else None
+            return []
+        names = [p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists()]
+        return sorted(names, reverse=True)
 
     async def start(self) -> None:
         """First load: the pointer's model, or, with Redis unreachable or no pointer yet,
-        the newest model on disk (served without user vectors)."""
+        the newest model on disk that loads (served without user vectors). Feeds wait for a
+        catalogue either way: without one, retired videos could not be told apart."""
         try:
             await self.refresh()
         except RedisUnavailable as exc:
             log.warning("starting without Redis: %s", exc)
-        if self.snapshot.model is None:
-            newest = self.newest_on_disk()
-            if newest is not None:
-                await self.load_version(newest, None)
+        except Exception:
+            log.exception("first poll failed")
+        for version in self.versions_on_disk() if self.snapshot.model is None else []:
+            if await self.load_version(version, None):
+                break
 
     async def refresh(self) -> None:
-        """One poll: follow the pointer and the catalogue revision."""
+        """One poll: the catalogue revision first (retirements must never wait on a model
+        load), then the model pointer."""
         pointer, revision = await self.store.poll()
-        if pointer is not None and self._is_new(pointer):
-            await self.load_version(pointer.version, pointer.generation)
         held = self.snapshot.catalog.revision
         if revision is None and held is not None:
             # The catalogue vanished from Redis (data lost): keep the last one known, so that
@@ -178,8 +180,14 @@ class Serving:
                 log.error("catalogue missing in Redis; keeping revision %s", held)
             self.catalog_missing = True
         elif revision != held:
-            self.snapshot = self.snapshot.with_catalog(await self.store.catalog())
+            raw = await self.store.catalog_records()
+            # Parsing thousands of records takes tens of milliseconds: off the event loop.
+            catalog = await asyncio.to_thread(Catalog.from_raw, *raw)
+            catalog = catalog.keeping_retired(self.snapshot.catalog)
+            self.snapshot = await asyncio.to_thread(self.snapshot.with_catalog, catalog)
             self.catalog_missing = False
+        if pointer is not None and self._is_new(pointer):
+            await self.load_version(pointer.version, pointer.generation)
 
     def _is_new(self, pointer: Pointer) -> bool:
         model = self.snapshot.model

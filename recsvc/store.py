@@ -9,6 +9,7 @@ wait out a timeout; the watcher's poll still probes and lifts the refusal when R
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,18 +22,18 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from recsvc.catalog import Catalog
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
 from recsvc.schemas import Event, Profile
 
+log = logging.getLogger("recsvc.store")
 CAPS_TTL_SECONDS = 2 * 24 * 3600
 VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
 T = TypeVar("T")
 
 # Appends a batch of validated events, atomically: refuse the whole batch when the stream
 # has no room (never trim accepted events away), skip event ids already accepted, and update
-# each user's recent items and holdings. ARGV: prefix, max stream length, dedup TTL, recent
+# each user's recent items and purchases. ARGV: prefix, max stream length, dedup TTL, recent
 # limit, event count, then 9 fields per event (EVENT_FIELDS order).
 INGEST_SCRIPT = """
 local prefix, maxlen, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -51,7 +52,7 @@ for i = 0, n - 1 do
       'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
     redis.call('LPUSH', tag .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
     redis.call('LTRIM', tag .. ':recent', 0, keep - 1)
-    if action == 'purchase' then redis.call('SADD', tag .. ':holdings', item) end
+    if action == 'purchase' then redis.call('SADD', tag .. ':purchased', item) end
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
@@ -82,24 +83,34 @@ for user in string.gmatch(ARGV[6], '[^,]+') do
     if tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
   end
   out[#out + 1] = {vector, redis.call('HGETALL', tag .. ':profile'),
-    redis.call('SMEMBERS', tag .. ':holdings'), redis.call('LRANGE', tag .. ':recent', 0, -1),
+    redis.call('SUNION', tag .. ':holdings', tag .. ':purchased'),
+    redis.call('LRANGE', tag .. ':recent', 0, -1),
     capped}
 end
 return out
 """
 
-# Counts attached products. ARGV: prefix, UTC day, TTL of the counters, then
-# "user=p1,p2;user2=p3": the products attached for each user.
+# Counts attached products, each only while under the cap: check and increment are one
+# step, so concurrent feeds of one user cannot both take the last slot. ARGV: prefix, UTC
+# day, TTL of the counters, the daily cap, then "user=p1,p2;user2=p3" (one entry per page;
+# a user may have several). Returns "i=product" for each card refused because at the cap,
+# i the entry's position from 1: those cards are withdrawn from that page.
 COUNT_SCRIPT = """
-local prefix, day, ttl = ARGV[1], ARGV[2], ARGV[3]
-for user, products in string.gmatch(ARGV[4], '([^;=]+)=([^;]+)') do
+local prefix, day, ttl, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local refused, entry = {}, 0
+for user, products in string.gmatch(ARGV[5], '([^;=]+)=([^;]+)') do
+  entry = entry + 1
   local key = prefix .. ':{u:' .. user .. '}:caps:' .. day
   for product in string.gmatch(products, '[^,]+') do
-    redis.call('HINCRBY', key, product, 1)
+    if tonumber(redis.call('HGET', key, product) or '0') < cap then
+      redis.call('HINCRBY', key, product, 1)
+    else
+      refused[#refused + 1] = entry .. '=' .. product
+    end
   end
   redis.call('EXPIRE', key, ttl)
 end
-return 1
+return refused
 """
 
 
@@ -234,7 +245,9 @@ class FeatureStore:
     async def ping(self) -> bool:
         return bool(await self._call("ping", self.client.ping, probe=True))
 
-    async def catalog(self) -> Catalog:
+    async def catalog_records(self) -> tuple[str | None, dict[bytes, bytes], dict[bytes, bytes]]:
+        """The catalogue's revision and raw records, read in one transaction."""
+
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=True)
             pipe.get(self.keys.catalog_revision)
@@ -243,7 +256,7 @@ class FeatureStore:
             return await pipe.execute()
 
         revision, videos, products = await self._call("catalog", work, probe=True)
-        return Catalog.from_raw(_str_or_none(revision), videos, products)
+        return _str_or_none(revision), videos, products
 
     # -- writes -------------------------------------------------------------------------
     async def ingest(
@@ -270,13 +283,22 @@ class FeatureStore:
             raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
         return int(accepted), int(duplicates)
 
-    async def count_attached(self, day: str, attached: list[tuple[str, list[str]]]) -> None:
-        """Add one to today's attach counter of each (user, products served to them)."""
-        spec = ";".join(f"{user}={','.join(products)}" for user, products in attached if products)
-        if not spec:
-            return
-        args = [self.keys.prefix, day, str(CAPS_TTL_SECONDS), spec]
-        await self._call("count_attached", lambda: self._count(keys=[], args=args))
+    async def count_attached(
+        self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
+    ) -> list[set[str]]:
+        """Add one to today's attach counter of each product on each page (user, products),
+        while under the cap; per page, the products refused because at the cap already."""
+        pages = [i for i, (_, products) in enumerate(attached) if products]
+        refused: list[set[str]] = [set() for _ in attached]
+        if not pages:
+            return refused
+        spec = ";".join(f"{attached[i][0]}={','.join(attached[i][1])}" for i in pages)
+        args = [self.keys.prefix, day, str(CAPS_TTL_SECONDS), str(daily_cap), spec]
+        replies = await self._call("count_attached", lambda: self._count(keys=[], args=args))
+        for reply in replies:
+            entry, product = reply.decode().split("=", 1)
+            refused[pages[int(entry) - 1]].add(product)
+        return refused
 
     async def put_profile(self, user_id: str, profile: Profile) -> None:
         async def work() -> list[Any]:
@@ -316,7 +338,8 @@ def new_revision() -> str:
 
 
 def queue_profile(pipe: Pipeline, keys: Keys, user_id: str, profile: Profile) -> None:
-    """Queue the commands that replace one user's profile and holdings."""
+    """Queue the commands that replace one user's profile and upstream holdings (purchases
+    seen in events are kept apart, in `:purchased`, and survive)."""
     fields = {
         name: str(value)
         for name, value in profile.model_dump(exclude={"holdings"}, mode="json").items()
@@ -330,10 +353,15 @@ def queue_profile(pipe: Pipeline, keys: Keys, user_id: str, profile: Profile) ->
 
 
 def parse_pointer(raw: bytes | str | None) -> Pointer | None:
+    """The model pointer; None when absent or malformed (then the replica keeps its model)."""
     if raw is None:
         return None
-    value = json.loads(raw)
-    return Pointer(str(value["version"]), int(value["generation"]))
+    try:
+        value = json.loads(raw)
+        return Pointer(str(value["version"]), int(value["generation"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("malformed model pointer %r ignored (%s)", raw, exc)
+        return None
 
 
 def _user_state(reply: list[Any]) -> UserState:

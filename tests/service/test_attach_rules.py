@@ -14,9 +14,11 @@ under credit; p-nodisc would win under credit but has no disclosure.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +171,37 @@ def test_a_product_is_attached_at_most_daily_cap_times_per_user(
         assert "p-dep" in attached(feed(client, "u-save", n=3))
         assert "p-dep" not in attached(feed(client, "u-save", n=3))
         assert "p-dep" in attached(feed(client, "u-other"))  # the cap is per user
+
+
+def test_concurrent_feeds_of_one_user_never_exceed_the_daily_cap(
+    redis_url: str, models_dir: Path
+) -> None:
+    """Check and count are one atomic step: 24 feeds at once, cap 1, each product once."""
+    with planted_service(redis_url, models_dir, daily_cap_per_product=1) as client:
+        set_profile(client, "u-inv", risk_tolerance=5)
+        clients = [httpx.Client(base_url=str(client.base_url), timeout=10) for _ in range(24)]
+        for own in clients:
+            own.get("/healthz")  # connect first, so that the feeds leave together
+        start = threading.Barrier(len(clients))
+
+        def products_served(own: httpx.Client) -> list[str]:
+            start.wait()
+            return attached(feed(own, "u-inv"))
+
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            served = [p for page in pool.map(products_served, clients) for p in page]
+        for own in clients:
+            own.close()
+        assert served, "some product was attached"
+        assert len(served) == len(set(served)), served
+
+
+def test_a_profile_update_keeps_the_purchases_seen_in_events(service: httpx.Client) -> None:
+    set_profile(service, "u-inv", risk_tolerance=3)
+    post_events(service, event("u-inv", "p-pen", "purchase", item_type="product"))
+    set_profile(service, "u-inv", risk_tolerance=3, segment="young")  # upstream knows nothing
+    assert "p-pen" not in attached(feed(service, "u-inv"))
+    assert "p-pen" in service.get("/v1/users/u-inv/profile").json()["holdings"]
 
 
 @pytest.mark.parametrize(("max_attached", "expected"), [(0, 0), (1, 1), (3, 3), (10, 4)])

@@ -196,19 +196,44 @@ def test_metrics_show_latency_redis_errors_degraded_feeds_model_and_attachments(
     assert metrics["recsvc_attached_products_total"] == [({}, float(attached))]
 
 
-def test_a_replica_started_without_redis_serves_the_newest_model_on_disk_then_recovers(
+def test_a_replica_started_without_redis_waits_for_a_catalogue_then_recovers(
     redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
 ) -> None:
+    """It loads the newest model on disk, but serves no feed before it has a catalogue: it
+    could not tell retired videos apart (fail closed), so 503, then recovers by itself."""
     with redis_stopped(redis_server), serving(service_settings(redis_url, models_dir)) as client:
-        body = feed(client)
-        assert (body["degraded"], body["source"]) == (True, "popularity")
-        assert body["model_version"] == PLANTED_VERSION
-        assert products(body) == []
+        response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
+        assert response.status_code == 503 and "catalogue" in response.json()["detail"]
+        assert "retry-after" in response.headers
+        assert client.get("/readyz").json()["model_version"] == PLANTED_VERSION
         redis_server.start()
         restore_data(redis_url, models_dir)
-        assert eventually(lambda: feed(client)["source"] == "cf")
+
+        def serves_cf() -> bool:
+            response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
+            return response.status_code == 200 and response.json()["source"] == "cf"
+
+        assert eventually(serves_cf)
         body = feed(client)
         assert body["degraded"] is False and video_ids(body) == SAVING_FIRST
+
+
+def test_a_partial_catalogue_after_data_loss_does_not_revive_retired_videos(
+    service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
+) -> None:
+    response = service.put("/v1/catalog/videos/v10/status", json={"status": "retired"})
+    assert response.status_code == 200
+    assert eventually(lambda: "v10" not in video_ids(feed(service)))
+    with redis_stopped(redis_server):
+        redis_server.start()  # same port, empty
+        publish_model(redis_url, models_dir / PLANTED_VERSION)
+    # Upstream writes one record: a new revision, whose catalogue lacks v10's record.
+    record = {"video_id": "v20", "title": "investing #0"}
+    put = service.put  # the first writes after the restart may still meet the breaker: 503
+    assert eventually(lambda: put("/v1/catalog/videos/v20", json=record).status_code == 200)
+    assert eventually(lambda: service.get("/readyz").json()["catalog_missing_in_redis"] is False)
+    assert eventually(lambda: feed(service)["source"] == "cf", timeout=10)
+    assert "v10" not in video_ids(feed(service))
 
 
 def test_a_catalogue_lost_with_redis_data_is_kept_so_retired_items_stay_retired(
