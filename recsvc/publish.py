@@ -120,8 +120,15 @@ async def _retire_old(
     expiring = []
     for field, raw in (await client.hgetall(keys.model_generations)).items():
         generation, entry = int(field), json.loads(raw)
-        if generation == current or entry["state"] == "expiring":
+        if generation == current:
             continue
+        if entry["state"] == "expiring":
+            if entry.get("expires_at", 0) < time.time():  # its keys are gone: forget it
+                await client.hdel(keys.model_generations, field)
+            continue
+        started = datetime.fromisoformat(entry["at"]).timestamp()
+        if entry["state"] == "writing" and time.time() - started < max(grace_seconds, 3600):
+            continue  # another publish still writing (or died recently): leave it be
         await _expire_generation(client, keys, generation, grace_seconds)
         entry.update(state="expiring", expires_at=time.time() + grace_seconds)
         await client.hset(keys.model_generations, field, json.dumps(entry))

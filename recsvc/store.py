@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
@@ -166,13 +166,15 @@ def connect(url: str, timeout_ms: int) -> aioredis.Redis:
     """An async client with bounded timeouts and no retries: a slow Redis must not hold a
     request longer than the timeout."""
     seconds = timeout_ms / 1000
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         socket_timeout=seconds,
         socket_connect_timeout=seconds,
         retry=Retry(NoBackoff(), 0),
-        max_connections=256,
+        max_connections=64,
+        timeout=seconds,  # wait this long for a free connection, then fail like Redis
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class FeatureStore:
@@ -203,6 +205,9 @@ class FeatureStore:
             raise RedisUnavailable(f"Redis unavailable (retrying in {self.retry_seconds}s)")
         try:
             result = await work()
+        except ResponseError as exc:  # Redis answered: an error, but Redis is up
+            self.on_error(operation)
+            raise RedisUnavailable(f"Redis {operation} refused: {exc}") from None
         except (RedisError, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + self.retry_seconds
             self.on_error(operation)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from recsvc.catalog import ProductRecord, VideoRecord
 from recsvc.deps import Runtime, RuntimeDep, unavailable
-from recsvc.domain import ID_PATTERN, MAX_ID_LENGTH
+from recsvc.domain import ID_PATTERN, MAX_ID_LENGTH, ItemStatus
 from recsvc.schemas import StatusUpdate
 from recsvc.store import RedisUnavailable
 
@@ -46,12 +46,27 @@ def _check_id(path_id: str, body_id: str) -> None:
         )
 
 
+async def _keep_status(runtime: Runtime, kind: Kind, item_id: str, record: Any) -> Any:
+    """A PUT without `status` keeps the stored one: renaming a retired item must not revive
+    it. (A new record without status is live.)"""
+    if "status" in record.model_fields_set:
+        return record
+    try:
+        stored = await runtime.store.get_catalog_record(_hash(runtime, kind), item_id)
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    if stored is None or "status" not in stored:
+        return record
+    return record.model_copy(update={"status": ItemStatus(stored["status"])})
+
+
 @router.put("/products/{product_id}")
 async def put_product(
     product_id: ItemId, record: ProductRecord, runtime: RuntimeDep
 ) -> ProductRecord:
     """Create or replace a product record."""
     _check_id(product_id, record.product_id)
+    record = await _keep_status(runtime, Kind.PRODUCTS, product_id, record)
     await _put(runtime, Kind.PRODUCTS, product_id, record.model_dump(mode="json"))
     return record
 
@@ -60,6 +75,7 @@ async def put_product(
 async def put_video(video_id: ItemId, record: VideoRecord, runtime: RuntimeDep) -> VideoRecord:
     """Create or replace a video record."""
     _check_id(video_id, record.video_id)
+    record = await _keep_status(runtime, Kind.VIDEOS, video_id, record)
     await _put(runtime, Kind.VIDEOS, video_id, record.model_dump(mode="json"))
     return record
 

@@ -246,6 +246,17 @@ def test_a_retired_product_stops_being_attached_within_5s(uncapped: httpx.Client
     assert within(5, lambda: "p-dep" in attached(feed(uncapped, "u-save")))
 
 
+def test_replacing_a_retired_record_without_a_status_keeps_it_retired(
+    uncapped: httpx.Client,
+) -> None:
+    set_status(uncapped, "products", "p-dep", "retired")
+    renamed = {"product_id": "p-dep", "name": "Easy Saver Plus", "category": "deposit"}
+    response = uncapped.put("/v1/catalog/products/p-dep", json={**renamed, "risk_level": 1})
+    assert response.status_code == 200 and response.json()["status"] == "retired"
+    time.sleep(0.5)  # a few polls
+    assert "p-dep" not in attached(feed(uncapped, "u-save"))
+
+
 def test_a_retired_video_stops_being_served_within_5s(uncapped: httpx.Client) -> None:
     assert videos(feed(uncapped, "u-save", n=3)) == ["v10", "v11", "v12"]
     set_status(uncapped, "videos", "v10", "retired")
