@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
@@ -249,6 +249,33 @@ class FeatureStore:
             return await pipe.execute()
 
         await self._call("put_catalog", work)
+
+    async def set_catalog_status(
+        self, hash_key: str, item_id: str, status: str, minimal: dict | None
+    ) -> dict | None:
+        """Set one record's status, atomically (WATCH: a concurrent write of the record makes
+        this retry); a missing record becomes `minimal`, or None is returned when that is
+        None."""
+
+        async def work() -> dict | None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(hash_key)
+                        raw = await pipe.hget(hash_key, item_id)
+                        if raw is None and minimal is None:
+                            return None
+                        record = {**(minimal or {}), **(json.loads(raw) if raw else {})}
+                        record["status"] = status
+                        pipe.multi()
+                        pipe.hset(hash_key, item_id, json.dumps(record))
+                        pipe.set(self.keys.catalog_revision, new_revision())
+                        await pipe.execute()
+                        return record
+                    except WatchError:
+                        continue
+
+        return await self._call("set_catalog_status", work)
 
     async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
         raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))

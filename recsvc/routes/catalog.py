@@ -98,14 +98,13 @@ async def put_status(
 ) -> dict[str, Any]:
     """Retire (or revive) a video or product. A video without a record gets a minimal one;
     a product must have a record (PUT /v1/catalog/products/{id}) first."""
+    minimal = {"video_id": item_id} if kind is Kind.VIDEOS else None
     try:
-        record = await runtime.store.get_catalog_record(_hash(runtime, kind), item_id)
+        record = await runtime.store.set_catalog_status(
+            _hash(runtime, kind), item_id, update.status, minimal
+        )
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
     if record is None:
-        if kind is Kind.PRODUCTS:
-            raise HTTPException(404, f"no product {item_id} in the catalogue")
-        record = {"video_id": item_id}
-    record["status"] = update.status
-    await _put(runtime, kind, item_id, record)
+        raise HTTPException(404, f"no product {item_id} in the catalogue")
     return record

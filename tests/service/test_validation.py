@@ -204,3 +204,13 @@ def test_a_product_record_with_a_bad_value_is_422(
 def test_a_status_other_than_live_or_retired_is_422(api: httpx.Client) -> None:
     response = api.put("/v1/catalog/products/p-dep/status", json={"status": "deleted"})
     assert_422(response, ("body", "status"))
+
+
+def test_retiring_an_unknown_product_is_404_and_an_unknown_video_gets_a_record(
+    api: httpx.Client,
+) -> None:
+    response = api.put("/v1/catalog/products/p-ghost/status", json={"status": "retired"})
+    assert response.status_code == 404 and "p-ghost" in response.json()["detail"]
+    response = api.put("/v1/catalog/videos/v-ghost/status", json={"status": "retired"})
+    assert response.json() == {"video_id": "v-ghost", "status": "retired"}
+    assert api.get("/v1/catalog/videos/v-ghost").json()["status"] == "retired"
