@@ -286,8 +286,45 @@ def export(
     typer.echo(f"exported model version {out.name} to {out}")
 
 
+def drain(
+    out: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
+        "data/events"
+    ),
+    json_output: Json = False,
+) -> None:
+    """Move the service's event stream into Parquet day partitions (each event once).
+
+    Uses RECSVC_REDIS_URL and RECSVC_REDIS_PREFIX, like the service."""
+    import redis
+
+    from recsvc.keys import Keys
+    from recsvc.settings import SettingsError, load_settings
+    from training.drain import drain as drain_stream
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+    if settings.redis_url is None:
+        fail("RECSVC_REDIS_URL: not set (the Redis whose event stream to drain)")
+    directory_option(out, "--out")
+    client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+    try:
+        report = drain_stream(client, out, Keys(settings.redis_prefix))
+    except (redis.RedisError, OSError) as exc:
+        fail(f"drain stopped, nothing unwritten was acknowledged: {exc}")
+    finally:
+        client.close()
+    text = (
+        f"drained {report.read:,} events into {out} ({len(report.files)} files, "
+        f"{report.already_written:,} already written by an earlier run) in {report.seconds}s"
+    )
+    emit(report.as_dict(), text, json_output)
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
+    app.command()(drain)
     app.command()(synth)
     app.command()(train)
     app.command()(evaluate)

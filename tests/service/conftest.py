@@ -13,13 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 import uvicorn
 
 from recsvc.app import create_app
 from recsvc.catalog import ProductRecord, VideoRecord
-from recsvc.embedded_redis import EmbeddedRedis, free_port
+from recsvc.embedded_redis import free_port
 from recsvc.keys import Keys
 from recsvc.loaders import load_catalog
 from recsvc.publish import PublishReport, publish
@@ -27,27 +26,6 @@ from recsvc.settings import Settings, load_settings
 from tests.service import planted
 
 PLANTED_VERSION = "20260101T000000000000Z-planted"
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """One private redis-server for the session, on a free port (never 6379)."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    assert server.port != 6379
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
-    """The private Redis, emptied before each test (restarted if a test stopped it)."""
-    if redis_server.process is None:
-        redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    yield redis_server.url
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""Fixtures shared by every test directory: a private, real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from recsvc.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One private redis-server for the session, on a free port (never 6379)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    assert server.port != 6379
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    """The private Redis, emptied before each test (restarted if a test stopped it)."""
+    if redis_server.process is None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url

@@ -1,0 +1,191 @@
+"""Drain the service's event stream into Parquet day partitions, each event id exactly once.
+
+The stream (`recsvc:events`, see recsvc.keys) is read with a consumer group: first the
+entries delivered to this consumer by a run that died before acknowledging them, then new
+ones. Each chunk is
+
+1. converted to EVENT_SCHEMA rows;
+2. stripped of event ids already written (by a run that died between its write and its
+   acknowledgement) and of repeats within the chunk;
+3. written per UTC day to `day=YYYY-MM-DD/part-<first stream id>.parquet` through a
+   temporary file, fsync, atomic rename and fsync of the directory;
+4. only then acknowledged and deleted from the stream (which frees room: the service refuses
+   events when the stream is full rather than trimming them).
+
+So a run killed at any point loses nothing, and the next one writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+
+from recsvc.domain import EVENT_COLUMNS
+from recsvc.keys import Keys
+from training.events import EVENT_SCHEMA
+
+GROUP = "nightly"
+CHUNK = 10_000
+# Test hook: after a chunk's files are durable and before it is acknowledged, announce it on
+# stderr and sleep this many seconds, so that a test can SIGKILL the process right there.
+PAUSE_ENV = "RECSVC_DRAIN_PAUSE_BEFORE_ACK"
+
+
+@dataclass
+class DrainReport:
+    read: int = 0
+    written: int = 0
+    already_written: int = 0  # ids found in the partitions: a previous run died before its ack
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def drain(
+    client: redis.Redis,
+    out: Path,
+    keys: Keys | None = None,
+    consumer: str = "nightly",
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> DrainReport:
+    """Move every event of the stream into `out` (day partitions); return what was done."""
+    started = time.perf_counter()
+    stream = (keys or Keys()).events
+    _ensure_group(client, stream)
+    report = DrainReport()
+    written_ids: dict[str, set[str]] = {}  # day -> event ids on disk, read lazily
+    for pending in (True, False):
+        while True:
+            entries = _read(client, stream, consumer, chunk, pending)
+            if not entries:
+                break
+            ids = [entry_id for entry_id, _ in entries]
+            rows = [_row(fields) for _, fields in entries]
+            by_day = _new_rows_by_day(rows, out, written_ids, report)
+            for day, day_rows in sorted(by_day.items()):
+                path = out / f"day={day}" / f"part-{ids[0].replace('-', '_')}.parquet"
+                _write_durably(pa.Table.from_pylist(day_rows, schema=EVENT_SCHEMA), path)
+                written_ids[day].update(row["event_id"] for row in day_rows)
+                report.files.append(str(path))
+                report.written += len(day_rows)
+            _pause_if_asked(len(ids))
+            client.xack(stream, GROUP, *ids)
+            client.xdel(stream, *ids)
+            report.read += len(ids)
+            if progress:
+                progress(len(ids))
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _ensure_group(client: redis.Redis, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _read(
+    client: redis.Redis, stream: str, consumer: str, chunk: int, pending: bool
+) -> list[tuple[str, dict[str, str]]]:
+    """A chunk of this consumer's pending entries (pending=True) or of new ones."""
+    reply: Any = client.xreadgroup(GROUP, consumer, {stream: "0" if pending else ">"}, count=chunk)
+    if not reply:
+        return []
+    _, entries = reply[0]
+    return [
+        (_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+        for entry_id, fields in entries
+        if fields  # a pending entry deleted meanwhile comes back without fields
+    ]
+
+
+def _new_rows_by_day(
+    rows: list[dict[str, Any]],
+    out: Path,
+    written_ids: dict[str, set[str]],
+    report: DrainReport,
+) -> dict[str, list[dict[str, Any]]]:
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        day = row["ts"].date().isoformat() if row["ts"] is not None else "unknown"
+        if day not in written_ids:
+            written_ids[day] = _ids_on_disk(out / f"day={day}")
+        if row["event_id"] in written_ids[day]:
+            report.already_written += 1
+            continue
+        written_ids[day].add(row["event_id"])
+        by_day.setdefault(day, []).append(row)
+    for day, day_rows in by_day.items():  # these are not on disk yet: written by the caller
+        written_ids[day].difference_update(row["event_id"] for row in day_rows)
+    return by_day
+
+
+def _ids_on_disk(folder: Path) -> set[str]:
+    ids: set[str] = set()
+    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        ids.update(pq.read_table(path, columns=["event_id"]).column(0).to_pylist())
+    return ids
+
+
+def _write_durably(table: pa.Table, path: Path) -> None:
+    """Temporary file, fsync, atomic rename, fsync of the directory: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _row(fields: dict[str, str]) -> dict[str, Any]:
+    """One stream entry as an EVENT_SCHEMA row (empty strings are nulls)."""
+    row: dict[str, Any] = {name: fields.get(name) or None for name in EVENT_COLUMNS}
+    row["ts"] = _timestamp(row["ts"])
+    for name in ("watch_ratio", "amount"):
+        row[name] = _number(row[name])
+    return row
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    try:
+        ts = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None  # kept as a row with no ts: the loader counts it as a bad timestamp
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pause_if_asked(count: int) -> None:
+    seconds = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    if seconds > 0:
+        os.write(2, f"drain: {count} events durable, not yet acknowledged\n".encode())
+        time.sleep(seconds)
