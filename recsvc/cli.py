@@ -130,6 +130,7 @@ def publish(
     json_output: Json = False,
 ) -> None:
     """Write a model version's user vectors to Redis and make it the current model."""
+    from recsvc.publish import PublishLocked
     from recsvc.publish import publish as publish_vectors
 
     settings = _settings()
@@ -147,7 +148,7 @@ def publish(
 
         try:
             report = _run_with_redis(settings, work)
-        except ArtifactError as exc:
+        except (ArtifactError, PublishLocked) as exc:
             _fail(str(exc))
     typer.echo(
         f"published {report.version} as generation {report.generation}: {report.users:,} users "
@@ -160,6 +161,52 @@ def publish(
     )
     if json_output:
         typer.echo(json.dumps(report.as_dict()))
+
+
+@app.command()
+def rollback(
+    to: Annotated[str | None, typer.Option(help="The version to go back to.")] = None,
+    grace_seconds: Annotated[
+        int | None, typer.Option(help="How long the abandoned vectors stay (default: setting).")
+    ] = None,
+) -> None:
+    """Point the service back at an earlier version at once (its vectors must still be in
+    Redis); every replica hot-reloads it."""
+    from recsvc.publish import PublishLocked
+    from recsvc.versions import RollbackError
+    from recsvc.versions import rollback as roll_back
+
+    settings = _settings()
+    grace = settings.version_grace_seconds if grace_seconds is None else grace_seconds
+    try:
+        moved = _run_with_redis(settings, lambda client, keys: roll_back(client, keys, grace, to))
+    except (RollbackError, PublishLocked) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"rolled back from {moved['from']['version']} to {moved['to']['version']} "
+        f"(generation {moved['to']['generation']})"
+    )
+
+
+@app.command()
+def models(json_output: Json = False) -> None:
+    """List the model versions in Redis and on disk, with their metrics; mark the live one."""
+    from recsvc.versions import list_versions
+
+    settings = _settings()
+    infos = _run_with_redis(
+        settings, lambda client, keys: list_versions(client, keys, settings.models_dir)
+    )
+    for info in infos:
+        mark = "*" if info.state == "current" else " "
+        generation = "-" if info.generation is None else str(info.generation)
+        users = "-" if info.users is None else f"{info.users:,}"
+        typer.echo(
+            f"{mark} {info.version}  generation {generation:>4}  {info.state:<9} users {users:>9}"
+            f"  {'on disk' if info.on_disk else 'NOT ON DISK'}  {json.dumps(info.metrics)}"
+        )
+    if json_output:
+        typer.echo(json.dumps([info.as_dict() for info in infos]))
 
 
 @catalog_app.command("load")

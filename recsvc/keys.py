@@ -8,6 +8,7 @@ version, which keeps keys short); the pointer names the current version and gene
     <p>:model:current               JSON {"version", "generation"}: the current model
     <p>:model:generation            counter of generations
     <p>:model:generations           hash generation -> JSON (version, users, state, time)
+    <p>:model:publish-lock          held (with expiry) by the one publish or rollback running
     <p>:vec:<gen>:{u:<id>}          packed user vector (see recsvc.vectors)
     <p>:{u:<id>}:profile            hash: risk_tolerance, segment, lifecycle
     <p>:{u:<id>}:holdings           set of product ids the user holds, as upstream says
@@ -40,6 +41,10 @@ class Keys:
     @property
     def model_generations(self) -> str:
         return f"{self.prefix}:model:generations"
+
+    @property
+    def publish_lock(self) -> str:
+        return f"{self.prefix}:model:publish-lock"
 
     @property
     def events(self) -> str:

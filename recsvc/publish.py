@@ -13,7 +13,9 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,32 @@ from recsvc.ranker import RankingModel, load_array
 from recsvc.store import parse_pointer
 
 CHUNK = 2000
+LOCK_SECONDS = 3600  # a publish or rollback that dies leaves the lock for at most this long
+# Deletes the lock only if it still holds our token (never another run's lock).
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class PublishLocked(RuntimeError):
+    """Another publish (or rollback) holds the lock."""
+
+
+@asynccontextmanager
+async def publish_lock(client: aioredis.Redis, keys: Keys, holder: str) -> AsyncIterator[None]:
+    """Hold the publish lock for the block; PublishLocked when another run holds it."""
+    token = json.dumps({"holder": holder, "id": uuid.uuid4().hex, "at": time.time()})
+    if not await client.set(keys.publish_lock, token, nx=True, ex=LOCK_SECONDS):
+        other = await client.get(keys.publish_lock)
+        raise PublishLocked(
+            f"another publish or rollback is running (lock {keys.publish_lock}: "
+            f"{other!r}); try again when it ends"
+        )
+    try:
+        yield
+    finally:
+        await client.eval(RELEASE_SCRIPT, 1, keys.publish_lock, token)
 
 
 @dataclass(frozen=True)
@@ -72,7 +100,20 @@ async def publish(
     grace_seconds: int,
     progress: Callable[[int], None] | None = None,
 ) -> PublishReport:
-    """Write the vectors of `directory`'s version under a new generation and make it current."""
+    """Write the vectors of `directory`'s version under a new generation and make it current.
+
+    Holds the publish lock throughout: a second publish at the same time is refused."""
+    async with publish_lock(client, keys, f"publish {directory.name}"):
+        return await _publish(client, keys, directory, grace_seconds, progress)
+
+
+async def _publish(
+    client: aioredis.Redis,
+    keys: Keys,
+    directory: Path,
+    grace_seconds: int,
+    progress: Callable[[int], None] | None,
+) -> PublishReport:
     started = time.perf_counter()
     model, user_ids, factors = await asyncio.to_thread(read_user_vectors, directory)
     # A zero vector (a user with no positive interaction) ranks nothing: such users are cold
@@ -84,7 +125,7 @@ async def publish(
     version = model.manifest.version
     generation = int(await client.incr(keys.model_generation))
     await client.hset(
-        keys.model_generations, str(generation), _entry(version, len(user_ids), "writing")
+        keys.model_generations, str(generation), entry_json(version, len(user_ids), "writing")
     )
     before = await _used_memory(client)
     for start in range(0, len(user_ids), CHUNK):
@@ -99,7 +140,8 @@ async def publish(
     previous = parse_pointer(await client.get(keys.model_current))
     pipe = client.pipeline(transaction=True)
     pipe.set(keys.model_current, json.dumps({"version": version, "generation": generation}))
-    pipe.hset(keys.model_generations, str(generation), _entry(version, len(user_ids), "current"))
+    entry = entry_json(version, len(user_ids), "current")
+    pipe.hset(keys.model_generations, str(generation), entry)
     await pipe.execute()
     expiring = await _retire_old(client, keys, generation, grace_seconds)
     return PublishReport(
@@ -129,24 +171,31 @@ async def _retire_old(
         started = datetime.fromisoformat(entry["at"]).timestamp()
         if entry["state"] == "writing" and time.time() - started < max(grace_seconds, 3600):
             continue  # another publish still writing (or died recently): leave it be
-        await _expire_generation(client, keys, generation, grace_seconds)
+        await set_generation_ttl(client, keys, generation, grace_seconds)
         entry.update(state="expiring", expires_at=time.time() + grace_seconds)
         await client.hset(keys.model_generations, field, json.dumps(entry))
         expiring.append(generation)
     return sorted(expiring)
 
 
-async def _expire_generation(
-    client: aioredis.Redis, keys: Keys, generation: int, grace_seconds: int
-) -> None:
+async def set_generation_ttl(
+    client: aioredis.Redis, keys: Keys, generation: int, seconds: int | None
+) -> int:
+    """Give one generation's vectors a TTL (0: delete them now; None: no TTL, for a rollback
+    to keep them); the number of keys found."""
+    found = 0
     async for batch in _scan_batches(client, keys.vector_pattern(generation)):
         pipe = client.pipeline(transaction=False)
         for key in batch:
-            if grace_seconds > 0:
-                pipe.expire(key, grace_seconds)
+            if seconds is None:
+                pipe.persist(key)
+            elif seconds > 0:
+                pipe.expire(key, seconds)
             else:
                 pipe.unlink(key)
         await pipe.execute()
+        found += len(batch)
+    return found
 
 
 async def _scan_batches(client: aioredis.Redis, pattern: str, size: int = 2000) -> Any:
@@ -160,7 +209,8 @@ async def _scan_batches(client: aioredis.Redis, pattern: str, size: int = 2000) 
         yield batch
 
 
-def _entry(version: str, users: int, state: str) -> str:
+def entry_json(version: str, users: int, state: str) -> str:
+    """A registry entry of model:generations."""
     return json.dumps(
         {
             "version": version,
