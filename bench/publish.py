@@ -1,13 +1,15 @@
 """Benchmark of `recsvc publish`: user vectors written per second against Redis's own SET rate.
 
 Exports a model directory with N users (default 1M) × 64 random factors, starts a private
-redis-server on a free port, publishes the vectors through recsvc.publish (the code
-`recsvc publish` runs), then, in the same run and against the same (emptied) server,
-runs `redis-benchmark` with pipelined SETs (-P 64, its default 50 clients) of the same count
-and value size (68 bytes, a packed 64-dimension vector). The publish time is the whole of
-`recsvc publish`: verifying the model directory (checksums) and reading the factors included. Prints the figures; the last line is JSON:
-users_per_s, redis_set_per_s, ratio (= users_per_s ÷ redis_set_per_s; target ≥ 0.3) and
-bytes_per_user (growth of Redis used_memory per user; target ≤ 200).
+redis-server on a free port and publishes the vectors through recsvc.publish (the code
+`recsvc publish` runs). Then, in the same run and against the same (emptied) server, it runs
+`redis-benchmark` with pipelined SETs (-P 64, its default 50 clients) of the same count and
+value size (68 bytes, a packed 64-dimension vector). The publish time is the whole of
+`recsvc publish`: verifying the model directory (checksums) and reading the factors included.
+
+Prints the figures; the last line is JSON: users_per_s, redis_set_per_s, ratio
+(= users_per_s ÷ redis_set_per_s; target ≥ 0.3) and bytes_per_user (growth of Redis
+used_memory per user; target ≤ 200).
 
 Usage: python bench/publish.py [--users N] [--dimension D] [--out DIR]
 Needs the training extra (to export the model) and redis-benchmark on PATH (Debian's
