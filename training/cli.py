@@ -322,9 +322,61 @@ def drain(
     emit(report.as_dict(), text, json_output)
 
 
+def nightly(
+    events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
+        "data/events"
+    ),
+    window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
+    metric: Annotated[str, typer.Option(help="The metric the gate compares.")] = "ndcg_at_10",
+    tolerance: Annotated[
+        float, typer.Option(help="How much (relative) below the live model is still promoted.")
+    ] = 0.02,
+    tune_seconds: TuneSeconds = 60,
+    tune_trials: TuneTrials = None,
+    reports: Annotated[Path, typer.Option(help="Where the JSON reports go.")] = Path(
+        "data/reports"
+    ),
+) -> None:
+    """Drain, retrain, compare with the live model, gate, publish. Exit 0 promoted, 3 gated,
+    1 failure. Uses RECSVC_REDIS_URL, RECSVC_REDIS_PREFIX and RECSVC_MODELS_DIR."""
+    import redis
+
+    from recsvc.keys import Keys
+    from recsvc.settings import SettingsError, load_settings
+    from training.nightly import NightlyLocked, NightlySpec, run_nightly, summary, write_report
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+    if settings.redis_url is None:
+        fail("RECSVC_REDIS_URL: not set (the Redis the service uses)")
+    spec = NightlySpec(
+        events_dir=events,
+        models_dir=settings.models_dir,
+        window_days=window_days,
+        metric=metric,
+        tolerance=tolerance,
+        tune_seconds=tune_seconds,
+        tune_trials=tune_trials,
+        grace_seconds=settings.version_grace_seconds,
+    )
+    try:
+        code, report = run_nightly(settings.redis_url or "", Keys(settings.redis_prefix), spec)
+    except NightlyLocked as exc:
+        fail(str(exc))
+    except (EventDataError, ModelFitError, ValueError, redis.RedisError, OSError) as exc:
+        fail(f"nightly run failed, the live model is untouched: {exc}")
+    path = write_report(reports, code, report)
+    typer.echo(summary(code, report))
+    typer.echo(f"report: {path}")
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
     app.command()(drain)
+    app.command()(nightly)
     app.command()(synth)
     app.command()(train)
     app.command()(evaluate)
