@@ -201,9 +201,10 @@ def summary(code: int, report: dict[str, Any]) -> str:
     """The short human summary of a run's report."""
     lines = [f"nightly: {report.get('decision', 'failed')} (exit {code})"]
     drained, data = report.get("drain", {}), report.get("data", {})
+    bad = data.get("validation", {}).get("rows_bad", 0)
     lines.append(
         f"  drained {drained.get('read', 0):,} events; window {data.get('events', 0):,} events, "
-        f"{data.get('users', 0):,} users, {data.get('validation', {}).get('rows_bad', 0):,} bad rows"
+        f"{data.get('users', 0):,} users, {bad:,} bad rows"
     )
     if report.get("tuning"):
         lines.append(f"  tuner: {len(report['tuning'].get('trials', []))} trials")
