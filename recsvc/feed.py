@@ -168,13 +168,6 @@ def build_feeds(
     return pages(model, rules, inputs, inputs.rank(model), sizes, settings)
 
 
-def build_feed(
-    model: ServingModel, rules: ItemRules, state: UserState, n: int, settings: Settings
-) -> Feed:
-    """One user's feed (see build_feeds)."""
-    return build_feeds(model, rules, [state], [n], settings)[0]
-
-
 def _page(
     model: ServingModel,
     rules: ItemRules,

@@ -135,12 +135,6 @@ class FeatureStore:
         return result
 
     # -- reads on the request path ------------------------------------------------------
-    async def user_state(
-        self, user_id: str, generation: int | None, day: str, daily_cap: int
-    ) -> UserState:
-        """The user's vector (of this model generation) and state, in one round trip."""
-        return (await self.user_states([user_id], generation, day, daily_cap))[0]
-
     async def user_states(
         self, user_ids: list[str], generation: int | None, day: str, daily_cap: int
     ) -> list[UserState]:
@@ -233,7 +227,7 @@ class FeatureStore:
         await self._call("put_profile", work)
 
     async def get_profile(self, user_id: str) -> Profile:
-        state = await self.user_state(user_id, None, utc_day(), daily_cap=1)
+        (state,) = await self.user_states([user_id], None, utc_day(), daily_cap=1)
         return Profile(
             risk_tolerance=state.risk_tolerance,
             segment=state.segment,

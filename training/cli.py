@@ -9,7 +9,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -19,6 +19,9 @@ from training.factors import FitParams, ModelFitError
 from training.matrix import ConfidenceWeights
 from training.splits import Protocol, SplitSpec
 from training.tuner import TuneBudget
+
+if TYPE_CHECKING:
+    from recsvc.settings import Settings
 
 Interactions = Annotated[
     Path | None,
@@ -126,7 +129,7 @@ def emit(report: dict[str, Any], text: str, as_json: bool) -> None:
         typer.echo(json.dumps(report, default=str))
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
@@ -286,6 +289,20 @@ def export(
     typer.echo(f"exported model version {out.name} to {out}")
 
 
+def service_settings(redis_purpose: str) -> Settings:
+    """The service's RECSVC_* settings, with a Redis URL; a bad or missing one fails naming
+    the variable."""
+    from recsvc.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+    if settings.redis_url is None:
+        fail(f"RECSVC_REDIS_URL: not set ({redis_purpose})")
+    return settings
+
+
 def drain(
     out: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
         "data/events"
@@ -298,15 +315,9 @@ def drain(
     import redis
 
     from recsvc.keys import Keys
-    from recsvc.settings import SettingsError, load_settings
     from training.drain import drain as drain_stream
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        fail(str(exc))
-    if settings.redis_url is None:
-        fail("RECSVC_REDIS_URL: not set (the Redis whose event stream to drain)")
+    settings = service_settings("the Redis whose event stream to drain")
     directory_option(out, "--out")
     client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
     try:
@@ -342,15 +353,9 @@ def nightly(
     import redis
 
     from recsvc.keys import Keys
-    from recsvc.settings import SettingsError, load_settings
     from training.nightly import NightlyLocked, NightlySpec, run_nightly, summary, write_report
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        fail(str(exc))
-    if settings.redis_url is None:
-        fail("RECSVC_REDIS_URL: not set (the Redis the service uses)")
+    settings = service_settings("the Redis the service uses")
     spec = NightlySpec(
         events_dir=events,
         models_dir=settings.models_dir,

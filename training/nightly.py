@@ -31,7 +31,7 @@ import redis
 import redis.asyncio as aioredis
 
 from recsvc.keys import Keys
-from recsvc.publish import publish
+from recsvc.publish import RELEASE_SCRIPT, publish
 from recsvc.store import parse_pointer
 from training.drain import drain
 from training.evaluate import EvalSpec, FactorScorer, PopularityScorer, evaluate, evaluation_set
@@ -77,9 +77,8 @@ def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str,
             )
         try:
             return _run(client, url, keys, spec)
-        finally:
-            if client.get(_lock(keys)) == token.encode():
-                client.delete(_lock(keys))
+        finally:  # only our own lock, atomically (as the publish lock is released)
+            client.eval(RELEASE_SCRIPT, 1, _lock(keys), token)
     finally:
         client.close()
 

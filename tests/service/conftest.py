@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,31 @@ def models_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "models"
     planted.write_planted_model(directory, PLANTED_VERSION)
     return directory
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Whether `check` holds within `timeout` seconds (replicas poll every 0.2 s in tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def event_body(
+    user_id: str, item_id: str, action: str, item_type: str = "video", **fields: Any
+) -> dict[str, Any]:
+    """One valid event for POST /v1/events, with a fresh id, time-stamped now."""
+    return {
+        "event_id": uuid.uuid4().hex,
+        "ts": datetime.now(UTC).isoformat(),
+        "user_id": user_id,
+        "item_id": item_id,
+        "item_type": item_type,
+        "action": action,
+        **fields,
+    }
 
 
 def run(coroutine: Any) -> Any:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,8 @@ import pytest
 
 from tests.service.conftest import (
     PLANTED_VERSION,
+    event_body,
+    eventually,
     load_planted_catalog,
     publish_model,
     service_settings,
@@ -78,30 +78,9 @@ def post_events(client: httpx.Client, *events: dict[str, Any]) -> None:
     assert response.status_code == 202, response.text
 
 
-def event(user_id: str, item_id: str, action: str, item_type: str = "video") -> dict[str, Any]:
-    return {
-        "event_id": uuid.uuid4().hex,
-        "ts": datetime.now(UTC).isoformat(),
-        "user_id": user_id,
-        "item_id": item_id,
-        "item_type": item_type,
-        "action": action,
-    }
-
-
 def set_status(client: httpx.Client, kind: str, item_id: str, status: str) -> None:
     response = client.put(f"/v1/catalog/{kind}/{item_id}/status", json={"status": status})
     assert response.status_code == 200, response.text
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> bool:
-    """Whether the condition holds within so many seconds (replicas poll every 0.2 s)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.parametrize(
@@ -149,7 +128,7 @@ def test_a_held_holdable_once_product_is_not_attached(
     if held_through == "profile":
         set_profile(service, "u-inv", risk_tolerance=3, holdings=["p-pen"])
     else:
-        post_events(service, event("u-inv", "p-pen", "purchase", item_type="product"))
+        post_events(service, event_body("u-inv", "p-pen", "purchase", item_type="product"))
     assert "p-pen" not in attached(feed(service, "u-inv"))
 
 
@@ -198,7 +177,7 @@ def test_concurrent_feeds_of_one_user_never_exceed_the_daily_cap(
 
 def test_a_profile_update_keeps_the_purchases_seen_in_events(service: httpx.Client) -> None:
     set_profile(service, "u-inv", risk_tolerance=3)
-    post_events(service, event("u-inv", "p-pen", "purchase", item_type="product"))
+    post_events(service, event_body("u-inv", "p-pen", "purchase", item_type="product"))
     set_profile(service, "u-inv", risk_tolerance=3, segment="young")  # upstream knows nothing
     assert "p-pen" not in attached(feed(service, "u-inv"))
     assert "p-pen" in service.get("/v1/users/u-inv/profile").json()["holdings"]
@@ -233,17 +212,17 @@ def test_a_credit_product_without_its_disclosure_is_never_attached(
     record = {"product_id": "p-nodisc", "name": "Quick Loan", "category": "credit"}
     record |= {"risk_level": 1, "disclosure": "APR 19.9%"}
     assert uncapped.put("/v1/catalog/products/p-nodisc", json=record).status_code == 200
-    assert within(5, lambda: "p-nodisc" in attached(feed(uncapped, "u-credit")))
+    assert eventually(lambda: "p-nodisc" in attached(feed(uncapped, "u-credit")), timeout=5)
 
 
 def test_a_retired_product_stops_being_attached_within_5s(uncapped: httpx.Client) -> None:
     set_profile(uncapped, "u-save", risk_tolerance=1)
     assert "p-dep" in attached(feed(uncapped, "u-save"))
     set_status(uncapped, "products", "p-dep", "retired")
-    assert within(5, lambda: "p-dep" not in attached(feed(uncapped, "u-save")))
+    assert eventually(lambda: "p-dep" not in attached(feed(uncapped, "u-save")), timeout=5)
     assert all("p-dep" not in attached(feed(uncapped, "u-save")) for _ in range(5))
     set_status(uncapped, "products", "p-dep", "live")
-    assert within(5, lambda: "p-dep" in attached(feed(uncapped, "u-save")))
+    assert eventually(lambda: "p-dep" in attached(feed(uncapped, "u-save")), timeout=5)
 
 
 def test_replacing_a_retired_record_without_a_status_keeps_it_retired(
@@ -260,13 +239,15 @@ def test_replacing_a_retired_record_without_a_status_keeps_it_retired(
 def test_a_retired_video_stops_being_served_within_5s(uncapped: httpx.Client) -> None:
     assert videos(feed(uncapped, "u-save", n=3)) == ["v10", "v11", "v12"]
     set_status(uncapped, "videos", "v10", "retired")
-    assert within(5, lambda: "v10" not in videos(feed(uncapped, "u-save")))
+    assert eventually(lambda: "v10" not in videos(feed(uncapped, "u-save")), timeout=5)
     assert videos(feed(uncapped, "u-save", n=2)) == ["v11", "v12"]
     assert "v10" not in videos(feed(uncapped, "u-new", n=100))  # nor to anyone else
 
 
 def test_seen_videos_are_not_served_again(service: httpx.Client) -> None:
-    post_events(service, event("u-save", "v10", "view"), event("u-save", "v11", "impression"))
+    post_events(
+        service, event_body("u-save", "v10", "view"), event_body("u-save", "v11", "impression")
+    )
     body = feed(service, "u-save", n=100)
     assert body["source"] == "cf"
     assert "v10" not in videos(body) and "v11" not in videos(body)

@@ -9,14 +9,13 @@ source recognisable: global popularity decreases along the id order, "young" wat
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.service import planted
+from tests.service.conftest import event_body
 
 BY_POPULARITY = sorted(
     planted.VIDEOS, key=lambda v: -float(planted.VIDEO_POPULARITY[planted.VIDEOS.index(v)])
@@ -41,15 +40,13 @@ def topic(axis: int) -> list[str]:
 def post(client: httpx.Client, user_id: str, *actions: tuple[str, str, str]) -> None:
     """Post (item_type, item_id, action) events for the user, time-stamped now."""
     events = [
-        {
-            "event_id": uuid.uuid4().hex,
-            "ts": datetime.now(UTC).isoformat(),
-            "user_id": user_id,
-            "item_id": item_id,
-            "item_type": item_type,
-            "action": action,
+        event_body(
+            user_id,
+            item_id,
+            action,
+            item_type,
             **({"watch_ratio": 1.0} if action == "view" else {}),
-        }
+        )
         for item_type, item_id, action in actions
     ]
     response = client.post("/v1/events", json={"events": events})

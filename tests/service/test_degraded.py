@@ -11,7 +11,7 @@ Each test stops the session's Redis and always starts it again before it ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from recsvc.embedded_redis import EmbeddedRedis
 from recsvc.keys import Keys
 from tests.service.conftest import (
     PLANTED_VERSION,
+    eventually,
     load_planted_catalog,
     publish_model,
     service_settings,
@@ -43,15 +44,6 @@ def redis_stopped(server: EmbeddedRedis) -> Iterator[None]:
     finally:
         if server.process is None:
             server.start()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def feed(client: httpx.Client, user_id: str = "u-save") -> dict:
@@ -218,15 +210,23 @@ def test_a_replica_started_without_redis_waits_for_a_catalogue_then_recovers(
         assert body["degraded"] is False and video_ids(body) == SAVING_FIRST
 
 
-def test_a_partial_catalogue_after_data_loss_does_not_revive_retired_videos(
+def retire_v10_then_lose_redis_data(
     service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
 ) -> None:
+    """v10 retired and gone from feeds; then Redis restarts empty (the catalogue is lost) and
+    only the model's vectors are published again."""
     response = service.put("/v1/catalog/videos/v10/status", json={"status": "retired"})
     assert response.status_code == 200
     assert eventually(lambda: "v10" not in video_ids(feed(service)))
     with redis_stopped(redis_server):
         redis_server.start()  # same port, empty
         publish_model(redis_url, models_dir / PLANTED_VERSION)
+
+
+def test_a_partial_catalogue_after_data_loss_does_not_revive_retired_videos(
+    service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
+) -> None:
+    retire_v10_then_lose_redis_data(service, redis_server, redis_url, models_dir)
     # Upstream writes one record: a new revision, whose catalogue lacks v10's record.
     record = {"video_id": "v20", "title": "investing #0"}
     put = service.put  # the first writes after the restart may still meet the breaker: 503
@@ -239,12 +239,7 @@ def test_a_partial_catalogue_after_data_loss_does_not_revive_retired_videos(
 def test_a_catalogue_lost_with_redis_data_is_kept_so_retired_items_stay_retired(
     service: httpx.Client, redis_server: EmbeddedRedis, redis_url: str, models_dir: Path
 ) -> None:
-    response = service.put("/v1/catalog/videos/v10/status", json={"status": "retired"})
-    assert response.status_code == 200
-    assert eventually(lambda: "v10" not in video_ids(feed(service)))
-    with redis_stopped(redis_server):
-        redis_server.start()  # same port, empty: the catalogue is gone
-        publish_model(redis_url, models_dir / PLANTED_VERSION)  # vectors only
+    retire_v10_then_lose_redis_data(service, redis_server, redis_url, models_dir)
 
     def recovered() -> bool:
         return feed(service)["source"] == "cf"

@@ -23,6 +23,7 @@ from recsvc.keys import Keys
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,
+    eventually,
     load_planted_catalog,
     publish_model,
     service_settings,
@@ -31,15 +32,6 @@ from tests.service.conftest import (
 
 SECOND_VERSION = "20260102T000000000000Z-second"
 BAD_VERSION = "20260102T000000000000Z-bad"
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def feed(client: httpx.Client) -> dict:

@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from recsvc.keys import Keys
 from recsvc.publish import PublishLocked, publish_lock
 from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, publish_model
-from tests.service.test_reload import SECOND_VERSION, Load, eventually
+from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
+from tests.service.test_reload import SECOND_VERSION, Load
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 
