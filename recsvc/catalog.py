@@ -46,6 +46,7 @@ class ProductRecord(BaseModel):
     disclosure: str | None = Field(None, max_length=2000, examples=["Representative APR 7.9%"])
     holdable_once: bool = False
     topics: list[str] = Field(default_factory=list, max_length=50)
+    published_at: str | None = None
     status: ItemStatus = ItemStatus.LIVE
 
     @property

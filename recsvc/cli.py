@@ -127,10 +127,17 @@ def publish(
     grace_seconds: Annotated[
         int | None, typer.Option(help="How long the previous vectors stay (default: setting).")
     ] = None,
+    challenger: Annotated[
+        bool,
+        typer.Option(
+            "--challenger", help="Publish as the challenger (for an A/B test): nothing goes live."
+        ),
+    ] = False,
     json_output: Json = False,
 ) -> None:
-    """Write a model version's user vectors to Redis and make it the current model."""
-    from recsvc.publish import PublishLocked
+    """Write a model version's user vectors to Redis and make it the current model (or, with
+    --challenger, the challenger)."""
+    from recsvc.locks import LockHeld
     from recsvc.publish import publish as publish_vectors
 
     settings = _settings()
@@ -144,14 +151,15 @@ def publish(
         progress = bar.update
 
         async def work(client: Any, keys: Keys) -> Any:
-            return await publish_vectors(client, keys, model_dir, grace, progress)
+            return await publish_vectors(client, keys, model_dir, grace, progress, challenger)
 
         try:
             report = _run_with_redis(settings, work)
-        except (ArtifactError, PublishLocked) as exc:
+        except (ArtifactError, LockHeld) as exc:
             _fail(str(exc))
     typer.echo(
-        f"published {report.version} as generation {report.generation}: {report.users:,} users "
+        f"published {report.version} as the {report.role} model, generation "
+        f"{report.generation}: {report.users:,} users "
         f"in {report.seconds:.1f}s, {report.bytes_per_user:.0f} bytes per user in Redis"
         + (
             f"; previous {report.previous_version} expires in {grace}s"
@@ -172,7 +180,7 @@ def rollback(
 ) -> None:
     """Point the service back at an earlier version at once (its vectors must still be in
     Redis); every replica hot-reloads it."""
-    from recsvc.publish import PublishLocked
+    from recsvc.locks import LockHeld
     from recsvc.versions import RollbackError
     from recsvc.versions import rollback as roll_back
 
@@ -180,7 +188,7 @@ def rollback(
     grace = settings.version_grace_seconds if grace_seconds is None else grace_seconds
     try:
         moved = _run_with_redis(settings, lambda client, keys: roll_back(client, keys, grace, to))
-    except (RollbackError, PublishLocked) as exc:
+    except (RollbackError, LockHeld) as exc:
         _fail(str(exc))
     typer.echo(
         f"rolled back from {moved['from']['version']} to {moved['to']['version']} "
@@ -189,8 +197,54 @@ def rollback(
 
 
 @app.command()
+def promote(
+    grace_seconds: Annotated[
+        int | None,
+        typer.Option(help="How long the replaced current vectors stay (default: setting)."),
+    ] = None,
+) -> None:
+    """Make the challenger the current model at once; every replica hot-reloads it. The model
+    it replaces stays in Redis for the grace period, so `recsvc rollback` can bring it back."""
+    from recsvc.locks import LockHeld
+    from recsvc.versions import RollbackError
+    from recsvc.versions import promote as promote_challenger
+
+    settings = _settings()
+    grace = settings.version_grace_seconds if grace_seconds is None else grace_seconds
+    try:
+        moved = _run_with_redis(
+            settings, lambda client, keys: promote_challenger(client, keys, grace)
+        )
+    except (RollbackError, LockHeld) as exc:
+        _fail(str(exc))
+    before = moved["from"]["version"] if moved["from"] else "nothing"
+    typer.echo(f"promoted the challenger {moved['to']['version']} to current (was {before})")
+
+
+@app.command()
+def prune(
+    keep: Annotated[
+        int | None, typer.Option(help="Versions to keep on disk (default: setting).", min=1)
+    ] = None,
+) -> None:
+    """Remove model versions from disk beyond the newest K; never the current one, the
+    challenger, or one whose vectors are still in Redis."""
+    from recsvc.versions import prune_versions
+
+    settings = _settings()
+    removed = _run_with_redis(
+        settings,
+        lambda client, keys: prune_versions(
+            client, keys, settings.models_dir, keep or settings.keep_versions
+        ),
+    )
+    typer.echo(f"removed {len(removed)} version(s) from {settings.models_dir}: {removed}")
+
+
+@app.command()
 def models(json_output: Json = False) -> None:
-    """List the model versions in Redis and on disk, with their metrics; mark the live one."""
+    """List the model versions in Redis and on disk, with their metrics; mark the current one
+    (*) and the challenger (c)."""
     from recsvc.versions import list_versions
 
     settings = _settings()
@@ -198,7 +252,7 @@ def models(json_output: Json = False) -> None:
         settings, lambda client, keys: list_versions(client, keys, settings.models_dir)
     )
     for info in infos:
-        mark = "*" if info.state == "current" else " "
+        mark = {"current": "*", "challenger": "c"}.get(info.state, " ")
         generation = "-" if info.generation is None else str(info.generation)
         users = "-" if info.users is None else f"{info.users:,}"
         typer.echo(

@@ -6,6 +6,7 @@ round trip. User vectors live under a model *generation* (a small integer per pu
 version, which keeps keys short); the pointer names the current version and generation.
 
     <p>:model:current               JSON {"version", "generation"}: the current model
+    <p>:model:challenger            the same for the challenger (published, not live; A/B tests)
     <p>:model:generation            counter of generations
     <p>:model:generations           hash generation -> JSON (version, users, state, time)
     <p>:model:publish-lock          held (with expiry) by the one publish or rollback running
@@ -33,6 +34,10 @@ class Keys:
     @property
     def model_current(self) -> str:
         return f"{self.prefix}:model:current"
+
+    @property
+    def model_challenger(self) -> str:
+        return f"{self.prefix}:model:challenger"
 
     @property
     def model_generation(self) -> str:

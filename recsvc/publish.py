@@ -1,10 +1,12 @@
 """Publish a model version's user vectors to Redis, then flip the pointer to it.
 
 Every vector is written under a new generation's namespace first (one MSET per 2,000 users);
-only then does one SET move `model:current`, so a reader sees the old model or the new one,
-never half of one. The previous generation's vectors get a TTL of the grace period (replicas
-still on the old model keep reading them until they reload), as do, after an hour, the
-leftovers of a publish that died half-way. Memory used per user is measured from Redis's own
+only then does one SET move `model:current` (or, for a challenger, `model:challenger`), so a
+reader sees the old model or the new one, never half of one. The generation the pointer left
+gets a TTL of the grace period (replicas still on the old model keep reading its vectors until
+they reload), as do, after an hour, the leftovers of a publish that died half-way. The other
+pointer's generation is left alone: publishing a new current model keeps the challenger, and a
+new challenger keeps the current model. Memory used per user is measured from Redis's own
 `used_memory`. A lock in Redis keeps publishes and rollbacks one at a time.
 """
 
@@ -14,7 +16,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -28,43 +29,28 @@ import redis.asyncio as aioredis
 from recsvc import vectors
 from recsvc.domain import ID_PATTERN
 from recsvc.keys import Keys
+from recsvc.locks import Lease, async_redis_lock
 from recsvc.manifest import ArtifactError
+from recsvc.pause_points import pause_point
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import parse_pointer
 
 CHUNK = 2000
-LOCK_SECONDS = 3600  # a publish or rollback that dies leaves the lock for at most this long
-# Deletes the lock only if it still holds our token (never another run's lock).
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class PublishLocked(RuntimeError):
-    """Another publish (or rollback) holds the lock."""
 
 
 @asynccontextmanager
-async def publish_lock(client: aioredis.Redis, keys: Keys, holder: str) -> AsyncIterator[None]:
-    """Hold the publish lock for the block; PublishLocked when another run holds it."""
-    token = json.dumps({"holder": holder, "id": uuid.uuid4().hex, "at": time.time()})
-    if not await client.set(keys.publish_lock, token, nx=True, ex=LOCK_SECONDS):
-        other = await client.get(keys.publish_lock)
-        raise PublishLocked(
-            f"another publish or rollback is running (lock {keys.publish_lock}: "
-            f"{other!r}); try again when it ends"
-        )
-    try:
-        yield
-    finally:
-        await client.eval(RELEASE_SCRIPT, 1, keys.publish_lock, token)
+async def publish_lock(client: aioredis.Redis, keys: Keys, holder: str) -> AsyncIterator[Lease]:
+    """Hold the publish lock for the block; LockHeld when another live run holds it."""
+    busy = "another publish or rollback is running; try again when it ends"
+    async with async_redis_lock(client, keys.publish_lock, holder, busy) as lease:
+        yield lease
 
 
 @dataclass(frozen=True)
 class PublishReport:
     version: str
     generation: int
+    role: str  # "current" or "challenger": the pointer that moved
     users: int
     seconds: float
     bytes_per_user: float  # growth of Redis used_memory per user written
@@ -100,12 +86,15 @@ async def publish(
     directory: Path,
     grace_seconds: int,
     progress: Callable[[int], None] | None = None,
+    challenger: bool = False,
 ) -> PublishReport:
-    """Write the vectors of `directory`'s version under a new generation and make it current.
+    """Write the vectors of `directory`'s version under a new generation and make it current
+    (or the challenger).
 
     Holds the publish lock throughout: a second publish at the same time is refused."""
-    async with publish_lock(client, keys, f"publish {directory.name}"):
-        return await _publish(client, keys, directory, grace_seconds, progress)
+    role = "challenger" if challenger else "current"
+    async with publish_lock(client, keys, f"publish {directory.name} as {role}") as lease:
+        return await _publish(client, keys, directory, grace_seconds, progress, lease, role)
 
 
 async def _publish(
@@ -114,6 +103,8 @@ async def _publish(
     directory: Path,
     grace_seconds: int,
     progress: Callable[[int], None] | None,
+    lease: Lease,
+    role: str,
 ) -> PublishReport:
     started = time.perf_counter()
     model, user_ids, factors = await asyncio.to_thread(read_user_vectors, directory)
@@ -137,17 +128,22 @@ async def _publish(
         await client.mset(dict(zip(names, block, strict=True)))  # type: ignore[arg-type]
         if progress:
             progress(len(block))
+        if start == 0:
+            pause_point("publish:after-first-chunk", f"generation {generation}, pointer not moved")
     grown = await _used_memory(client) - before
-    previous = parse_pointer(await client.get(keys.model_current))
+    pointer = keys.model_challenger if role == "challenger" else keys.model_current
+    previous = parse_pointer(await client.get(pointer))
+    lease.check()  # never flip without the lock: another publish may have taken over
     pipe = client.pipeline(transaction=True)
-    pipe.set(keys.model_current, json.dumps({"version": version, "generation": generation}))
-    entry = entry_json(version, len(user_ids), "current")
+    pipe.set(pointer, json.dumps({"version": version, "generation": generation}))
+    entry = entry_json(version, len(user_ids), role)
     pipe.hset(keys.model_generations, str(generation), entry)
     await pipe.execute()
-    expiring = await _retire_old(client, keys, generation, grace_seconds)
+    expiring = await retire_old(client, keys, grace_seconds)
     return PublishReport(
         version=version,
         generation=generation,
+        role=role,
         users=len(user_ids),
         seconds=round(time.perf_counter() - started, 3),
         bytes_per_user=round(grown / max(1, len(user_ids)), 1),
@@ -156,14 +152,20 @@ async def _publish(
     )
 
 
-async def _retire_old(
-    client: aioredis.Redis, keys: Keys, current: int, grace_seconds: int
-) -> list[int]:
-    """Give every other generation's vectors (and registry entry) the grace TTL."""
+async def retire_old(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> list[int]:
+    """Give the vectors (and registry entry) of every generation that neither pointer names,
+    and that no publish is still writing, the grace TTL; forget the ones already expired."""
+    live = {
+        pointer.generation
+        for pointer in map(
+            parse_pointer, await client.mget(keys.model_current, keys.model_challenger)
+        )
+        if pointer is not None
+    }
     expiring = []
     for field, raw in (await client.hgetall(keys.model_generations)).items():
         generation, entry = int(field), json.loads(raw)
-        if generation == current:
+        if generation in live:
             continue
         if entry["state"] == "expiring":
             if entry.get("expires_at", 0) < time.time():  # its keys are gone: forget it

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     event_dedup_days: int = Field(7, ge=1, le=90)
     max_future_seconds: int = Field(300, ge=0, description="Clock skew allowed on event ts.")
     version_grace_seconds: int = Field(3600, ge=0, description="How long old vectors stay.")
+    keep_versions: int = Field(
+        5, ge=1, le=1000, description="Model versions kept on disk, besides any still in Redis."
+    )
     log_json: bool = True
     access_log: bool = False
 

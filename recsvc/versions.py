@@ -1,15 +1,23 @@
-"""Model versions as operators see them: which are in Redis and on disk, and rollback.
+"""Model versions as operators see them: which are in Redis and on disk; rollback, promote, prune.
 
 `rollback` moves the pointer back to an earlier generation whose vectors are still in Redis
 (within the grace period of a later publish), under the publish lock: the target's vectors
 lose their TTL first, then one transaction flips the pointer and records the states, then the
 generation that was current gets the grace TTL. Replicas hot-reload the old version from
 their models directory.
+
+`promote` makes the challenger current in one transaction (the challenger pointer goes); the
+generation that was current gets the grace TTL, so a rollback can still bring it back.
+
+`prune_versions` removes version directories from disk beyond the newest K, never one that
+either pointer names or whose vectors are still in Redis (the grace period).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +28,7 @@ import redis.asyncio as aioredis
 from recsvc.keys import Keys
 from recsvc.manifest import ArtifactError, read_manifest
 from recsvc.publish import entry_json, publish_lock, set_generation_ttl
-from recsvc.store import parse_pointer
+from recsvc.store import Pointer, parse_pointer
 
 
 class RollbackError(RuntimeError):
@@ -48,13 +56,17 @@ async def registry(client: aioredis.Redis, keys: Keys) -> dict[int, dict[str, An
 async def list_versions(client: aioredis.Redis, keys: Keys, models_dir: Path) -> list[VersionInfo]:
     """Every generation in Redis and every version directory on disk, newest first."""
     entries = await registry(client, keys)
-    pointer = parse_pointer(await client.get(keys.model_current))
-    on_disk = {p.name for p in models_dir.iterdir() if p.is_dir()} if models_dir.is_dir() else set()
+    current, challenger = await pointers(client, keys)
+    on_disk = version_dirs(models_dir)
     infos = []
     for generation, entry in sorted(entries.items(), reverse=True):
         version = entry["version"]
-        live = pointer is not None and pointer.generation == generation
-        state = "current" if live else entry["state"]
+        if current is not None and current.generation == generation:
+            state = "current"
+        elif challenger is not None and challenger.generation == generation:
+            state = "challenger"
+        else:
+            state = "expiring" if entry["state"] in ("current", "challenger") else entry["state"]
         infos.append(
             VersionInfo(
                 version,
@@ -72,6 +84,12 @@ async def list_versions(client: aioredis.Redis, keys: Keys, models_dir: Path) ->
     return infos
 
 
+async def pointers(client: aioredis.Redis, keys: Keys) -> tuple[Pointer | None, Pointer | None]:
+    """The current and the challenger pointers (None where unset or unreadable)."""
+    current, challenger = await client.mget(keys.model_current, keys.model_challenger)
+    return parse_pointer(current), parse_pointer(challenger)
+
+
 def _metrics(directory: Path) -> dict[str, Any]:
     try:
         return read_manifest(directory).metrics
@@ -83,8 +101,8 @@ async def rollback(
     client: aioredis.Redis, keys: Keys, grace_seconds: int, to: str | None = None
 ) -> dict[str, Any]:
     """Make an earlier generation current again (the newest other one, or `to`'s newest)."""
-    async with publish_lock(client, keys, "rollback"):
-        pointer = parse_pointer(await client.get(keys.model_current))
+    async with publish_lock(client, keys, "rollback") as lease:
+        pointer, challenger = await pointers(client, keys)
         if pointer is None:
             raise RollbackError("no current model to roll back from")
         entries = await registry(client, keys)
@@ -92,6 +110,7 @@ async def rollback(
             (generation, entry)
             for generation, entry in sorted(entries.items(), reverse=True)
             if generation != pointer.generation
+            and (challenger is None or generation != challenger.generation)
             and entry["state"] != "writing"
             and (to is None or entry["version"] == to)
             and (to is not None or entry["version"] != pointer.version)
@@ -106,6 +125,7 @@ async def rollback(
         generation, entry = candidates[0]
         if await set_generation_ttl(client, keys, generation, None) == 0:
             raise RollbackError(f"generation {generation} ({entry['version']}) has no vectors left")
+        lease.check()
         pipe = client.pipeline(transaction=True)
         pipe.set(
             keys.model_current,
@@ -125,3 +145,80 @@ async def rollback(
             "from": {"version": pointer.version, "generation": pointer.generation},
             "to": {"version": entry["version"], "generation": generation},
         }
+
+
+async def promote(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> dict[str, Any]:
+    """Make the challenger current; the previous current generation gets the grace TTL."""
+    async with publish_lock(client, keys, "promote") as lease:
+        current, challenger = await pointers(client, keys)
+        if challenger is None:
+            raise RollbackError(
+                "no challenger to promote; publish one with `recsvc publish --challenger` "
+                "or `recsvc nightly --challenger`"
+            )
+        entries = await registry(client, keys)
+        entry = entries.get(challenger.generation, {"version": challenger.version, "users": 0})
+        lease.check()
+        pipe = client.pipeline(transaction=True)
+        pipe.set(
+            keys.model_current,
+            json.dumps({"version": challenger.version, "generation": challenger.generation}),
+        )
+        pipe.delete(keys.model_challenger)
+        pipe.hset(
+            keys.model_generations,
+            str(challenger.generation),
+            entry_json(challenger.version, entry.get("users", 0), "current"),
+        )
+        if current is not None:
+            old = entries.get(current.generation, {"version": current.version, "users": 0})
+            expiring = {**old, "state": "expiring", "expires_at": time.time() + grace_seconds}
+            pipe.hset(keys.model_generations, str(current.generation), json.dumps(expiring))
+        await pipe.execute()
+        if current is not None:
+            await set_generation_ttl(client, keys, current.generation, grace_seconds)
+        return {
+            "from": None
+            if current is None
+            else {"version": current.version, "generation": current.generation},
+            "to": {"version": challenger.version, "generation": challenger.generation},
+        }
+
+
+async def prune_versions(
+    client: aioredis.Redis, keys: Keys, models_dir: Path, keep: int
+) -> list[str]:
+    """Remove version directories beyond the newest `keep`; the names removed.
+
+    Kept whatever their age: the versions either pointer names, and every version whose
+    vectors may still be in Redis (a generation not yet expired: replicas may still serve it,
+    and a rollback may bring it back). Only directories holding a manifest are versions;
+    anything else under `models_dir` is never touched."""
+    versions = sorted(version_dirs(models_dir), reverse=True)
+    now = time.time()
+    in_use = {
+        entry["version"]
+        for entry in (await registry(client, keys)).values()
+        if entry["state"] != "expiring" or entry.get("expires_at", float("inf")) > now
+    }
+    in_use |= {p.version for p in await pointers(client, keys) if p is not None}
+    removed = []
+    for version in versions[keep:]:
+        if version not in in_use:
+            # Renamed first, so that no reader ever sees a half-deleted version.
+            trash = models_dir / f".pruning-{version}"
+            os.replace(models_dir / version, trash)
+            shutil.rmtree(trash)
+            removed.append(version)
+    return removed
+
+
+def version_dirs(models_dir: Path) -> set[str]:
+    """Names of the version directories (those holding a manifest) under `models_dir`."""
+    if not models_dir.is_dir():
+        return set()
+    return {
+        p.name
+        for p in models_dir.iterdir()
+        if not p.name.startswith(".") and (p / "manifest.json").is_file()
+    }

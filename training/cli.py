@@ -342,39 +342,66 @@ def nightly(
     tolerance: Annotated[
         float, typer.Option(help="How much (relative) below the live model is still promoted.")
     ] = 0.02,
+    new_item_days: Annotated[
+        float,
+        typer.Option(help="A live item the model does not know passes if published this recently."),
+    ] = 7.0,
     tune_seconds: TuneSeconds = 60,
     tune_trials: TuneTrials = None,
-    reports: Annotated[Path, typer.Option(help="Where the JSON reports go.")] = Path(
-        "data/reports"
-    ),
+    challenger: Annotated[
+        bool,
+        typer.Option(
+            "--challenger",
+            help="Publish the new model as the challenger (for an A/B test), not live.",
+        ),
+    ] = False,
+    reports: Annotated[
+        Path, typer.Option(help="Where the reports and the metrics-history chart go.")
+    ] = Path("data/reports"),
 ) -> None:
-    """Drain, retrain, compare with the live model, gate, publish. Exit 0 promoted, 3 gated,
-    1 failure. Uses RECSVC_REDIS_URL, RECSVC_REDIS_PREFIX and RECSVC_MODELS_DIR."""
+    """Drain, retrain, compare with the live model, gate, publish, prune. Exit 0 promoted (or
+    published as challenger), 3 gated, 1 failure. Uses RECSVC_REDIS_URL, RECSVC_REDIS_PREFIX,
+    RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS and RECSVC_KEEP_VERSIONS."""
     import redis
 
     from recsvc.keys import Keys
-    from training.nightly import NightlyLocked, NightlySpec, run_nightly, summary, write_report
+    from recsvc.locks import LockHeld
+    from training.history_chart import write_history_chart
+    from training.nightly import FAILED, NightlySpec, run_nightly, summary, write_report
 
     settings = service_settings("the Redis the service uses")
+    directory_option(reports, "--reports")
     spec = NightlySpec(
         events_dir=events,
         models_dir=settings.models_dir,
         window_days=window_days,
         metric=metric,
         tolerance=tolerance,
+        new_item_days=new_item_days,
         tune_seconds=tune_seconds,
         tune_trials=tune_trials,
         grace_seconds=settings.version_grace_seconds,
+        keep_versions=settings.keep_versions,
+        challenger=challenger,
     )
     try:
         code, report = run_nightly(settings.redis_url or "", Keys(settings.redis_prefix), spec)
-    except NightlyLocked as exc:
+    except LockHeld as exc:
         fail(str(exc))
-    except (EventDataError, ModelFitError, ValueError, redis.RedisError, OSError) as exc:
-        fail(f"nightly run failed, the live model is untouched: {exc}")
+    except redis.RedisError as exc:
+        fail(f"nightly run could not start, the live model is untouched: {exc}")
     path = write_report(reports, code, report)
+    chart = reports / "metrics-history.png"
+    for warning in write_history_chart(reports, chart, metric):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(summary(code, report))
-    typer.echo(f"report: {path}")
+    typer.echo(f"report: {path} (summary {path.with_suffix('.txt').name}, chart {chart.name})")
+    if code == FAILED:
+        typer.secho(
+            f"error: nightly run failed, the live model is untouched: {report.get('error')}",
+            fg=typer.colors.RED,
+            err=True,
+        )
     raise typer.Exit(code)
 
 

@@ -31,13 +31,11 @@ import redis
 
 from recsvc.domain import EVENT_COLUMNS
 from recsvc.keys import Keys
+from recsvc.pause_points import pause_point
 from training.events import EVENT_SCHEMA
 
 GROUP = "nightly"
 CHUNK = 10_000
-# Test hook: after a chunk's files are durable and before it is acknowledged, announce it on
-# stderr and sleep this many seconds, so that a test can SIGKILL the process right there.
-PAUSE_ENV = "RECSVC_DRAIN_PAUSE_BEFORE_ACK"
 
 
 @dataclass
@@ -80,7 +78,7 @@ def drain(
                 written_ids[day].update(row["event_id"] for row in day_rows)
                 report.files.append(str(path))
                 report.written += len(day_rows)
-            _pause_if_asked(len(ids))
+            pause_point("drain:before-ack", f"{len(ids)} events durable, not yet acknowledged")
             client.xack(stream, GROUP, *ids)
             client.xdel(stream, *ids)
             report.read += len(ids)
@@ -182,10 +180,3 @@ def _number(text: str | None) -> float | None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pause_if_asked(count: int) -> None:
-    seconds = float(os.environ.get(PAUSE_ENV, "0") or 0)
-    if seconds > 0:
-        os.write(2, f"drain: {count} events durable, not yet acknowledged\n".encode())
-        time.sleep(seconds)

@@ -1,25 +1,34 @@
 """The nightly job: drain, retrain on the window, compare with the live model, gate, publish.
 
-One run, under a lock in Redis so that two runs cannot both publish:
+One run, under a lock in Redis (recsvc.locks: renewed while the run lives, so a killed run's
+lock lapses in two minutes, or at once for the next run on the same host):
 
 1. drain the service's event stream into Parquet day partitions (training.drain);
 2. take the last `window_days` days of events;
-3. hold out the most recent day; tune (under a budget) and fit on the rest;
+3. hold out the last 24 hours (only what the live model has not been trained on: nothing new
+   at all is exit 3); tune (under a budget) and fit on what came before;
 4. evaluate the new model, the live one (training.live_scorer) and popularity on that holdout;
-5. gate: promote only when the new model's metric is not below the live model's by more than
-   `tolerance` (relative), and its factors are finite and its coverage above a floor;
-6. refit on the whole window, export, publish the user vectors and flip the pointer.
+5. gate: promote only when the new model's factors are finite, its coverage is above a floor,
+   every live catalogue item is known to it or explicitly new (training.catalog_check), and
+   its metric is not below the live model's by more than `tolerance` (relative);
+6. refit on the whole window, export, publish the user vectors and flip the pointer (with
+   `challenger`, the challenger pointer: nothing goes live);
+7. remove versions on disk beyond the newest `keep_versions` that Redis no longer holds.
 
-Exit codes for a scheduler: 0 promoted, 3 gated (the live model stays), 1 failure. A run
-killed at any stage leaves the live model serving: the pointer moves only as publish's last
-step, after every vector is written.
+Exit codes for a scheduler: 0 promoted (or published as challenger), 3 gated (the live model
+stays), 1 failure. A run killed at any stage leaves the live model serving: the pointer moves
+only as publish's last step, after every vector is written; events are acknowledged only
+once durable on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,9 +39,15 @@ import pyarrow.compute as pc
 import redis
 import redis.asyncio as aioredis
 
+from recsvc.catalog import Catalog
 from recsvc.keys import Keys
-from recsvc.publish import RELEASE_SCRIPT, publish
-from recsvc.store import parse_pointer
+from recsvc.locks import redis_lock
+from recsvc.manifest import ArtifactError, read_manifest
+from recsvc.pause_points import pause_point
+from recsvc.publish import publish
+from recsvc.store import Pointer, parse_pointer
+from recsvc.versions import prune_versions
+from training.catalog_check import CatalogCheck, check_catalog
 from training.drain import drain
 from training.evaluate import EvalSpec, FactorScorer, PopularityScorer, evaluate, evaluation_set
 from training.events import load_events
@@ -40,15 +55,14 @@ from training.factors import FitParams, fit
 from training.live_scorer import LiveModelScorer
 from training.matrix import ConfidenceWeights, build_interactions
 from training.pipeline import Stages, choose_params, export_trained
-from training.splits import Dataset, Protocol, SplitSpec, split
+from training.splits import Dataset, Protocol, SplitSpec, split_at
 from training.tuner import TuneBudget
 
 PROMOTED, FAILED, GATED = 0, 1, 3
-LOCK_SECONDS = 6 * 3600
-
-
-class NightlyLocked(RuntimeError):
-    """Another nightly run holds the lock."""
+LOCK_SECONDS = 120  # renewed while the run lives; a killed run's lock lapses after this
+# What a run may fail on without a traceback: bad data, a fit that diverged, Redis, the disk,
+# an artifact refused, the publish lock held or lost.
+RUN_ERRORS = (ValueError, RuntimeError, redis.RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -59,96 +73,163 @@ class NightlySpec:
     metric: str = "ndcg_at_10"
     tolerance: float = 0.02  # the new model may be this much (relative) below the live one
     min_coverage: float = 0.0
+    new_item_days: float = 7.0  # a live item unknown to the model is fine if this new
     tune_seconds: float | None = 60.0
     tune_trials: int | None = None
     grace_seconds: int = 3600
+    keep_versions: int = 5
+    challenger: bool = False  # publish as the challenger: nothing goes live
     params: FitParams = field(default_factory=FitParams)
 
 
 def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str, Any]]:
-    """One nightly run against the Redis at `url`; (exit code, report)."""
+    """One nightly run against the Redis at `url`; (exit code, report).
+
+    LockHeld when another run is in progress (nothing done, no report). Any other failure
+    is exit 1 with the report of the stages done so far and the error."""
     client = redis.Redis.from_url(url, socket_timeout=60)
-    token = f"started {datetime.now(UTC).isoformat()}"
+    report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat()}
+    started = time.perf_counter()
+    stages = Stages()
     try:
-        if not client.set(_lock(keys), token, nx=True, ex=LOCK_SECONDS):
-            raise NightlyLocked(
-                f"another nightly run holds {_lock(keys)} ({client.get(_lock(keys))!r}); "
-                "this one exits without doing anything"
-            )
-        try:
-            return _run(client, url, keys, spec)
-        finally:  # only our own lock, atomically (as the publish lock is released)
-            client.eval(RELEASE_SCRIPT, 1, _lock(keys), token)
+        busy = "another nightly run is in progress; this one exits without doing anything"
+        with redis_lock(client, nightly_lock(keys), "nightly run", busy, LOCK_SECONDS):
+            try:
+                code = _run(client, url, keys, spec, stages, report)
+            except RUN_ERRORS as exc:
+                code = FAILED
+                report.update(decision="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
         client.close()
+    report["stages"] = stages.records
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return code, report
 
 
-def _lock(keys: Keys) -> str:
+def nightly_lock(keys: Keys) -> str:
     return f"{keys.prefix}:nightly:lock"
 
 
+@contextmanager
+def _stage(stages: Stages, name: str) -> Iterator[None]:
+    pause_point(f"nightly:{name}")  # where a crash test kills the run
+    with stages.stage(name):
+        yield
+
+
 def _run(
-    client: redis.Redis, url: str, keys: Keys, spec: NightlySpec
-) -> tuple[int, dict[str, Any]]:
-    started = time.perf_counter()
-    stages = Stages()
-    report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat()}
-    with stages.stage("drain"):
+    client: redis.Redis,
+    url: str,
+    keys: Keys,
+    spec: NightlySpec,
+    stages: Stages,
+    report: dict[str, Any],
+) -> int:
+    with _stage(stages, "drain"):
         report["drain"] = drain(client, spec.events_dir, keys).as_dict()
-    with stages.stage("load"):
-        dataset, report["data"] = _window(spec)
-    split_spec = SplitSpec(protocol=Protocol.TEMPORAL, holdout_days=1)
-    with stages.stage("split"):
-        train, test = split(dataset, split_spec)
+    with _stage(stages, "load"):
+        dataset, report["data"], last_event = _window(spec)
+    live = parse_pointer(client.get(keys.model_current))
+    live_dir = spec.models_dir / live.version if live else None
+    live_end = _trained_until(live_dir)
+    report.update(live_version=live.version if live else None, live_trained_until=live_end)
+    if live_end is not None and live_end >= last_event:
+        report.update(
+            decision="gated",
+            reasons=[
+                f"no event after the live model's training window (it ends {live_end}): "
+                "nothing new to learn or to compare on; the live model stays"
+            ],
+        )
+        return GATED
+    # The holdout: the last 24 hours, but only what the live model has not seen, so that the
+    # comparison is fair whenever the previous run happened.
+    cutoff = last_event - timedelta(days=1)
+    if live_end is not None and live_end >= cutoff:
+        cutoff = live_end + timedelta(milliseconds=1)
+    report["holdout_from"] = cutoff
+    with _stage(stages, "split"):
+        train, test = split_at(dataset, cutoff)
         evaluated = evaluation_set(train.interactions, test, EvalSpec())
     if len(evaluated.users) == 0:
-        raise ValueError("no user of the holdout day has earlier interactions: nothing to gate on")
+        raise ValueError(
+            f"no user active since {cutoff} has earlier interactions: nothing to gate on"
+        )
+    split_spec = SplitSpec(protocol=Protocol.TEMPORAL, holdout_days=1)  # the tuner's, in train
     budget = (
         TuneBudget(seconds=spec.tune_seconds or 60.0, max_trials=spec.tune_trials)
         if spec.tune_seconds or spec.tune_trials
         else None
     )
-    with stages.stage("tune"):
+    with _stage(stages, "tune"):
         params, tuning = choose_params(train, split_spec, spec.params, budget, None, False)
-    with stages.stage("fit_holdout"):
+    report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
+    with _stage(stages, "fit_holdout"):
         factors = fit(train.interactions.confidence, params)
     index = dataset.interactions.index
-    live = parse_pointer(client.get(keys.model_current))
-    with stages.stage("evaluate"):
+    with _stage(stages, "evaluate"):
         scores = {
             "new": evaluate(FactorScorer(factors, index), evaluated, EvalSpec()).as_dict(),
             "popularity": evaluate(
                 PopularityScorer(train.interactions), evaluated, EvalSpec()
             ).as_dict(),
         }
-        live_dir = spec.models_dir / live.version if live else None
-        if live_dir is not None and live_dir.is_dir():
+        if live_dir is not None and (live_dir / "manifest.json").is_file():
             scorer = LiveModelScorer(live_dir, index)
             scores["live"] = evaluate(scorer, evaluated, EvalSpec()).as_dict()
-    decision, reasons = _gate(factors.user, factors.item, scores, spec)
+        catalog = _catalog(client, keys)
+        checked = (
+            check_catalog(
+                catalog, index.video_ids, index.product_ids, last_event, spec.new_item_days
+            )
+            if catalog is not None
+            else None
+        )
     report.update(
-        params=params.as_dict(),
-        tuning=tuning.as_dict() if tuning else None,
-        metrics=scores,
-        live_version=live.version if live else None,
-        decision=decision,
-        reasons=reasons,
+        metrics=scores, catalog_check=checked.as_dict() if checked else "no catalogue in Redis"
     )
-    if decision == "promote":
-        with stages.stage("fit_all"):
-            final = fit(dataset.interactions.confidence, params)
-        with stages.stage("export"):
-            metrics = {"nightly_holdout": scores["new"]}
-            model_dir = export_trained(spec.models_dir, final, dataset, report["data"], metrics)
-        with stages.stage("publish"):
-            published = asyncio.run(_publish(url, keys, model_dir, spec.grace_seconds))
-        report.update(model_dir=str(model_dir), published=published)
-    report["stages"] = stages.records
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    return (PROMOTED if decision == "promote" else GATED), report
+    decision, reasons = _gate(factors.user, factors.item, scores, checked, live, spec)
+    report.update(decision=decision, reasons=reasons)
+    if decision == "gated":
+        return GATED
+    with _stage(stages, "fit_all"):
+        final = fit(dataset.interactions.confidence, params)
+    with _stage(stages, "export"):
+        metrics = {"nightly_holdout": scores["new"]}
+        model_dir = export_trained(spec.models_dir, final, dataset, report["data"], metrics)
+    report["model_dir"] = str(model_dir)
+    with _stage(stages, "publish"):
+        published = asyncio.run(_publish(url, keys, model_dir, spec))
+    report["published"] = published
+    if spec.challenger:
+        report["decision"] = "challenger"  # published, not live: an A/B test decides
+    with _stage(stages, "prune"):
+        report["pruned"] = asyncio.run(_prune(url, keys, spec))
+    return PROMOTED
 
 
-def _window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any]]:
+def _trained_until(directory: Path | None) -> datetime | None:
+    """The last event a model version was trained on (from its manifest), if known."""
+    if directory is None or not (directory / "manifest.json").is_file():
+        return None
+    try:
+        last = read_manifest(directory).data_window.get("last_event")
+        moment = datetime.fromisoformat(str(last))
+    except (ArtifactError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _catalog(client: redis.Redis, keys: Keys) -> Catalog | None:
+    revision = client.get(keys.catalog_revision)
+    if revision is None:
+        return None
+    videos, products = client.hgetall(keys.catalog_videos), client.hgetall(keys.catalog_products)
+    text = revision.decode() if isinstance(revision, bytes) else str(revision)
+    return Catalog.from_raw(text, videos, products)
+
+
+def _window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any], datetime]:
     events, validation = load_events(spec.events_dir)
     last = pc.max(events.column("ts")).as_py()
     first = (last - timedelta(days=spec.window_days)).replace(hour=0, minute=0, second=0)
@@ -162,12 +243,18 @@ def _window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any]]:
         "nonzeros": interactions.nnz,
         "validation": validation.to_dict(),
     }
-    return Dataset(interactions, events, weights), data
+    return Dataset(interactions, events, weights), data, last
 
 
 def _gate(
-    users: np.ndarray, items: np.ndarray, scores: dict[str, Any], spec: NightlySpec
+    users: np.ndarray,
+    items: np.ndarray,
+    scores: dict[str, Any],
+    checked: CatalogCheck | None,
+    live: Pointer | None,
+    spec: NightlySpec,
 ) -> tuple[str, list[str]]:
+    """("promote" or "gated", the reasons): the sanity checks, then the comparison."""
     reasons = []
     if not (np.isfinite(users).all() and np.isfinite(items).all()):
         reasons.append("the new factors hold NaN or infinite values")
@@ -175,6 +262,8 @@ def _gate(
     coverage = new.get("coverage_at_10", 0.0)
     if coverage < spec.min_coverage:
         reasons.append(f"coverage {coverage:.3f} below the floor {spec.min_coverage}")
+    if checked is not None:
+        reasons.extend(checked.reasons())
     if "live" in scores:
         floor = scores["live"][spec.metric] * (1 - spec.tolerance)
         if new[spec.metric] < floor:
@@ -182,47 +271,123 @@ def _gate(
                 f"{spec.metric} {new[spec.metric]:.4f} is below the live model's "
                 f"{scores['live'][spec.metric]:.4f} by more than {spec.tolerance:.0%}"
             )
-    else:
-        reasons.append("no live model to compare with: promoted on the sanity checks alone")
-        return "promote", reasons
-    return ("gated" if reasons else "promote"), reasons
+    elif live is not None:
+        reasons.append(
+            f"the live model {live.version} is not in {spec.models_dir}, so it cannot be "
+            "compared: copy it there, or roll back to a version that is"
+        )
+    if reasons:
+        return "gated", reasons
+    if live is None:
+        return "promote", ["no live model yet: promoted on the sanity checks alone"]
+    role = "the challenger" if spec.challenger else "live"
+    return "promote", [f"{spec.metric} within {spec.tolerance:.0%} of the live model: {role}"]
 
 
-async def _publish(url: str, keys: Keys, model_dir: Path, grace: int) -> dict:
-    async_client = aioredis.Redis.from_url(url, socket_timeout=60)
+async def _publish(url: str, keys: Keys, model_dir: Path, spec: NightlySpec) -> dict:
+    client = aioredis.Redis.from_url(url, socket_timeout=60)
     try:
-        return (await publish(async_client, keys, model_dir, grace)).as_dict()
+        report = await publish(
+            client, keys, model_dir, spec.grace_seconds, challenger=spec.challenger
+        )
+        return report.as_dict()
     finally:
-        await async_client.aclose()
+        await client.aclose()
+
+
+async def _prune(url: str, keys: Keys, spec: NightlySpec) -> list[str]:
+    client = aioredis.Redis.from_url(url, socket_timeout=60)
+    try:
+        return await prune_versions(client, keys, spec.models_dir, spec.keep_versions)
+    finally:
+        await client.aclose()
 
 
 def summary(code: int, report: dict[str, Any]) -> str:
-    """The short human summary of a run's report."""
-    lines = [f"nightly: {report.get('decision', 'failed')} (exit {code})"]
+    """The short human summary of a run's report: what an engineer reads in the morning."""
+    decision = report.get("decision", "failed")
+    if "published" in report:
+        decision = f"published as {report['published']['role']}"
+    lines = [f"nightly: {decision} (exit {code})"]
+    if "error" in report:
+        lines.append(f"  error: {report['error']}")
     drained, data = report.get("drain", {}), report.get("data", {})
-    bad = data.get("validation", {}).get("rows_bad", 0)
-    lines.append(
-        f"  drained {drained.get('read', 0):,} events; window {data.get('events', 0):,} events, "
-        f"{data.get('users', 0):,} users, {bad:,} bad rows"
-    )
-    if report.get("tuning"):
-        lines.append(f"  tuner: {len(report['tuning'].get('trials', []))} trials")
+    if drained:
+        lines.append(
+            f"  drained {drained.get('read', 0):,} events "
+            f"({drained.get('already_written', 0):,} already written by an earlier run)"
+        )
+    if data:
+        window = data.get("window", {})
+        lines.append(
+            f"  window {window.get('first_event')} to {window.get('last_event')}: "
+            f"{data.get('events', 0):,} events, {data.get('users', 0):,} users, "
+            f"{data.get('nonzeros', 0):,} user-item pairs"
+        )
+        bad = {r: n for r, n in data.get("validation", {}).get("bad_counts", {}).items() if n}
+        lines.append("  bad rows: " + (", ".join(f"{r} {n:,}" for r, n in bad.items()) or "none"))
+    tuning = report.get("tuning")
+    if tuning:
+        trials = tuning.get("trials", [])
+        lines.append(
+            f"  tuner: {len(trials)} trials in {tuning.get('seconds')}s, best "
+            f"{tuning.get('objective')} {tuning.get('best_score')}"
+        )
+        for trial in trials:
+            lines.append(
+                f"    #{trial['number']} {trial['phase']:<7} score {trial['score']}  "
+                + ", ".join(f"{k}={v}" for k, v in trial["params"].items() if k != "seed")
+            )
+    metrics = report.get("metrics", {})
+    if metrics:
+        lines.append(
+            f"  holdout from {report.get('holdout_from')}: P@10, NDCG@10 "
+            f"(live model {report.get('live_version')})"
+        )
+        for name, scores in metrics.items():
+            lines.append(
+                f"    {name:<16} {_number(scores.get('precision_at_10'))}  "
+                f"{_number(scores.get('ndcg_at_10'))}"
+            )
+    checked = report.get("catalog_check")
+    if isinstance(checked, dict):
+        lines.append(
+            f"  catalogue: {checked['live_videos']:,} live videos, {checked['live_products']:,} "
+            f"live products; {len(checked['new_items'])} new and unknown to the model"
+        )
+    elif checked:
+        lines.append(f"  catalogue: {checked}")
     for reason in report.get("reasons", []):
         lines.append(f"  - {reason}")
-    for name, scores in report.get("metrics", {}).items():
-        lines.append(
-            f"  {name:<10} P@10 {scores['precision_at_10']:.4f}  NDCG@10 {scores['ndcg_at_10']:.4f}"
-            f"  product hit@5 {scores.get('product_hit_rate')}"
-        )
     if "published" in report:
-        lines.append(f"  published {report['published']['version']}")
+        published = report["published"]
+        lines.append(
+            f"  published {published['version']} as {published['role']}: "
+            f"{published['users']:,} users, generation {published['generation']}"
+        )
+    if report.get("pruned"):
+        lines.append(f"  pruned from disk: {', '.join(report['pruned'])}")
     stages = report.get("stages", {})
-    lines.append("  time: " + ", ".join(f"{k} {v['seconds']}s" for k, v in stages.items()))
+    if stages:
+        lines.append("  time: " + ", ".join(f"{k} {v['seconds']}s" for k, v in stages.items()))
     return "\n".join(lines)
 
 
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
 def write_report(report_dir: Path, code: int, report: dict[str, Any]) -> Path:
+    """The JSON report and its summary (.txt) under `report_dir`; the JSON's path."""
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / f"nightly-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"exit_code": code, **report}, indent=2, default=str) + "\n")
+    text = json.dumps({"exit_code": code, **report}, indent=2, default=str) + "\n"
+    _write_atomically(path, text)
+    _write_atomically(path.with_suffix(".txt"), summary(code, report) + "\n")
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -14,7 +14,7 @@ test part is never looked at while choosing hyper-parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
@@ -86,10 +86,15 @@ def _split_temporal(data: Dataset, holdout_days: int) -> tuple[Dataset, Interact
     if last is None:
         raise ValueError("the temporal protocol needs at least one event")
     last_day = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    cutoff = pa.scalar(
-        last_day - timedelta(days=holdout_days - 1), type=events.schema.field("ts").type
-    )
-    before = pc.less(events.column("ts"), cutoff)
+    return split_at(data, last_day - timedelta(days=holdout_days - 1))
+
+
+def split_at(data: Dataset, cutoff: datetime) -> tuple[Dataset, Interactions]:
+    """Train on the events before `cutoff`, hold out the rest (a temporal split at a moment)."""
+    if data.events is None:
+        raise ValueError("a temporal split needs event timestamps, and this data has none")
+    events = data.events
+    before = pc.less(events.column("ts"), pa.scalar(cutoff, type=events.schema.field("ts").type))
     train_events = events.filter(before)
     index = data.interactions.index
     train = aggregate(train_events, index, data.weights)

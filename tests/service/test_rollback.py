@@ -21,7 +21,8 @@ import redis
 import redis.asyncio as aioredis
 
 from recsvc.keys import Keys
-from recsvc.publish import PublishLocked, publish_lock
+from recsvc.locks import LockHeld
+from recsvc.publish import publish_lock
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
 from tests.service.test_reload import SECOND_VERSION, Load
@@ -78,7 +79,7 @@ def test_a_publish_while_another_holds_the_lock_is_refused(
                 )
                 assert result.returncode == 1
                 assert "publish-lock" in result.stderr and "a nightly run" in result.stderr
-                with pytest.raises(PublishLocked):
+                with pytest.raises(LockHeld):
                     async with publish_lock(client, Keys(), "another"):
                         pass
         finally:

@@ -19,9 +19,10 @@ from pathlib import Path
 import redis
 
 from recsvc.keys import Keys
+from recsvc.pause_points import PAUSE_ENV
 from recsvc.schemas import Event
 from recsvc.store import FeatureStore, connect
-from training.drain import GROUP, PAUSE_ENV, drain
+from training.drain import GROUP, drain
 from training.events import load_events
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
@@ -84,7 +85,7 @@ def test_a_drain_killed_before_its_acknowledgement_loses_and_repeats_nothing(
 ) -> None:
     ingest(redis_url, events(2500))
     out = tmp_path / "events"
-    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, PAUSE_ENV: "60"}
+    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, PAUSE_ENV: "drain:before-ack"}
     process = subprocess.Popen(
         [RECSVC, "drain", "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True
     )

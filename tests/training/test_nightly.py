@@ -2,11 +2,15 @@
 
 A first run (no live model) promotes and publishes. A run on planted worse data (the user ids
 of every day but the holdout shuffled, which destroys the collaborative signal) is gated:
-exit 3, and the live pointer does not move. A run while another holds the lock refuses.
+exit 3, and the live pointer does not move. A live catalogue video the new model does not
+know gates the run too, unless its record says it is new. With --challenger the new model is
+published beside the live one, not in its place. A run that fails still writes its report.
+A run while another holds the lock refuses. (Killed runs: test_nightly_crash.py.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,20 +37,46 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def nightly(
-    redis_url: str, tmp_path: Path, events: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
+def environment(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "RECSVC_REDIS_URL": redis_url,
         "RECSVC_MODELS_DIR": str(tmp_path / "models"),
         "RECSVC_LOG_JSON": "false",
     }
+
+
+def nightly(
+    redis_url: str, tmp_path: Path, events: Path, *args: str, tolerance: float = 0.05
+) -> subprocess.CompletedProcess[str]:
     command = [
         RECSVC, "nightly", "--events", str(events), "--reports", str(tmp_path / "reports"),
-        "--tune-trials", "3", "--tolerance", "0.05", *args,
+        "--tune-trials", "3", "--tolerance", str(tolerance), *args,
     ]  # fmt: skip
+    env = environment(redis_url, tmp_path)
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def load_catalog(redis_url: str, tmp_path: Path, world: Path, extra_video: dict) -> None:
+    """The world's catalogue plus one more video record, through `recsvc catalog load`."""
+    videos = tmp_path / "videos.jsonl"
+    lines = (world / "catalog/videos.jsonl").read_text().splitlines()
+    videos.write_text("\n".join([*lines, json.dumps(extra_video)]) + "\n")
+    command = [RECSVC, "catalog", "load", "--videos", str(videos), "--products",
+               str(world / "catalog/products.jsonl")]  # fmt: skip
+    env = environment(redis_url, tmp_path)
+    subprocess.run(command, env=env, check=True, capture_output=True)
+
+
+def reports(tmp_path: Path) -> list[dict]:
+    paths = sorted((tmp_path / "reports").glob("nightly-*.json"))
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def copy_days(world: Path, events: Path, days: slice) -> None:
+    """Some of the world's day partitions into `events` (as if drained on those nights)."""
+    for day in sorted((world / "events").iterdir())[days]:
+        shutil.copytree(day, events / day.name)
 
 
 def shuffle_users_before_last_day(events: Path) -> None:
@@ -66,15 +96,20 @@ def test_a_good_night_promotes_and_a_worse_one_is_gated(
     redis_url: str, tmp_path: Path, world: Path
 ) -> None:
     events = tmp_path / "events"
-    shutil.copytree(world / "events", events)
+    copy_days(world, events, slice(None, -1))
     first = nightly(redis_url, tmp_path, events)
     assert first.returncode == 0, first.stderr + first.stdout
-    assert "promote" in first.stdout
+    assert "published as current" in first.stdout
     client = redis.Redis.from_url(redis_url)
     live = client.get(Keys().model_current)
     assert live is not None
 
-    shuffle_users_before_last_day(events)
+    nothing_new = nightly(redis_url, tmp_path, events)
+    assert nothing_new.returncode == 3, nothing_new.stderr + nothing_new.stdout
+    assert "no event after the live model's training window" in nothing_new.stdout
+
+    copy_days(world, events, slice(-1, None))  # the next day arrives...
+    shuffle_users_before_last_day(events)  # ...and the history behind it is planted worse
     second = nightly(redis_url, tmp_path, events)
     assert second.returncode == 3, second.stderr + second.stdout
     assert "gated" in second.stdout and "below the live model" in second.stdout
@@ -89,3 +124,55 @@ def test_a_second_run_while_one_holds_the_lock_refuses(
     result = nightly(redis_url, tmp_path, world / "events")
     assert result.returncode == 1
     assert "another nightly run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_live_video_the_model_does_not_know_gates_the_run_unless_it_is_new(
+    redis_url: str, tmp_path: Path, world: Path
+) -> None:
+    orphan = {"video_id": "v-orphan", "title": "Never watched", "status": "live"}
+    load_catalog(redis_url, tmp_path, world, {**orphan, "published_at": "2026-01-01T00:00:00Z"})
+    gated = nightly(redis_url, tmp_path, world / "events")
+    assert gated.returncode == 3, gated.stderr + gated.stdout
+    assert "1 live videos unknown to the new model and not new (v-orphan)" in gated.stdout
+    assert redis.Redis.from_url(redis_url).get(Keys().model_current) is None
+
+    # Published on the window's last day: a new video nobody has watched yet is expected.
+    load_catalog(redis_url, tmp_path, world, {**orphan, "published_at": "2026-11-08T12:00:00Z"})
+    promoted = nightly(redis_url, tmp_path, world / "events")
+    assert promoted.returncode == 0, promoted.stderr + promoted.stdout
+    assert reports(tmp_path)[-1]["catalog_check"]["new_items"] == ["v-orphan"]
+
+
+def test_a_challenger_run_publishes_beside_the_live_model(
+    redis_url: str, tmp_path: Path, world: Path
+) -> None:
+    events = tmp_path / "events"
+    copy_days(world, events, slice(None, -1))
+    assert nightly(redis_url, tmp_path, events).returncode == 0
+    client = redis.Redis.from_url(redis_url)
+    live = client.get(Keys().model_current)
+    copy_days(world, events, slice(-1, None))
+    # A generous tolerance: this is about where the model goes, not whether it is better.
+    result = nightly(redis_url, tmp_path, events, "--challenger", tolerance=0.3)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "published as challenger" in result.stdout
+    assert client.get(Keys().model_current) == live  # nothing changed live
+    challenger = json.loads(client.get(Keys().model_challenger) or b"{}")
+    assert challenger["version"] == reports(tmp_path)[-1]["published"]["version"]
+    assert reports(tmp_path)[-1]["decision"] == "challenger"
+
+
+def test_a_failed_run_exits_1_and_still_writes_its_report_and_chart(
+    redis_url: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events" / "day=2026-11-20"
+    events.mkdir(parents=True)
+    (events / "part-0.parquet").write_text("not parquet")
+    result = nightly(redis_url, tmp_path, tmp_path / "events")
+    assert result.returncode == 1
+    assert "nightly run failed, the live model is untouched" in result.stderr
+    assert "part-0.parquet" in result.stderr and "Traceback" not in result.stderr
+    [report] = reports(tmp_path)
+    assert report["decision"] == "failed" and "part-0.parquet" in report["error"]
+    assert "drain" in report["stages"] and "load" not in report["stages"]
+    assert (tmp_path / "reports" / "metrics-history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
