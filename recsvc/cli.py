@@ -96,8 +96,10 @@ def _run_with_redis(settings: Settings, work: Callable[[Any, Keys], Awaitable[T]
 
     try:
         return asyncio.run(main())
-    except (RedisError, OSError) as exc:
+    except RedisError as exc:
         _fail(f"Redis at {settings.redis_url}: {exc}")
+    except OSError as exc:  # the disk (a models directory), or a socket error redis let through
+        _fail(str(exc))
 
 
 @app.command()
@@ -229,15 +231,19 @@ def prune(
 ) -> None:
     """Remove model versions from disk beyond the newest K; never the current one, the
     challenger, or one whose vectors are still in Redis."""
+    from recsvc.locks import LockHeld
     from recsvc.versions import prune_versions
 
     settings = _settings()
-    removed = _run_with_redis(
-        settings,
-        lambda client, keys: prune_versions(
-            client, keys, settings.models_dir, keep or settings.keep_versions
-        ),
-    )
+    try:
+        removed = _run_with_redis(
+            settings,
+            lambda client, keys: prune_versions(
+                client, keys, settings.models_dir, keep or settings.keep_versions
+            ),
+        )
+    except LockHeld as exc:
+        _fail(str(exc))
     typer.echo(f"removed {len(removed)} version(s) from {settings.models_dir}: {removed}")
 
 

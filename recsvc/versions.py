@@ -116,6 +116,8 @@ async def rollback(
             and (to is not None or entry["version"] != pointer.version)
             and entry.get("expires_at", float("inf")) > time.time() + 5
         ]
+        if to is not None and challenger is not None and challenger.version == to:
+            raise RollbackError(f"{to} is the challenger: make it current with `recsvc promote`")
         if not candidates:
             wanted = f"version {to}" if to else "an earlier version"
             raise RollbackError(
@@ -193,7 +195,15 @@ async def prune_versions(
     Kept whatever their age: the versions either pointer names, and every version whose
     vectors may still be in Redis (a generation not yet expired: replicas may still serve it,
     and a rollback may bring it back). Only directories holding a manifest are versions;
-    anything else under `models_dir` is never touched."""
+    anything else under `models_dir` is never touched. Holds the publish lock, so that no
+    version is published or rolled back to while its directory is judged unused."""
+    async with publish_lock(client, keys, "prune"):
+        return await _prune(client, keys, models_dir, keep)
+
+
+async def _prune(client: aioredis.Redis, keys: Keys, models_dir: Path, keep: int) -> list[str]:
+    for leftover in models_dir.glob(".pruning-*") if models_dir.is_dir() else []:
+        shutil.rmtree(leftover)  # a prune killed half-way
     versions = sorted(version_dirs(models_dir), reverse=True)
     now = time.time()
     in_use = {

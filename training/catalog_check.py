@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -58,16 +58,20 @@ def check_catalog(
     new_days: float = 7.0,
 ) -> CatalogCheck:
     """Compare the catalogue's live items with the new model's item ids."""
+    if window_end.tzinfo is None:
+        window_end = window_end.replace(tzinfo=UTC)
     cutoff = window_end - timedelta(days=new_days)
+    # Video and product ids live in separate namespaces: each type is judged on its own.
     videos = _unknown(_live(catalog.videos), video_ids)
     products = _unknown(_live(catalog.products), product_ids)
-    new = sorted(i for i, r in {**videos, **products}.items() if _is_new(r.published_at, cutoff))
+    new_videos = {i for i, r in videos.items() if _is_new(r.published_at, cutoff)}
+    new_products = {i for i, r in products.items() if _is_new(r.published_at, cutoff)}
     return CatalogCheck(
         live_videos=len(_live(catalog.videos)),
         live_products=len(_live(catalog.products)),
-        new_items=new,
-        unknown_videos=sorted(set(videos) - set(new)),
-        unknown_products=sorted(set(products) - set(new)),
+        new_items=sorted(new_videos | new_products),
+        unknown_videos=sorted(set(videos) - new_videos),
+        unknown_products=sorted(set(products) - new_products),
     )
 
 
@@ -92,5 +96,5 @@ def _is_new(published_at: str | None, cutoff: datetime) -> bool:
     except ValueError:
         return False  # unreadable: not explicitly new
     if published.tzinfo is None:
-        published = published.replace(tzinfo=cutoff.tzinfo)
+        published = published.replace(tzinfo=UTC)
     return published >= cutoff

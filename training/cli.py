@@ -346,6 +346,12 @@ def nightly(
         float,
         typer.Option(help="A live item the model does not know passes if published this recently."),
     ] = 7.0,
+    max_unknown_items: Annotated[
+        int,
+        typer.Option(
+            help="Old live items the new model may not know (dead content) and pass.", min=0
+        ),
+    ] = 0,
     tune_seconds: TuneSeconds = 60,
     tune_trials: TuneTrials = None,
     challenger: Annotated[
@@ -378,6 +384,7 @@ def nightly(
         metric=metric,
         tolerance=tolerance,
         new_item_days=new_item_days,
+        max_unknown_items=max_unknown_items,
         tune_seconds=tune_seconds,
         tune_trials=tune_trials,
         grace_seconds=settings.version_grace_seconds,

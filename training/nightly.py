@@ -74,6 +74,7 @@ class NightlySpec:
     tolerance: float = 0.02  # the new model may be this much (relative) below the live one
     min_coverage: float = 0.0
     new_item_days: float = 7.0  # a live item unknown to the model is fine if this new
+    max_unknown_items: int = 0  # live, old items the new model may not know (dead content)
     tune_seconds: float | None = 60.0
     tune_trials: int | None = None
     grace_seconds: int = 3600
@@ -232,8 +233,10 @@ def _catalog(client: redis.Redis, keys: Keys) -> Catalog | None:
 def _window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any], datetime]:
     events, validation = load_events(spec.events_dir)
     last = pc.max(events.column("ts")).as_py()
-    first = (last - timedelta(days=spec.window_days)).replace(hour=0, minute=0, second=0)
-    events = events.filter(pc.greater_equal(events.column("ts"), first))
+    start = last - timedelta(days=spec.window_days)
+    start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    events = events.filter(pc.greater_equal(events.column("ts"), start))
+    first = pc.min(events.column("ts")).as_py()
     weights = ConfidenceWeights()
     interactions = build_interactions(events, weights)
     data = {
@@ -262,8 +265,17 @@ def _gate(
     coverage = new.get("coverage_at_10", 0.0)
     if coverage < spec.min_coverage:
         reasons.append(f"coverage {coverage:.3f} below the floor {spec.min_coverage}")
+    notes = []
     if checked is not None:
-        reasons.extend(checked.reasons())
+        unknown = len(checked.unknown_videos) + len(checked.unknown_products)
+        if unknown > spec.max_unknown_items:
+            reasons.extend(checked.reasons())
+        elif unknown:
+            named = ", ".join(checked.unknown_videos + checked.unknown_products)
+            notes.append(
+                f"{unknown} live items unknown to the new model, within --max-unknown-items "
+                f"{spec.max_unknown_items}: {named}"
+            )
     if "live" in scores:
         floor = scores["live"][spec.metric] * (1 - spec.tolerance)
         if new[spec.metric] < floor:
@@ -279,9 +291,11 @@ def _gate(
     if reasons:
         return "gated", reasons
     if live is None:
-        return "promote", ["no live model yet: promoted on the sanity checks alone"]
-    role = "the challenger" if spec.challenger else "live"
-    return "promote", [f"{spec.metric} within {spec.tolerance:.0%} of the live model: {role}"]
+        return "promote", ["no live model yet: promoted on the sanity checks alone", *notes]
+    return "promote", [
+        f"{spec.metric} not below the live model's by more than {spec.tolerance:.0%}",
+        *notes,
+    ]
 
 
 async def _publish(url: str, keys: Keys, model_dir: Path, spec: NightlySpec) -> dict:
@@ -331,13 +345,11 @@ def summary(code: int, report: dict[str, Any]) -> str:
         trials = tuning.get("trials", [])
         lines.append(
             f"  tuner: {len(trials)} trials in {tuning.get('seconds')}s, best "
-            f"{tuning.get('objective')} {tuning.get('best_score')}"
+            f"{tuning.get('objective')} {_number(tuning.get('best_score'))}"
         )
         for trial in trials:
-            lines.append(
-                f"    #{trial['number']} {trial['phase']:<7} score {trial['score']}  "
-                + ", ".join(f"{k}={v}" for k, v in trial["params"].items() if k != "seed")
-            )
+            score, params = _number(trial["score"]), _params(trial["params"])
+            lines.append(f"    #{trial['number']:<3} {trial['phase']:<7} {score}  {params}")
     metrics = report.get("metrics", {})
     if metrics:
         lines.append(
@@ -371,6 +383,15 @@ def summary(code: int, report: dict[str, Any]) -> str:
     if stages:
         lines.append("  time: " + ", ".join(f"{k} {v['seconds']}s" for k, v in stages.items()))
     return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    shown = ("factors", "regularization", "alpha", "confidence", "iterations")
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in params.items()
+        if k in shown
+    )
 
 
 def _number(value: Any) -> str:
