@@ -1,6 +1,7 @@
 """Publish a model version's user vectors to Redis, then flip the pointer to it.
 
-Every vector is written under a new generation's namespace first (one MSET per 2,000 users);
+Every vector is written under a new generation's namespace first (one MSET per 2,000 users,
+two on the wire at once);
 only then does one SET move `model:current` (or, for a challenger, `model:challenger`), so a
 reader sees the old model or the new one, never half of one. The generation the pointer left
 gets a TTL of the grace period (replicas still on the old model keep reading its vectors until
@@ -16,6 +17,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
+from hiredis import pack_command
 
 from recsvc import vectors
 from recsvc.domain import ID_PATTERN
@@ -36,6 +39,7 @@ from recsvc.ranker import RankingModel, load_array
 from recsvc.store import parse_pointer
 
 CHUNK = 2000
+IN_FLIGHT = 2  # MSETs sent before the first reply is read: Redis works while we pack the next
 
 
 @asynccontextmanager
@@ -73,11 +77,24 @@ def read_user_vectors(directory: Path) -> tuple[RankingModel, np.ndarray, np.nda
             f"{directory / 'user_factors.npy'}: shape {factors.shape}, expected "
             f"{(len(ids), model.manifest.dimension)} (one row per id in user_ids.npy)"
         )
-    pattern = re.compile(ID_PATTERN)
-    bad = next((str(u) for u in ids if not pattern.match(str(u))), None)
-    if bad is not None:
+    ids = ids.astype(str)
+    if not all_valid_ids(ids):
+        pattern = re.compile(ID_PATTERN)
+        bad = next(str(u) for u in ids if not pattern.match(str(u)))
         raise ArtifactError(f"{directory / 'user_ids.npy'}: user id {bad!r} is not a valid id")
-    return model, ids.astype(str), factors
+    return model, ids, factors
+
+
+def all_valid_ids(ids: np.ndarray) -> bool:
+    """Every id matches ID_PATTERN: one regex pass over all of them joined by newlines (a
+    million ids in tens of milliseconds; the pattern admits no newline)."""
+    if len(ids) == 0:
+        return True
+    one = ID_PATTERN.removeprefix("^").removesuffix("$")
+    joined = "\n".join(ids.tolist())
+    if joined.count("\n") != len(ids) - 1:  # an id holding a newline would pass as two
+        return False
+    return re.fullmatch(f"(?:{one}\n)*{one}", joined) is not None
 
 
 async def publish(
@@ -120,16 +137,7 @@ async def _publish(
         keys.model_generations, str(generation), entry_json(version, len(user_ids), "writing")
     )
     before = await _used_memory(client)
-    for start in range(0, len(user_ids), CHUNK):
-        # One MSET per chunk: one command and one reply for 2,000 users, about 5 times the
-        # rate of a pipeline of SETs (bench/publish.py).
-        block = vectors.encode_many(factors[start : start + CHUNK])
-        names = [keys.vector(generation, u) for u in user_ids[start : start + CHUNK].tolist()]
-        await client.mset(dict(zip(names, block, strict=True)))  # type: ignore[arg-type]
-        if progress:
-            progress(len(block))
-        if start == 0:
-            pause_point("publish:after-first-chunk", f"generation {generation}, pointer not moved")
+    await _write_vectors(client, keys, generation, user_ids, factors, progress)
     grown = await _used_memory(client) - before
     pointer = keys.model_challenger if role == "challenger" else keys.model_current
     previous = parse_pointer(await client.get(pointer))
@@ -150,6 +158,58 @@ async def _publish(
         previous_version=previous.version if previous else None,
         expiring_generations=expiring,
     )
+
+
+async def _write_vectors(
+    client: aioredis.Redis,
+    keys: Keys,
+    generation: int,
+    user_ids: np.ndarray,
+    factors: np.ndarray,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """One MSET per chunk of users, IN_FLIGHT of them on the wire at once.
+
+    The commands are packed by hiredis and sent on one connection of the pool, each reply
+    read (and checked) in order. Against redis-py's own MSET, one awaited at a time, that is
+    about 4 times the rate (bench/publish.py): redis-py's asyncio client packs commands in
+    Python, and Redis idles while the next chunk is packed. A failure part-way leaves the
+    connection with replies unread, so it is closed rather than reused."""
+    connection = await client.connection_pool.get_connection()
+    in_flight: deque[int] = deque()  # sizes of the chunks sent and not yet answered
+
+    async def answered() -> None:
+        reply = await connection.read_response()
+        if reply not in (b"OK", "OK"):
+            raise aioredis.ResponseError(f"MSET answered {reply!r}")
+        size = in_flight.popleft()
+        if progress:
+            progress(size)  # only once the chunk is in Redis
+
+    clean = False
+    try:
+        for start in range(0, len(user_ids), CHUNK):
+            block = vectors.encode_many(factors[start : start + CHUNK])
+            command: list[str | bytes] = ["MSET"]
+            for user, value in zip(user_ids[start : start + CHUNK].tolist(), block, strict=True):
+                command += (keys.vector(generation, user), value)
+            packed = pack_command(tuple(command))  # type: ignore[arg-type]
+            await connection.send_packed_command(packed, False)
+            in_flight.append(len(block))
+            if start == 0:
+                await answered()
+                pause_point(
+                    "publish:after-first-chunk", f"generation {generation}, pointer not moved"
+                )
+            elif len(in_flight) >= IN_FLIGHT:
+                await answered()
+        while in_flight:
+            await answered()
+        clean = True
+    finally:
+        if not clean:
+            await connection.disconnect()
+        await client.connection_pool.release(connection)
 
 
 async def retire_old(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> list[int]:

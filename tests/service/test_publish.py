@@ -36,18 +36,20 @@ WIDE_USERS, WIDE_DIM = 2000, 64
 RECSVC = Path(sys.executable).with_name("recsvc")
 
 
-def write_wide_model(models_dir: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+def write_wide_model(
+    models_dir: Path, n_users: int = WIDE_USERS, version: str = WIDE_VERSION
+) -> tuple[Path, np.ndarray, np.ndarray]:
     """A 64-dimension model of 2,000 users with random factors; every 10th user is zero."""
     rng = np.random.default_rng(7)
-    users = rng.normal(size=(WIDE_USERS, WIDE_DIM)).astype(np.float32)
+    users = rng.normal(size=(n_users, WIDE_DIM)).astype(np.float32)
     users[::10] = 0.0
-    ids = np.array([f"u{i:05d}" for i in range(WIDE_USERS)])
+    ids = np.array([f"u{i:05d}" for i in range(n_users)])
     videos = np.array([f"v{i:03d}" for i in range(20)])
     products = np.array([f"p{i:02d}" for i in range(5)])
     items = rng.normal(size=(len(videos) + len(products), WIDE_DIM)).astype(np.float32)
     arrays = {"user_factors.npy": users, "user_ids.npy": ids}
     info = {"params": {"regularization": 0.1, "alpha": 1.0, "confidence": "linear"}}
-    directory = export_model(models_dir, items, videos, products, info, WIDE_VERSION, arrays)
+    directory = export_model(models_dir, items, videos, products, info, version, arrays)
     return directory, ids, users
 
 
@@ -121,6 +123,26 @@ def test_the_pointer_moves_only_after_every_vector_is_written(
     assert seen[-1][1] == report.users  # ...even once every vector was there
     assert pointer(client) == {"version": WIDE_VERSION, "generation": report.generation}
     assert report.previous_version == PLANTED_VERSION
+
+
+def test_a_publish_that_redis_refuses_part_way_fails_naming_why_and_moves_nothing(
+    redis_url: str, client: redis.Redis, models_dir: Path, tmp_path: Path
+) -> None:
+    first = publish_model(redis_url, models_dir / PLANTED_VERSION)
+    directory, _, _ = write_wide_model(tmp_path / "models", 20_000, "20260104T000000000000Z-big")
+    # Room for a few thousand more vectors, not 18,000: Redis refuses an MSET part-way (OOM).
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 1_000_000)
+    client.config_set("maxmemory-policy", "noeviction")
+    try:
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            publish_model(redis_url, directory)
+    finally:
+        client.config_set("maxmemory", 0)
+    written = len(generation_keys(client, first.generation + 1))
+    assert 0 < written < 18_000  # it did fail part-way...
+    assert pointer(client) == {"version": PLANTED_VERSION, "generation": first.generation}
+    retried = publish_model(redis_url, directory)  # ...and a retry, lock free, completes
+    assert retried.users == 18_000 and pointer(client)["version"] == "20260104T000000000000Z-big"
 
 
 def test_a_second_publish_gives_the_previous_generation_the_grace_ttl(
