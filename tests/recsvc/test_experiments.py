@@ -1,0 +1,163 @@
+"""Experiment definitions: what a valid TOML definition means, and a clear refusal, naming the
+experiment, variant and field, for each way a definition can be wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsvc.experiments import ExperimentError, parse_experiments
+
+RANKER = """
+[[experiment]]
+name = "ranker"
+traffic = 0.5
+namespace = "ranking"
+range = [0.0, 0.5]
+control = "cf"
+
+[[experiment.variant]]
+name = "cf"
+weight = 0.5
+ranker = "cf"
+
+[[experiment.variant]]
+name = "popular"
+weight = 0.5
+ranker = "popular"
+attach = false
+"""
+
+ATTACH = """
+[[experiment]]
+name = "attach-weights"
+
+[[experiment.variant]]
+name = "even"
+weight = 0.5
+
+[[experiment.variant]]
+name = "video-heavy"
+weight = 0.5
+attach_video_weight = 3.0
+max_attached_per_page = 5
+"""
+
+
+def test_a_valid_definition_assigns_about_its_traffic_share_with_each_variants_overrides() -> None:
+    experiments = parse_experiments(RANKER)
+    assigned = [experiments.assign(f"u{i}") for i in range(10_000)]
+    inside = [a[0] for a in assigned if a]
+    assert 0.22 < len(inside) / 10_000 < 0.28  # half of the namespace's half
+    by_variant = {a.variant: a.overrides for a in inside}
+    assert by_variant == {"cf": {"ranker": "cf"}, "popular": {"ranker": "popular", "attach": False}}
+    assert experiments.experiments[0].control_variant == "cf"
+
+
+def test_experiments_in_other_namespaces_overlap_when_they_set_different_parameters() -> None:
+    experiments = parse_experiments(RANKER + ATTACH)
+    both = [a for a in (experiments.assign(f"u{i}") for i in range(2000)) if len(a) == 2]
+    assert both and {a.experiment for a in both[0]} == {"ranker", "attach-weights"}
+
+
+def test_the_salt_defaults_to_the_name_and_a_new_salt_reshuffles_users() -> None:
+    salted = RANKER.replace('name = "ranker"', 'name = "ranker"\nsalt = "ranker-v2"')
+    first, second = parse_experiments(RANKER), parse_experiments(salted)
+    users = [f"u{i}" for i in range(2000)]
+    same = sum(first.assign(u) == second.assign(u) for u in users)
+    assert same < 0.9 * len(users)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('weight = 0.5\nranker = "popular"', 'weight = 0.6\nranker = "popular"'),
+            "experiment 1 (ranker): variant weights sum to 1.1, not 1",
+        ),
+        (
+            ("attach = false", "attach = false\ncolour = 3"),
+            "experiment 1 (ranker): variant 2 (popular).colour: Extra inputs are not permitted",
+        ),
+        (
+            ('ranker = "popular"', 'ranker = "random"'),
+            "variant 2 (popular).ranker: Input should be 'cf' or 'popular'",
+        ),
+        (("traffic = 0.5", "traffic = 1.5"), "experiment 1 (ranker): traffic: Input should be"),
+        (
+            ('control = "cf"', 'control = "treatment"'),
+            "control 'treatment' is not one of the variants",
+        ),
+        (("range = [0.0, 0.5]", "range = [0.6, 0.5]"), "range must be [low, high)"),
+        (('name = "popular"', 'name = "cf"'), "variant names repeat"),
+        (
+            ("traffic = 0.5", "traffic = 0.5\nowner = 'me'"),
+            "experiment 1 (ranker): owner: Extra inputs are not permitted",
+        ),
+        (('name = "ranker"', 'name = "has space"'), "experiment 1 (has space): name:"),
+        (("[[experiment]]", "[[experiments]]"), "unknown top-level key(s) ['experiments']"),
+        (("[[experiment]]", "[[experiment]"), "not valid TOML"),
+    ],
+)
+def test_a_bad_definition_is_refused_naming_what_is_wrong(
+    change: tuple[str, str], message: str
+) -> None:
+    old, new = change
+    assert old in RANKER
+    with pytest.raises(ExperimentError) as refused:
+        parse_experiments(RANKER.replace(old, new, 1))
+    assert message in str(refused.value)
+
+
+def test_a_single_variant_is_not_an_experiment() -> None:
+    one = RANKER.split('[[experiment.variant]]\nname = "popular"')[0].replace(
+        "0.5\nranker", "1.0\nranker"
+    )
+    with pytest.raises(ExperimentError, match="variant: List should have at least 2 items"):
+        parse_experiments(one)
+
+
+def test_two_experiments_of_a_namespace_must_not_overlap() -> None:
+    second = RANKER.replace('name = "ranker"', 'name = "ranker-2"').replace(
+        "[0.0, 0.5]", "[0.4, 1.0]"
+    )
+    with pytest.raises(ExperimentError, match="share namespace ranking with overlapping ranges"):
+        parse_experiments(RANKER + second)
+    disjoint = second.replace("[0.4, 1.0]", "[0.5, 1.0]")
+    assert len(parse_experiments(RANKER + disjoint)) == 2  # same parameter, disjoint users
+
+
+def test_experiments_that_can_share_users_must_not_set_the_same_parameter() -> None:
+    other = RANKER.replace('name = "ranker"', 'name = "ranker-2"').replace(
+        'namespace = "ranking"', 'namespace = "other"'
+    )
+    with pytest.raises(ExperimentError, match=r"ranker and ranker-2 can share users and both set"):
+        parse_experiments(RANKER + other)
+
+
+def test_a_name_used_twice_is_refused() -> None:
+    with pytest.raises(ExperimentError, match="experiment name 'ranker' is used twice"):
+        parse_experiments(RANKER + RANKER.replace("[0.0, 0.5]", "[0.5, 1.0]"))
+
+
+def test_a_pinned_model_version_must_exist() -> None:
+    pinned = RANKER.replace('ranker = "popular"', 'ranker = "cf"\nmodel = "20260101T000000Z-old"')
+    with pytest.raises(
+        ExperimentError, match="model version '20260101T000000Z-old' does not exist"
+    ):
+        parse_experiments(pinned, version_exists=lambda version: False)
+    assert parse_experiments(pinned, version_exists=lambda version: True).models_used() == {
+        "20260101T000000Z-old"
+    }
+    challenger = RANKER.replace('ranker = "popular"', 'model = "challenger"')
+    parse_experiments(challenger, version_exists=lambda version: False)  # not a version name
+
+
+def test_every_problem_is_named_at_once() -> None:
+    bad = RANKER.replace("traffic = 0.5", "traffic = 2").replace("attach = false", "colour = 1")
+    with pytest.raises(ExperimentError) as refused:
+        parse_experiments(bad)
+    assert "traffic" in str(refused.value) and "colour" in str(refused.value)
+
+
+def test_an_empty_definition_has_no_experiments() -> None:
+    assert len(parse_experiments("")) == 0
