@@ -15,8 +15,11 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from recsvc.feed import Feed, build_feeds
+from recsvc.attach import ItemRules
+from recsvc.experiments import Assignment
+from recsvc.feed import Feed, FeedOptions, build_feeds
 from recsvc.metrics import Metrics
 from recsvc.serving import Serving, ServingModel
 from recsvc.settings import Settings
@@ -34,6 +37,7 @@ class Served:
     feed: Feed
     model: ServingModel
     degraded: bool
+    assignments: list[Assignment]
 
 
 @dataclass
@@ -61,6 +65,7 @@ class FeedBatcher:
         self.max_in_flight = max_in_flight
         self.min_batch = min_batch
         self.metrics = metrics
+        self.base_options = FeedOptions.from_settings(settings)
         self._queue: list[_Request] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # held so that they are not collected
@@ -114,38 +119,58 @@ class FeedBatcher:
                 if not request.future.done():
                     request.future.set_exception(NoModel("no model or no catalogue loaded yet"))
             return
+        # Each request's experiments and options; requests that can share a model call and a
+        # daily cap are served together (without experiments: the whole batch).
+        assigned = [snapshot.experiments.assign(request.user_id) for request in batch]
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        options = []
+        for i, assignments in enumerate(assigned):
+            overrides = {k: v for a in assignments for k, v in a.overrides.items()}
+            option = self.base_options.with_overrides(overrides)
+            options.append(option)
+            groups.setdefault(option.batch_key, []).append(i)
         day = utc_day()
+        for members in groups.values():
+            group = [batch[i] for i in members]
+            group_options = [options[i] for i in members]
+            feeds, degraded = await self._serve_group(model, rules, group, group_options, day)
+            for i, request, feed in zip(members, group, feeds, strict=True):
+                if not request.future.done():  # the client may have gone away
+                    request.future.set_result(Served(feed, model, degraded, assigned[i]))
+            self._count(feeds, degraded)
+
+    async def _serve_group(
+        self,
+        model: ServingModel,
+        rules: ItemRules,
+        batch: list[_Request],
+        options: list[FeedOptions],
+        day: str,
+    ) -> tuple[list[Feed], bool]:
+        """The feeds of requests with one batch key; whether they are degraded."""
         users = [request.user_id for request in batch]
+        daily_cap = options[0].daily_cap
         degraded = False
         try:
-            states = await self.store.user_states(
-                users, model.generation, day, self.settings.daily_cap_per_product
-            )
+            states = await self.store.user_states(users, model.generation, day, daily_cap)
         except RedisUnavailable:
             states, degraded = [UserState(capped=None)] * len(batch), True
         sizes = [request.n for request in batch]
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
         # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost
         # more than the overlap gains (bench/serve.py).
-        feeds = build_feeds(model, rules, states, sizes, self.settings)
-        withdrawn = False
-        if not degraded:
-            try:
-                refused = await self.store.count_attached(
-                    day,
-                    [(u, f.attached) for u, f in zip(users, feeds, strict=True)],
-                    self.settings.daily_cap_per_product,
-                )
-                # A refused card: another page of the same user took the last slot first.
-                feeds = [f.without_products(r) for f, r in zip(feeds, refused, strict=True)]
-            except RedisUnavailable:
-                # An attachment that cannot be counted could break the daily cap: withdraw.
-                feeds = [f.without_products(None) for f in feeds]
-                withdrawn = True
-        for request, feed in zip(batch, feeds, strict=True):
-            if not request.future.done():  # the client may have gone away
-                request.future.set_result(Served(feed, model, degraded or withdrawn))
-        self._count(feeds, degraded or withdrawn)
+        feeds = build_feeds(model, rules, states, sizes, self.settings, options)
+        if degraded:
+            return feeds, True
+        try:
+            refused = await self.store.count_attached(
+                day, [(u, f.attached) for u, f in zip(users, feeds, strict=True)], daily_cap
+            )
+        except RedisUnavailable:
+            # An attachment that cannot be counted could break the daily cap: withdraw.
+            return [f.without_products(None) for f in feeds], True
+        # A refused card: another page of the same user took the last slot first.
+        return [f.without_products(r) for f, r in zip(feeds, refused, strict=True)], False
 
     def _count(self, feeds: list[Feed], degraded: bool) -> None:
         """Feed metrics, once per batch (per request they were a measurable cost)."""

@@ -26,6 +26,49 @@ from recsvc.store import UserState
 
 
 @dataclass(frozen=True)
+class FeedOptions:
+    """How one request is served: the settings, with an experiment variant's overrides."""
+
+    ranker: str = "cf"  # "popular": global popularity, whatever the user's vector
+    attach: bool = True
+    max_attached: int = 3
+    attach_weights: tuple[float, float] = (1.0, 1.0)  # user·product, video·product
+    daily_cap: int = 3
+    model: str = "current"  # current, challenger or a version
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeedOptions:
+        return cls(
+            max_attached=settings.max_attached_per_page,
+            attach_weights=(settings.attach_user_weight, settings.attach_video_weight),
+            daily_cap=settings.daily_cap_per_product,
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
+        """These options with a variant's parameters (recsvc.experiments.Variant) applied."""
+        if not overrides:
+            return self
+        user, video = self.attach_weights
+        return FeedOptions(
+            ranker=str(overrides.get("ranker", self.ranker)),
+            attach=bool(overrides.get("attach", self.attach)),
+            max_attached=int(overrides.get("max_attached_per_page", self.max_attached)),
+            attach_weights=(
+                float(overrides.get("attach_user_weight", user)),
+                float(overrides.get("attach_video_weight", video)),
+            ),
+            daily_cap=int(overrides.get("daily_cap_per_product", self.daily_cap)),
+            model=str(overrides.get("model", self.model)),
+        )
+
+    @property
+    def batch_key(self) -> tuple[str, tuple[float, float], int]:
+        """Requests with equal keys can share a batch: one model, one set of attach weights
+        (a graph input) and one daily cap (read with the users' state)."""
+        return self.model, self.attach_weights, self.daily_cap
+
+
+@dataclass(frozen=True)
 class Feed:
     source: Source
     items: list[dict[str, Any]]  # FeedItem-shaped
@@ -96,21 +139,25 @@ def rank_inputs(
     states: list[UserState],
     sizes: list[int],
     settings: Settings,
+    options: list[FeedOptions] | None = None,
 ) -> RankInputs:
-    """Vectors and rule biases for several users. A state whose `capped` is None
-    (unknown: Redis down) gets every product blocked."""
+    """Vectors and rule biases for several users (requests with one `batch_key`). A state
+    whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
+    request whose variant turns attach off."""
+    options = options or [FeedOptions.from_settings(settings)] * len(states)
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
     video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
     product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
     sources = []
-    for b, state in enumerate(states):
-        vector, source = user_vector(model, state)
+    for b, (state, option) in enumerate(zip(states, options, strict=True)):
+        popular = option.ranker == "popular"
+        vector, source = (None, Source.POPULARITY) if popular else user_vector(model, state)
         rules.video_bias(state.seen_videos(), out=video_bias[b])
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
             # chosen by their affinity with the video alone (the user term is zero).
-            segment = model.segment_popularity.get(state.segment or "")
+            segment = None if popular else model.segment_popularity.get(state.segment or "")
             source = Source.POPULARITY if segment is None else Source.SEGMENT_POPULARITY
             video_bias[b] += model.video_popularity if segment is None else segment
         else:
@@ -119,11 +166,11 @@ def rank_inputs(
         rules.product_bias(
             state.risk_tolerance,
             state.holdings,
-            state.capped,
+            state.capped if option.attach else None,  # None blocks every product
             settings.unknown_risk_policy,
             out=product_bias[b],
         )
-    weights = (settings.attach_user_weight, settings.attach_video_weight)
+    weights = options[0].attach_weights
     return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
 
 
@@ -134,8 +181,10 @@ def pages(
     ranked: Ranked,
     sizes: list[int],
     settings: Settings,
+    options: list[FeedOptions] | None = None,
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
+    options = options or [FeedOptions.from_settings(settings)] * len(sizes)
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
@@ -150,7 +199,7 @@ def pages(
             video_score[b][: sizes[b]],
             product_index[b][: sizes[b]],
             product_score[b][: sizes[b]],
-            settings.max_attached_per_page,
+            options[b].max_attached if options[b].attach else 0,
         )
         for b, source in enumerate(inputs.sources)
     ]
@@ -162,10 +211,11 @@ def build_feeds(
     states: list[UserState],
     sizes: list[int],
     settings: Settings,
+    options: list[FeedOptions] | None = None,
 ) -> list[Feed]:
-    """Rank, filter and attach for several users in one model call."""
-    inputs = rank_inputs(model, rules, states, sizes, settings)
-    return pages(model, rules, inputs, inputs.rank(model), sizes, settings)
+    """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
+    inputs = rank_inputs(model, rules, states, sizes, settings, options)
+    return pages(model, rules, inputs, inputs.rank(model), sizes, settings, options)
 
 
 def _page(

@@ -20,6 +20,8 @@ version, which keeps keys short); the pointer names the current version and gene
     <p>:events                      stream of accepted events (the nightly job drains it)
     <p>:catalog:videos|products     hash item_id -> JSON record
     <p>:catalog:revision            a random token, replaced on every catalogue change
+    <p>:experiments:definition      the experiments' TOML definition (recsvc.experiments)
+    <p>:experiments:revision        a random token, replaced with every definition
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ class Keys:
     @property
     def catalog_revision(self) -> str:
         return f"{self.prefix}:catalog:revision"
+
+    @property
+    def experiments_definition(self) -> str:
+        return f"{self.prefix}:experiments:definition"
+
+    @property
+    def experiments_revision(self) -> str:
+        return f"{self.prefix}:experiments:revision"
 
     def vector_pattern(self, generation: int) -> str:
         """SCAN pattern matching every vector of one generation."""

@@ -39,6 +39,11 @@ class FeedItem(BaseModel):
     product: ProductCard | None
 
 
+class ExperimentVariant(BaseModel):
+    experiment: str
+    variant: str
+
+
 class FeedResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -47,7 +52,8 @@ class FeedResponse(BaseModel):
                     "request_id": "9f1c2a7b3e4d5f600000000000000001",
                     "user_id": "u00042",
                     "model_version": "20261125T101500123456Z-a1b2c3",
-                    "variant": "default",
+                    "variant": "ranker-2026-11:cf",
+                    "experiments": [{"experiment": "ranker-2026-11", "variant": "cf"}],
                     "source": "cf",
                     "degraded": False,
                     "items": [
@@ -74,7 +80,13 @@ class FeedResponse(BaseModel):
     request_id: str
     user_id: str
     model_version: str
-    variant: str
+    variant: str = Field(
+        description='"default" for a user in no experiment, else "experiment:variant" '
+        "pairs joined by commas"
+    )
+    experiments: list[ExperimentVariant] = Field(
+        default_factory=list, description="The experiments the user is in, and their variants."
+    )
     source: Source
     degraded: bool
     items: list[FeedItem]

@@ -21,6 +21,7 @@ import numpy as np
 
 from recsvc.attach import ItemRules
 from recsvc.catalog import Catalog
+from recsvc.experiments import ExperimentError, Experiments, parse_experiments
 from recsvc.manifest import ArtifactError
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import FeatureStore, Pointer, RedisUnavailable
@@ -91,9 +92,11 @@ class Snapshot:
     model: ServingModel | None = None
     catalog: Catalog = field(default_factory=Catalog)
     rules: ItemRules | None = None
+    experiments: Experiments = field(default_factory=Experiments.empty)
+    experiments_revision: str | None = None
 
     def with_model(self, model: ServingModel) -> Snapshot:
-        return Snapshot(model, self.catalog, _rules(model, self.catalog))
+        return replace(self, model=model, rules=_rules(model, self.catalog))
 
     def with_catalog(self, catalog: Catalog) -> Snapshot:
         return replace(self, catalog=catalog, rules=_rules(self.model, catalog))
@@ -171,7 +174,8 @@ class Serving:
     async def refresh(self) -> None:
         """One poll: the catalogue revision first (retirements must never wait on a model
         load), then the model pointer."""
-        pointer, revision = await self.store.poll()
+        polled = await self.store.poll()
+        pointer, revision = polled.pointer, polled.catalog_revision
         held = self.snapshot.catalog.revision
         if revision is None and held is not None:
             # The catalogue vanished from Redis (data lost): keep the last one known, so that
@@ -186,8 +190,40 @@ class Serving:
             catalog = catalog.keeping_retired(self.snapshot.catalog)
             self.snapshot = await asyncio.to_thread(self.snapshot.with_catalog, catalog)
             self.catalog_missing = False
+        if polled.experiments_revision != self.snapshot.experiments_revision:
+            await self.load_experiments()
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
+
+    async def load_experiments(self) -> bool:
+        """Read the experiments' definition from Redis and serve it if it validates here
+        (a pinned model version must be on this replica's disk); else keep the one held."""
+        revision, text = await self.store.experiments()
+        if revision == self.snapshot.experiments_revision:
+            return True
+        try:
+            experiments = parse_experiments(text, self.version_exists)
+            other = experiments.models_used() - {"current"}
+            if other:  # serving a second model beside the current one: not built yet
+                raise ExperimentError(
+                    f"variants name models {sorted(other)}: this service "
+                    "serves only the current model to experiments so far"
+                )
+        except ExperimentError as exc:
+            self.last_error = f"experiments revision {revision} refused: {exc}"
+            log.error(
+                "%s; keeping revision %s", self.last_error, self.snapshot.experiments_revision
+            )
+            self.snapshot = replace(self.snapshot, experiments_revision=revision)  # once
+            return False
+        self.snapshot = replace(
+            self.snapshot, experiments=experiments, experiments_revision=revision
+        )
+        log.info("serving %d experiment(s), revision %s", len(experiments), revision)
+        return True
+
+    def version_exists(self, version: str) -> bool:
+        return (self.models_dir / version / "manifest.json").is_file()
 
     def _is_new(self, pointer: Pointer) -> bool:
         model = self.snapshot.model
@@ -221,6 +257,8 @@ class Serving:
         return {
             "model_version": self.version,
             "catalog_revision": self.snapshot.catalog.revision,
+            "experiments_revision": self.snapshot.experiments_revision,
+            "experiments": [e.name for e in self.snapshot.experiments.experiments],
             "catalog_missing_in_redis": self.catalog_missing,
             "last_error": self.last_error,
         }

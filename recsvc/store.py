@@ -72,6 +72,13 @@ class UserState:
 
 
 @dataclass(frozen=True)
+class Poll:
+    pointer: Pointer | None
+    catalog_revision: str | None
+    experiments_revision: str | None
+
+
+@dataclass(frozen=True)
 class Pointer:
     version: str
     generation: int
@@ -151,14 +158,39 @@ class FeatureStore:
         replies = await self._call("user_state", lambda: self._read(keys=[], args=args))
         return [_user_state(reply) for reply in replies]
 
-    async def poll(self) -> tuple[Pointer | None, str | None]:
-        """The current-model pointer and the catalogue revision (a probe: always tries)."""
-        raw_pointer, raw_revision = await self._call(
-            "poll",
-            lambda: self.client.mget([self.keys.model_current, self.keys.catalog_revision]),
-            probe=True,
+    async def poll(self) -> Poll:
+        """The current-model pointer and the catalogue and experiments revisions, in one
+        MGET (a probe: always tries)."""
+        keys = [self.keys.model_current, self.keys.catalog_revision, self.keys.experiments_revision]
+        raw_pointer, catalog, experiments = await self._call(
+            "poll", lambda: self.client.mget(keys), probe=True
         )
-        return parse_pointer(raw_pointer), _str_or_none(raw_revision)
+        return Poll(parse_pointer(raw_pointer), _str_or_none(catalog), _str_or_none(experiments))
+
+    async def experiments(self) -> tuple[str | None, str]:
+        """The experiments' revision and TOML definition, read together."""
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.keys.experiments_revision)
+            pipe.get(self.keys.experiments_definition)
+            return await pipe.execute()
+
+        revision, definition = await self._call("experiments", work, probe=True)
+        return _str_or_none(revision), (definition or b"").decode()
+
+    async def put_experiments(self, definition: str) -> str:
+        """Store a (validated) definition with a new revision; the revision."""
+        revision = new_revision()
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.keys.experiments_definition, definition)
+            pipe.set(self.keys.experiments_revision, revision)
+            return await pipe.execute()
+
+        await self._call("experiments", work)
+        return revision
 
     async def ping(self) -> bool:
         return bool(await self._call("ping", self.client.ping, probe=True))

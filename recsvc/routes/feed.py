@@ -17,7 +17,7 @@ from recsvc.domain import ID_PATTERN, MAX_ID_LENGTH
 from recsvc.schemas import FeedResponse
 
 router = APIRouter(prefix="/v1", tags=["feed"])
-DEFAULT_VARIANT = "default"  # until experiments assign variants
+DEFAULT_VARIANT = "default"  # a user in no experiment
 # Request ids: a random prefix per process and a counter; unique without a syscall each.
 _REQUEST_PREFIX = uuid.uuid4().hex[:16]
 _request_counter = itertools.count(1)
@@ -90,7 +90,11 @@ async def get_feed(request: Request) -> Response:
         "request_id": next_request_id(),
         "user_id": user_id,
         "model_version": served.model.version,
-        "variant": DEFAULT_VARIANT,
+        "variant": ",".join(f"{a.experiment}:{a.variant}" for a in served.assignments)
+        or DEFAULT_VARIANT,
+        "experiments": [
+            {"experiment": a.experiment, "variant": a.variant} for a in served.assignments
+        ],
         "source": feed.source.value,
         "degraded": served.degraded,
         "items": feed.items,
