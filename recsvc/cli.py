@@ -139,7 +139,7 @@ def publish(
 ) -> None:
     """Write a model version's user vectors to Redis and make it the current model (or, with
     --challenger, the challenger)."""
-    from recsvc.locks import LockHeld
+    from recsvc.locks import LockHeld, LockLost
     from recsvc.publish import publish as publish_vectors
 
     settings = _settings()
@@ -157,7 +157,7 @@ def publish(
 
         try:
             report = _run_with_redis(settings, work)
-        except (ArtifactError, LockHeld) as exc:
+        except (ArtifactError, LockHeld, LockLost) as exc:
             _fail(str(exc))
     typer.echo(
         f"published {report.version} as the {report.role} model, generation "
@@ -182,7 +182,7 @@ def rollback(
 ) -> None:
     """Point the service back at an earlier version at once (its vectors must still be in
     Redis); every replica hot-reloads it."""
-    from recsvc.locks import LockHeld
+    from recsvc.locks import LockHeld, LockLost
     from recsvc.versions import RollbackError
     from recsvc.versions import rollback as roll_back
 
@@ -190,7 +190,7 @@ def rollback(
     grace = settings.version_grace_seconds if grace_seconds is None else grace_seconds
     try:
         moved = _run_with_redis(settings, lambda client, keys: roll_back(client, keys, grace, to))
-    except (RollbackError, LockHeld) as exc:
+    except (RollbackError, LockHeld, LockLost) as exc:
         _fail(str(exc))
     typer.echo(
         f"rolled back from {moved['from']['version']} to {moved['to']['version']} "
@@ -207,7 +207,7 @@ def promote(
 ) -> None:
     """Make the challenger the current model at once; every replica hot-reloads it. The model
     it replaces stays in Redis for the grace period, so `recsvc rollback` can bring it back."""
-    from recsvc.locks import LockHeld
+    from recsvc.locks import LockHeld, LockLost
     from recsvc.versions import RollbackError
     from recsvc.versions import promote as promote_challenger
 
@@ -217,7 +217,7 @@ def promote(
         moved = _run_with_redis(
             settings, lambda client, keys: promote_challenger(client, keys, grace)
         )
-    except (RollbackError, LockHeld) as exc:
+    except (RollbackError, LockHeld, LockLost) as exc:
         _fail(str(exc))
     before = moved["from"]["version"] if moved["from"] else "nothing"
     typer.echo(f"promoted the challenger {moved['to']['version']} to current (was {before})")
@@ -231,7 +231,7 @@ def prune(
 ) -> None:
     """Remove model versions from disk beyond the newest K; never the current one, the
     challenger, or one whose vectors are still in Redis."""
-    from recsvc.locks import LockHeld
+    from recsvc.locks import LockHeld, LockLost
     from recsvc.versions import prune_versions
 
     settings = _settings()
@@ -242,7 +242,7 @@ def prune(
                 client, keys, settings.models_dir, keep or settings.keep_versions
             ),
         )
-    except LockHeld as exc:
+    except (LockHeld, LockLost) as exc:
         _fail(str(exc))
     typer.echo(f"removed {len(removed)} version(s) from {settings.models_dir}: {removed}")
 

@@ -5,9 +5,11 @@ is doing, the host, the pid, a random id and since when. While the holder's bloc
 heartbeat renews the TTL every third of it. So a lock lives as long as its holder, and at
 most `ttl` seconds after the holder dies (SIGKILL, a lost node), wherever it ran.
 
-On the holder's own host nobody needs to wait even that long. A lock whose pid is no longer
-alive there is stale, and the next run takes it over at once. The takeover is a
-compare-and-set on the stale token, so two runs cannot both take the same lock over.
+Where the holder's process can be seen (the same boot and pid namespace: the same machine
+or container), nobody needs to wait even that long. A lock whose process is gone, or whose
+pid now belongs to a process that started later, is stale, and the next run takes it over at
+once. The takeover is a compare-and-set on the stale token, so two runs cannot both take the
+same lock over. Containers that share a host name but not a pid namespace wait for the TTL.
 
 Release deletes the key only while it still holds our own token. When the heartbeat finds
 the lock gone or taken, the lease is marked lost: work that must not happen without the lock
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import threading
@@ -26,10 +29,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+log = logging.getLogger("recsvc.locks")
 
 TTL_SECONDS = 60
 _HELD_HERE: set[str] = set()  # ids of the tokens this process holds
@@ -85,10 +91,31 @@ def new_token(what: str) -> str:
             "what": what,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "namespace": _pid_namespace(),
+            "started": _start_time(os.getpid()),
             "id": uuid.uuid4().hex,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
+
+
+def _pid_namespace() -> str | None:
+    """Where a pid means the same process as here: this boot and this pid namespace (two
+    containers may share a host name and each have a pid 1). None off Linux."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), which tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def describe(raw: bytes | str | None) -> str:
@@ -103,23 +130,21 @@ def describe(raw: bytes | str | None) -> str:
 
 
 def is_stale(raw: bytes | str | None) -> bool:
-    """True for a lock held by a process of this host that is no longer alive."""
+    """True for a lock whose holder is certainly dead: a process of this very pid namespace
+    (same boot) that no longer exists, or whose pid now belongs to another process. Any
+    other holder (another host or container, an unreadable token) only its TTL can end."""
     holder = _parse(raw)
-    if holder is None or holder.get("host") != socket.gethostname():
-        return False  # another host's holder: only its TTL can tell
-    pid = holder.get("pid")
-    if not isinstance(pid, int):
+    here = _pid_namespace()
+    if holder is None or here is None or holder.get("namespace") != here:
         return False
-    if pid == os.getpid():
-        # Ours if this process holds it; otherwise an earlier process that had our pid.
-        return holder.get("id") not in _HELD_HERE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    return False
+    pid, started = holder.get("pid"), holder.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int):
+        return False
+    if _start_time(pid) != started:
+        return True  # gone, or its pid reused by another process
+    # The holder's process is alive. If it is this one, the lock is ours only while a lease
+    # of ours holds it (a lease whose release failed has left it behind).
+    return pid == os.getpid() and holder.get("id") not in _HELD_HERE
 
 
 def _parse(raw: bytes | str | None) -> dict[str, Any] | None:
@@ -148,11 +173,13 @@ def redis_lock(
         raw = client.get(key)
         if raw is None:
             continue
-        if is_stale(raw) and client.eval(TAKE_OVER_SCRIPT, 1, key, raw, lease.token, ttl * 1000):
+        if not is_stale(raw):
+            raise _held(key, raw, busy)
+        if client.eval(TAKE_OVER_SCRIPT, 1, key, raw, lease.token, ttl * 1000):
             break
-        raise _held(key, raw, busy)
+        # Another run took the dead holder's lock over first: look again.
     else:
-        raise _held(key, None, busy)
+        raise _held(key, client.get(key), busy)
 
     def heartbeat() -> None:
         while not lease._stop.wait(ttl / 3):
@@ -172,7 +199,10 @@ def redis_lock(
         _HELD_HERE.discard(lease.id)
         lease._stop.set()
         thread.join()
-        client.eval(RELEASE_SCRIPT, 1, key, lease.token)
+        try:
+            client.eval(RELEASE_SCRIPT, 1, key, lease.token)
+        except redis.RedisError as exc:  # never hide the block's own outcome: the TTL ends it
+            log.warning("could not release the lock %s (%s); it expires in %ss", key, exc, ttl)
 
 
 @asynccontextmanager
@@ -187,13 +217,12 @@ async def async_redis_lock(
         raw = await client.get(key)
         if raw is None:
             continue
-        if is_stale(raw) and await client.eval(  # type: ignore[misc]
-            TAKE_OVER_SCRIPT, 1, key, raw, lease.token, ttl * 1000
-        ):
+        if not is_stale(raw):
+            raise _held(key, raw, busy)
+        if await client.eval(TAKE_OVER_SCRIPT, 1, key, raw, lease.token, ttl * 1000):  # type: ignore[misc]
             break
-        raise _held(key, raw, busy)
     else:
-        raise _held(key, None, busy)
+        raise _held(key, await client.get(key), busy)
 
     async def heartbeat() -> None:
         while True:
@@ -213,4 +242,7 @@ async def async_redis_lock(
         _HELD_HERE.discard(lease.id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await client.eval(RELEASE_SCRIPT, 1, key, lease.token)  # type: ignore[misc]
+        try:
+            await client.eval(RELEASE_SCRIPT, 1, key, lease.token)  # type: ignore[misc]
+        except redis.RedisError as exc:
+            log.warning("could not release the lock %s (%s); it expires in %ss", key, exc, ttl)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections import deque
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 from hiredis import pack_command
+from redis.exceptions import RedisError
 
 from recsvc import vectors
 from recsvc.domain import ID_PATTERN
@@ -37,6 +39,8 @@ from recsvc.manifest import ArtifactError
 from recsvc.pause_points import pause_point
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import parse_pointer
+
+log = logging.getLogger("recsvc.publish")
 
 CHUNK = 2000
 IN_FLIGHT = 2  # MSETs sent before the first reply is read: Redis works while we pack the next
@@ -48,6 +52,13 @@ async def publish_lock(client: aioredis.Redis, keys: Keys, holder: str) -> Async
     busy = "another publish or rollback is running; try again when it ends"
     async with async_redis_lock(client, keys.publish_lock, holder, busy) as lease:
         yield lease
+
+
+ANY: Any = object()  # publish's expected_current when any current model may be replaced
+
+
+class LiveChanged(RuntimeError):
+    """The current model is not the one the publisher expected to replace."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,8 @@ def read_user_vectors(directory: Path) -> tuple[RankingModel, np.ndarray, np.nda
         )
     ids = ids.astype(str)
     if not all_valid_ids(ids):
-        pattern = re.compile(ID_PATTERN)
-        bad = next(str(u) for u in ids if not pattern.match(str(u)))
+        pattern = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
+        bad = next((u for u in ids.tolist() if not pattern.fullmatch(u)), "?")
         raise ArtifactError(f"{directory / 'user_ids.npy'}: user id {bad!r} is not a valid id")
     return model, ids, factors
 
@@ -104,14 +115,20 @@ async def publish(
     grace_seconds: int,
     progress: Callable[[int], None] | None = None,
     challenger: bool = False,
+    expected_current: Any = ANY,
 ) -> PublishReport:
     """Write the vectors of `directory`'s version under a new generation and make it current
     (or the challenger).
 
-    Holds the publish lock throughout: a second publish at the same time is refused."""
+    Holds the publish lock throughout: a second publish at the same time is refused. With
+    `expected_current` (a version, or None for no current model), a current model that is
+    no longer that one is not replaced (LiveChanged): a job that compared its model with the
+    live one must not replace another. A publish that fails deletes what it wrote."""
     role = "challenger" if challenger else "current"
     async with publish_lock(client, keys, f"publish {directory.name} as {role}") as lease:
-        return await _publish(client, keys, directory, grace_seconds, progress, lease, role)
+        return await _publish(
+            client, keys, directory, grace_seconds, progress, lease, role, expected_current
+        )
 
 
 async def _publish(
@@ -122,6 +139,7 @@ async def _publish(
     progress: Callable[[int], None] | None,
     lease: Lease,
     role: str,
+    expected_current: Any,
 ) -> PublishReport:
     started = time.perf_counter()
     model, user_ids, factors = await asyncio.to_thread(read_user_vectors, directory)
@@ -136,18 +154,33 @@ async def _publish(
     await client.hset(
         keys.model_generations, str(generation), entry_json(version, len(user_ids), "writing")
     )
-    before = await _used_memory(client)
-    await _write_vectors(client, keys, generation, user_ids, factors, progress)
-    grown = await _used_memory(client) - before
     pointer = keys.model_challenger if role == "challenger" else keys.model_current
-    previous = parse_pointer(await client.get(pointer))
-    lease.check()  # never flip without the lock: another publish may have taken over
-    pipe = client.pipeline(transaction=True)
-    pipe.set(pointer, json.dumps({"version": version, "generation": generation}))
-    entry = entry_json(version, len(user_ids), role)
-    pipe.hset(keys.model_generations, str(generation), entry)
-    await pipe.execute()
-    expiring = await retire_old(client, keys, grace_seconds)
+    try:
+        before = await _used_memory(client)
+        await _write_vectors(client, keys, generation, user_ids, factors, progress)
+        grown = await _used_memory(client) - before
+        previous = parse_pointer(await client.get(pointer))
+        if expected_current is not ANY and role == "current":
+            now = previous.version if previous else None
+            if now != expected_current:
+                raise LiveChanged(
+                    f"the current model is {now}, not {expected_current} as when this run "
+                    "began (a rollback or promote meanwhile?): not published over it"
+                )
+        lease.check()  # never flip without the lock: another publish may have taken over
+        pipe = client.pipeline(transaction=True)
+        pipe.set(pointer, json.dumps({"version": version, "generation": generation}))
+        entry = entry_json(version, len(user_ids), role)
+        pipe.hset(keys.model_generations, str(generation), entry)
+        await pipe.execute()
+    except BaseException:
+        await _abandon(client, keys, generation)
+        raise
+    try:  # the new model is live now: what is left is housekeeping, never a failure
+        expiring = await retire_old(client, keys, grace_seconds)
+    except RedisError as exc:
+        log.warning("published %s; old generations not retired yet: %s", version, exc)
+        expiring = []
     return PublishReport(
         version=version,
         generation=generation,
@@ -158,6 +191,17 @@ async def _publish(
         previous_version=previous.version if previous else None,
         expiring_generations=expiring,
     )
+
+
+async def _abandon(client: aioredis.Redis, keys: Keys, generation: int) -> None:
+    """Best effort, after a publish failed before its flip: delete the partial generation's
+    vectors and its registry entry, so that they take no memory (a retry under maxmemory
+    needs the room). What cannot be deleted now, a later publish retires after an hour."""
+    try:
+        await set_generation_ttl(client, keys, generation, 0)
+        await client.hdel(keys.model_generations, str(generation))
+    except (RedisError, OSError) as exc:
+        log.warning("could not delete the partial generation %s: %s", generation, exc)
 
 
 async def _write_vectors(

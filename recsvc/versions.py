@@ -125,6 +125,7 @@ async def rollback(
                 "with `recsvc publish models/<version>`"
             )
         generation, entry = candidates[0]
+        lease.check()  # before touching any TTL: a rollback without the lock does nothing
         if await set_generation_ttl(client, keys, generation, None) == 0:
             raise RollbackError(f"generation {generation} ({entry['version']}) has no vectors left")
         lease.check()

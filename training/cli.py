@@ -315,13 +315,21 @@ def drain(
     import redis
 
     from recsvc.keys import Keys
+    from recsvc.locks import LockHeld, LockLost, redis_lock
     from training.drain import drain as drain_stream
+    from training.nightly import nightly_lock
 
     settings = service_settings("the Redis whose event stream to drain")
     directory_option(out, "--out")
     client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+    keys = Keys(settings.redis_prefix)
+    busy = "a nightly run or another drain is in progress (two drains could write an event twice)"
     try:
-        report = drain_stream(client, out, Keys(settings.redis_prefix))
+        # The nightly run's lock: a drain is the first step of that job.
+        with redis_lock(client, nightly_lock(keys), "drain", busy) as lease:
+            report = drain_stream(client, out, keys, before_ack=lease.check)
+    except (LockHeld, LockLost) as exc:
+        fail(str(exc))
     except (redis.RedisError, OSError) as exc:
         fail(f"drain stopped, nothing unwritten was acknowledged: {exc}")
     finally:
@@ -338,10 +346,27 @@ def nightly(
         "data/events"
     ),
     window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
-    metric: Annotated[str, typer.Option(help="The metric the gate compares.")] = "ndcg_at_10",
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="The metric the gate compares: ndcg_at_10, precision_at_10, "
+            "recall_at_10 or map_at_10."
+        ),
+    ] = "ndcg_at_10",
     tolerance: Annotated[
-        float, typer.Option(help="How much (relative) below the live model is still promoted.")
+        float,
+        typer.Option(
+            help="How much (relative: 0.02 is 2%) below the live model is still promoted.",
+            min=0,
+            max=0.99,
+        ),
     ] = 0.02,
+    min_coverage: Annotated[
+        float,
+        typer.Option(
+            help="Coverage@10 floor: below it the model collapsed onto few items.", min=0, max=1
+        ),
+    ] = 0.05,
     new_item_days: Annotated[
         float,
         typer.Option(help="A live item the model does not know passes if published this recently."),
@@ -377,20 +402,24 @@ def nightly(
 
     settings = service_settings("the Redis the service uses")
     directory_option(reports, "--reports")
-    spec = NightlySpec(
-        events_dir=events,
-        models_dir=settings.models_dir,
-        window_days=window_days,
-        metric=metric,
-        tolerance=tolerance,
-        new_item_days=new_item_days,
-        max_unknown_items=max_unknown_items,
-        tune_seconds=tune_seconds,
-        tune_trials=tune_trials,
-        grace_seconds=settings.version_grace_seconds,
-        keep_versions=settings.keep_versions,
-        challenger=challenger,
-    )
+    try:
+        spec = NightlySpec(
+            events_dir=events,
+            models_dir=settings.models_dir,
+            window_days=window_days,
+            metric=metric,
+            tolerance=tolerance,
+            min_coverage=min_coverage,
+            new_item_days=new_item_days,
+            max_unknown_items=max_unknown_items,
+            tune_seconds=tune_seconds,
+            tune_trials=tune_trials,
+            grace_seconds=settings.version_grace_seconds,
+            keep_versions=settings.keep_versions,
+            challenger=challenger,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         code, report = run_nightly(settings.redis_url or "", Keys(settings.redis_prefix), spec)
     except LockHeld as exc:

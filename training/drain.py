@@ -57,8 +57,12 @@ def drain(
     consumer: str = "nightly",
     chunk: int = CHUNK,
     progress: Callable[[int], None] | None = None,
+    before_ack: Callable[[], None] | None = None,
 ) -> DrainReport:
-    """Move every event of the stream into `out` (day partitions); return what was done."""
+    """Move every event of the stream into `out` (day partitions); return what was done.
+
+    `before_ack` runs before each acknowledgement (the nightly job checks there that it
+    still holds its lock: two drains at once could write an event twice)."""
     started = time.perf_counter()
     stream = (keys or Keys()).events
     _ensure_group(client, stream)
@@ -79,6 +83,8 @@ def drain(
                 report.files.append(str(path))
                 report.written += len(day_rows)
             pause_point("drain:before-ack", f"{len(ids)} events durable, not yet acknowledged")
+            if before_ack:
+                before_ack()
             client.xack(stream, GROUP, *ids)
             client.xdel(stream, *ids)
             report.read += len(ids)

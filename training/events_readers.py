@@ -145,7 +145,6 @@ class Locator:
 _FIELD_OF = {
     BadReason.DUPLICATE_EVENT_ID: "event_id",
     BadReason.BAD_TIMESTAMP: "ts",
-    BadReason.FUTURE_TIMESTAMP: "ts",
     BadReason.BAD_RATING: "rating",
     BadReason.UNKNOWN_ACTION: "action",
     BadReason.UNKNOWN_ITEM_TYPE: "item_type",

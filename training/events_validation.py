@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,9 +19,6 @@ from recsvc.domain import Action, ItemType
 
 ID_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id")
 MAX_EXAMPLES = 5
-# An event stamped later than this after the load's own clock is dropped: one such event
-# would otherwise move the temporal holdout (the last day) into the future and empty it.
-FUTURE_SLACK = timedelta(hours=1)
 
 
 class BadReason(StrEnum):
@@ -30,7 +26,6 @@ class BadReason(StrEnum):
 
     MISSING_ID = "missing_id"
     BAD_TIMESTAMP = "bad_timestamp"
-    FUTURE_TIMESTAMP = "future_timestamp"  # later than the load's clock plus FUTURE_SLACK
     BAD_RATING = "bad_rating"
     UNKNOWN_ACTION = "unknown_action"
     UNKNOWN_ITEM_TYPE = "unknown_item_type"
@@ -124,7 +119,6 @@ def row_codes(events: pa.Table, unparsable: dict[BadReason, np.ndarray]) -> np.n
     faults = {
         BadReason.MISSING_ID: _any([_missing(events.column(name)) for name in ID_COLUMNS]),
         BadReason.BAD_TIMESTAMP: pc.is_null(events.column("ts")),
-        BadReason.FUTURE_TIMESTAMP: _after(events.column("ts"), datetime.now(UTC) + FUTURE_SLACK),
         BadReason.UNKNOWN_ACTION: _not_in(events.column("action"), Action),
         BadReason.UNKNOWN_ITEM_TYPE: _not_in(events.column("item_type"), ItemType),
         BadReason.WATCH_RATIO_OUT_OF_RANGE: _outside_unit_interval(events.column("watch_ratio")),
@@ -204,11 +198,6 @@ def _outside_unit_interval(values: pa.ChunkedArray) -> pa.ChunkedArray:
 def _negative_or_not_finite(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """True where a value is present and negative, NaN or infinite; null is allowed."""
     return pc.fill_null(pc.or_(pc.less(values, 0), pc.invert(pc.is_finite(values))), False)
-
-
-def _after(values: pa.ChunkedArray, moment: datetime) -> pa.ChunkedArray:
-    """True where a timestamp is present and later than `moment`."""
-    return pc.fill_null(pc.greater(values, pa.scalar(moment, type=values.type)), False)
 
 
 def _any(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray:

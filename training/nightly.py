@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,16 +36,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 import redis.asyncio as aioredis
 
 from recsvc.catalog import Catalog
 from recsvc.keys import Keys
-from recsvc.locks import redis_lock
+from recsvc.locks import Lease, LockHeld, redis_lock
 from recsvc.manifest import ArtifactError, read_manifest
 from recsvc.pause_points import pause_point
-from recsvc.publish import publish
+from recsvc.publish import LiveChanged, publish
 from recsvc.store import Pointer, parse_pointer
 from recsvc.versions import prune_versions
 from training.catalog_check import CatalogCheck, check_catalog
@@ -60,9 +62,12 @@ from training.tuner import TuneBudget
 
 PROMOTED, FAILED, GATED = 0, 1, 3
 LOCK_SECONDS = 120  # renewed while the run lives; a killed run's lock lapses after this
-# What a run may fail on without a traceback: bad data, a fit that diverged, Redis, the disk,
-# an artifact refused, the publish lock held or lost.
-RUN_ERRORS = (ValueError, RuntimeError, redis.RedisError, OSError)
+# Failures with a message that says it all: bad data, a fit that diverged, Redis, the disk,
+# an artifact refused, a lock held or lost. Any other exception is reported with its
+# traceback in the JSON report (and still exit 1, never a traceback on the terminal).
+EXPECTED_ERRORS = (ValueError, RuntimeError, redis.RedisError, OSError)
+FUTURE_SLACK = timedelta(hours=1)  # events later than now + this are dropped as future_timestamp
+GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class NightlySpec:
     window_days: int = 28
     metric: str = "ndcg_at_10"
     tolerance: float = 0.02  # the new model may be this much (relative) below the live one
-    min_coverage: float = 0.0
+    min_coverage: float = 0.05  # coverage@10 below this: the model collapsed onto few items
     new_item_days: float = 7.0  # a live item unknown to the model is fine if this new
     max_unknown_items: int = 0  # live, old items the new model may not know (dead content)
     tune_seconds: float | None = 60.0
@@ -81,6 +86,14 @@ class NightlySpec:
     keep_versions: int = 5
     challenger: bool = False  # publish as the challenger: nothing goes live
     params: FitParams = field(default_factory=FitParams)
+
+    def __post_init__(self) -> None:
+        if self.metric not in GATE_METRICS:
+            raise ValueError(f"metric {self.metric!r} is not one of {', '.join(GATE_METRICS)}")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"tolerance must be in [0, 1) (0.02 is 2%), not {self.tolerance}")
+        if not 0 <= self.min_coverage <= 1:
+            raise ValueError(f"min_coverage must be in [0, 1], not {self.min_coverage}")
 
 
 def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str, Any]]:
@@ -94,12 +107,14 @@ def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str,
     stages = Stages()
     try:
         busy = "another nightly run is in progress; this one exits without doing anything"
-        with redis_lock(client, nightly_lock(keys), "nightly run", busy, LOCK_SECONDS):
+        with redis_lock(client, nightly_lock(keys), "nightly run", busy, LOCK_SECONDS) as lease:
             try:
-                code = _run(client, url, keys, spec, stages, report)
-            except RUN_ERRORS as exc:
+                code = _run(client, url, keys, spec, stages, report, lease)
+            except Exception as exc:  # a batch job reports every failure, never a traceback
                 code = FAILED
                 report.update(decision="failed", error=f"{type(exc).__name__}: {exc}")
+                if not isinstance(exc, EXPECTED_ERRORS):
+                    report["traceback"] = traceback.format_exc()
     finally:
         client.close()
     report["stages"] = stages.records
@@ -112,8 +127,9 @@ def nightly_lock(keys: Keys) -> str:
 
 
 @contextmanager
-def _stage(stages: Stages, name: str) -> Iterator[None]:
+def _stage(stages: Stages, lease: Lease, name: str) -> Iterator[None]:
     pause_point(f"nightly:{name}")  # where a crash test kills the run
+    lease.check()  # a run that lost its lock (another took it over) stops here
     with stages.stage(name):
         yield
 
@@ -125,10 +141,11 @@ def _run(
     spec: NightlySpec,
     stages: Stages,
     report: dict[str, Any],
+    lease: Lease,
 ) -> int:
-    with _stage(stages, "drain"):
-        report["drain"] = drain(client, spec.events_dir, keys).as_dict()
-    with _stage(stages, "load"):
+    with _stage(stages, lease, "drain"):
+        report["drain"] = drain(client, spec.events_dir, keys, before_ack=lease.check).as_dict()
+    with _stage(stages, lease, "load"):
         dataset, report["data"], last_event = _window(spec)
     live = parse_pointer(client.get(keys.model_current))
     live_dir = spec.models_dir / live.version if live else None
@@ -149,7 +166,7 @@ def _run(
     if live_end is not None and live_end >= cutoff:
         cutoff = live_end + timedelta(milliseconds=1)
     report["holdout_from"] = cutoff
-    with _stage(stages, "split"):
+    with _stage(stages, lease, "split"):
         train, test = split_at(dataset, cutoff)
         evaluated = evaluation_set(train.interactions, test, EvalSpec())
     if len(evaluated.users) == 0:
@@ -162,13 +179,13 @@ def _run(
         if spec.tune_seconds or spec.tune_trials
         else None
     )
-    with _stage(stages, "tune"):
+    with _stage(stages, lease, "tune"):
         params, tuning = choose_params(train, split_spec, spec.params, budget, None, False)
     report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
-    with _stage(stages, "fit_holdout"):
+    with _stage(stages, lease, "fit_holdout"):
         factors = fit(train.interactions.confidence, params)
     index = dataset.interactions.index
-    with _stage(stages, "evaluate"):
+    with _stage(stages, lease, "evaluate"):
         scores = {
             "new": evaluate(FactorScorer(factors, index), evaluated, EvalSpec()).as_dict(),
             "popularity": evaluate(
@@ -193,19 +210,27 @@ def _run(
     report.update(decision=decision, reasons=reasons)
     if decision == "gated":
         return GATED
-    with _stage(stages, "fit_all"):
+    with _stage(stages, lease, "fit_all"):
         final = fit(dataset.interactions.confidence, params)
-    with _stage(stages, "export"):
+    with _stage(stages, lease, "export"):
         metrics = {"nightly_holdout": scores["new"]}
         model_dir = export_trained(spec.models_dir, final, dataset, report["data"], metrics)
     report["model_dir"] = str(model_dir)
-    with _stage(stages, "publish"):
-        published = asyncio.run(_publish(url, keys, model_dir, spec))
+    with _stage(stages, lease, "publish"):
+        try:
+            expected = live.version if live else None
+            published = asyncio.run(_publish(url, keys, model_dir, spec, expected))
+        except LiveChanged as exc:
+            report.update(decision="gated", reasons=[*reasons, str(exc)])
+            return GATED
     report["published"] = published
     if spec.challenger:
         report["decision"] = "challenger"  # published, not live: an A/B test decides
-    with _stage(stages, "prune"):
-        report["pruned"] = asyncio.run(_prune(url, keys, spec))
+    with _stage(stages, lease, "prune"):
+        try:
+            report["pruned"] = asyncio.run(_prune(url, keys, spec))
+        except (LockHeld, OSError, redis.RedisError) as exc:  # the model is live: still exit 0
+            report["prune_warning"] = f"old versions not pruned this time: {exc}"
     return PROMOTED
 
 
@@ -232,6 +257,17 @@ def _catalog(client: redis.Redis, keys: Keys) -> Catalog | None:
 
 def _window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any], datetime]:
     events, validation = load_events(spec.events_dir)
+    # An event stamped in the future (a device clock) would move the holdout day past every
+    # real event and empty it: dropped, and counted with the bad rows.
+    horizon = pa.scalar(datetime.now(UTC) + FUTURE_SLACK, type=events.schema.field("ts").type)
+    future = pc.greater(events.column("ts"), horizon)
+    dropped = pc.sum(future).as_py() or 0
+    if dropped:
+        events = events.filter(pc.invert(future))
+    validation.bad_counts["future_timestamp"] = dropped
+    validation.rows_accepted -= dropped
+    if events.num_rows == 0:
+        raise ValueError(f"no event in {spec.events_dir} at or before now")
     last = pc.max(events.column("ts")).as_py()
     start = last - timedelta(days=spec.window_days)
     start = start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -298,11 +334,18 @@ def _gate(
     ]
 
 
-async def _publish(url: str, keys: Keys, model_dir: Path, spec: NightlySpec) -> dict:
+async def _publish(
+    url: str, keys: Keys, model_dir: Path, spec: NightlySpec, expected: str | None
+) -> dict:
     client = aioredis.Redis.from_url(url, socket_timeout=60)
     try:
         report = await publish(
-            client, keys, model_dir, spec.grace_seconds, challenger=spec.challenger
+            client,
+            keys,
+            model_dir,
+            spec.grace_seconds,
+            challenger=spec.challenger,
+            expected_current=expected,
         )
         return report.as_dict()
     finally:
@@ -377,6 +420,8 @@ def summary(code: int, report: dict[str, Any]) -> str:
             f"  published {published['version']} as {published['role']}: "
             f"{published['users']:,} users, generation {published['generation']}"
         )
+    if report.get("prune_warning"):
+        lines.append(f"  warning: {report['prune_warning']}")
     if report.get("pruned"):
         lines.append(f"  pruned from disk: {', '.join(report['pruned'])}")
     stages = report.get("stages", {})

@@ -18,7 +18,7 @@ import time
 import pytest
 import redis
 
-from recsvc.locks import LockHeld, LockLost, redis_lock
+from recsvc.locks import LockHeld, LockLost, new_token, redis_lock
 
 KEY = "test:lock"
 BUSY = "another run is in progress"
@@ -104,3 +104,27 @@ def test_a_lease_whose_lock_was_taken_is_lost_and_release_leaves_the_new_holder(
         with pytest.raises(LockLost):
             lease.check()
     assert client.get(KEY) == b"someone else's token"
+
+
+def test_a_holder_in_another_pid_namespace_is_never_judged_dead_by_its_pid(
+    redis_url: str,
+) -> None:
+    """Two containers may share a host name while each has its own pid 1: a pid seen from
+    here says nothing about a process there, so only the TTL ends such a lock."""
+    client = redis.Redis.from_url(redis_url)
+    token = json.loads(new_token("nightly in another container"))
+    token.update(namespace="another-boot/pid:[4026530000]", pid=999_999, started=1)
+    client.set(KEY, json.dumps(token), ex=30)
+    with pytest.raises(LockHeld, match="another container"), redis_lock(client, KEY, "me", BUSY):
+        pass
+
+
+def test_a_pid_reused_by_a_later_process_does_not_keep_a_dead_holders_lock(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    token = json.loads(new_token("a run that died"))
+    token.update(pid=1, started=-1)  # pid 1 is alive, but not the process that took the lock
+    client.set(KEY, json.dumps(token), ex=30)
+    with redis_lock(client, KEY, "next run", BUSY):
+        assert json.loads(client.get(KEY) or b"{}")["what"] == "next run"

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from recsvc import vectors
 from recsvc.keys import Keys
 from recsvc.manifest import ArtifactError
-from recsvc.publish import PublishReport, publish
+from recsvc.publish import LiveChanged, PublishReport, publish
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, publish_model
 from training.export import export_model
@@ -37,13 +37,19 @@ RECSVC = Path(sys.executable).with_name("recsvc")
 
 
 def write_wide_model(
-    models_dir: Path, n_users: int = WIDE_USERS, version: str = WIDE_VERSION
+    models_dir: Path,
+    n_users: int = WIDE_USERS,
+    version: str = WIDE_VERSION,
+    second_id: str | None = None,
 ) -> tuple[Path, np.ndarray, np.ndarray]:
     """A 64-dimension model of 2,000 users with random factors; every 10th user is zero."""
     rng = np.random.default_rng(7)
     users = rng.normal(size=(n_users, WIDE_DIM)).astype(np.float32)
     users[::10] = 0.0
-    ids = np.array([f"u{i:05d}" for i in range(n_users)])
+    ids = np.array([f"u{i:05d}" for i in range(n_users)], dtype=object)
+    if second_id is not None:
+        ids[1] = second_id
+    ids = ids.astype(str)
     videos = np.array([f"v{i:03d}" for i in range(20)])
     products = np.array([f"p{i:02d}" for i in range(5)])
     items = rng.normal(size=(len(videos) + len(products), WIDE_DIM)).astype(np.float32)
@@ -125,24 +131,56 @@ def test_the_pointer_moves_only_after_every_vector_is_written(
     assert report.previous_version == PLANTED_VERSION
 
 
-def test_a_publish_that_redis_refuses_part_way_fails_naming_why_and_moves_nothing(
+def test_a_publish_that_redis_refuses_part_way_fails_naming_why_and_cleans_up(
     redis_url: str, client: redis.Redis, models_dir: Path, tmp_path: Path
 ) -> None:
     first = publish_model(redis_url, models_dir / PLANTED_VERSION)
     directory, _, _ = write_wide_model(tmp_path / "models", 20_000, "20260104T000000000000Z-big")
+    written: list[int] = []
+
+    async def work() -> PublishReport:
+        connection = aioredis.Redis.from_url(redis_url)
+        try:
+            return await publish(connection, KEYS, directory, 3600, written.append)
+        finally:
+            await connection.aclose()
+
     # Room for a few thousand more vectors, not 18,000: Redis refuses an MSET part-way (OOM).
     client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 1_000_000)
     client.config_set("maxmemory-policy", "noeviction")
     try:
         with pytest.raises(redis.ResponseError, match="maxmemory"):
-            publish_model(redis_url, directory)
+            asyncio.run(work())
+        assert sum(written[1:]) >= 2000  # chunks were in Redis before the refusal...
+        assert generation_keys(client, first.generation + 1) == []  # ...and were deleted
+        assert client.hget(KEYS.model_generations, str(first.generation + 1)) is None
+        assert pointer(client) == {"version": PLANTED_VERSION, "generation": first.generation}
+        assert client.get(KEYS.publish_lock) is None
     finally:
         client.config_set("maxmemory", 0)
-    written = len(generation_keys(client, first.generation + 1))
-    assert 0 < written < 18_000  # it did fail part-way...
-    assert pointer(client) == {"version": PLANTED_VERSION, "generation": first.generation}
-    retried = publish_model(redis_url, directory)  # ...and a retry, lock free, completes
+    retried = publish_model(redis_url, directory)
     assert retried.users == 18_000 and pointer(client)["version"] == "20260104T000000000000Z-big"
+
+
+def test_a_publish_expecting_another_current_model_writes_nothing_live(
+    redis_url: str, client: redis.Redis, models_dir: Path, tmp_path: Path
+) -> None:
+    first = publish_model(redis_url, models_dir / PLANTED_VERSION)
+    directory, _, _ = write_wide_model(tmp_path / "models")
+
+    async def work() -> PublishReport:
+        connection = aioredis.Redis.from_url(redis_url)
+        try:  # e.g. a nightly run that compared its model with a version since rolled back
+            return await publish(
+                connection, KEYS, directory, 3600, expected_current="20200101T000000Z-gone"
+            )
+        finally:
+            await connection.aclose()
+
+    with pytest.raises(LiveChanged, match="not 20200101T000000Z-gone"):
+        asyncio.run(work())
+    assert pointer(client) == {"version": PLANTED_VERSION, "generation": first.generation}
+    assert generation_keys(client, first.generation + 1) == []
 
 
 def test_a_second_publish_gives_the_previous_generation_the_grace_ttl(
@@ -200,6 +238,17 @@ def run_cli(*args: str, redis_url: str | None) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [str(RECSVC), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+@pytest.mark.parametrize("bad_id", ["u2\n", "has space", "-lead", "x" * 65])
+def test_a_model_with_an_invalid_user_id_is_refused_naming_it(
+    redis_url: str, client: redis.Redis, tmp_path: Path, bad_id: str
+) -> None:
+    directory, _, _ = write_wide_model(tmp_path / "models", second_id=bad_id)
+    with pytest.raises(ArtifactError, match="is not a valid id") as refused:
+        publish_model(redis_url, directory)
+    assert repr(bad_id) in str(refused.value)
+    assert pointer(client) is None and client.get(KEYS.publish_lock) is None
 
 
 def test_the_publish_command_prints_the_bytes_per_user(

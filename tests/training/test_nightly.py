@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pytest
 import redis
 
 from recsvc.keys import Keys
+from training.nightly import NightlySpec, _window
 from training.world import WorldSpec, generate_world, write_world
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
@@ -176,3 +178,47 @@ def test_a_failed_run_exits_1_and_still_writes_its_report_and_chart(
     assert report["decision"] == "failed" and "part-0.parquet" in report["error"]
     assert "drain" in report["stages"] and "load" not in report["stages"]
     assert (tmp_path / "reports" / "metrics-history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--metric", "ndcg@10"), "metric 'ndcg@10' is not one of ndcg_at_10"),
+        (("--tolerance", "2"), "--tolerance"),
+        (("--min-coverage", "1.5"), "--min-coverage"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(
+    redis_url: str, tmp_path: Path, world: Path, option: tuple[str, str], message: str
+) -> None:
+    result = nightly(redis_url, tmp_path, world / "events", *option)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "reports").exists()
+
+
+def test_a_model_below_the_coverage_floor_is_gated(
+    redis_url: str, tmp_path: Path, world: Path
+) -> None:
+    result = nightly(redis_url, tmp_path, world / "events", "--min-coverage", "0.99")
+    assert result.returncode == 3, result.stderr + result.stdout
+    assert "below the floor 0.99" in result.stdout
+
+
+def test_future_dated_events_are_dropped_and_counted_not_used_as_the_holdout(
+    tmp_path: Path, world: Path
+) -> None:
+    events = tmp_path / "events"
+    copy_days(world, events, slice(None, None))
+    table = pq.read_table(next((world / "events").glob("*/*.parquet")))
+    future = table.slice(0, 3).set_column(
+        table.schema.get_field_index("event_id"), "event_id", pa.array(["f1", "f2", "f3"])
+    )
+    ts = pa.array([datetime(2200, 1, 1, tzinfo=UTC)] * 3, type=table.schema.field("ts").type)
+    future = future.set_column(table.schema.get_field_index("ts"), "ts", ts)
+    (events / "day=2200-01-01").mkdir()
+    pq.write_table(future, events / "day=2200-01-01" / "part-0.parquet")
+
+    _, data, last = _window(NightlySpec(events_dir=events, models_dir=tmp_path / "models"))
+
+    assert data["validation"]["bad_counts"]["future_timestamp"] == 3
+    assert last.year == 2026
