@@ -14,7 +14,7 @@ from recsvc.batcher import FeedBatcher
 from recsvc.deps import Runtime
 from recsvc.keys import Keys
 from recsvc.metrics import Metrics, TimingMiddleware
-from recsvc.routes import catalog, events, feed, health, users
+from recsvc.routes import catalog, events, experiments, feed, health, users
 from recsvc.serving import Serving
 from recsvc.settings import Settings, SettingsError
 from recsvc.store import FeatureStore, connect
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Video feeds with compliant product attach for financial apps.",
         lifespan=lifespan,
     )
-    for module in (feed, events, users, catalog, health):
+    for module in (feed, events, users, catalog, experiments, health):
         app.include_router(module.router)
     app.add_middleware(TimingMiddleware, metrics=metrics)
     return app

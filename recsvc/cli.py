@@ -62,9 +62,11 @@ def load_command_groups() -> list[str]:
 
 
 catalog_app = typer.Typer(no_args_is_help=True, help="Load catalogue records into Redis.")
+experiments_app = typer.Typer(no_args_is_help=True, help="A/B experiments: load a definition.")
 profiles_app = typer.Typer(no_args_is_help=True, help="Load user profiles into Redis.")
 redis_app = typer.Typer(no_args_is_help=True, help="A private redis-server for demos.")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(experiments_app, name="experiments")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(redis_app, name="redis")
 
@@ -267,6 +269,30 @@ def models(json_output: Json = False) -> None:
         )
     if json_output:
         typer.echo(json.dumps([info.as_dict() for info in infos]))
+
+
+@experiments_app.command("load")
+def experiments_load(
+    definition: Annotated[Path, typer.Argument(help="The experiments' TOML definition.")],
+) -> None:
+    """Validate a definition and store it in Redis: every replica serves it within a poll.
+    A bad one is refused naming every problem, and the stored one keeps serving."""
+    from recsvc.experiments import ExperimentError, parse_experiments
+    from recsvc.store import FeatureStore
+
+    settings = _settings()
+    try:
+        text = definition.read_text(encoding="utf-8")
+        experiments = parse_experiments(
+            text, lambda version: (settings.models_dir / version / "manifest.json").is_file()
+        )
+    except (OSError, UnicodeDecodeError, ExperimentError) as exc:
+        _fail(f"{definition}: {exc}")
+    revision = _run_with_redis(
+        settings, lambda client, keys: FeatureStore(client, keys).put_experiments(text)
+    )
+    names = ", ".join(e.name for e in experiments.experiments) or "none"
+    typer.echo(f"experiments revision {revision}: {names}")
 
 
 @catalog_app.command("load")

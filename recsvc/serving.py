@@ -202,13 +202,7 @@ class Serving:
         if revision == self.snapshot.experiments_revision:
             return True
         try:
-            experiments = parse_experiments(text, self.version_exists)
-            other = experiments.models_used() - {"current"}
-            if other:  # serving a second model beside the current one: not built yet
-                raise ExperimentError(
-                    f"variants name models {sorted(other)}: this service "
-                    "serves only the current model to experiments so far"
-                )
+            experiments = self.parse_experiments(text)
         except ExperimentError as exc:
             self.last_error = f"experiments revision {revision} refused: {exc}"
             log.error(
@@ -221,6 +215,17 @@ class Serving:
         )
         log.info("serving %d experiment(s), revision %s", len(experiments), revision)
         return True
+
+    def parse_experiments(self, text: str) -> Experiments:
+        """A definition this replica can serve, or ExperimentError naming why not."""
+        experiments = parse_experiments(text, self.version_exists)
+        other = experiments.models_used() - {"current"}
+        if other:  # serving a second model beside the current one: not built yet
+            raise ExperimentError(
+                f"variants name models {sorted(other)}: this service serves only the "
+                "current model to experiments so far"
+            )
+        return experiments
 
     def version_exists(self, version: str) -> bool:
         return (self.models_dir / version / "manifest.json").is_file()

@@ -1,0 +1,125 @@
+"""Experiments through the running service: a definition stored through the admin endpoint
+(or `recsvc experiments load`) reaches the feed within a poll; every response names the
+experiments and variants the user is in, exactly as the documented assignment computes them;
+a variant's parameters change what is served; a bad definition is refused naming the
+problem, and the previous one keeps serving."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from recsvc.experiments import parse_experiments
+from tests.service.conftest import eventually
+
+RECSVC = str(Path(sys.executable).with_name("recsvc"))
+
+
+def definition(cf: float, popular: float, attach_off: bool = False) -> str:
+    attach = "attach = false\n" if attach_off else ""
+    return f"""
+[[experiment]]
+name = "ranker"
+
+[[experiment.variant]]
+name = "cf"
+weight = {cf}
+ranker = "cf"
+
+[[experiment.variant]]
+name = "popular"
+weight = {popular}
+ranker = "popular"
+{attach}"""
+
+
+def put(client: httpx.Client, text: str) -> httpx.Response:
+    return client.put("/v1/admin/experiments", content=text.encode())
+
+
+def feed(client: httpx.Client, user_id: str) -> dict[str, Any]:
+    response = client.get("/v1/feed", params={"user_id": user_id, "n": 6})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_every_response_names_the_variant_the_documented_assignment_gives(
+    service: httpx.Client,
+) -> None:
+    text = definition(0.5, 0.5)
+    stored = put(service, text)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["experiments"] == ["ranker"]
+    assert eventually(lambda: feed(service, "x0")["experiments"] != [])
+    expected = parse_experiments(text)
+    seen = set()
+    for i in range(60):
+        user = f"x{i}"
+        body = feed(service, user)
+        [assignment] = expected.assign(user)
+        assert body["experiments"] == [{"experiment": "ranker", "variant": assignment.variant}]
+        assert body["variant"] == f"ranker:{assignment.variant}"
+        seen.add(assignment.variant)
+    assert seen == {"cf", "popular"}
+
+
+def test_a_variants_ranker_and_attach_change_what_is_served(service: httpx.Client) -> None:
+    # u-save is read once per phase (each page counts towards the daily cap of its cards);
+    # u-inv is the one polled until the definition has reached the replica.
+    before = feed(service, "u-save")
+    assert before["source"] == "cf" and any(item["product"] for item in before["items"])
+    assert put(service, definition(0.0, 1.0, attach_off=True)).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:popular")
+    body = feed(service, "u-save")
+    assert body["source"] == "popularity" and body["variant"] == "ranker:popular"
+    assert all(item["product"] is None for item in body["items"])
+
+    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
+    body = feed(service, "u-save")
+    assert body["source"] == "cf" and any(item["product"] for item in body["items"])
+
+
+def test_a_bad_definition_is_refused_naming_the_problem_and_the_old_one_keeps_serving(
+    service: httpx.Client,
+) -> None:
+    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
+    refused = put(service, definition(0.7, 0.7))
+    assert refused.status_code == 422
+    assert "variant weights sum to 1.4, not 1" in refused.json()["detail"]
+    refused = put(service, definition(0.5, 0.5).replace('ranker = "cf"', 'model = "v-missing"'))
+    assert refused.status_code == 422
+    assert "model version 'v-missing' does not exist" in refused.json()["detail"]
+    assert put(service, b"\xff\xfe".decode("latin-1")).status_code == 422
+    stored = service.get("/v1/admin/experiments").json()
+    assert "weight = 1.0" in stored["definition"]
+    assert stored["serving_revision"] == stored["revision"]
+    assert feed(service, "u-inv")["variant"] == "ranker:cf"
+
+
+def test_the_cli_loads_a_definition_file_or_names_what_is_wrong_with_it(
+    service: httpx.Client, redis_url: str, models_dir: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models_dir)}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(definition(0.5, 0.5).replace("weight = 0.5", "weight = 0.5\ncolour = 1", 1))
+    result = subprocess.run(
+        [RECSVC, "experiments", "load", str(bad)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert str(bad) in result.stderr and "variant 1 (cf).colour" in result.stderr
+
+    good = tmp_path / "good.toml"
+    good.write_text(definition(0.0, 1.0))
+    result = subprocess.run(
+        [RECSVC, "experiments", "load", str(good)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "experiments revision" in result.stdout and "ranker" in result.stdout
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:popular")
