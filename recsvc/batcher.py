@@ -12,7 +12,10 @@ for the ranking.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +26,7 @@ from recsvc.feed import Feed, FeedOptions, build_feeds
 from recsvc.metrics import Metrics
 from recsvc.serving import Serving, ServingModel
 from recsvc.settings import Settings
-from recsvc.store import FeatureStore, RedisUnavailable, UserState, utc_day
+from recsvc.store import Exposure, FeatureStore, RedisUnavailable, UserState, utc_day
 
 log = logging.getLogger("recsvc.batcher")
 
@@ -34,10 +37,20 @@ class NoModel(RuntimeError):
 
 @dataclass(frozen=True)
 class Served:
+    request_id: str
     feed: Feed
     model: ServingModel
     degraded: bool
     assignments: list[Assignment]
+
+
+# Request ids: a random prefix per process and a counter; unique without a syscall each.
+_REQUEST_PREFIX = uuid.uuid4().hex[:16]
+_request_counter = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_REQUEST_PREFIX}{next(_request_counter):016x}"
 
 
 @dataclass
@@ -130,14 +143,51 @@ class FeedBatcher:
             options.append(option)
             groups.setdefault(option.batch_key, []).append(i)
         day = utc_day()
+        exposures = []
         for members in groups.values():
             group = [batch[i] for i in members]
             group_options = [options[i] for i in members]
             feeds, degraded = await self._serve_group(model, rules, group, group_options, day)
             for i, request, feed in zip(members, group, feeds, strict=True):
+                served = Served(next_request_id(), feed, model, degraded, assigned[i])
                 if not request.future.done():  # the client may have gone away
-                    request.future.set_result(Served(feed, model, degraded, assigned[i]))
+                    request.future.set_result(served)
+                if assigned[i]:
+                    exposures.append((request.user_id, served))
             self._count(feeds, degraded)
+        if exposures:  # after the responses: logging them adds no latency
+            await self._log_exposures(exposures)
+
+    async def _log_exposures(self, served: list[tuple[str, Served]]) -> None:
+        """One exposure per feed served to a user in an experiment (even a degraded one: it
+        was shown); lost, and counted, when Redis cannot take them."""
+        now = int(time.time() * 1000)
+        exposures = [
+            Exposure(
+                request_id=s.request_id,
+                ts_ms=now,
+                user_id=user_id,
+                experiments=",".join(f"{a.experiment}:{a.variant}" for a in s.assignments),
+                model_version=s.model.version,
+                videos=[item["video_id"] for item in s.feed.items],
+                products=[(item["product"] or {}).get("product_id") for item in s.feed.items],
+            )
+            for user_id, s in served
+        ]
+        try:
+            dropped = await self.store.log_exposures(
+                exposures, self.settings.exposure_stream_max_len
+            )
+        except RedisUnavailable:
+            dropped = len(exposures)
+        if self.metrics is None:
+            return
+        if dropped:
+            self.metrics.exposures_dropped.inc(dropped)
+            return
+        for _, s in served:
+            for a in s.assignments:
+                self.metrics.exposures.labels(a.experiment, a.variant).inc()
 
     async def _serve_group(
         self,

@@ -18,6 +18,7 @@ version, which keeps keys short); the pointer names the current version and gene
     <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
     <p>:{u:<id>}:ev:<event_id>      idempotency marker of an accepted event
     <p>:events                      stream of accepted events (the nightly job drains it)
+    <p>:exposures                   stream of feeds served to users in experiments
     <p>:catalog:videos|products     hash item_id -> JSON record
     <p>:catalog:revision            a random token, replaced on every catalogue change
     <p>:experiments:definition      the experiments' TOML definition (recsvc.experiments)
@@ -56,6 +57,10 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def exposures(self) -> str:
+        return f"{self.prefix}:exposures"
 
     @property
     def catalog_videos(self) -> str:

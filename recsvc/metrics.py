@@ -50,6 +50,15 @@ class Metrics:
         self.events = Counter(
             "recsvc_events_total", "Events received, by outcome.", ["outcome"], registry=r
         )
+        self.exposures = Counter(
+            "recsvc_exposures_total", "Feeds served to experiment users, logged.",
+            ["experiment", "variant"], registry=r,
+        )  # fmt: skip
+        self.exposures_dropped = Counter(
+            "recsvc_exposures_dropped_total",
+            "Exposures not logged: Redis unreachable, or the exposure stream full (undrained).",
+            registry=r,
+        )
 
     def model_loaded(self, version: str, outcome: str) -> None:
         self.reloads.labels(outcome).inc()

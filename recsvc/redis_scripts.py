@@ -85,3 +85,22 @@ for user, products in string.gmatch(ARGV[5], '([^;=]+)=([^;]+)') do
 end
 return refused
 """
+
+# Appends the exposures of a batch's feeds (users in experiments only), unless the stream is
+# full: then nothing is appended and the count of dropped exposures is returned negated (the
+# service counts them; a full stream means the drain has stopped). ARGV: max stream length,
+# exposure count, then 7 fields per exposure (EXPOSURE_FIELDS order).
+EXPOSE_SCRIPT = """
+local maxlen, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('XLEN', KEYS[1]) + n > maxlen then return -n end
+for i = 0, n - 1 do
+  local o = 2 + i * 7
+  redis.call('XADD', KEYS[1], '*', 'request_id', ARGV[o + 1], 'ts', ARGV[o + 2],
+    'user_id', ARGV[o + 3], 'experiments', ARGV[o + 4], 'model_version', ARGV[o + 5],
+    'videos', ARGV[o + 6], 'products', ARGV[o + 7])
+end
+return n
+"""
+EXPOSURE_FIELDS = (
+    "request_id", "ts", "user_id", "experiments", "model_version", "videos", "products"
+)  # fmt: skip

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     attach_video_weight: float = Field(1.0, ge=0)
     recent_events_limit: int = Field(200, ge=1, le=10_000)
     stream_max_len: int = Field(1_000_000, ge=1000)
+    exposure_stream_max_len: int = Field(
+        5_000_000, ge=1000, description="Exposures kept undrained before new ones are dropped."
+    )
     event_dedup_days: int = Field(7, ge=1, le=90)
     max_future_seconds: int = Field(300, ge=0, description="Clock skew allowed on event ts.")
     version_grace_seconds: int = Field(3600, ge=0, description="How long old vectors stay.")

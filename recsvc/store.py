@@ -24,7 +24,7 @@ from redis.exceptions import RedisError, ResponseError, WatchError
 
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
-from recsvc.redis_scripts import COUNT_SCRIPT, INGEST_SCRIPT, READ_SCRIPT
+from recsvc.redis_scripts import COUNT_SCRIPT, EXPOSE_SCRIPT, INGEST_SCRIPT, READ_SCRIPT
 from recsvc.schemas import Event, Profile
 
 log = logging.getLogger("recsvc.store")
@@ -69,6 +69,31 @@ class UserState:
     def recent(self) -> list[RecentEvent]:
         """The recent events, parsed (fold-in needs them, for users without a vector)."""
         return [_recent(entry) for entry in self.recent_raw]
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One feed served to a user in at least one experiment, as the report needs it."""
+
+    request_id: str
+    ts_ms: int
+    user_id: str
+    experiments: str  # "experiment:variant" pairs joined by commas
+    model_version: str
+    videos: list[str]  # in rank order
+    products: list[str | None]  # the card under each video, or None
+
+    def fields(self) -> list[str]:
+        """The EXPOSE script's arguments (redis_scripts.EXPOSURE_FIELDS order)."""
+        return [
+            self.request_id,
+            str(self.ts_ms),
+            self.user_id,
+            self.experiments,
+            self.model_version,
+            ",".join(self.videos),
+            ",".join(p or "" for p in self.products),
+        ]
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,7 @@ class FeatureStore:
         self._ingest = client.register_script(INGEST_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
         self._count = client.register_script(COUNT_SCRIPT)
+        self._expose = client.register_script(EXPOSE_SCRIPT)
 
     @property
     def available(self) -> bool:
@@ -157,6 +183,17 @@ class FeatureStore:
         ]
         replies = await self._call("user_state", lambda: self._read(keys=[], args=args))
         return [_user_state(reply) for reply in replies]
+
+    async def log_exposures(self, exposures: list[Exposure], max_len: int) -> int:
+        """Append exposures to their stream; the number dropped (the stream was full)."""
+        if not exposures:
+            return 0
+        args: list[Any] = [max_len, len(exposures)]
+        for exposure in exposures:
+            args += exposure.fields()
+        keys = [self.keys.exposures]
+        appended = await self._call("exposures", lambda: self._expose(keys=keys, args=args))
+        return 0 if int(appended) > 0 else len(exposures)
 
     async def poll(self) -> Poll:
         """The current-model pointer and the catalogue and experiments revisions, in one

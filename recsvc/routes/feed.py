@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from urllib.parse import parse_qsl
 
 import orjson
@@ -18,13 +16,6 @@ from recsvc.schemas import FeedResponse
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 DEFAULT_VARIANT = "default"  # a user in no experiment
-# Request ids: a random prefix per process and a counter; unique without a syscall each.
-_REQUEST_PREFIX = uuid.uuid4().hex[:16]
-_request_counter = itertools.count(1)
-
-
-def next_request_id() -> str:
-    return f"{_REQUEST_PREFIX}{next(_request_counter):016x}"
 
 
 class FeedQuery(BaseModel):
@@ -87,7 +78,7 @@ async def get_feed(request: Request) -> Response:
         raise unavailable(str(exc), runtime.settings.poll_seconds) from None
     feed = served.feed  # (its metrics are counted by the batcher, once per batch)
     body = {
-        "request_id": next_request_id(),
+        "request_id": served.request_id,
         "user_id": user_id,
         "model_version": served.model.version,
         "variant": ",".join(f"{a.experiment}:{a.variant}" for a in served.assignments)

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from recsvc.experiments import parse_experiments
+from recsvc.keys import Keys
 from tests.service.conftest import eventually
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
@@ -123,3 +125,33 @@ def test_the_cli_loads_a_definition_file_or_names_what_is_wrong_with_it(
     assert result.returncode == 0, result.stderr
     assert "experiments revision" in result.stdout and "ranker" in result.stdout
     assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:popular")
+
+
+def test_each_feed_of_a_user_in_an_experiment_logs_one_exposure_with_what_was_shown(
+    service: httpx.Client, redis_url: str
+) -> None:
+    text = definition(0.5, 0.5).replace('name = "ranker"', 'name = "ranker"\ntraffic = 0.5')
+    assert put(service, text).status_code == 200
+    assignment = parse_experiments(text)
+    inside = [u for u in (f"x{i}" for i in range(40)) if assignment.assign(u)]
+    outside = [u for u in (f"x{i}" for i in range(40)) if not assignment.assign(u)]
+    assert eventually(lambda: feed(service, inside[0])["experiments"] != [])
+    client = redis.Redis.from_url(redis_url)
+    client.delete(Keys().exposures)
+    bodies = {body["request_id"]: body for body in (feed(service, u) for u in inside + outside)}
+
+    def logged() -> list[dict[str, str]]:
+        entries = client.xrange(Keys().exposures)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+    assert eventually(lambda: len(logged()) == len(inside))
+    for exposure in logged():
+        body = bodies[exposure["request_id"]]
+        assert exposure["user_id"] == body["user_id"] in inside
+        assert exposure["experiments"] == body["variant"]
+        assert exposure["model_version"] == body["model_version"]
+        assert exposure["videos"].split(",") == [item["video_id"] for item in body["items"]]
+        products = [(item["product"] or {}).get("product_id") or "" for item in body["items"]]
+        assert exposure["products"].split(",") == products
+    metrics = service.get("/metrics").text
+    assert 'recsvc_exposures_total{experiment="ranker",variant=' in metrics
