@@ -307,20 +307,26 @@ def drain(
     out: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
         "data/events"
     ),
+    exposures: Annotated[
+        Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
+    ] = Path("data/exposures"),
     json_output: Json = False,
 ) -> None:
-    """Move the service's event stream into Parquet day partitions (each event once).
+    """Move the service's event and exposure streams into Parquet day partitions (each entry
+    once).
 
     Uses RECSVC_REDIS_URL and RECSVC_REDIS_PREFIX, like the service."""
     import redis
 
     from recsvc.keys import Keys
     from recsvc.locks import LockHeld, LockLost, redis_lock
+    from training.drain import EXPOSURES
     from training.drain import drain as drain_stream
     from training.nightly import nightly_lock
 
     settings = service_settings("the Redis whose event stream to drain")
     directory_option(out, "--out")
+    directory_option(exposures, "--exposures")
     client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
     keys = Keys(settings.redis_prefix)
     busy = "a nightly run or another drain is in progress (two drains could write an event twice)"
@@ -328,6 +334,7 @@ def drain(
         # The nightly run's lock: a drain is the first step of that job.
         with redis_lock(client, nightly_lock(keys), "drain", busy) as lease:
             report = drain_stream(client, out, keys, before_ack=lease.check)
+            shown = drain_stream(client, exposures, keys, before_ack=lease.check, stream=EXPOSURES)
     except (LockHeld, LockLost) as exc:
         fail(str(exc))
     except (redis.RedisError, OSError) as exc:
@@ -336,15 +343,19 @@ def drain(
         client.close()
     text = (
         f"drained {report.read:,} events into {out} ({len(report.files)} files, "
-        f"{report.already_written:,} already written by an earlier run) in {report.seconds}s"
+        f"{report.already_written:,} already written by an earlier run) and "
+        f"{shown.read:,} exposures into {exposures} in {report.seconds + shown.seconds:.3f}s"
     )
-    emit(report.as_dict(), text, json_output)
+    emit({**report.as_dict(), "exposures": shown.as_dict()}, text, json_output)
 
 
 def nightly(
     events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
         "data/events"
     ),
+    exposures: Annotated[
+        Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
+    ] = Path("data/exposures"),
     window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
     metric: Annotated[
         str,
@@ -406,6 +417,7 @@ def nightly(
         spec = NightlySpec(
             events_dir=events,
             models_dir=settings.models_dir,
+            exposures_dir=exposures,
             window_days=window_days,
             metric=metric,
             tolerance=tolerance,

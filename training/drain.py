@@ -50,6 +50,16 @@ class DrainReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A stream the service appends to, and how its entries become Parquet rows."""
+
+    name: str  # the Keys property of the stream
+    id_field: str  # unique per entry: what makes a rerun write nothing twice
+    schema: pa.Schema
+    row: Callable[[dict[str, str]], dict[str, Any]]
+
+
 def drain(
     client: redis.Redis,
     out: Path,
@@ -58,35 +68,38 @@ def drain(
     chunk: int = CHUNK,
     progress: Callable[[int], None] | None = None,
     before_ack: Callable[[], None] | None = None,
+    stream: Stream | None = None,
 ) -> DrainReport:
-    """Move every event of the stream into `out` (day partitions); return what was done.
+    """Move every entry of the stream (the events, unless `stream` says otherwise) into `out`
+    (day partitions); return what was done.
 
     `before_ack` runs before each acknowledgement (the nightly job checks there that it
-    still holds its lock: two drains at once could write an event twice)."""
+    still holds its lock: two drains at once could write an entry twice)."""
     started = time.perf_counter()
-    stream = (keys or Keys()).events
-    _ensure_group(client, stream)
+    kind = stream or EVENTS
+    key = getattr(keys or Keys(), kind.name)
+    _ensure_group(client, key)
     report = DrainReport()
     written_ids: dict[str, set[str]] = {}  # day -> event ids on disk, read lazily
     for pending in (True, False):
         while True:
-            entries = _read(client, stream, consumer, chunk, pending)
+            entries = _read(client, key, consumer, chunk, pending)
             if not entries:
                 break
             ids = [entry_id for entry_id, _ in entries]
-            rows = [_row(fields) for _, fields in entries]
-            by_day = _new_rows_by_day(rows, out, written_ids, report)
+            rows = [kind.row(fields) for _, fields in entries]
+            by_day = _new_rows_by_day(rows, out, written_ids, report, kind.id_field)
             for day, day_rows in sorted(by_day.items()):
                 path = out / f"day={day}" / f"part-{ids[0].replace('-', '_')}.parquet"
-                _write_durably(pa.Table.from_pylist(day_rows, schema=EVENT_SCHEMA), path)
-                written_ids[day].update(row["event_id"] for row in day_rows)
+                _write_durably(pa.Table.from_pylist(day_rows, schema=kind.schema), path)
+                written_ids[day].update(row[kind.id_field] for row in day_rows)
                 report.files.append(str(path))
                 report.written += len(day_rows)
             pause_point("drain:before-ack", f"{len(ids)} events durable, not yet acknowledged")
             if before_ack:
                 before_ack()
-            client.xack(stream, GROUP, *ids)
-            client.xdel(stream, *ids)
+            client.xack(key, GROUP, *ids)
+            client.xdel(key, *ids)
             report.read += len(ids)
             if progress:
                 progress(len(ids))
@@ -122,26 +135,27 @@ def _new_rows_by_day(
     out: Path,
     written_ids: dict[str, set[str]],
     report: DrainReport,
+    id_field: str,
 ) -> dict[str, list[dict[str, Any]]]:
     by_day: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         day = row["ts"].date().isoformat() if row["ts"] is not None else "unknown"
         if day not in written_ids:
-            written_ids[day] = _ids_on_disk(out / f"day={day}")
-        if row["event_id"] in written_ids[day]:
+            written_ids[day] = _ids_on_disk(out / f"day={day}", id_field)
+        if row[id_field] in written_ids[day]:
             report.already_written += 1
             continue
-        written_ids[day].add(row["event_id"])
+        written_ids[day].add(row[id_field])
         by_day.setdefault(day, []).append(row)
     for day, day_rows in by_day.items():  # these are not on disk yet: written by the caller
-        written_ids[day].difference_update(row["event_id"] for row in day_rows)
+        written_ids[day].difference_update(row[id_field] for row in day_rows)
     return by_day
 
 
-def _ids_on_disk(folder: Path) -> set[str]:
+def _ids_on_disk(folder: Path, id_field: str) -> set[str]:
     ids: set[str] = set()
     for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        ids.update(pq.read_table(path, columns=["event_id"]).column(0).to_pylist())
+        ids.update(pq.read_table(path, columns=[id_field]).column(0).to_pylist())
     return ids
 
 
@@ -167,6 +181,39 @@ def _row(fields: dict[str, str]) -> dict[str, Any]:
     for name in ("watch_ratio", "amount"):
         row[name] = _number(row[name])
     return row
+
+
+def _exposure_row(fields: dict[str, str]) -> dict[str, Any]:
+    """One exposure entry as an EXPOSURE_SCHEMA row: the shown lists split again."""
+    try:
+        ts: datetime | None = datetime.fromtimestamp(int(fields.get("ts", "")) / 1000, UTC)
+    except ValueError:
+        ts = None
+    videos = fields.get("videos", "")
+    return {
+        "request_id": fields.get("request_id") or None,
+        "ts": ts,
+        "user_id": fields.get("user_id") or None,
+        "experiments": fields.get("experiments") or None,
+        "model_version": fields.get("model_version") or None,
+        "videos": videos.split(",") if videos else [],
+        "products": [p or None for p in fields.get("products", "").split(",")] if videos else [],
+    }
+
+
+EXPOSURE_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("user_id", pa.string()),
+        ("experiments", pa.string()),  # "experiment:variant" pairs joined by commas
+        ("model_version", pa.string()),
+        ("videos", pa.list_(pa.string())),
+        ("products", pa.list_(pa.string())),  # the card under each video, or null
+    ]
+)
+EVENTS = Stream("events", "event_id", EVENT_SCHEMA, _row)
+EXPOSURES = Stream("exposures", "request_id", EXPOSURE_SCHEMA, _exposure_row)
 
 
 def _timestamp(text: str | None) -> datetime | None:

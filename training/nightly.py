@@ -50,7 +50,7 @@ from recsvc.publish import LiveChanged, publish
 from recsvc.store import Pointer, parse_pointer
 from recsvc.versions import prune_versions
 from training.catalog_check import CatalogCheck, check_catalog
-from training.drain import drain
+from training.drain import EXPOSURES, drain
 from training.evaluate import EvalSpec, FactorScorer, PopularityScorer, evaluate, evaluation_set
 from training.events import load_events
 from training.factors import FitParams, fit
@@ -74,6 +74,7 @@ GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
 class NightlySpec:
     events_dir: Path
     models_dir: Path
+    exposures_dir: Path | None = None
     window_days: int = 28
     metric: str = "ndcg_at_10"
     tolerance: float = 0.02  # the new model may be this much (relative) below the live one
@@ -145,6 +146,11 @@ def _run(
 ) -> int:
     with _stage(stages, lease, "drain"):
         report["drain"] = drain(client, spec.events_dir, keys, before_ack=lease.check).as_dict()
+        if spec.exposures_dir is not None:  # for the A/B reports
+            shown = drain(
+                client, spec.exposures_dir, keys, before_ack=lease.check, stream=EXPOSURES
+            )
+            report["drain"]["exposures"] = shown.read
     with _stage(stages, lease, "load"):
         dataset, report["data"], last_event = _window(spec)
     live = parse_pointer(client.get(keys.model_current))
@@ -372,7 +378,8 @@ def summary(code: int, report: dict[str, Any]) -> str:
     if drained:
         lines.append(
             f"  drained {drained.get('read', 0):,} events "
-            f"({drained.get('already_written', 0):,} already written by an earlier run)"
+            f"({drained.get('already_written', 0):,} already written by an earlier run) and "
+            f"{drained.get('exposures', 0):,} exposures"
         )
     if data:
         window = data.get("window", {})

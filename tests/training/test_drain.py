@@ -16,13 +16,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import redis
 
 from recsvc.keys import Keys
 from recsvc.pause_points import PAUSE_ENV
 from recsvc.schemas import Event
-from recsvc.store import FeatureStore, connect
-from training.drain import GROUP, drain
+from recsvc.store import Exposure, FeatureStore, connect
+from training.drain import EXPOSURES, GROUP, drain
 from training.events import load_events
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
@@ -111,3 +112,35 @@ def test_a_drain_killed_before_its_acknowledgement_loses_and_repeats_nothing(
     ids = event_ids_on_disk(out)
     assert len(ids) == len(set(ids)) == 3000
     assert client.xlen(Keys().events) == 0
+
+
+def test_exposures_drain_into_their_own_partitions_with_the_shown_lists_intact(
+    redis_url: str, tmp_path: Path
+) -> None:
+    shown = [
+        Exposure(f"r{i}", int(START.timestamp() * 1000) + i * 3_600_000, f"u{i % 3}",
+                 "ranker:cf", "20261125T000000Z-m", ["v1", "v2", "v3"], ["p1", None, "p2"])
+        for i in range(30)
+    ]  # fmt: skip
+
+    async def log() -> None:
+        client = connect(redis_url, 2000)
+        try:
+            assert await FeatureStore(client, Keys()).log_exposures(shown, 10**6) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(log())
+    client = redis.Redis.from_url(redis_url)
+    report = drain(client, tmp_path / "exposures", stream=EXPOSURES)
+    assert (report.read, report.written) == (30, 30)
+    days = sorted(p.name for p in (tmp_path / "exposures").iterdir())
+    assert days == ["day=2026-11-20", "day=2026-11-21", "day=2026-11-22"]  # 22:00 + 0..29 h
+    table = pq.read_table(tmp_path / "exposures")
+    rows = sorted(table.to_pylist(), key=lambda row: int(row["request_id"][1:]))
+    assert [row["request_id"] for row in rows] == [f"r{i}" for i in range(30)]
+    assert rows[0]["videos"] == ["v1", "v2", "v3"] and rows[0]["products"] == ["p1", None, "p2"]
+    assert rows[29]["ts"] == START + timedelta(hours=29)
+    assert client.xlen(Keys().exposures) == 0
+    again = drain(client, tmp_path / "exposures", stream=EXPOSURES)
+    assert again.read == 0
