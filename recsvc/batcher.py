@@ -144,9 +144,11 @@ class FeedBatcher:
             groups.setdefault(option.batch_key, []).append(i)
         day = utc_day()
         exposures = []
-        for members in groups.values():
+        for key, members in groups.items():
             group = [batch[i] for i in members]
             group_options = [options[i] for i in members]
+            model, rules = snapshot.resolve(key[0])
+            assert model is not None and rules is not None  # resolve falls back to current
             feeds, degraded = await self._serve_group(model, rules, group, group_options, day)
             for i, request, feed in zip(members, group, feeds, strict=True):
                 served = Served(next_request_id(), feed, model, degraded, assigned[i])

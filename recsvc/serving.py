@@ -94,12 +94,30 @@ class Snapshot:
     rules: ItemRules | None = None
     experiments: Experiments = field(default_factory=Experiments.empty)
     experiments_revision: str | None = None
+    # Models that experiment variants ask for besides the current one: "challenger" or a
+    # pinned version, each with its rules under the catalogue.
+    others: dict[str, tuple[ServingModel, ItemRules | None]] = field(default_factory=dict)
+
+    def resolve(self, key: str) -> tuple[ServingModel | None, ItemRules | None]:
+        """The model (and rules) a variant's `model` names; the current one for "current", and
+        also when the one named is not loaded (the exposure then names what was served)."""
+        model, rules = self.others.get(key, (None, None))
+        if key == "current" or model is None or rules is None:
+            return self.model, self.rules
+        return model, rules
+
+    def with_other(self, key: str, model: ServingModel | None) -> Snapshot:
+        others = {k: v for k, v in self.others.items() if k != key}
+        if model is not None:
+            others[key] = (model, _rules(model, self.catalog))
+        return replace(self, others=others)
 
     def with_model(self, model: ServingModel) -> Snapshot:
         return replace(self, model=model, rules=_rules(model, self.catalog))
 
     def with_catalog(self, catalog: Catalog) -> Snapshot:
-        return replace(self, catalog=catalog, rules=_rules(self.model, catalog))
+        others = {k: (m, _rules(m, catalog)) for k, (m, _) in self.others.items()}
+        return replace(self, catalog=catalog, rules=_rules(self.model, catalog), others=others)
 
 
 def _rules(model: ServingModel | None, catalog: Catalog) -> ItemRules | None:
@@ -194,6 +212,42 @@ class Serving:
             await self.load_experiments()
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
+        await self._load_others(polled.challenger)
+
+    async def _load_others(self, challenger: Pointer | None) -> None:
+        """Hold the models the experiments' variants name (and only those)."""
+        wanted = self.snapshot.experiments.models_used() - {"current"}
+        for key in set(self.snapshot.others) - wanted:
+            self.snapshot = self.snapshot.with_other(key, None)
+        for key in sorted(wanted):
+            if key == "challenger":
+                pointer = challenger
+            else:  # a pinned version: its vectors, if Redis still holds a generation of it
+                pointer = Pointer(key, await self.store.generation_of(key) or 0)
+            held = self.snapshot.others.get(key)
+            if pointer is None or (
+                held is not None
+                and (held[0].version, held[0].generation or 0)
+                == (pointer.version, pointer.generation)
+            ):
+                continue
+            refused_at = self.refused.get((pointer.version, pointer.generation or None))
+            if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+                continue
+            directory = self.models_dir / pointer.version
+            try:
+                model = await asyncio.to_thread(
+                    ServingModel.load, directory, pointer.generation or None
+                )
+            except Exception as exc:
+                self.refused[(pointer.version, pointer.generation or None)] = time.monotonic()
+                self.last_error = f"{key} model {pointer.version} refused: {exc}"
+                log.error("%s; its variants get the current model", self.last_error)
+                self.on_reload(pointer.version, "refused")
+                continue
+            self.snapshot = self.snapshot.with_other(key, model)
+            log.info("serving %s model %s to its variants", key, pointer.version)
+            self.on_reload(pointer.version, "loaded")
 
     async def load_experiments(self) -> bool:
         """Read the experiments' definition from Redis and serve it if it validates here
@@ -218,14 +272,7 @@ class Serving:
 
     def parse_experiments(self, text: str) -> Experiments:
         """A definition this replica can serve, or ExperimentError naming why not."""
-        experiments = parse_experiments(text, self.version_exists)
-        other = experiments.models_used() - {"current"}
-        if other:  # serving a second model beside the current one: not built yet
-            raise ExperimentError(
-                f"variants name models {sorted(other)}: this service serves only the "
-                "current model to experiments so far"
-            )
-        return experiments
+        return parse_experiments(text, self.version_exists)
 
     def version_exists(self, version: str) -> bool:
         return (self.models_dir / version / "manifest.json").is_file()
@@ -264,6 +311,7 @@ class Serving:
             "catalog_revision": self.snapshot.catalog.revision,
             "experiments_revision": self.snapshot.experiments_revision,
             "experiments": [e.name for e in self.snapshot.experiments.experiments],
+            "other_models": {k: m.version for k, (m, _) in self.snapshot.others.items()},
             "catalog_missing_in_redis": self.catalog_missing,
             "last_error": self.last_error,
         }

@@ -101,6 +101,7 @@ class Poll:
     pointer: Pointer | None
     catalog_revision: str | None
     experiments_revision: str | None
+    challenger: Pointer | None = None
 
 
 @dataclass(frozen=True)
@@ -196,13 +197,42 @@ class FeatureStore:
         return 0 if int(appended) > 0 else len(exposures)
 
     async def poll(self) -> Poll:
-        """The current-model pointer and the catalogue and experiments revisions, in one
-        MGET (a probe: always tries)."""
-        keys = [self.keys.model_current, self.keys.catalog_revision, self.keys.experiments_revision]
-        raw_pointer, catalog, experiments = await self._call(
+        """The current-model pointer, the catalogue and experiments revisions and the
+        challenger pointer, in one MGET (a probe: always tries)."""
+        keys = [
+            self.keys.model_current,
+            self.keys.catalog_revision,
+            self.keys.experiments_revision,
+            self.keys.model_challenger,
+        ]
+        raw_pointer, catalog, experiments, challenger = await self._call(
             "poll", lambda: self.client.mget(keys), probe=True
         )
-        return Poll(parse_pointer(raw_pointer), _str_or_none(catalog), _str_or_none(experiments))
+        return Poll(
+            parse_pointer(raw_pointer),
+            _str_or_none(catalog),
+            _str_or_none(experiments),
+            parse_pointer(challenger),
+        )
+
+    async def generation_of(self, version: str) -> int | None:
+        """The newest generation of `version` whose vectors are still in Redis, if any."""
+        raw = await self._call(
+            "generations", lambda: self.client.hgetall(self.keys.model_generations)
+        )
+        now = time.time()
+        found = []
+        for field, value in raw.items():
+            try:
+                entry = json.loads(value)
+            except ValueError:
+                continue
+            if entry.get("version") != version or entry.get("state") == "writing":
+                continue
+            if entry.get("state") == "expiring" and entry.get("expires_at", 0) < now:
+                continue
+            found.append(int(field))
+        return max(found) if found else None
 
     async def experiments(self) -> tuple[str | None, str]:
         """The experiments' revision and TOML definition, read together."""

@@ -453,6 +453,91 @@ def nightly(
     raise typer.Exit(code)
 
 
+def ab_report(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name.")],
+    events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
+        "data/events"
+    ),
+    exposures: Annotated[
+        Path, typer.Option(help="Exposures directory (day partitions, from recsvc drain).")
+    ] = Path("data/exposures"),
+    definition: Annotated[
+        Path | None,
+        typer.Option(
+            help="The experiments' TOML definition (default: the one in Redis, read through "
+            "RECSVC_REDIS_URL and RECSVC_REDIS_PREFIX)."
+        ),
+    ] = None,
+    window_hours: Annotated[
+        float,
+        typer.Option(help="Events without a feed's request id count this long after one.", min=0),
+    ] = 24.0,
+    alpha: Annotated[float, typer.Option(help="Significance level.", min=0.0001, max=0.5)] = 0.05,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential", help="Always-valid p-values and intervals, for a report read daily."
+        ),
+    ] = False,
+    videos: Annotated[
+        Path | None,
+        typer.Option(help="videos.jsonl with each video's duration_s (watch time; else 60 s)."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Compare an experiment's variants: per-metric differences, SRM check, attribution."""
+    from datetime import timedelta
+
+    from training.ab_report import (
+        ReportError,
+        build_report,
+        find_experiment,
+        load_durations,
+        load_exposures,
+        report_text,
+    )
+    from training.events import load_events
+
+    try:
+        if definition is None:
+            import redis
+
+            from recsvc.keys import Keys
+
+            settings = service_settings("the Redis that holds the experiments' definition")
+            client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+            try:
+                stored = client.get(Keys(settings.redis_prefix).experiments_definition)
+            except redis.RedisError as exc:
+                fail(f"cannot read the experiments' definition from Redis: {exc}")
+            finally:
+                client.close()
+            if stored is None:
+                fail("no experiments' definition in Redis (recsvc experiments load FILE)")
+            text = stored.decode() if isinstance(stored, bytes) else str(stored)
+        else:
+            text = definition.read_text(encoding="utf-8")
+        chosen = find_experiment(text, experiment)
+        shown = load_exposures(exposures)
+        outcomes, loaded = load_events(events)
+        durations = load_durations(videos) if videos is not None else None
+        report = build_report(
+            shown,
+            outcomes,
+            chosen,
+            window=timedelta(hours=window_hours),
+            durations=durations,
+            alpha=alpha,
+            sequential=sequential,
+        )
+    except (ReportError, EventDataError, OSError, UnicodeDecodeError) as exc:
+        fail(str(exc))
+    if loaded.rows_bad:
+        report["notes"].append(f"{loaded.rows_bad:,} invalid event row(s) left out")
+    # --html FILE (issue 6) goes here: render `report` to a self-contained page.
+    emit(report, report_text(report), as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
     app.command()(drain)
@@ -461,3 +546,6 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(evaluate)
     app.command()(export)
+    ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
+    ab.command("report")(ab_report)
+    app.add_typer(ab, name="ab")

@@ -17,7 +17,10 @@ import redis
 
 from recsvc.experiments import parse_experiments
 from recsvc.keys import Keys
-from tests.service.conftest import eventually
+from tests.service import planted
+from tests.service.conftest import PLANTED_VERSION, eventually
+from tests.service.test_challenger import publish_challenger
+from tests.service.test_reload import SECOND_VERSION
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 
@@ -155,3 +158,34 @@ def test_each_feed_of_a_user_in_an_experiment_logs_one_exposure_with_what_was_sh
         assert exposure["products"].split(",") == products
     metrics = service.get("/metrics").text
     assert 'recsvc_exposures_total{experiment="ranker",variant=' in metrics
+
+
+def test_a_variant_can_be_served_by_the_challenger_or_a_pinned_version(
+    service: httpx.Client, redis_url: str, models_dir: Path
+) -> None:
+    challenger = planted.write_planted_model(models_dir, SECOND_VERSION)
+    publish_challenger(redis_url, challenger)
+    text = """
+[[experiment]]
+name = "champion"
+
+[[experiment.variant]]
+name = "live"
+weight = 0.0
+model = "current"
+
+[[experiment.variant]]
+name = "challenger"
+weight = 1.0
+model = "challenger"
+"""
+    assert put(service, text).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["model_version"] == SECOND_VERSION)
+    body = feed(service, "u-inv")
+    assert body["variant"] == "champion:challenger" and body["source"] == "cf"
+    assert feed(service, "nobody-in-it")["model_version"] == SECOND_VERSION  # 100% traffic
+
+    pinned = text.replace('model = "challenger"', f'model = "{PLANTED_VERSION}"')
+    assert put(service, pinned).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["model_version"] == PLANTED_VERSION)
+    assert feed(service, "u-inv")["source"] == "cf"  # its vectors: the current generation
