@@ -35,7 +35,7 @@ window the latest of the user's exposures at or before the event that showed the
 A null watch_ratio or amount counts 0.
 
 Everything is columnar (pyarrow and numpy, no loop over events); window attribution is an
-"as of" join done by one sort.
+"as of" join, one sort each.
 """
 
 from __future__ import annotations
@@ -119,54 +119,19 @@ def user_aggregates(
     attach_shown = np.bincount(shown.user[card_exposure], minlength=n_users)
     video_exposure, video_item = _flat_items(shown.videos)
 
-    # every shown item as (exposure, kind, item code), items coded against one dictionary
+    # items coded against one dictionary; an item key (kind, item) is below `span`
     items = pc.unique(pa.concat_arrays([video_item, card_item]))
-    shown_exposure = np.concatenate([video_exposure, card_exposure])
+    span = 2 * (len(items) + 1)
+    shown_at = np.concatenate([video_exposure, card_exposure])
     shown_kind = np.repeat([VIDEO, PRODUCT], [len(video_exposure), len(card_exposure)])
-    shown_item = pc.index_in(pa.concat_arrays([video_item, card_item]), items).to_numpy()
+    shown_key = shown_kind * (len(items) + 1) + 1
+    shown_key += _positions(pa.concat_arrays([video_item, card_item]), items)
 
     outcome = _outcome_events(events, shown.users, stats)
-    user = pc.index_in(outcome.column("user_id"), shown.users).to_numpy()
-    kind = np.where(pc.equal(outcome.column("item_type"), "video").to_numpy(False), VIDEO, PRODUCT)
-    item = pc.fill_null(pc.index_in(outcome.column("item_id"), items), -1).to_numpy()
-    ts = _ms(outcome.column("ts"))
-    # one code per (kind, item), and per (user or exposure, kind, item)
-    item_key = kind.astype(np.int64) * (len(items) + 1) + item + 1
-    span = 2 * (len(items) + 1)
-
-    source = np.full(len(user), -1)  # the event's exposure, or -1: not attributed
-    matched = pc.fill_null(pc.index_in(outcome.column("request_id"), shown.request_id), -1)
-    matched = matched.to_numpy()
-    by_request = matched >= 0
-    by_request[by_request] = shown.user[matched[by_request]] == user[by_request]
-    pairs = np.unique(shown_exposure * span + shown_kind * (len(items) + 1) + shown_item + 1)
-    was_shown = np.isin(matched[by_request] * span + item_key[by_request], pairs)
-    source[np.flatnonzero(by_request)[was_shown]] = matched[by_request][was_shown]
-    stats.attributed_by_request_id = int(was_shown.sum())
-    stats.not_shown = int((~was_shown).sum())
-
-    rest = np.flatnonzero(~by_request)
-    latest = _latest_at_or_before(shown.user, shown.ts, user[rest], ts[rest])
-    before_first = latest < 0
-    outside = ~before_first & (ts[rest] - shown.ts[latest] > window / timedelta(milliseconds=1))
-    user_item = np.concatenate([shown.user[shown_exposure], user[rest]]) * span
-    user_item[: len(shown_exposure)] += shown_kind * (len(items) + 1) + shown_item + 1
-    user_item[len(shown_exposure) :] += item_key[rest]
-    showed = _latest_at_or_before(
-        user_item[: len(shown_exposure)],
-        shown.ts[shown_exposure],
-        user_item[len(shown_exposure) :],
-        ts[rest],
-    )
-    in_window = ~before_first & ~outside
-    attributed = in_window & (showed >= 0)
-    source[rest[attributed]] = shown_exposure[showed[attributed]]
-    stats.attributed_by_window = int(attributed.sum())
-    stats.before_first_exposure = int(before_first.sum())
-    stats.outside_window = int(outside.sum())
-    stats.not_shown += int((in_window & (showed < 0)).sum())
-    stats.not_attributed = stats.before_first_exposure + stats.outside_window + stats.not_shown
-
+    video = pc.equal(outcome.column("item_type"), "video").to_numpy(False)
+    item = _positions(outcome.column("item_id"), items)
+    key = np.where(video, VIDEO, PRODUCT) * (len(items) + 1) + item + 1
+    source = _attribute(shown, shown_at, shown_key, span, outcome, key, window, stats)
     counted = _count_outcomes(outcome, source, shown.user, item, items, n_users, durations, stats)
     data = {}
     for code, name in enumerate(shown.variants):
@@ -267,7 +232,7 @@ def report_text(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"{'metric':<23} {control[:12]:>12} {'treatment':<14} {'value':>10}  "
+        f"{'metric':<23} {control[:12]:>12} {'vs variant':<14} {'value':>10}  "
         f"{'difference [' + confidence + ' CI]':<28} {'p':>8} {'Holm p':>8}",
     ]
     for i, metric in enumerate(METRICS):
@@ -275,7 +240,7 @@ def report_text(report: dict[str, Any]) -> str:
             row = comparison["metrics"][i]
             name = metric.name if j == 0 else ""
             value = _value(row["control"], metric.kind) if j == 0 else ""
-            mark = ""
+            mark = " *" if row["significant"] else ""
             lines.append(
                 f"{name:<23} {value:>12} {comparison['treatment'][:14]:<14} "
                 f"{_value(row['treatment'], metric.kind):>10}  {_difference(row):<28} "
@@ -314,10 +279,15 @@ def load_exposures(path: Path) -> pa.Table:
     tables = []
     for file in files:
         try:
+            names = pq.read_schema(file).names
+            missing = [name for name in EXPOSURE_SCHEMA.names if name not in names]
+            if missing:
+                raise ReportError(f"{file}: not an exposure file (no {', '.join(missing)} column)")
             table = pq.read_table(file, columns=EXPOSURE_SCHEMA.names)
             tables.append(table.cast(EXPOSURE_SCHEMA))
-        except (OSError, pa.ArrowException, KeyError) as exc:
-            raise ReportError(f"{file}: not an exposure file: {exc}") from None
+        except (OSError, pa.ArrowException) as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ReportError(f"{file}: unreadable exposure file: {first_line}") from None
     return pa.concat_tables(tables)
 
 
@@ -393,6 +363,52 @@ def _p(value: float | None) -> str:
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
+def _attribute(
+    shown: _Exposures,
+    shown_at: np.ndarray,
+    shown_key: np.ndarray,
+    span: int,
+    outcome: pa.Table,
+    key: np.ndarray,
+    window: timedelta,
+    stats: AttributionStats,
+) -> np.ndarray:
+    """Each outcome event's exposure, or -1 when not attributed (rules in the module
+    docstring); the counts go to `stats`. shown_at and shown_key: the exposure and item key of
+    every item shown; key: each event's item key."""
+    user = _positions(outcome.column("user_id"), shown.users)
+    ts = _ms(outcome.column("ts"))
+    source = np.full(len(user), -1)
+    matched = _positions(outcome.column("request_id"), shown.request_id)
+    by_request = matched >= 0
+    by_request[by_request] = shown.user[matched[by_request]] == user[by_request]
+    exposure = matched[by_request]
+    was_shown = _is_in(exposure * span + key[by_request], _distinct(shown_at * span + shown_key))
+    source[np.flatnonzero(by_request)[was_shown]] = exposure[was_shown]
+    stats.attributed_by_request_id = int(was_shown.sum())
+    stats.not_shown = int((~was_shown).sum())
+
+    rest = np.flatnonzero(~by_request)
+    latest = _latest_at_or_before(shown.user, shown.ts, user[rest], ts[rest])
+    before_first = latest < 0
+    outside = ~before_first & (ts[rest] - shown.ts[latest] > window / timedelta(milliseconds=1))
+    showed = _latest_at_or_before(
+        shown.user[shown_at] * span + shown_key,
+        shown.ts[shown_at],
+        user[rest] * span + key[rest],
+        ts[rest],
+    )
+    in_window = ~before_first & ~outside
+    attributed = in_window & (showed >= 0)
+    source[rest[attributed]] = shown_at[showed[attributed]]
+    stats.attributed_by_window = int(attributed.sum())
+    stats.before_first_exposure = int(before_first.sum())
+    stats.outside_window = int(outside.sum())
+    stats.not_shown += int((in_window & (showed < 0)).sum())
+    stats.not_attributed = stats.before_first_exposure + stats.outside_window + stats.not_shown
+    return source
+
+
 def _experiment_exposures(table: pa.Table, experiment: str, stats: AttributionStats) -> _Exposures:
     usable = pc.and_(table.column("user_id").is_valid(), table.column("ts").is_valid())
     stats.exposures_unusable = table.num_rows - pc.sum(usable).as_py() if table.num_rows else 0
@@ -401,15 +417,18 @@ def _experiment_exposures(table: pa.Table, experiment: str, stats: AttributionSt
     flat = pc.utf8_trim_whitespace(pc.list_flatten(pairs))
     prefix = f"{experiment}:"
     hit = pc.starts_with(flat, prefix)
-    rows, first = np.unique(pc.list_parent_indices(pairs).filter(hit).to_numpy(), return_index=True)
-    variant_of_row = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix)).take(first)
+    rows = pc.list_parent_indices(pairs).filter(hit).to_numpy()  # ascending
+    first = np.ones(len(rows), dtype=bool)  # a row naming the experiment twice: the first
+    first[1:] = rows[1:] != rows[:-1]
+    rows = rows[first]
+    variant_of_row = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix)).filter(first)
     table = table.take(rows)
     users = pc.dictionary_encode(table.column("user_id").combine_chunks())
     variants = pc.dictionary_encode(variant_of_row)
     user = users.indices.to_numpy().astype(np.int64)
     variant = variants.indices.to_numpy().astype(np.int64)
     n_variants = max(len(variants.dictionary), 1)
-    seen = np.unique(user * n_variants + variant)
+    seen = _distinct(user * n_variants + variant)
     excluded = np.bincount(seen // n_variants, minlength=len(users.dictionary)) > 1
     user_variant = np.zeros(len(users.dictionary), dtype=np.int64)
     user_variant[seen // n_variants] = seen % n_variants
@@ -471,7 +490,7 @@ def _count_outcomes(
     width = len(items) + 1
 
     def distinct_pairs(mask: np.ndarray) -> np.ndarray:
-        pairs = np.unique(source[mask] * width + item[mask])
+        pairs = _distinct(source[mask] * width + item[mask])
         return np.bincount(exposure_user[pairs // width], minlength=n_users).astype(np.float64)
 
     def per_user(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -508,7 +527,7 @@ def _count_outcomes(
 def _flat_items(lists: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """The non-null items of a list column, with the row each comes from."""
     flat = pc.list_flatten(lists)
-    row = pc.list_parent_indices(lists).to_numpy()
+    row = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
     valid = flat.is_valid()
     return row[valid.to_numpy(False)], flat.filter(valid)
 
@@ -529,6 +548,32 @@ def _latest_at_or_before(
     result = np.full(len(key), -1, dtype=np.int64)
     result[order[queries] - n] = np.where(same, candidate, -1)
     return result
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique by one sort: numpy's hashing unique is many times slower on large arrays."""
+    ordered = np.sort(values)
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first]
+
+
+def _is_in(values: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """Which values are in `distinct` (sorted); the queries are searched in order, which
+    keeps the search in cache."""
+    if len(distinct) == 0:
+        return np.zeros(len(values), dtype=bool)
+    order = np.argsort(values)
+    found = np.empty(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(distinct, values[order]), len(distinct) - 1)
+    found[order] = distinct[at] == values[order]
+    return found
+
+
+def _positions(values: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> np.ndarray:
+    """Each value's position in value_set, -1 when absent; int64, for Arrow's int32 would
+    overflow in the composite keys built from it."""
+    return pc.fill_null(pc.index_in(values, value_set), -1).to_numpy().astype(np.int64)
 
 
 def _ms(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

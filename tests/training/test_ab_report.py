@@ -35,11 +35,11 @@ control = "control"
 
 [[experiment.variant]]
 name = "control"
-weight = 0.5
+weight = 0.4
 
 [[experiment.variant]]
 name = "treatment"
-weight = 0.5
+weight = 0.6
 attach_user_weight = 2.0
 """
 T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -205,12 +205,13 @@ def test_events_before_the_first_exposure_after_the_window_or_of_items_never_sho
             event("u1", "p9", "click", 11),  # never a card
             event("u1", "p2", "click", 11),  # a card only from 12 h on
             event("u1", "v1", "click", 13, "r2"),  # r2 did not show v1, r1 did
+            event("u1", "v5", "view", 12),  # at the very time of r2, which showed v5: in
         ],
     )
     assert stats.before_first_exposure == 1
     assert stats.outside_window == 1
     assert stats.not_shown == 3
-    assert stats.attributed_by_window == 1 and stats.attributed_by_request_id == 0
+    assert stats.attributed_by_window == 2 and stats.attributed_by_request_id == 0
 
 
 def test_a_user_exposed_in_two_variants_is_left_out_and_counted() -> None:
@@ -218,15 +219,19 @@ def test_a_user_exposed_in_two_variants_is_left_out_and_counted() -> None:
         [
             exposure("r1", "u1", 0, "control"),
             exposure("r2", "u1", 1, "treatment"),  # the definition changed under u1
-            exposure("r3", "u2", 0, "control"),
+            exposure("r3", "u2", 0, experiments=f"{EXP}:control, {EXP}:control"),  # one exposure
             exposure("r4", "u3", 0, "treatment"),
             exposure("r5", "u4", 0, experiments="other:x"),  # not in this experiment
+            {**exposure("r6", "u5", 0), "user_id": None},  # unusable
         ],
         [event("u1", "p1", "click", 0.5, "r1"), event("u2", "p1", "click", 0.5, "r3")],
     )
-    assert stats.users_excluded == 1
+    assert (stats.users_excluded, stats.exposures_unusable) == (1, 1)
     assert any("more than one variant" in note for note in stats.notes)
-    assert {name: v.users for name, v in data.items()} == {"control": 1, "treatment": 1}
+    assert {name: v.exposures.tolist() for name, v in data.items()} == {
+        "control": [1],
+        "treatment": [1],
+    }
     assert (stats.attributed_by_request_id, stats.ignored) == (1, 1)
 
 
@@ -284,14 +289,14 @@ def test_without_durations_watch_time_counts_60_seconds_a_video_and_says_so() ->
 # ---- the report ------------------------------------------------------------------------------
 
 
-def simulated(users_per_variant: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """Exposures and events of an experiment whose treatment converts attached cards twice as
-    often (6% against 3% of cards shown); everything else is alike."""
+def simulated(users: dict[str, int], seed: int) -> tuple[list[dict], list[dict]]:
+    """Exposures and events of an experiment with `users` per variant, whose treatment converts
+    attached cards twice as often (6% against 3% of cards shown); everything else is alike."""
     rng = np.random.default_rng(seed)
     exposures, events = [], []
     purchase = {"control": 0.03, "treatment": 0.06}
-    for variant in ("control", "treatment"):
-        for u in range(users_per_variant):
+    for variant, count in users.items():
+        for u in range(count):
             user = f"{variant[0]}{u}"
             for feed in range(1 + rng.poisson(2)):
                 request, hours = f"{user}-{feed}", feed * 20 + rng.uniform(0, 4)
@@ -315,7 +320,8 @@ def simulated(users_per_variant: int, seed: int) -> tuple[list[dict], list[dict]
 
 
 def test_a_planted_attach_effect_is_found_and_a_planted_srm_raises_the_alarm() -> None:
-    exposures, events = simulated(users_per_variant=2_500, seed=7)
+    # the definition's 40/60 split exactly
+    exposures, events = simulated({"control": 2_000, "treatment": 3_000}, seed=7)
     report = build_report(exposure_table(exposures), event_table(events), experiment())
     json.dumps(report, allow_nan=False)  # JSON-ready
     [comparison] = report["comparisons"]
@@ -323,7 +329,7 @@ def test_a_planted_attach_effect_is_found_and_a_planted_srm_raises_the_alarm() -
     result = {row["metric"]: row for row in comparison["metrics"]}["attach_conversion"]
     assert result["significant"] and result["p_value"] < 0.01 and result["adjusted_p"] < 0.01
     assert result["relative_difference"] > 0.5
-    assert [v["users"] for v in report["variants"]] == [2_500, 2_500]
+    assert [v["users"] for v in report["variants"]] == [2_000, 3_000]
     assert not report["srm"]["alarm"]
     text = report_text(report)
     attach_row = next(line for line in text.splitlines() if line.startswith("attach_conversion"))
@@ -331,10 +337,10 @@ def test_a_planted_attach_effect_is_found_and_a_planted_srm_raises_the_alarm() -
     assert "SRM ok" in text and "ALARM" not in text
 
     # a logging bug loses every exposure of 10% of the treatment's users
-    lost = {f"t{u}" for u in range(250)}
+    lost = {f"t{u}" for u in range(300)}
     kept = [row for row in exposures if row["user_id"] not in lost]
     broken = build_report(exposure_table(kept), event_table(events), experiment())
-    assert [v["users"] for v in broken["variants"]] == [2_500, 2_250]
+    assert [v["users"] for v in broken["variants"]] == [2_000, 2_700]
     assert broken["srm"]["alarm"] and broken["srm"]["p_value"] < 0.001
     assert "SRM ALARM" in report_text(broken)
 
@@ -349,7 +355,8 @@ def test_variants_the_definition_does_not_name_are_left_out_with_a_note() -> Non
         ("control", 1),
         ("treatment", 0),
     ]
-    assert report["notes"] == ["1 user(s) in variant(s) ['old'], not in the definition, are left out"]
+    left_out = "1 user(s) in variant(s) ['old'], not in the definition, are left out"
+    assert report["notes"] == [left_out]
 
 
 # ---- the command line ------------------------------------------------------------------------
@@ -370,7 +377,7 @@ def logged(tmp_path: Path) -> list[str]:
     ]
     events = [
         event("u1", "p1", "click", 0.1, "r1"),
-        event("u2", "p1", "purchase", 3, amount=9.0),
+        event("u2", "p1", "purchase", 3, amount=9.0),  # no request id, 2 h after r2
         event("u3", "v9", "view", 31),
     ]
     definition = tmp_path / "experiments.toml"
@@ -386,17 +393,20 @@ def logged(tmp_path: Path) -> list[str]:
 
 
 def test_the_cli_prints_the_table_and_ends_with_the_json_report(logged: list[str]) -> None:
-    result = recsvc("ab", "report", EXP, *logged, "--json")
+    options = ["--window-hours", "1.5", "--sequential", "--alpha", "0.1", "--json"]
+    result = recsvc("ab", "report", EXP, *logged, *options)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["experiment"] == EXP
+    assert (report["window_hours"], report["sequential"], report["alpha"]) == (1.5, True, 0.1)
+    assert all(row["sequential"] for row in report["comparisons"][0]["metrics"])
     assert [(v["name"], v["users"], v["exposures"]) for v in report["variants"]] == [
         ("control", 1, 1),
         ("treatment", 2, 2),
     ]
     attribution = report["attribution"]
     assert attribution["attributed_by_request_id"] == 1
-    assert attribution["attributed_by_window"] == 1
+    assert attribution["outside_window"] == 1  # u2's purchase, 2 h after r2
     assert attribution["not_shown"] == 1
     assert "attach_conversion" in result.stdout and "SRM" in result.stdout
 
