@@ -538,6 +538,37 @@ def ab_report(
     emit(report, report_text(report), as_json)
 
 
+def simulate(
+    world: Annotated[Path, typer.Option(help="The synthetic world whose users to simulate.")],
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    days: Annotated[int, typer.Option(help="Simulated days.", min=1)] = 1,
+    users_per_day: Annotated[
+        int, typer.Option(help="Users asking for a feed each day.", min=1)
+    ] = 1000,
+    concurrency: Annotated[int, typer.Option(help="Users at once.", min=1, max=256)] = 16,
+    seed: Seed = 0,
+    json_output: Json = False,
+) -> None:
+    """Drive a running service with a world's users: they ask for feeds and respond to them
+    (views, clicks on attached products, purchases) by the world's ground truth."""
+    from training.simulate import simulate as run_simulation
+
+    if not (world / "truth.npz").is_file():
+        raise typer.BadParameter(f"{world} is not a world (no truth.npz)", param_hint="--world")
+    try:
+        report = run_simulation(url.rstrip("/"), world, days, users_per_day, seed, concurrency)
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"simulation stopped: {exc}")
+    if report.feeds == 0:
+        fail(f"no feed was served by {url}: is the service running there?")
+    text = (
+        f"{report.feeds:,} feeds over {report.days} day(s) ({report.failed_feeds:,} failed): "
+        f"{report.views:,} views, {report.clicks:,} clicks, {report.purchases:,} purchases; "
+        f"by variant {report.by_variant} in {report.seconds}s"
+    )
+    emit(report.as_dict(), text, json_output)
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
     app.command()(drain)
@@ -546,6 +577,7 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(evaluate)
     app.command()(export)
+    app.command()(simulate)
     ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
     ab.command("report")(ab_report)
     app.add_typer(ab, name="ab")
