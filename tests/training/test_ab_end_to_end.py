@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import redis
 
 from recsvc.experiments import parse_experiments
+from recsvc.keys import Keys
+from recsvc.store import parse_pointer
 from tests.service.conftest import publish_model, service_settings, serving
 from training.ab_report import build_report, load_durations, load_exposures
 from training.drain import EXPOSURES, drain
@@ -95,3 +98,90 @@ def test_cf_wins_attach_conversion_against_popular_with_no_sample_ratio_alarm(
     assert conversion["significant"] and conversion["p_value"] < 0.01, conversion
     assert conversion["relative_difference"] < 0  # popular converts worse: cf wins
     assert report["attribution"]["attributed_by_request_id"] == events.num_rows
+
+
+CHAMPION = """
+[[experiment]]
+name = "champion"
+
+[[experiment.variant]]
+name = "live"
+weight = 0.5
+model = "current"
+
+[[experiment.variant]]
+name = "challenger"
+weight = 0.5
+model = "challenger"
+"""
+
+
+def test_champion_against_challenger_then_promote(redis_url: str, tmp_path: Path) -> None:
+    """The nightly job publishes tonight's model as the challenger; an experiment sends half
+    the users to it; the report compares them; `recsvc promote` makes it live for all."""
+    world, models, events = tmp_path / "world", tmp_path / "models", tmp_path / "events"
+    spec = WorldSpec(users=3000, videos=150, products=20, events=60_000, days=8, seed=12)
+    write_world(generate_world(spec), world)
+    days = sorted((world / "events").iterdir())
+    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models),
+           "RECSVC_LOG_JSON": "false"}  # fmt: skip
+    nightly = ["nightly", "--events", str(events), "--exposures", str(tmp_path / "exposures"),
+               "--reports", str(tmp_path / "reports"), "--tune-trials", "2"]  # fmt: skip
+    for day in days[:-1]:
+        (events / day.name).mkdir(parents=True)
+        for part in day.iterdir():
+            (events / day.name / part.name).write_bytes(part.read_bytes())
+    assert "published as current" in recsvc(env, *nightly)
+    connection = redis.Redis.from_url(redis_url)
+    live = parse_pointer(connection.get(Keys().model_current))
+    for part in days[-1].iterdir():  # tonight's new day
+        (events / days[-1].name).mkdir(exist_ok=True)
+        (events / days[-1].name / part.name).write_bytes(part.read_bytes())
+    # A generous tolerance: what is under test is where the model goes, not the gate.
+    assert "published as challenger" in recsvc(env, *nightly, "--challenger", "--tolerance", "0.5")
+    challenger = parse_pointer(connection.get(Keys().model_challenger))
+    assert live is not None and challenger is not None and challenger.version != live.version
+    assert parse_pointer(connection.get(Keys().model_current)) == live
+    recsvc(env, "catalog", "load", "--world", str(world))
+    recsvc(env, "profiles", "load", str(world / "users.csv"))
+
+    with serving(service_settings(redis_url, models)) as client:
+        assert client.put("/v1/admin/experiments", content=CHAMPION.encode()).status_code == 200
+        versions = {"live": live.version, "challenger": challenger.version}
+        expected = parse_experiments(CHAMPION)
+        for _ in range(100):  # until the replica serves the definition and both models
+            bodies = [client.get("/v1/feed", params={"user_id": f"u{i:05d}"}).json()
+                      for i in range(20)]  # fmt: skip
+            if all(b["experiments"] for b in bodies) and {
+                b["model_version"] for b in bodies
+            } == set(versions.values()):
+                break
+        for body in bodies:
+            [assignment] = expected.assign(body["user_id"])
+            assert body["model_version"] == versions[assignment.variant]
+        ran = simulate(str(client.base_url), world, days=1, users_per_day=1000, seed=9)
+        assert ran.failed_feeds == 0
+        drain(connection, tmp_path / "drained-events")
+        drain(connection, tmp_path / "exposures", stream=EXPOSURES)
+        report = build_report(
+            load_exposures(tmp_path / "exposures"),
+            load_events(tmp_path / "drained-events")[0],
+            expected.experiments[0],
+        )
+        assert {v["name"] for v in report["variants"]} == {"live", "challenger"}
+        assert not report["srm"]["alarm"]
+
+        assert "promoted the challenger" in recsvc(env, "promote")
+        assert parse_pointer(connection.get(Keys().model_current)).version == challenger.version
+        live_user = next(b["user_id"] for b in bodies if b["model_version"] == live.version)
+        for _ in range(100):  # every variant now gets the promoted model
+            if (
+                client.get("/v1/feed", params={"user_id": live_user}).json()["model_version"]
+                == challenger.version
+            ):
+                break
+            time.sleep(0.05)
+        assert (
+            client.get("/v1/feed", params={"user_id": live_user}).json()["model_version"]
+            == challenger.version
+        )
