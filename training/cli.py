@@ -484,6 +484,14 @@ def ab_report(
         typer.Option(help="videos.jsonl with each video's duration_s (watch time; else 60 s)."),
     ] = None,
     as_json: Json = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write the report as one self-contained HTML page, with a chart.",
+        ),
+    ] = None,
 ) -> None:
     """Compare an experiment's variants: per-metric differences, SRM check, attribution."""
     from datetime import timedelta
@@ -534,8 +542,16 @@ def ab_report(
         fail(str(exc))
     if loaded.rows_bad:
         report["notes"].append(f"{loaded.rows_bad:,} invalid event row(s) left out")
-    # --html FILE (issue 6) goes here: render `report` to a self-contained page.
-    emit(report, report_text(report), as_json)
+    text = report_text(report)
+    if html is not None:
+        from training.ab_html import write_html
+
+        try:
+            write_html(report, html)
+        except OSError as exc:
+            fail(f"cannot write the HTML report {html}: {exc.strerror or exc}")
+        text += f"\nHTML report written to {html}"
+    emit(report, text, as_json)
 
 
 def simulate(
