@@ -196,7 +196,7 @@ def build_report(
                 "treatment": name,
                 "control": control.name,
                 "metrics": [
-                    result.as_dict()
+                    {**result.as_dict(), "winner": _winner(result.as_dict(), control.name, name)}
                     for result in compare(
                         control, variant, alpha=alpha, sequential=sequential, tau2=tau2
                     )
@@ -211,6 +211,15 @@ def build_report(
         "attribution": {k: v for k, v in stats.as_dict().items() if k != "notes"},
         "notes": notes,
     }
+
+
+def _winner(result: dict[str, Any], control: str, treatment: str) -> str | None:
+    """The variant a significant difference favours (every metric here is better higher);
+    None when the difference is not significant."""
+    difference = result.get("relative_difference")
+    if not result.get("significant") or difference is None or difference == 0:
+        return None
+    return treatment if difference > 0 else control
 
 
 def report_text(report: dict[str, Any]) -> str:
@@ -240,7 +249,11 @@ def report_text(report: dict[str, Any]) -> str:
             row = comparison["metrics"][i]
             name = metric.name if j == 0 else ""
             value = _value(row["control"], metric.kind) if j == 0 else ""
-            mark = " *" if row["significant"] else ""
+            mark = (
+                f" * {row['winner']} wins"
+                if row["significant"] and row.get("winner")
+                else (" *" if row["significant"] else "")
+            )
             lines.append(
                 f"{name:<23} {value:>12} {comparison['treatment'][:14]:<14} "
                 f"{_value(row['treatment'], metric.kind):>10}  {_difference(row):<28} "

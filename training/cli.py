@@ -562,18 +562,27 @@ def simulate(
         int, typer.Option(help="Users asking for a feed each day.", min=1)
     ] = 1000,
     concurrency: Annotated[int, typer.Option(help="Users at once.", min=1, max=256)] = 16,
+    experiments: Annotated[
+        Path | None,
+        typer.Option(help="An experiments definition (TOML) to serve first (admin endpoint)."),
+    ] = None,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
     """Drive a running service with a world's users: they ask for feeds and respond to them
     (views, clicks on attached products, purchases) by the world's ground truth."""
+    from training.simulate import load_experiments
     from training.simulate import simulate as run_simulation
+    from training.world import load_truth
 
     if not (world / "truth.npz").is_file():
         raise typer.BadParameter(f"{world} is not a world (no truth.npz)", param_hint="--world")
     try:
+        if experiments is not None:
+            probe = str(load_truth(world).user_ids[0])
+            load_experiments(url.rstrip("/"), experiments.read_text(encoding="utf-8"), probe)
         report = run_simulation(url.rstrip("/"), world, days, users_per_day, seed, concurrency)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         fail(f"simulation stopped: {exc}")
     if report.feeds == 0:
         fail(f"no feed was served by {url}: is the service running there?")

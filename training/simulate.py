@@ -169,6 +169,27 @@ def simulate(
     return report
 
 
+def load_experiments(base_url: str, definition: str, probe_user: str, timeout: float = 30) -> None:
+    """Store an experiments definition through the admin endpoint and wait until the replica
+    serves it (a probe user's feed names an experiment, or the definition has none)."""
+    request = urllib.request.Request(
+        f"{base_url}/v1/admin/experiments", data=definition.encode(), method="PUT"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            names = json.loads(response.read())["experiments"]
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"the service refused the definition: {exc.read().decode()}") from None
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        body = _get_feed(base_url, probe_user, 10)
+        if body is not None and body.get("experiments"):
+            return
+        time.sleep(0.1)
+    if names:
+        raise ValueError(f"the service did not serve the experiments within {timeout:.0f}s")
+
+
 def _get_feed(base_url: str, user_id: str, timeout: float) -> dict[str, Any] | None:
     url = f"{base_url}/v1/feed?user_id={user_id}"
     try:

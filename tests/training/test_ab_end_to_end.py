@@ -7,6 +7,7 @@ raise no sample-ratio alarm."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,16 +67,14 @@ def test_cf_wins_attach_conversion_against_popular_with_no_sample_ratio_alarm(
     recsvc(env, "catalog", "load", "--world", str(world))
     recsvc(env, "profiles", "load", str(world / "users.csv"))
 
+    (tmp_path / "experiment.toml").write_text(EXPERIMENT)
     with serving(service_settings(redis_url, models)) as client:
-        assert client.put("/v1/admin/experiments", content=EXPERIMENT.encode()).status_code == 200
-        deadline_ok = False
-        for _ in range(50):  # within a poll
-            if client.get("/v1/feed", params={"user_id": "u00001"}).json()["experiments"]:
-                deadline_ok = True
-                break
-        assert deadline_ok
-        ran = simulate(str(client.base_url), world, days=1, users_per_day=2000, seed=5)
-    assert ran.feeds == 2000 and ran.failed_feeds == 0 and ran.failed_event_posts == 0
+        out = recsvc(env, "simulate", "--world", str(world), "--url", str(client.base_url),
+                     "--experiments", str(tmp_path / "experiment.toml"),
+                     "--users-per-day", "2000", "--seed", "5", "--json")  # fmt: skip
+    ran = json.loads(out.strip().splitlines()[-1])
+    assert ran["feeds"] == 2000 and ran["failed_feeds"] == 0 and ran["failed_event_posts"] == 0
+    assert set(ran["by_variant"]) == {"ranker:cf", "ranker:popular"}
 
     connection = redis.Redis.from_url(redis_url)
     drain(connection, tmp_path / "events")
@@ -96,7 +95,7 @@ def test_cf_wins_attach_conversion_against_popular_with_no_sample_ratio_alarm(
     assert (comparison["control"], comparison["treatment"]) == ("cf", "popular")
     conversion = next(m for m in comparison["metrics"] if m["metric"] == "attach_conversion")
     assert conversion["significant"] and conversion["p_value"] < 0.01, conversion
-    assert conversion["relative_difference"] < 0  # popular converts worse: cf wins
+    assert conversion["relative_difference"] < 0 and conversion["winner"] == "cf"
     assert report["attribution"]["attributed_by_request_id"] == events.num_rows
 
 
