@@ -24,7 +24,7 @@ from recsvc.attach import ItemRules
 from recsvc.experiments import Assignment
 from recsvc.feed import Feed, FeedOptions, build_feeds
 from recsvc.metrics import Metrics
-from recsvc.serving import Serving, ServingModel
+from recsvc.serving import Serving, ServingModel, Snapshot
 from recsvc.settings import Settings
 from recsvc.store import Exposure, FeatureStore, RedisUnavailable, UserState, utc_day
 
@@ -143,22 +143,56 @@ class FeedBatcher:
             options.append(option)
             groups.setdefault(option.batch_key, []).append(i)
         day = utc_day()
-        exposures = []
-        for key, members in groups.items():
-            group = [batch[i] for i in members]
-            group_options = [options[i] for i in members]
-            model, rules = snapshot.resolve(key[0])
+        # The groups are served concurrently, each on its own: one group's failure (a model
+        # that cannot rank) fails only its requests, and no variant waits for another's.
+        served = await asyncio.gather(
+            *(
+                self._serve_members(
+                    snapshot,
+                    key[0],
+                    [batch[i] for i in members],
+                    [options[i] for i in members],
+                    [assigned[i] for i in members],
+                    day,
+                )  # fmt: skip
+                for key, members in groups.items()
+            )
+        )
+        exposures = [exposure for group in served for exposure in group]
+        if exposures:  # logged off the batch: it holds no serving slot, adds no latency
+            task = asyncio.create_task(self._log_exposures(exposures))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_members(
+        self,
+        snapshot: Snapshot,
+        model_key: str,
+        group: list[_Request],
+        options: list[FeedOptions],
+        assigned: list[list[Assignment]],
+        day: str,
+    ) -> list[tuple[str, Served]]:
+        """Serve one group and answer its requests; the exposures to log."""
+        try:
+            model, rules = snapshot.resolve(model_key)
             assert model is not None and rules is not None  # resolve falls back to current
-            feeds, degraded = await self._serve_group(model, rules, group, group_options, day)
-            for i, request, feed in zip(members, group, feeds, strict=True):
-                served = Served(next_request_id(), feed, model, degraded, assigned[i])
-                if not request.future.done():  # the client may have gone away
-                    request.future.set_result(served)
-                if assigned[i]:
-                    exposures.append((request.user_id, served))
-            self._count(feeds, degraded)
-        if exposures:  # after the responses: logging them adds no latency
-            await self._log_exposures(exposures)
+            feeds, degraded = await self._serve_group(model, rules, group, options, day)
+        except Exception as exc:
+            log.exception("feed group (model %s) failed", model_key)
+            for request in group:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return []
+        exposures = []
+        for request, feed, assignments in zip(group, feeds, assigned, strict=True):
+            served = Served(next_request_id(), feed, model, degraded, assignments)
+            if not request.future.done():  # the client may have gone away
+                request.future.set_result(served)
+            if assignments:
+                exposures.append((request.user_id, served))
+        self._count(feeds, degraded)
+        return exposures
 
     async def _log_exposures(self, served: list[tuple[str, Served]]) -> None:
         """One exposure per feed served to a user in an experiment (even a degraded one: it

@@ -44,6 +44,8 @@ from recsvc import assignment
 from recsvc.domain import ID_PATTERN
 
 CURRENT, CHALLENGER = "current", "challenger"
+# Experiment and variant names: no ":" or "," (responses and exposures join them that way).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 WEIGHT_TOLERANCE = 1e-6
 
 
@@ -59,7 +61,7 @@ class ExperimentError(ValueError):
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=ID_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
     weight: float = Field(ge=0, le=1)
     ranker: Ranker | None = None
     model: str | None = Field(None, pattern=ID_PATTERN)
@@ -77,7 +79,7 @@ class Variant(BaseModel):
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str = Field(pattern=ID_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
     salt: str = Field("", max_length=200)
     traffic: float = Field(1.0, gt=0, le=1)
     namespace: str | None = Field(None, pattern=ID_PATTERN)
@@ -87,6 +89,16 @@ class Experiment(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
+        shares = {"traffic": self.traffic, "range": self.range[0], "range end": self.range[1]}
+        shares |= {f"variant {v.name} weight": v.weight for v in self.variants}
+        for what, share in shares.items():
+            if abs(share * assignment.BUCKETS - round(share * assignment.BUCKETS)) > 1e-6:
+                raise ValueError(
+                    f"{what} {share:g} is not a whole number of buckets: shares go in steps of "
+                    "0.0001, so that every language computes the same assignment"
+                )
+        if self.traffic * assignment.BUCKETS < 1 - 1e-6:
+            raise ValueError(f"traffic {self.traffic:g} admits nobody (less than one bucket)")
         low, high = self.range
         if not 0 <= low < high <= 1:
             raise ValueError(
@@ -176,9 +188,16 @@ def parse_experiments(
         raise ExperimentError(
             f"unknown top-level key(s) {sorted(unknown)}: only [[experiment]] tables"
         )
+    tables = raw.get("experiment", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ExperimentError("experiment must be [[experiment]] tables, one per experiment")
     experiments, problems = [], []
-    for position, table in enumerate(raw.get("experiment", []), start=1):
+    for position, table in enumerate(tables, start=1):
         label = f"experiment {position} ({table.get('name', 'unnamed')!s})"
+        variants = table.get("variant", [])
+        if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+            problems.append(f"{label}: variant must be [[experiment.variant]] tables")
+            continue
         try:
             experiments.append(Experiment.model_validate(table))
         except ValidationError as exc:
@@ -226,6 +245,13 @@ def _conflicts(experiments: list[Experiment]) -> list[str]:
     names = [e.name for e in experiments]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"experiment name {name!r} is used twice")
+    salts = [e.hash_salt for e in experiments]
+    for salt in sorted({s for s in salts if salts.count(s) > 1}):
+        users = [e.name for e in experiments if e.hash_salt == salt]
+        problems.append(
+            f"experiments {users} share the salt {salt!r}: their assignments would be the "
+            "same split of users, so each would measure the other's change too"
+        )
     for i, first in enumerate(experiments):
         for second in experiments[i + 1 :]:
             if first.namespace is not None and first.namespace == second.namespace:

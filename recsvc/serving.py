@@ -21,7 +21,7 @@ import numpy as np
 
 from recsvc.attach import ItemRules
 from recsvc.catalog import Catalog
-from recsvc.experiments import ExperimentError, Experiments, parse_experiments
+from recsvc.experiments import Experiments, parse_experiments
 from recsvc.manifest import ArtifactError
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import FeatureStore, Pointer, RedisUnavailable
@@ -146,6 +146,10 @@ class Serving:
         self.refused: dict[tuple[str, int | None], float] = {}
         self.last_error: str | None = None
         self.catalog_missing = False
+        # A refused experiments revision and when: retried after REFUSED_RETRY_SECONDS (a
+        # pinned version may reach this replica's disk later).
+        self.refused_experiments: dict[str, float] = {}
+        self.missing_models: set[str] = set()  # named by variants, not published
 
     async def load_version(self, version: str, generation: int | None) -> bool:
         """Load, verify and swap in a model version; keep the current one if it fails."""
@@ -209,7 +213,7 @@ class Serving:
             self.snapshot = await asyncio.to_thread(self.snapshot.with_catalog, catalog)
             self.catalog_missing = False
         if polled.experiments_revision != self.snapshot.experiments_revision:
-            await self.load_experiments()
+            await self.load_experiments()  # a refused revision is retried after a while
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
         await self._load_others(polled.challenger)
@@ -225,10 +229,18 @@ class Serving:
             else:  # a pinned version: its vectors, if Redis still holds a generation of it
                 pointer = Pointer(key, await self.store.generation_of(key) or 0)
             held = self.snapshot.others.get(key)
-            if pointer is None or (
-                held is not None
-                and (held[0].version, held[0].generation or 0)
-                == (pointer.version, pointer.generation)
+            if pointer is None:
+                if held is not None:  # e.g. promoted: its variants follow the current model
+                    self.snapshot = self.snapshot.with_other(key, None)
+                if key not in self.missing_models:
+                    self.missing_models.add(key)
+                    self.last_error = f"variants ask for the {key} model, and none is published"
+                    log.error("%s: they get the current model", self.last_error)
+                continue
+            self.missing_models.discard(key)
+            if held is not None and (held[0].version, held[0].generation or 0) == (
+                pointer.version,
+                pointer.generation,
             ):
                 continue
             refused_at = self.refused.get((pointer.version, pointer.generation or None))
@@ -255,14 +267,17 @@ class Serving:
         revision, text = await self.store.experiments()
         if revision == self.snapshot.experiments_revision:
             return True
+        refused_at = self.refused_experiments.get(revision or "")
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+            return False
         try:
             experiments = self.parse_experiments(text)
-        except ExperimentError as exc:
+        except Exception as exc:  # any fault of a definition refuses it, never the replica
+            self.refused_experiments = {revision or "": time.monotonic()}
             self.last_error = f"experiments revision {revision} refused: {exc}"
             log.error(
                 "%s; keeping revision %s", self.last_error, self.snapshot.experiments_revision
             )
-            self.snapshot = replace(self.snapshot, experiments_revision=revision)  # once
             return False
         self.snapshot = replace(
             self.snapshot, experiments=experiments, experiments_revision=revision
@@ -310,8 +325,10 @@ class Serving:
             "model_version": self.version,
             "catalog_revision": self.snapshot.catalog.revision,
             "experiments_revision": self.snapshot.experiments_revision,
+            "experiments_refused_revision": next(iter(self.refused_experiments), None),
             "experiments": [e.name for e in self.snapshot.experiments.experiments],
             "other_models": {k: m.version for k, (m, _) in self.snapshot.others.items()},
+            "missing_models": sorted(self.missing_models),
             "catalog_missing_in_redis": self.catalog_missing,
             "last_error": self.last_error,
         }

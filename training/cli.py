@@ -470,7 +470,11 @@ def ab_report(
     ] = None,
     window_hours: Annotated[
         float,
-        typer.Option(help="Events without a feed's request id count this long after one.", min=0),
+        typer.Option(
+            help="Events without a feed's request id count this long after one.",
+            min=0,
+            max=24 * 366,
+        ),
     ] = 24.0,
     alpha: Annotated[float, typer.Option(help="Significance level.", min=0.0001, max=0.5)] = 0.05,
     sequential: Annotated[
@@ -573,14 +577,12 @@ def simulate(
     (views, clicks on attached products, purchases) by the world's ground truth."""
     from training.simulate import load_experiments
     from training.simulate import simulate as run_simulation
-    from training.world import load_truth
 
     if not (world / "truth.npz").is_file():
         raise typer.BadParameter(f"{world} is not a world (no truth.npz)", param_hint="--world")
     try:
         if experiments is not None:
-            probe = str(load_truth(world).user_ids[0])
-            load_experiments(url.rstrip("/"), experiments.read_text(encoding="utf-8"), probe)
+            load_experiments(url.rstrip("/"), experiments.read_text(encoding="utf-8"))
         report = run_simulation(url.rstrip("/"), world, days, users_per_day, seed, concurrency)
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         fail(f"simulation stopped: {exc}")

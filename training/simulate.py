@@ -169,25 +169,27 @@ def simulate(
     return report
 
 
-def load_experiments(base_url: str, definition: str, probe_user: str, timeout: float = 30) -> None:
+def load_experiments(base_url: str, definition: str, timeout: float = 30) -> None:
     """Store an experiments definition through the admin endpoint and wait until the replica
-    serves it (a probe user's feed names an experiment, or the definition has none)."""
+    serves that revision (or says it refused it)."""
     request = urllib.request.Request(
         f"{base_url}/v1/admin/experiments", data=definition.encode(), method="PUT"
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            names = json.loads(response.read())["experiments"]
+            revision = json.loads(response.read())["revision"]
     except urllib.error.HTTPError as exc:
         raise ValueError(f"the service refused the definition: {exc.read().decode()}") from None
     deadline = time.monotonic() + timeout
-    while names and time.monotonic() < deadline:
-        body = _get_feed(base_url, probe_user, 10)
-        if body is not None and body.get("experiments"):
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base_url}/v1/admin/experiments", timeout=10) as response:
+            state = json.loads(response.read())
+        if state.get("serving_revision") == revision:
             return
+        if state.get("refused_revision") == revision:
+            raise ValueError(f"the replica refused revision {revision}; see its log")
         time.sleep(0.1)
-    if names:
-        raise ValueError(f"the service did not serve the experiments within {timeout:.0f}s")
+    raise ValueError(f"the service did not serve revision {revision} within {timeout:.0f}s")
 
 
 def _get_feed(base_url: str, user_id: str, timeout: float) -> dict[str, Any] | None:

@@ -58,5 +58,6 @@ async def get_experiments(runtime: RuntimeDep) -> dict[str, Any]:
         "revision": revision,
         "definition": text,
         "serving_revision": snapshot.experiments_revision,
+        "refused_revision": next(iter(runtime.serving.refused_experiments), None),
         "serving": snapshot.experiments.as_dict(),
     }

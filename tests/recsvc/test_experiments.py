@@ -3,6 +3,8 @@ experiment, variant and field, for each way a definition can be wrong."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from recsvc.experiments import ExperimentError, parse_experiments
@@ -161,3 +163,39 @@ def test_every_problem_is_named_at_once() -> None:
 
 def test_an_empty_definition_has_no_experiments() -> None:
     assert len(parse_experiments("")) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("experiment = 1", "experiment must be [[experiment]] tables"),
+        ("[experiment]\nname = 'x'", "experiment must be [[experiment]] tables"),
+        ("experiment = [1]", "experiment must be [[experiment]] tables"),
+        ("[[experiment]]\nname = 'x'\nvariant = [1, 2]", "variant must be [[experiment.variant]]"),
+    ],
+)
+def test_a_definition_of_the_wrong_shape_is_refused_not_a_crash(text: str, message: str) -> None:
+    with pytest.raises(ExperimentError, match=re.escape(message)):
+        parse_experiments(text)
+
+
+def test_two_experiments_sharing_a_salt_are_refused() -> None:
+    """The same salt splits users the same way: each experiment would measure both changes."""
+    other = ATTACH.replace('name = "attach-weights"', 'name = "attach-weights"\nsalt = "ranker"')
+    with pytest.raises(ExperimentError, match="share the salt 'ranker'"):
+        parse_experiments(RANKER + other)
+
+
+@pytest.mark.parametrize("name", ["ab:x", "a,b"])
+def test_names_cannot_hold_the_separators_of_the_variant_string(name: str) -> None:
+    with pytest.raises(ExperimentError, match="name"):
+        parse_experiments(RANKER.replace('name = "ranker"', f'name = "{name}"'))
+    with pytest.raises(ExperimentError, match="name"):
+        parse_experiments(RANKER.replace('name = "popular"', f'name = "{name}"'))
+
+
+@pytest.mark.parametrize("traffic", ["0.00125", "0.00001"])
+def test_shares_go_in_whole_buckets_so_every_language_rounds_alike(traffic: str) -> None:
+    with pytest.raises(ExperimentError, match="not a whole number of buckets"):
+        parse_experiments(RANKER.replace("traffic = 0.5", f"traffic = {traffic}"))
+    assert len(parse_experiments(RANKER.replace("traffic = 0.5", "traffic = 0.0013"))) == 1

@@ -189,3 +189,22 @@ model = "challenger"
     assert put(service, pinned).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["model_version"] == PLANTED_VERSION)
     assert feed(service, "u-inv")["source"] == "cf"  # its vectors: the current generation
+
+
+def test_a_definition_a_replica_cannot_serve_is_refused_there_and_shown_as_such(
+    service: httpx.Client, redis_url: str
+) -> None:
+    """Written to Redis past the endpoint's checks (another tool, an older version)."""
+    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
+    served = service.get("/v1/admin/experiments").json()["serving_revision"]
+    client = redis.Redis.from_url(redis_url)
+    client.set(Keys().experiments_definition, "experiment = 1")
+    client.set(Keys().experiments_revision, "bad-revision")
+    assert eventually(
+        lambda: service.get("/v1/admin/experiments").json()["refused_revision"] == "bad-revision"
+    )
+    state = service.get("/v1/admin/experiments").json()
+    assert state["serving_revision"] == served and state["revision"] == "bad-revision"
+    assert feed(service, "u-inv")["variant"] == "ranker:cf"  # the old one keeps serving
+    assert service.get("/readyz").status_code == 200

@@ -333,7 +333,7 @@ def test_a_planted_attach_effect_is_found_and_a_planted_srm_raises_the_alarm() -
     assert not report["srm"]["alarm"]
     text = report_text(report)
     attach_row = next(line for line in text.splitlines() if line.startswith("attach_conversion"))
-    assert attach_row.endswith(" *")
+    assert attach_row.endswith(" * treatment wins") and result["winner"] == "treatment"
     assert "SRM ok" in text and "ALARM" not in text
 
     # a logging bug loses every exposure of 10% of the treatment's users
