@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,21 @@ from recsvc.metrics import Metrics, TimingMiddleware
 from recsvc.routes import catalog, events, experiments, feed, health, users
 from recsvc.serving import Serving
 from recsvc.settings import Settings, SettingsError
-from recsvc.store import FeatureStore, connect
+from recsvc.store import FeatureStore, RedisUnavailable, connect
+
+
+async def watch_streams(
+    store: FeatureStore, metrics: Metrics, interval: float, stop: asyncio.Event
+) -> None:
+    """Keep the stream gauges current: how much waits in Redis for the nightly drain."""
+    while not stop.is_set():
+        try:
+            for stream, entries in (await store.stream_stats()).items():
+                metrics.streams.labels(stream).set(entries)
+        except RedisUnavailable:
+            pass  # counted as a Redis error by the store; the gauges keep their last value
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,12 +56,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = Runtime(settings, store, serving, metrics, batcher)
         stop = asyncio.Event()
         watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))
+        gauges = asyncio.create_task(watch_streams(store, metrics, settings.poll_seconds, stop))
         gc.freeze()  # start-up objects (model, catalogue, app) leave the collector's scans
         try:
             yield
         finally:
             stop.set()
             await watcher
+            await gauges
             await client.aclose()
 
     app = FastAPI(

@@ -54,6 +54,10 @@ class Metrics:
             "recsvc_exposures_total", "Feeds served to experiment users, logged.",
             ["experiment", "variant"], registry=r,
         )  # fmt: skip
+        self.streams = Gauge(
+            "recsvc_stream_entries", "Entries waiting in Redis: events, exposures, and events "
+            "the nightly job has not drained yet (its lag).", ["stream"], registry=r,
+        )  # fmt: skip
         self.exposures_dropped = Counter(
             "recsvc_exposures_dropped_total",
             "Exposures not logged: Redis unreachable, or the exposure stream full (undrained).",

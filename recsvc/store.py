@@ -29,6 +29,7 @@ from recsvc.schemas import Event, Profile
 
 log = logging.getLogger("recsvc.store")
 CAPS_TTL_SECONDS = 2 * 24 * 3600
+DRAIN_GROUP = "nightly"  # the consumer group the nightly job drains the streams with
 VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
 T = TypeVar("T")
 
@@ -214,6 +215,30 @@ class FeatureStore:
             _str_or_none(experiments),
             parse_pointer(challenger),
         )
+
+    async def stream_stats(self) -> dict[str, int]:
+        """Lengths of the event and exposure streams, and the events the nightly consumer
+        group has not read yet (its lag; the whole stream before a first drain)."""
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xlen(self.keys.events)
+            pipe.xlen(self.keys.exposures)
+            pipe.xinfo_groups(self.keys.events)
+            return await pipe.execute(raise_on_error=False)
+
+        events, exposures, groups = await self._call("streams", work, probe=True)
+        lag = events if isinstance(events, int) else 0
+        if isinstance(groups, list):
+            for group in groups:
+                name = group.get("name", b"")
+                if (name.decode() if isinstance(name, bytes) else name) == DRAIN_GROUP:
+                    lag = int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        return {
+            "events": events if isinstance(events, int) else 0,
+            "exposures": exposures if isinstance(exposures, int) else 0,
+            "events_not_drained": lag,
+        }
 
     async def generation_of(self, version: str) -> int | None:
         """The newest generation of `version` whose vectors are still in Redis, if any."""

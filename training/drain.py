@@ -32,9 +32,10 @@ import redis
 from recsvc.domain import EVENT_COLUMNS
 from recsvc.keys import Keys
 from recsvc.pause_points import pause_point
+from recsvc.store import DRAIN_GROUP
 from training.events import EVENT_SCHEMA
 
-GROUP = "nightly"
+GROUP = DRAIN_GROUP  # the service reports this group's lag (recsvc_stream_entries)
 CHUNK = 10_000
 
 

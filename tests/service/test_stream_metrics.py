@@ -1,0 +1,34 @@
+"""How much waits in Redis for the nightly drain is visible in /metrics: the event and
+exposure streams' lengths, and the events the drain's consumer group has not taken yet."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import redis
+
+from recsvc.keys import Keys
+from tests.service.conftest import event_body, eventually
+from training.drain import drain
+
+
+def gauge(client: httpx.Client, stream: str) -> float | None:
+    text = client.get("/metrics").text
+    found = re.search(rf'recsvc_stream_entries{{stream="{stream}"}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else None
+
+
+def test_the_stream_gauges_follow_ingestion_and_the_drain(
+    service: httpx.Client, redis_url: str, tmp_path: Path
+) -> None:
+    events = [event_body("u-inv", "v00", "view") for _ in range(25)]
+    assert service.post("/v1/events", json={"events": events}).status_code == 202
+    assert eventually(lambda: gauge(service, "events") == 25)
+    assert gauge(service, "events_not_drained") == 25  # no drain has run yet
+
+    drain(redis.Redis.from_url(redis_url), tmp_path / "events")
+    assert eventually(lambda: gauge(service, "events") == 0)
+    assert gauge(service, "events_not_drained") == 0
+    assert redis.Redis.from_url(redis_url).xlen(Keys().events) == 0
