@@ -279,12 +279,13 @@ def experiments_load(
     A bad one is refused naming every problem, and the stored one keeps serving."""
     from recsvc.experiments import ExperimentError, parse_experiments
     from recsvc.store import FeatureStore
+    from recsvc.versions import is_version_dir
 
     settings = _settings()
     try:
         text = definition.read_text(encoding="utf-8")
         experiments = parse_experiments(
-            text, lambda version: (settings.models_dir / version / "manifest.json").is_file()
+            text, lambda version: is_version_dir(settings.models_dir / version)
         )
     except (OSError, UnicodeDecodeError, ExperimentError) as exc:
         _fail(f"{definition}: {exc}")

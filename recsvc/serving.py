@@ -25,6 +25,7 @@ from recsvc.experiments import Experiments, parse_experiments
 from recsvc.manifest import ArtifactError
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import FeatureStore, Pointer, RedisUnavailable
+from recsvc.versions import is_version_dir, version_dirs
 
 log = logging.getLogger("recsvc.serving")
 
@@ -174,10 +175,7 @@ class Serving:
 
     def versions_on_disk(self) -> list[str]:
         """Version directories with a manifest, newest first (versions sort by time)."""
-        if not self.models_dir.is_dir():
-            return []
-        names = [p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists()]
-        return sorted(names, reverse=True)
+        return sorted(version_dirs(self.models_dir), reverse=True)
 
     async def start(self) -> None:
         """First load: the pointer's model, or, with Redis unreachable or no pointer yet,
@@ -224,11 +222,13 @@ class Serving:
         for key in set(self.snapshot.others) - wanted:
             self.snapshot = self.snapshot.with_other(key, None)
         for key in sorted(wanted):
+            held = self.snapshot.others.get(key)
             if key == "challenger":
                 pointer = challenger
+            elif held is not None and held[0].generation is not None:
+                continue  # a pinned version held with its vectors: nothing to look up
             else:  # a pinned version: its vectors, if Redis still holds a generation of it
                 pointer = Pointer(key, await self.store.generation_of(key) or 0)
-            held = self.snapshot.others.get(key)
             if pointer is None:
                 if held is not None:  # e.g. promoted: its variants follow the current model
                     self.snapshot = self.snapshot.with_other(key, None)
@@ -290,7 +290,7 @@ class Serving:
         return parse_experiments(text, self.version_exists)
 
     def version_exists(self, version: str) -> bool:
-        return (self.models_dir / version / "manifest.json").is_file()
+        return is_version_dir(self.models_dir / version)
 
     def _is_new(self, pointer: Pointer) -> bool:
         model = self.snapshot.model

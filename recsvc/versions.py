@@ -228,8 +228,9 @@ def version_dirs(models_dir: Path) -> set[str]:
     """Names of the version directories (those holding a manifest) under `models_dir`."""
     if not models_dir.is_dir():
         return set()
-    return {
-        p.name
-        for p in models_dir.iterdir()
-        if not p.name.startswith(".") and (p / "manifest.json").is_file()
-    }
+    return {p.name for p in models_dir.iterdir() if is_version_dir(p)}
+
+
+def is_version_dir(path: Path) -> bool:
+    """A model version directory: not hidden (a prune's leftovers are), holding a manifest."""
+    return not path.name.startswith(".") and (path / "manifest.json").is_file()

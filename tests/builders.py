@@ -4,6 +4,7 @@ and event tables with a planted block structure that a model must find."""
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,3 +211,33 @@ def block_events(
         rows[position]["ts"] = EPOCH + timedelta(seconds=span * rank / len(rows))
         rows[position]["event_id"] = f"e{rank}"
     return event_table(rows)
+
+
+def cf_vs_popular(cf: float = 0.5, popular: float = 0.5, attach_off: bool = False) -> str:
+    """The TOML of experiment "ranker": variant `cf` (ranker cf) against `popular` (ranker
+    popular, its cards off with `attach_off`), weighted as given."""
+    attach = "attach = false\n" if attach_off else ""
+    return f"""
+[[experiment]]
+name = "ranker"
+
+[[experiment.variant]]
+name = "cf"
+weight = {cf}
+ranker = "cf"
+
+[[experiment.variant]]
+name = "popular"
+weight = {popular}
+ranker = "popular"
+{attach}"""
+
+
+def cli_environment(redis_url: str, models_dir: Path) -> dict[str, str]:
+    """The environment a `recsvc` command of a test runs in: its Redis and models directory."""
+    return {
+        **os.environ,
+        "RECSVC_REDIS_URL": redis_url,
+        "RECSVC_MODELS_DIR": str(models_dir),
+        "RECSVC_LOG_JSON": "false",
+    }

@@ -59,6 +59,9 @@ Threads = Annotated[int | None, typer.Option(help="Fit threads (default: availab
 Json = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 ProtocolOption = Annotated[Protocol, typer.Option("--protocol", help="Train/test protocol.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
+ExposuresDir = Annotated[
+    Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
+]
 
 LogConfidence = Annotated[
     bool, typer.Option("--log-confidence", help="Use log1p(confidence) before alpha.")
@@ -307,9 +310,7 @@ def drain(
     out: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
         "data/events"
     ),
-    exposures: Annotated[
-        Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
-    ] = Path("data/exposures"),
+    exposures: ExposuresDir = Path("data/exposures"),
     json_output: Json = False,
 ) -> None:
     """Move the service's event and exposure streams into Parquet day partitions (each entry
@@ -353,9 +354,7 @@ def nightly(
     events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
         "data/events"
     ),
-    exposures: Annotated[
-        Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
-    ] = Path("data/exposures"),
+    exposures: ExposuresDir = Path("data/exposures"),
     window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
     metric: Annotated[
         str,

@@ -66,11 +66,13 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def publish_model(url: str, directory: Path, grace_seconds: int = 3600) -> PublishReport:
+def publish_model(
+    url: str, directory: Path, grace_seconds: int = 3600, challenger: bool = False
+) -> PublishReport:
     async def work() -> PublishReport:
         client = aioredis.Redis.from_url(url)
         try:
-            return await publish(client, Keys(), directory, grace_seconds)
+            return await publish(client, Keys(), directory, grace_seconds, challenger=challenger)
         finally:
             await client.aclose()
 

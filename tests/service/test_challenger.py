@@ -27,7 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from recsvc.keys import Keys
-from recsvc.publish import PublishReport, publish
+from recsvc.publish import PublishReport
 from recsvc.versions import RollbackError, rollback
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
@@ -69,15 +69,8 @@ def start_recsvc(redis_url: str, models_dir: Path, *args: str, **env: str) -> su
     )
 
 
-def publish_challenger(redis_url: str, directory: Path, grace_seconds: int = 3600) -> PublishReport:
-    async def work() -> PublishReport:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await publish(client, KEYS, directory, grace_seconds, challenger=True)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(work())
+def publish_challenger(url: str, directory: Path, grace_seconds: int = 3600) -> PublishReport:
+    return publish_model(url, directory, grace_seconds, challenger=True)
 
 
 def roll_back(redis_url: str, to: str | None = None) -> dict[str, Any]:

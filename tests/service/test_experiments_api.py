@@ -17,30 +17,13 @@ import redis
 
 from recsvc.experiments import parse_experiments
 from recsvc.keys import Keys
+from tests.builders import cf_vs_popular
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually
 from tests.service.test_challenger import publish_challenger
 from tests.service.test_reload import SECOND_VERSION
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
-
-
-def definition(cf: float, popular: float, attach_off: bool = False) -> str:
-    attach = "attach = false\n" if attach_off else ""
-    return f"""
-[[experiment]]
-name = "ranker"
-
-[[experiment.variant]]
-name = "cf"
-weight = {cf}
-ranker = "cf"
-
-[[experiment.variant]]
-name = "popular"
-weight = {popular}
-ranker = "popular"
-{attach}"""
 
 
 def put(client: httpx.Client, text: str) -> httpx.Response:
@@ -56,7 +39,7 @@ def feed(client: httpx.Client, user_id: str) -> dict[str, Any]:
 def test_every_response_names_the_variant_the_documented_assignment_gives(
     service: httpx.Client,
 ) -> None:
-    text = definition(0.5, 0.5)
+    text = cf_vs_popular(0.5, 0.5)
     stored = put(service, text)
     assert stored.status_code == 200, stored.text
     assert stored.json()["experiments"] == ["ranker"]
@@ -78,13 +61,13 @@ def test_a_variants_ranker_and_attach_change_what_is_served(service: httpx.Clien
     # u-inv is the one polled until the definition has reached the replica.
     before = feed(service, "u-save")
     assert before["source"] == "cf" and any(item["product"] for item in before["items"])
-    assert put(service, definition(0.0, 1.0, attach_off=True)).status_code == 200
+    assert put(service, cf_vs_popular(0.0, 1.0, attach_off=True)).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:popular")
     body = feed(service, "u-save")
     assert body["source"] == "popularity" and body["variant"] == "ranker:popular"
     assert all(item["product"] is None for item in body["items"])
 
-    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert put(service, cf_vs_popular(1.0, 0.0)).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
     body = feed(service, "u-save")
     assert body["source"] == "cf" and any(item["product"] for item in body["items"])
@@ -93,12 +76,12 @@ def test_a_variants_ranker_and_attach_change_what_is_served(service: httpx.Clien
 def test_a_bad_definition_is_refused_naming_the_problem_and_the_old_one_keeps_serving(
     service: httpx.Client,
 ) -> None:
-    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert put(service, cf_vs_popular(1.0, 0.0)).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
-    refused = put(service, definition(0.7, 0.7))
+    refused = put(service, cf_vs_popular(0.7, 0.7))
     assert refused.status_code == 422
     assert "variant weights sum to 1.4, not 1" in refused.json()["detail"]
-    refused = put(service, definition(0.5, 0.5).replace('ranker = "cf"', 'model = "v-missing"'))
+    refused = put(service, cf_vs_popular(0.5, 0.5).replace('ranker = "cf"', 'model = "v-missing"'))
     assert refused.status_code == 422
     assert "model version 'v-missing' does not exist" in refused.json()["detail"]
     assert put(service, b"\xff\xfe".decode("latin-1")).status_code == 422
@@ -113,7 +96,7 @@ def test_the_cli_loads_a_definition_file_or_names_what_is_wrong_with_it(
 ) -> None:
     env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models_dir)}
     bad = tmp_path / "bad.toml"
-    bad.write_text(definition(0.5, 0.5).replace("weight = 0.5", "weight = 0.5\ncolour = 1", 1))
+    bad.write_text(cf_vs_popular(0.5, 0.5).replace("weight = 0.5", "weight = 0.5\ncolour = 1", 1))
     result = subprocess.run(
         [RECSVC, "experiments", "load", str(bad)], env=env, capture_output=True, text=True
     )
@@ -121,7 +104,7 @@ def test_the_cli_loads_a_definition_file_or_names_what_is_wrong_with_it(
     assert str(bad) in result.stderr and "variant 1 (cf).colour" in result.stderr
 
     good = tmp_path / "good.toml"
-    good.write_text(definition(0.0, 1.0))
+    good.write_text(cf_vs_popular(0.0, 1.0))
     result = subprocess.run(
         [RECSVC, "experiments", "load", str(good)], env=env, capture_output=True, text=True
     )
@@ -133,7 +116,7 @@ def test_the_cli_loads_a_definition_file_or_names_what_is_wrong_with_it(
 def test_each_feed_of_a_user_in_an_experiment_logs_one_exposure_with_what_was_shown(
     service: httpx.Client, redis_url: str
 ) -> None:
-    text = definition(0.5, 0.5).replace('name = "ranker"', 'name = "ranker"\ntraffic = 0.5')
+    text = cf_vs_popular(0.5, 0.5).replace('name = "ranker"', 'name = "ranker"\ntraffic = 0.5')
     assert put(service, text).status_code == 200
     assignment = parse_experiments(text)
     inside = [u for u in (f"x{i}" for i in range(40)) if assignment.assign(u)]
@@ -195,7 +178,7 @@ def test_a_definition_a_replica_cannot_serve_is_refused_there_and_shown_as_such(
     service: httpx.Client, redis_url: str
 ) -> None:
     """Written to Redis past the endpoint's checks (another tool, an older version)."""
-    assert put(service, definition(1.0, 0.0)).status_code == 200
+    assert put(service, cf_vs_popular(1.0, 0.0)).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:cf")
     served = service.get("/v1/admin/experiments").json()["serving_revision"]
     client = redis.Redis.from_url(redis_url)

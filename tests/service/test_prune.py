@@ -28,10 +28,9 @@ import redis.asyncio as aioredis
 from recsvc.keys import Keys
 from recsvc.locks import LockHeld
 from recsvc.pause_points import PAUSE_ENV
-from recsvc.publish import PublishReport, publish
 from recsvc.versions import prune_versions
 from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION
+from tests.service.conftest import PLANTED_VERSION, publish_model
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 KEYS = Keys()
@@ -61,19 +60,6 @@ def write_versions(models_dir: Path) -> None:
 
 def on_disk(models_dir: Path) -> set[str]:
     return {path.name for path in models_dir.iterdir()}
-
-
-def publish_as(
-    redis_url: str, directory: Path, grace_seconds: int = 3600, challenger: bool = False
-) -> PublishReport:
-    async def work() -> PublishReport:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await publish(client, KEYS, directory, grace_seconds, challenger=challenger)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(work())
 
 
 def prune(redis_url: str, models_dir: Path, keep: int) -> list[str]:
@@ -117,11 +103,11 @@ def test_versions_in_use_stay_however_old_and_expired_ones_go(
 ) -> None:
     write_versions(models_dir)
     forgotten, expired, unexpired, current, challenger, unused, *newest = VERSIONS
-    publish_as(redis_url, models_dir / forgotten)
-    publish_as(redis_url, models_dir / unexpired, grace_seconds=0)  # `forgotten` expires now
-    publish_as(redis_url, models_dir / current)  # forgets `forgotten`; `unexpired`: 1 hour
-    publish_as(redis_url, models_dir / expired, challenger=True)
-    publish_as(redis_url, models_dir / challenger, grace_seconds=0, challenger=True)
+    publish_model(redis_url, models_dir / forgotten)
+    publish_model(redis_url, models_dir / unexpired, grace_seconds=0)  # `forgotten` expires now
+    publish_model(redis_url, models_dir / current)  # forgets `forgotten`; `unexpired`: 1 hour
+    publish_model(redis_url, models_dir / expired, challenger=True)
+    publish_model(redis_url, models_dir / challenger, grace_seconds=0, challenger=True)
     # The registry as the prune finds it: one expired entry, one not, one forgotten.
     entries, now = registry(redis_url), time.time()
     assert forgotten not in entries
@@ -187,7 +173,7 @@ def test_the_prune_command_removes_old_versions_and_prints_them(
     redis_url: str, models_dir: Path
 ) -> None:
     write_versions(models_dir)
-    publish_as(redis_url, models_dir / VERSIONS[1])  # an old current version
+    publish_model(redis_url, models_dir / VERSIONS[1])  # an old current version
 
     result = recsvc(redis_url, models_dir, "prune", "--keep", "2")
 

@@ -8,7 +8,6 @@ raise no sample-ratio alarm."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import redis
 from recsvc.experiments import parse_experiments
 from recsvc.keys import Keys
 from recsvc.store import parse_pointer
+from tests.builders import cf_vs_popular, cli_environment
 from tests.service.conftest import publish_model, service_settings, serving
 from training.ab_report import build_report, load_durations, load_exposures
 from training.drain import EXPOSURES, drain
@@ -28,20 +28,7 @@ from training.simulate import simulate
 from training.world import WorldSpec, generate_world, write_world
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
-EXPERIMENT = """
-[[experiment]]
-name = "ranker"
-
-[[experiment.variant]]
-name = "cf"
-weight = 0.5
-ranker = "cf"
-
-[[experiment.variant]]
-name = "popular"
-weight = 0.5
-ranker = "popular"
-"""
+EXPERIMENT = cf_vs_popular()
 
 
 def recsvc(env: dict[str, str], *args: str) -> str:
@@ -56,7 +43,7 @@ def test_cf_wins_attach_conversion_against_popular_with_no_sample_ratio_alarm(
     world, models = tmp_path / "world", tmp_path / "models"
     spec = WorldSpec(users=3000, videos=150, products=20, events=60_000, days=8, seed=11)
     write_world(generate_world(spec), world)
-    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models)}
+    env = cli_environment(redis_url, models)
     # Parameters near what the tuner picks on such worlds (a few factors, strong confidence);
     # given, not tuned, to keep the test short and deterministic.
     recsvc(env, "train", "--world", str(world), "--out", str(tmp_path / "factors"),
@@ -122,8 +109,7 @@ def test_champion_against_challenger_then_promote(redis_url: str, tmp_path: Path
     spec = WorldSpec(users=3000, videos=150, products=20, events=60_000, days=8, seed=12)
     write_world(generate_world(spec), world)
     days = sorted((world / "events").iterdir())
-    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models),
-           "RECSVC_LOG_JSON": "false"}  # fmt: skip
+    env = cli_environment(redis_url, models)
     nightly = ["nightly", "--events", str(events), "--exposures", str(tmp_path / "exposures"),
                "--reports", str(tmp_path / "reports"), "--tune-trials", "2"]  # fmt: skip
     for day in days[:-1]:

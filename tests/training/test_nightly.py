@@ -11,7 +11,6 @@ A run while another holds the lock refuses. (Killed runs: test_nightly_crash.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 import redis
 
 from recsvc.keys import Keys
+from tests.builders import cli_environment
 from training.nightly import NightlySpec, _window
 from training.world import WorldSpec, generate_world, write_world
 
@@ -39,15 +39,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def environment(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RECSVC_REDIS_URL": redis_url,
-        "RECSVC_MODELS_DIR": str(tmp_path / "models"),
-        "RECSVC_LOG_JSON": "false",
-    }
-
-
 def nightly(
     redis_url: str, tmp_path: Path, events: Path, *args: str, tolerance: float = 0.05
 ) -> subprocess.CompletedProcess[str]:
@@ -55,7 +46,7 @@ def nightly(
         RECSVC, "nightly", "--events", str(events), "--reports", str(tmp_path / "reports"),
         "--tune-trials", "3", "--tolerance", str(tolerance), *args,
     ]  # fmt: skip
-    env = environment(redis_url, tmp_path)
+    env = cli_environment(redis_url, tmp_path / "models")
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
@@ -66,7 +57,7 @@ def load_catalog(redis_url: str, tmp_path: Path, world: Path, extra_video: dict)
     videos.write_text("\n".join([*lines, json.dumps(extra_video)]) + "\n")
     command = [RECSVC, "catalog", "load", "--videos", str(videos), "--products",
                str(world / "catalog/products.jsonl")]  # fmt: skip
-    env = environment(redis_url, tmp_path)
+    env = cli_environment(redis_url, tmp_path / "models")
     subprocess.run(command, env=env, check=True, capture_output=True)
 
 

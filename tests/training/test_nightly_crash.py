@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import selectors
 import signal
 import subprocess
@@ -42,6 +41,7 @@ from recsvc.keys import Keys
 from recsvc.pause_points import PAUSE_ENV
 from recsvc.schemas import Event
 from recsvc.store import FeatureStore, connect, parse_pointer
+from tests.builders import cli_environment
 from training.events import load_events
 from training.nightly import nightly_lock
 from training.world import WorldSpec, generate_world, write_world
@@ -85,12 +85,7 @@ def ingest(url: str, events: list[Event]) -> None:
 
 
 def nightly_command(url: str, tmp_path: Path, pause_at: str | None = None) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "RECSVC_REDIS_URL": url,
-        "RECSVC_MODELS_DIR": str(tmp_path / "models"),
-        "RECSVC_LOG_JSON": "false",
-    }
+    env = cli_environment(url, tmp_path / "models")
     if pause_at:
         env[PAUSE_ENV] = pause_at
     # A generous tolerance: these runs are about crash safety, and must reach the publish.
