@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     redis_url: str | None = Field(None, description="Redis URL, e.g. redis://host:6379/0.")
+    redis_cluster: bool = Field(
+        False, description="The URL names one node of a Redis Cluster (discovers the rest)."
+    )
     redis_prefix: str = Field("recsvc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     redis_timeout_ms: int = Field(100, ge=1, le=10_000, description="Per-command timeout.")
     redis_retry_seconds: float = Field(
@@ -58,6 +61,23 @@ class Settings(BaseSettings):
     keep_versions: int = Field(
         5, ge=1, le=1000, description="Model versions kept on disk, besides any still in Redis."
     )
+    app_api_keys: str = Field(
+        "", repr=False, description="Comma-separated keys of the app backend (feed, events)."
+    )
+    admin_api_keys: str = Field(
+        "", repr=False, description="Comma-separated admin keys (models, experiments, catalogue, "
+        "profiles)."
+    )  # fmt: skip
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without API keys (a warning at start-up). Never in production."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, le=100_000_000, description="Largest request body accepted."
+    )
+    rate_limit_per_second: float = Field(
+        0, ge=0, description="Requests per second per client (API key, else address); 0 = off."
+    )
+    rate_limit_burst: int = Field(100, ge=1, description="Requests a client may send at once.")
     log_json: bool = True
     access_log: bool = False
 

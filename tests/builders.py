@@ -233,11 +233,22 @@ ranker = "popular"
 {attach}"""
 
 
+APP_KEY = "test-app-key"  # what the test services accept from the app backend
+ADMIN_KEY = "test-admin-key"  # ... and from operators
+
+
+def auth_header(key: str = APP_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def cli_environment(redis_url: str, models_dir: Path) -> dict[str, str]:
-    """The environment a `recsvc` command of a test runs in: its Redis and models directory."""
+    """The environment a `recsvc` command of a test runs in: its Redis, models directory and
+    the test API keys."""
     return {
         **os.environ,
         "RECSVC_REDIS_URL": redis_url,
         "RECSVC_MODELS_DIR": str(models_dir),
         "RECSVC_LOG_JSON": "false",
+        "RECSVC_APP_API_KEYS": APP_KEY,
+        "RECSVC_ADMIN_API_KEYS": ADMIN_KEY,
     }
