@@ -43,7 +43,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure(settings.log_json)
-        client = connect(settings.redis_url or "", settings.redis_timeout_ms)
+        client = connect(
+            settings.redis_url or "", settings.redis_timeout_ms, settings.redis_cluster
+        )
         store = FeatureStore(
             client,
             Keys(settings.redis_prefix),

@@ -115,9 +115,11 @@ def utc_day(now: float | None = None) -> str:
     return time.strftime("%Y%m%d", time.gmtime(now))
 
 
-def connect(url: str, timeout_ms: int) -> aioredis.Redis:
+def connect(url: str, timeout_ms: int, cluster: bool = False) -> aioredis.Redis:
     """An async client with bounded timeouts and no retries: a slow Redis must not hold a
     request longer than the timeout."""
+    if cluster:
+        raise NotImplementedError("Redis Cluster mode: issue 7, in progress")
     seconds = timeout_ms / 1000
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
