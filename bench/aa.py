@@ -42,6 +42,7 @@ from serve import (
     load_redis,
     recsvc_command,
     run,
+    service_env,
     start_redis,
     start_server,
     stop_process,
@@ -102,8 +103,8 @@ def main() -> None:
     url = start_redis(work / "redis")
     server = None
     try:
-        env = {**os.environ, "RECSVC_REDIS_URL": url, "RECSVC_MODELS_DIR": str(models),
-               "RECSVC_LOG_JSON": "false", "RECSVC_POLL_SECONDS": "0.5"}  # fmt: skip
+        env = service_env(url, models, RECSVC_LOG_JSON="false", RECSVC_POLL_SECONDS="0.5")
+        os.environ["RECSVC_API_KEY"] = env["RECSVC_API_KEY"]  # simulate() runs in this process
         load_redis(env, model, world, {})
         text = definition(args.experiments)
         (work / "experiments.toml").write_text(text)

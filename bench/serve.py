@@ -91,6 +91,26 @@ class Target:
 
 # --------------------------------------------------------------------------- processes
 
+# The bench's own API keys (loopback only): the load sends the app key, as the app backend does.
+APP_KEY = "bench-app-key-0123456789"
+ADMIN_KEY = "bench-admin-key-0123456789"
+AUTH_HEADER = f"Authorization: Bearer {APP_KEY}"
+
+
+def service_env(redis_url: str, models: Path, **variables: str) -> dict[str, str]:
+    """The environment of the bench's `recsvc` commands and server: Redis, models, keys;
+    clients (recsvc simulate) find their keys in it too."""
+    return {
+        **os.environ,
+        "RECSVC_REDIS_URL": redis_url,
+        "RECSVC_MODELS_DIR": str(models),
+        "RECSVC_APP_API_KEYS": APP_KEY,
+        "RECSVC_ADMIN_API_KEYS": ADMIN_KEY,
+        "RECSVC_API_KEY": APP_KEY,
+        "RECSVC_ADMIN_KEY": ADMIN_KEY,
+        **variables,
+    }
+
 
 def recsvc_command() -> list[str]:
     """The `recsvc` executable of this interpreter's environment (.venv/bin/recsvc)."""
@@ -305,7 +325,7 @@ def feed_sources(port: int) -> dict[str, float]:
 def wrk_command(target: Target, endpoint: str, seconds: float) -> list[str]:
     command = [
         "wrk", "-t1", f"-c{target.connections}", f"-d{max(1, round(seconds))}s",
-        "--timeout", "5s", "--latency",
+        "--timeout", "5s", "--latency", "-H", AUTH_HEADER,
     ]  # fmt: skip
     if endpoint == "feed":
         command += ["-s", str(target.lua_path)]
@@ -409,7 +429,7 @@ async def connection_loop(
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(HOST, port)
-            request = f"GET {paths.next()} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
+            request = f"GET {paths.next()} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{AUTH_HEADER}\r\n\r\n"
             started = time.perf_counter()
             writer.write(request.encode())
             status = await asyncio.wait_for(one_response(reader), 5)
@@ -616,8 +636,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     generator = choose_generator(args.load_generator)
     redis_dir, server = work / "redis", None
     try:
-        env = {**os.environ, "RECSVC_REDIS_URL": start_redis(redis_dir)}
-        env["RECSVC_MODELS_DIR"] = str(work / "models")
+        env = service_env(start_redis(redis_dir), work / "models")
         publish = load_redis(env, model, work / "world", stages)
         port, log = free_port(), work / "server.log"
         server = start_server(env, port, log)

@@ -5,20 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from recsvc import __version__, logs
+from recsvc.api_docs import document_security
+from recsvc.auth import KeyRing
 from recsvc.batcher import FeedBatcher
 from recsvc.deps import Runtime
+from recsvc.gate import Gate
 from recsvc.keys import Keys
 from recsvc.metrics import Metrics, TimingMiddleware
 from recsvc.routes import catalog, events, experiments, feed, health, users
 from recsvc.serving import Serving
 from recsvc.settings import Settings, SettingsError
 from recsvc.store import FeatureStore, RedisUnavailable, connect
+
+log = logging.getLogger("recsvc.app")
 
 
 async def watch_streams(
@@ -38,11 +44,17 @@ async def watch_streams(
 def create_app(settings: Settings) -> FastAPI:
     if settings.redis_url is None:
         raise SettingsError("RECSVC_REDIS_URL: not set (the Redis the service reads and writes)")
+    keys = KeyRing.from_settings(settings)  # no keys and no explicit "open": SettingsError
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure(settings.log_json)
+        if open_levels := keys.open_levels():
+            log.warning(
+                "RECSVC_ALLOW_UNAUTHENTICATED: %s routes are served WITHOUT an API key",
+                " and ".join(open_levels),
+            )
         client = connect(
             settings.redis_url or "", settings.redis_timeout_ms, settings.redis_cluster
         )
@@ -76,5 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (feed, events, users, catalog, experiments, health):
         app.include_router(module.router)
+    document_security(app, keys)
+    app.add_middleware(Gate, settings=settings, keys=keys, metrics=metrics)
     app.add_middleware(TimingMiddleware, metrics=metrics)
     return app

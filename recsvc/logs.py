@@ -18,6 +18,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
@@ -27,12 +30,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(json_lines: bool, level: int = logging.INFO) -> None:
-    """Route the recsvc loggers to stderr, as JSON lines or plain text."""
+    """Route the recsvc and uvicorn loggers to stderr, as JSON lines or plain text. What is
+    logged never holds an API key or a profile's contents: keys appear as digest labels
+    (recsvc.auth), users by id only."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s")
     )
-    logger = logging.getLogger("recsvc")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    for name in ("recsvc", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False

@@ -64,6 +64,12 @@ class Metrics:
             registry=r,
         )
 
+        self.refused = Counter(
+            "recsvc_refused_requests_total",
+            "Requests refused before a route: unauthenticated, forbidden, rate_limited, "
+            "body_too_large.", ["reason"], registry=r,
+        )  # fmt: skip
+
     def model_loaded(self, version: str, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
         if outcome == "loaded":

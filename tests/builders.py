@@ -233,8 +233,8 @@ ranker = "popular"
 {attach}"""
 
 
-APP_KEY = "test-app-key"  # what the test services accept from the app backend
-ADMIN_KEY = "test-admin-key"  # ... and from operators
+APP_KEY = "test-app-key-0123456789"  # what the test services accept from the app backend
+ADMIN_KEY = "test-admin-key-0123456789"  # ... and from operators
 
 
 def auth_header(key: str = APP_KEY) -> dict[str, str]:
@@ -251,4 +251,6 @@ def cli_environment(redis_url: str, models_dir: Path) -> dict[str, str]:
         "RECSVC_LOG_JSON": "false",
         "RECSVC_APP_API_KEYS": APP_KEY,
         "RECSVC_ADMIN_API_KEYS": ADMIN_KEY,
+        "RECSVC_API_KEY": APP_KEY,  # what clients (recsvc simulate) send
+        "RECSVC_ADMIN_KEY": ADMIN_KEY,
     }

@@ -9,6 +9,9 @@ with P(purchase | click). Every response becomes events posted back (`POST /v1/e
 the feed's `request_id`, exactly as an app would. So a ranking or an attach rule that fits the
 world's people better earns more views, clicks and purchases, and an A/B report can find it.
 
+The simulator calls the service as the app backend does, with the app API key in
+`RECSVC_API_KEY`; `--experiments` needs the admin key, in `RECSVC_ADMIN_KEY`.
+
 Purchase amounts come from the product's risk level (riskier products are bigger tickets):
 `amount = 100 × (1 + risk)`. Watch ratios are drawn from Beta(2, 2).
 """
@@ -16,6 +19,7 @@ Purchase amounts come from the product's risk level (riskier products are bigger
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +35,23 @@ from training.world import load_truth
 from training.world_truth import Truth
 
 ATTENTION_DECAY = 0.15  # P(examine rank r) = 1 / (1 + decay · (r - 1))
+APP_KEY_VARIABLE = "RECSVC_API_KEY"
+ADMIN_KEY_VARIABLE = "RECSVC_ADMIN_KEY"
+
+
+class KeyRefused(ValueError):
+    """The service answered 401 or 403: the key is missing, unknown or of the wrong kind."""
+
+
+def _headers(variable: str, **headers: str) -> dict[str, str]:
+    key = os.environ.get(variable)
+    return {**headers, "Authorization": f"Bearer {key}"} if key else headers
+
+
+def _check_key(exc: urllib.error.HTTPError, variable: str) -> None:
+    if exc.code in (401, 403):
+        detail = exc.read().decode(errors="replace")
+        raise KeyRefused(f"the service refused the API key in {variable} ({exc.code}): {detail}")
 
 
 @dataclass
@@ -172,17 +193,19 @@ def simulate(
 def load_experiments(base_url: str, definition: str, timeout: float = 30) -> None:
     """Store an experiments definition through the admin endpoint and wait until the replica
     serves that revision (or says it refused it)."""
-    request = urllib.request.Request(
-        f"{base_url}/v1/admin/experiments", data=definition.encode(), method="PUT"
-    )
+    url = f"{base_url}/v1/admin/experiments"
+    headers = _headers(ADMIN_KEY_VARIABLE)
+    request = urllib.request.Request(url, data=definition.encode(), headers=headers, method="PUT")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             revision = json.loads(response.read())["revision"]
     except urllib.error.HTTPError as exc:
+        _check_key(exc, ADMIN_KEY_VARIABLE)
         raise ValueError(f"the service refused the definition: {exc.read().decode()}") from None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{base_url}/v1/admin/experiments", timeout=10) as response:
+        reading = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(reading, timeout=10) as response:
             state = json.loads(response.read())
         if state.get("serving_revision") == revision:
             return
@@ -194,10 +217,14 @@ def load_experiments(base_url: str, definition: str, timeout: float = 30) -> Non
 
 def _get_feed(base_url: str, user_id: str, timeout: float) -> dict[str, Any] | None:
     url = f"{base_url}/v1/feed?user_id={user_id}"
+    request = urllib.request.Request(url, headers=_headers(APP_KEY_VARIABLE))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body: dict[str, Any] = json.loads(response.read())
             return body
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, APP_KEY_VARIABLE)
+        return None
     except (urllib.error.URLError, TimeoutError, ValueError):
         return None
 
@@ -206,11 +233,14 @@ def _post_events(base_url: str, events: list[dict[str, Any]], timeout: float) ->
     request = urllib.request.Request(
         f"{base_url}/v1/events",
         data=json.dumps({"events": events}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=_headers(APP_KEY_VARIABLE, **{"Content-Type": "application/json"}),
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return bool(200 <= response.status < 300)
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, APP_KEY_VARIABLE)
+        return False
     except (urllib.error.URLError, TimeoutError):
         return False

@@ -19,12 +19,14 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from recsvc.app import create_app
+from recsvc.auth import Access, access_for
 from recsvc.catalog import ProductRecord, VideoRecord
 from recsvc.embedded_redis import free_port
 from recsvc.keys import Keys
 from recsvc.loaders import load_catalog
 from recsvc.publish import PublishReport, publish
 from recsvc.settings import Settings, load_settings
+from tests.builders import ADMIN_KEY, APP_KEY, auth_header
 from tests.service import planted
 
 PLANTED_VERSION = "20260101T000000000000Z-planted"
@@ -95,9 +97,23 @@ def load_planted_catalog(url: str) -> None:
     run(work())
 
 
+class TestKeys(httpx.Auth):
+    """Sends the key each route needs, as the app backend and an operator would."""
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if "authorization" not in request.headers:
+            needed = access_for(request.url.path)
+            if needed is not Access.OPEN:
+                key = ADMIN_KEY if needed is Access.ADMIN else APP_KEY
+                request.headers.update(auth_header(key))
+        yield request
+
+
 @contextmanager
 def serving(settings: Settings) -> Iterator[httpx.Client]:
-    """The real app under uvicorn on a free loopback port, in a thread; an HTTP client to it."""
+    """The real app under uvicorn on a free loopback port, in a thread; an HTTP client to it
+    that sends the test API keys (the app key on the app's routes, the admin key on the
+    others) unless a request carries its own Authorization header."""
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
@@ -111,7 +127,8 @@ def serving(settings: Settings) -> Iterator[httpx.Client]:
             raise RuntimeError("the service did not start")
         time.sleep(0.01)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        base_url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base_url, timeout=10, auth=TestKeys()) as client:
             yield client
     finally:
         server.should_exit = True
@@ -126,6 +143,8 @@ def service_settings(url: str, models_dir: Path, **overrides: Any) -> Settings:
         "redis_timeout_ms": 200,
         "redis_retry_seconds": 0.2,
         "log_json": False,
+        "app_api_keys": APP_KEY,
+        "admin_api_keys": ADMIN_KEY,
     }
     values.update(overrides)
     return load_settings(**values)

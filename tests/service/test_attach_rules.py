@@ -27,6 +27,7 @@ import pytest
 
 from tests.service.conftest import (
     PLANTED_VERSION,
+    TestKeys,
     event_body,
     eventually,
     load_planted_catalog,
@@ -158,7 +159,10 @@ def test_concurrent_feeds_of_one_user_never_exceed_the_daily_cap(
     """Check and count are one atomic step: 24 feeds at once, cap 1, each product once."""
     with planted_service(redis_url, models_dir, daily_cap_per_product=1) as client:
         set_profile(client, "u-inv", risk_tolerance=5)
-        clients = [httpx.Client(base_url=str(client.base_url), timeout=10) for _ in range(24)]
+        clients = [
+            httpx.Client(base_url=str(client.base_url), timeout=10, auth=TestKeys())
+            for _ in range(24)
+        ]
         for own in clients:
             own.get("/healthz")  # connect first, so that the feeds leave together
         start = threading.Barrier(len(clients))

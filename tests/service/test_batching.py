@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.service.conftest import TestKeys
+
 TOPIC_FIRST = {"u-ins": "v00", "u-save": "v10", "u-inv": "v20", "u-credit": "v30"}
 
 
@@ -23,7 +25,7 @@ def test_concurrent_requests_share_batches_without_mixing_users(service: httpx.C
     base = str(service.base_url)
 
     def first_video(user_id: str) -> tuple[str, str]:
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=10, auth=TestKeys()) as client:
             response = client.get("/v1/feed", params={"user_id": user_id, "n": 1})
             assert response.status_code == 200
             body = response.json()

@@ -23,6 +23,7 @@ from recsvc.keys import Keys
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,
+    TestKeys,
     eventually,
     load_planted_catalog,
     publish_model,
@@ -52,7 +53,7 @@ class Load:
         ]
 
     def _run(self, log: list[tuple[int, str | None]]) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+        with httpx.Client(base_url=self.base_url, timeout=10, auth=TestKeys()) as client:
             while not self.stop.is_set():
                 try:
                     response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})

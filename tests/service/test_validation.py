@@ -19,6 +19,7 @@ from recsvc.embedded_redis import EmbeddedRedis
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,
+    TestKeys,
     load_planted_catalog,
     publish_model,
     service_settings,
@@ -47,7 +48,7 @@ def base_url(
 @pytest.fixture
 def api(base_url: str) -> Iterator[httpx.Client]:
     """A fresh connection per case, so that one case's failure cannot leak into the next."""
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    with httpx.Client(base_url=base_url, timeout=10, auth=TestKeys()) as client:
         yield client
 
 

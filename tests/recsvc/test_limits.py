@@ -1,0 +1,29 @@
+"""The per-client token buckets."""
+
+from __future__ import annotations
+
+from recsvc.limits import MAX_CLIENTS, RateLimiter
+
+
+def test_a_client_gets_its_burst_then_one_request_per_interval() -> None:
+    limiter = RateLimiter(per_second=2, burst=3)
+    assert [limiter.take("a", now=0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a", now=0.0) == 0.5  # one token every half second
+    assert limiter.take("a", now=0.5) == 0.0
+    assert limiter.take("b", now=0.5) == 0.0  # another client has its own bucket
+
+
+def test_tokens_never_pile_up_beyond_the_burst() -> None:
+    limiter = RateLimiter(per_second=1, burst=2)
+    limiter.take("a", now=0.0)
+    allowed = [limiter.take("a", now=1000.0) for _ in range(4)]
+    assert allowed.count(0.0) == 2
+
+
+def test_memory_stays_bounded_whatever_addresses_a_flood_comes_from() -> None:
+    limiter = RateLimiter(per_second=1, burst=5)
+    for i in range(3 * MAX_CLIENTS):
+        limiter.take(f"addr:{i}", now=i * 1e-6)  # all at once: no bucket has refilled
+    assert len(limiter) <= MAX_CLIENTS
+    limiter.take("late", now=1.0)
+    assert limiter.take("late", now=1.0) == 0.0  # the newest client still has its burst
