@@ -60,7 +60,7 @@ def _add_security(schema: dict[str, Any], keys: KeyRing) -> None:
             responses = operation.setdefault("responses", {})
             if access is not Access.OPEN:
                 # `{}` too when keys are off for this level: the key is then optional
-                needed = [{SCHEMES[access]: []}]
+                needed: list[dict[str, list[str]]] = [{SCHEMES[access]: []}]
                 operation["security"] = needed if keys.needs_key(access) else [*needed, {}]
                 for status in ("401", "403"):
                     responses.setdefault(status, {"description": GATE_RESPONSES[status], **ERROR})
