@@ -23,6 +23,7 @@ ERROR = {
     }
 }
 GATE_RESPONSES = {
+    "400": "The body could not be read as its content type says (e.g. not UTF-8 JSON).",
     "401": "No API key, or an unknown one (`WWW-Authenticate: Bearer`).",
     "403": "The key given is of the other kind (an app key on an admin route, or the reverse).",
     "413": "Request body over RECSVC_MAX_BODY_BYTES.",
@@ -64,5 +65,7 @@ def _add_security(schema: dict[str, Any], keys: KeyRing) -> None:
                 operation["security"] = needed if keys.needs_key(access) else [*needed, {}]
                 for status in ("401", "403"):
                     responses.setdefault(status, {"description": GATE_RESPONSES[status], **ERROR})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": GATE_RESPONSES["400"], **ERROR})
             for status in ("413", "429"):
                 responses.setdefault(status, {"description": GATE_RESPONSES[status], **ERROR})

@@ -20,7 +20,13 @@ MAX_DEFINITION_BYTES = 256 * 1024
 @router.put(
     "/experiments",
     openapi_extra={
-        "requestBody": {"content": {"application/toml": {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/toml": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
     },
     responses={
         422: {"description": "The definition cannot serve: every problem is named."},
