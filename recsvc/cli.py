@@ -15,13 +15,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import redis.asyncio as aioredis
 import typer
-from redis.exceptions import RedisError
 
 from recsvc.keys import Keys
 from recsvc.manifest import ArtifactError, read_manifest
 from recsvc.ranker import load_array
+from recsvc.redis_client import REDIS_ERRORS, async_client
 from recsvc.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -90,7 +89,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def _run_with_redis(settings: Settings, work: Callable[[Any, Keys], Awaitable[T]]) -> T:
     async def main() -> T:
-        client = aioredis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+        client = async_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
         try:
             return await work(client, Keys(settings.redis_prefix))
         finally:
@@ -98,7 +97,7 @@ def _run_with_redis(settings: Settings, work: Callable[[Any, Keys], Awaitable[T]
 
     try:
         return asyncio.run(main())
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         _fail(f"Redis at {settings.redis_url}: {exc}")
     except OSError as exc:  # the disk (a models directory), or a socket error redis let through
         _fail(str(exc))

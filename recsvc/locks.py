@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
+from recsvc.redis_client import REDIS_ERRORS, AsyncClient, SyncClient
 
 log = logging.getLogger("recsvc.locks")
 
@@ -161,7 +160,7 @@ def _held(key: str, raw: bytes | str | None, busy: str) -> LockHeld:
 
 @contextmanager
 def redis_lock(
-    client: redis.Redis, key: str, what: str, busy: str, ttl: int = TTL_SECONDS
+    client: SyncClient, key: str, what: str, busy: str, ttl: int = TTL_SECONDS
 ) -> Iterator[Lease]:
     """Hold `key` for the block (synchronous client; the heartbeat is a thread).
 
@@ -187,7 +186,7 @@ def redis_lock(
                 if not client.eval(EXTEND_SCRIPT, 1, key, lease.token, ttl * 1000):
                     lease.lost = True
                     return
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 continue  # Redis away for a moment: the TTL still covers a few misses
 
     thread = threading.Thread(target=heartbeat, name=f"lock {key}", daemon=True)
@@ -201,13 +200,13 @@ def redis_lock(
         thread.join()
         try:
             client.eval(RELEASE_SCRIPT, 1, key, lease.token)
-        except redis.RedisError as exc:  # never hide the block's own outcome: the TTL ends it
+        except REDIS_ERRORS as exc:  # never hide the block's own outcome: the TTL ends it
             log.warning("could not release the lock %s (%s); it expires in %ss", key, exc, ttl)
 
 
 @asynccontextmanager
 async def async_redis_lock(
-    client: aioredis.Redis, key: str, what: str, busy: str, ttl: int = TTL_SECONDS
+    client: AsyncClient, key: str, what: str, busy: str, ttl: int = TTL_SECONDS
 ) -> AsyncIterator[Lease]:
     """Hold `key` for the block (asyncio client; the heartbeat is a task)."""
     lease = Lease(key, new_token(what))
@@ -231,7 +230,7 @@ async def async_redis_lock(
                 if not await client.eval(EXTEND_SCRIPT, 1, key, lease.token, ttl * 1000):  # type: ignore[misc]
                     lease.lost = True
                     return
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 continue
 
     task = asyncio.create_task(heartbeat())
@@ -244,5 +243,5 @@ async def async_redis_lock(
         await asyncio.gather(task, return_exceptions=True)
         try:
             await client.eval(RELEASE_SCRIPT, 1, key, lease.token)  # type: ignore[misc]
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not release the lock %s (%s); it expires in %ss", key, exc, ttl)

@@ -1,14 +1,15 @@
 """Publish a model version's user vectors to Redis, then flip the pointer to it.
 
 Every vector is written under a new generation's namespace first (one MSET per 2,000 users,
-two on the wire at once);
-only then does one SET move `model:current` (or, for a challenger, `model:challenger`), so a
-reader sees the old model or the new one, never half of one. The generation the pointer left
-gets a TTL of the grace period (replicas still on the old model keep reading its vectors until
-they reload), as do, after an hour, the leftovers of a publish that died half-way. The other
-pointer's generation is left alone: publishing a new current model keeps the challenger, and a
-new challenger keeps the current model. Memory used per user is measured from Redis's own
-`used_memory`. A lock in Redis keeps publishes and rollbacks one at a time.
+two on the wire at once; on a Redis Cluster, per 2,000 users one MSET per hash slot, every
+node's at once); only then does one SET move `{model}:current` (or, for a challenger,
+`{model}:challenger`), so a reader sees the old model or the new one, never half of one. The
+generation the pointer left gets a TTL of the grace period (replicas still on the old model
+keep reading its vectors until they reload), as do, after an hour, the leftovers of a publish
+that died half-way. The other pointer's generation is left alone: publishing a new current
+model keeps the challenger, and a new challenger keeps the current model. Memory used per user
+is measured from Redis's own `used_memory` (summed over a Cluster's primaries). A lock in Redis
+keeps publishes and rollbacks one at a time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 from hiredis import pack_command
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from recsvc import vectors
 from recsvc.domain import ID_PATTERN
@@ -38,6 +41,7 @@ from recsvc.locks import Lease, async_redis_lock
 from recsvc.manifest import ArtifactError
 from recsvc.pause_points import pause_point
 from recsvc.ranker import RankingModel, load_array
+from recsvc.redis_client import REDIS_ERRORS, AsyncClient, slot_groups, transaction, used_memory
 from recsvc.store import parse_pointer
 
 log = logging.getLogger("recsvc.publish")
@@ -47,7 +51,7 @@ IN_FLIGHT = 2  # MSETs sent before the first reply is read: Redis works while we
 
 
 @asynccontextmanager
-async def publish_lock(client: aioredis.Redis, keys: Keys, holder: str) -> AsyncIterator[Lease]:
+async def publish_lock(client: AsyncClient, keys: Keys, holder: str) -> AsyncIterator[Lease]:
     """Hold the publish lock for the block; LockHeld when another live run holds it."""
     busy = "another publish or rollback is running; try again when it ends"
     async with async_redis_lock(client, keys.publish_lock, holder, busy) as lease:
@@ -109,7 +113,7 @@ def all_valid_ids(ids: np.ndarray) -> bool:
 
 
 async def publish(
-    client: aioredis.Redis,
+    client: AsyncClient,
     keys: Keys,
     directory: Path,
     grace_seconds: int,
@@ -132,7 +136,7 @@ async def publish(
 
 
 async def _publish(
-    client: aioredis.Redis,
+    client: AsyncClient,
     keys: Keys,
     directory: Path,
     grace_seconds: int,
@@ -156,9 +160,12 @@ async def _publish(
     )
     pointer = keys.model_challenger if role == "challenger" else keys.model_current
     try:
-        before = await _used_memory(client)
-        await _write_vectors(client, keys, generation, user_ids, factors, progress)
-        grown = await _used_memory(client) - before
+        before = await used_memory(client)
+        if isinstance(client, AsyncRedisCluster):
+            await _write_vectors_per_node(client, keys, generation, user_ids, factors, progress)
+        else:
+            await _write_vectors(client, keys, generation, user_ids, factors, progress)
+        grown = await used_memory(client) - before
         previous = parse_pointer(await client.get(pointer))
         if expected_current is not ANY and role == "current":
             now = previous.version if previous else None
@@ -168,7 +175,7 @@ async def _publish(
                     "began (a rollback or promote meanwhile?): not published over it"
                 )
         lease.check()  # never flip without the lock: another publish may have taken over
-        pipe = client.pipeline(transaction=True)
+        pipe = await transaction(client)
         pipe.set(pointer, json.dumps({"version": version, "generation": generation}))
         entry = entry_json(version, len(user_ids), role)
         pipe.hset(keys.model_generations, str(generation), entry)
@@ -178,7 +185,7 @@ async def _publish(
         raise
     try:  # the new model is live now: what is left is housekeeping, never a failure
         expiring = await retire_old(client, keys, grace_seconds)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         log.warning("published %s; old generations not retired yet: %s", version, exc)
         expiring = []
     return PublishReport(
@@ -193,14 +200,14 @@ async def _publish(
     )
 
 
-async def _abandon(client: aioredis.Redis, keys: Keys, generation: int) -> None:
+async def _abandon(client: AsyncClient, keys: Keys, generation: int) -> None:
     """Best effort, after a publish failed before its flip: delete the partial generation's
     vectors and its registry entry, so that they take no memory (a retry under maxmemory
     needs the room). What cannot be deleted now, a later publish retires after an hour."""
     try:
         await set_generation_ttl(client, keys, generation, 0)
         await client.hdel(keys.model_generations, str(generation))
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         log.warning("could not delete the partial generation %s: %s", generation, exc)
 
 
@@ -256,7 +263,56 @@ async def _write_vectors(
         await client.connection_pool.release(connection)
 
 
-async def retire_old(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> list[int]:
+async def _write_vectors_per_node(
+    client: AsyncRedisCluster,
+    keys: Keys,
+    generation: int,
+    user_ids: np.ndarray,
+    factors: np.ndarray,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """A Cluster's publish: per chunk of users, one MSET per hash slot (an MSET's keys must
+    share one), packed by hiredis and sent to each node on one of its connections, the nodes
+    at once. A slot that moves meanwhile (resharding) fails the publish, which may be run
+    again."""
+    for start in range(0, len(user_ids), CHUNK):
+        block = vectors.encode_many(factors[start : start + CHUNK])
+        names = [keys.vector(generation, user) for user in user_ids[start : start + CHUNK].tolist()]
+        per_node: dict[str, tuple[ClusterNode, list[bytes]]] = {}
+        for group in slot_groups(client, names):
+            command: list[str | bytes] = ["MSET"]
+            for i in group:
+                command += (names[i], block[i])
+            node = client.get_node_from_key(names[group[0]])
+            if node is None:
+                raise RedisClusterException(f"no node serves the slot of {names[group[0]]}")
+            entry = per_node.setdefault(node.name, (node, []))
+            entry[1].append(pack_command(tuple(command)))  # type: ignore[arg-type]
+        await asyncio.gather(*(_send_all(node, packed) for node, packed in per_node.values()))
+        if progress:
+            progress(len(block))
+        if start == 0:
+            pause_point("publish:after-first-chunk", f"generation {generation}, pointer not moved")
+
+
+async def _send_all(node: ClusterNode, commands: list[bytes]) -> None:
+    """Send MSETs to one node in one write, then read (and check) every reply."""
+    connection = node.acquire_connection()
+    clean = False
+    try:
+        await connection.send_packed_command(b"".join(commands), False)
+        for _ in commands:
+            reply = await connection.read_response()
+            if reply not in (b"OK", "OK"):
+                raise aioredis.ResponseError(f"MSET to {node.name} answered {reply!r}")
+        clean = True
+    finally:
+        if not clean:
+            await connection.disconnect()
+        node.release(connection)
+
+
+async def retire_old(client: AsyncClient, keys: Keys, grace_seconds: int) -> list[int]:
     """Give the vectors (and registry entry) of every generation that neither pointer names,
     and that no publish is still writing, the grace TTL; forget the ones already expired."""
     live = {
@@ -286,7 +342,7 @@ async def retire_old(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> 
 
 
 async def set_generation_ttl(
-    client: aioredis.Redis, keys: Keys, generation: int, seconds: int | None
+    client: AsyncClient, keys: Keys, generation: int, seconds: int | None
 ) -> int:
     """Give one generation's vectors a TTL (0: delete them now; None: no TTL, for a rollback
     to keep them); the number of keys found."""
@@ -299,13 +355,13 @@ async def set_generation_ttl(
             elif seconds > 0:
                 pipe.expire(key, seconds)
             else:
-                pipe.unlink(key)
+                pipe.execute_command("UNLINK", key)  # a Cluster pipeline's unlink() differs
         await pipe.execute()
         found += len(batch)
     return found
 
 
-async def _scan_batches(client: aioredis.Redis, pattern: str, size: int = 2000) -> Any:
+async def _scan_batches(client: AsyncClient, pattern: str, size: int = 2000) -> Any:
     batch = []
     async for key in client.scan_iter(match=pattern, count=size):
         batch.append(key)
@@ -326,7 +382,3 @@ def entry_json(version: str, users: int, state: str) -> str:
             "at": datetime.now(UTC).isoformat(),
         }
     )
-
-
-async def _used_memory(client: aioredis.Redis) -> int:
-    return int((await client.info("memory"))["used_memory"])

@@ -1,31 +1,58 @@
 """The service's Lua scripts: each runs atomically inside Redis, in one round trip.
 
-They build their keys from the prefix as recsvc.keys spells them (a test over the real service
-checks both agree: state written through Keys is what the scripts read).
+Every script declares its keys: one per user (`Keys.user`, the prefix of that user's keys,
+which names the user's slot), or the stream. The keys it touches are built from those, as
+recsvc.keys spells them, and each shares the slot of the declared key it is built from. Redis
+Cluster routes a script by its declared keys (they must share one slot) and refuses a key of
+another slot, so a batch that spans users is sent as one call per slot
+(recsvc.redis_client.run_per_slot); to a single Redis, as one call. A test over the real
+service checks that state written through Keys is what the scripts read.
 """
 
-# Appends a batch of validated events, atomically: refuse the whole batch when the stream
-# has no room (never trim accepted events away), skip event ids already accepted, and update
-# each user's recent items and purchases. ARGV: prefix, max stream length, dedup TTL, recent
-# limit, event count, then 9 fields per event (EVENT_FIELDS order).
+# Appends a batch of validated events and updates each user's recent items and purchases.
+# ARGV: mode, prefix, max stream length, dedup TTL, recent limit, event count, then 9 fields
+# per event (EVENT_FIELDS order). Modes:
+# - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
+#   step. Refuses the whole batch when the stream has no room (never trims accepted events
+#   away), skips events already accepted (the marker Keys.event_accepted), and updates the
+#   users' state for the new ones. Returns {accepted, duplicates}, or {-1, 0} when refused.
+# - 'append' (Cluster, the stream's slot), KEYS: the stream: the same, users' state aside.
+# - 'apply' (Cluster, one user slot), KEYS: each event's user: updates the state for every
+#   event not yet applied (the marker Keys.event_applied), so that running it again after a
+#   failure half-way (a retry of the batch) applies each event once. Returns the count.
 INGEST_SCRIPT = """
-local prefix, maxlen, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local keep, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local stream = prefix .. ':events'
+local mode, prefix, maxlen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local keep, n = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function apply(user, item_type, item, action, ratio)
+  redis.call('LPUSH', user .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
+  redis.call('LTRIM', user .. ':recent', 0, keep - 1)
+  if action == 'purchase' then redis.call('SADD', user .. ':purchased', item) end
+end
+if mode == 'apply' then
+  local applied = 0
+  for i = 0, n - 1 do
+    local o = 6 + i * 9
+    local user = KEYS[i + 1]
+    if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
+      apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7])
+      applied = applied + 1
+    end
+  end
+  return applied
+end
+local stream = KEYS[1]
 if redis.call('XLEN', stream) + n > maxlen then return {-1, 0} end
 local accepted, duplicates = 0, 0
 for i = 0, n - 1 do
-  local o = 5 + i * 9
+  local o = 6 + i * 9
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
-  local tag = prefix .. ':{u:' .. user .. '}'
-  if redis.call('SET', tag .. ':ev:' .. event_id, '1', 'NX', 'EX', ttl) then
+  local marker = prefix .. ':ev:{' .. stream .. '}:' .. user .. ':' .. event_id
+  if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
     redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
       'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
       'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
-    redis.call('LPUSH', tag .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
-    redis.call('LTRIM', tag .. ':recent', 0, keep - 1)
-    if action == 'purchase' then redis.call('SADD', tag .. ':purchased', item) end
+    if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio) end
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
@@ -35,46 +62,43 @@ return {accepted, duplicates}
 """
 
 
-# Reads the state of a batch of users in one call. ARGV: prefix, '1' when there is a vector
-# to read, its generation, the UTC day, the daily cap, then the user ids joined by ','. Of
-# today's attach counters only the products at the cap come back. The keys are built
-# here, as recsvc.keys spells them: 4 arguments instead of 5 per user, since packing each
-# argument was most of the client's cost (bench/serve.py). Each user's keys share one hash
-# tag, but a batch spans slots: on Redis Cluster a batch would be split by slot.
+# Reads the state of a batch of users in one call. KEYS: each user (Keys.user). ARGV:
+# prefix, '1' when there is a vector to read, its generation, the UTC day, the daily cap. Of
+# today's attach counters only the products at the cap come back. One key per user, the rest
+# built here: packing each argument was most of the client's cost (bench/serve.py).
 READ_SCRIPT = """
 local prefix, with_vector, generation, day = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local cap = tonumber(ARGV[5])
+local vectors = prefix .. ':vec:' .. generation .. ':'
 local out = {}
-for user in string.gmatch(ARGV[6], '[^,]+') do
-  local tag = prefix .. ':{u:' .. user .. '}'
+for _, user in ipairs(KEYS) do
   local vector = false
   if with_vector then
-    vector = redis.call('GET', prefix .. ':vec:' .. generation .. ':{u:' .. user .. '}')
+    vector = redis.call('GET', vectors .. string.sub(user, #prefix + 2))  -- '{u:<id>}'
   end
-  local counts, capped = redis.call('HGETALL', tag .. ':caps:' .. day), {}
+  local counts, capped = redis.call('HGETALL', user .. ':caps:' .. day), {}
   for i = 1, #counts, 2 do
     if tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
   end
-  out[#out + 1] = {vector, redis.call('HGETALL', tag .. ':profile'),
-    redis.call('SUNION', tag .. ':holdings', tag .. ':purchased'),
-    redis.call('LRANGE', tag .. ':recent', 0, -1),
+  out[#out + 1] = {vector, redis.call('HGETALL', user .. ':profile'),
+    redis.call('SUNION', user .. ':holdings', user .. ':purchased'),
+    redis.call('LRANGE', user .. ':recent', 0, -1),
     capped}
 end
 return out
 """
 
 # Counts attached products, each only while under the cap: check and increment are one
-# step, so concurrent feeds of one user cannot both take the last slot. ARGV: prefix, UTC
-# day, TTL of the counters, the daily cap, then "user=p1,p2;user2=p3" (one entry per page;
-# a user may have several). Returns "i=product" for each card refused because at the cap,
-# i the entry's position from 1: those cards are withdrawn from that page.
+# step, so concurrent feeds of one user cannot both take the last slot. KEYS: the user of
+# each page (Keys.user; a user may have several pages). ARGV: UTC day, TTL of the counters,
+# the daily cap, then each page's products joined by ','. Returns "i=product" for each card
+# refused because at the cap, i the page's position from 1: those cards are withdrawn.
 COUNT_SCRIPT = """
-local prefix, day, ttl, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local refused, entry = {}, 0
-for user, products in string.gmatch(ARGV[5], '([^;=]+)=([^;]+)') do
-  entry = entry + 1
-  local key = prefix .. ':{u:' .. user .. '}:caps:' .. day
-  for product in string.gmatch(products, '[^,]+') do
+local day, ttl, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local refused = {}
+for entry, user in ipairs(KEYS) do
+  local key = user .. ':caps:' .. day
+  for product in string.gmatch(ARGV[3 + entry], '[^,]+') do
     if tonumber(redis.call('HGET', key, product) or '0') < cap then
       redis.call('HINCRBY', key, product, 1)
     else

@@ -4,6 +4,15 @@ event ingestion, profiles, attach counters, the model pointer and the catalogue.
 Every failure to reach Redis becomes RedisUnavailable. After one, the store refuses at once
 for `retry_seconds` (callers serve degraded or answer 503) instead of letting each request
 wait out a timeout; the watcher's poll still probes and lifts the refusal when Redis is back.
+
+The same code serves a single Redis and a Redis Cluster (recsvc.redis_client): a batch's
+scripts run once per hash slot on a Cluster, once in all on a single Redis. Event ingestion
+differs in one respect. On a single Redis one script appends the new events to the stream and
+updates their users' state, atomically. On a Cluster the stream and the users are in other
+slots: one script appends the new events (skipping those already accepted) in the stream's
+slot, then one per user slot updates the state of every event of the batch not yet applied
+there. A failure between the two answers 503, and the client's retry finds its events
+accepted (duplicates) and completes the state: nothing lost, nothing doubled.
 """
 
 from __future__ import annotations
@@ -16,14 +25,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError, WatchError
+from redis.asyncio.cluster import ClusterPipeline
+from redis.exceptions import RedisClusterException, RedisError, ResponseError, WatchError
 
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
+from recsvc.redis_client import (
+    AsyncClient,
+    is_cluster,
+    run_per_slot,
+    service_client,
+    slot_groups,
+    transaction,
+)
 from recsvc.redis_scripts import COUNT_SCRIPT, EXPOSE_SCRIPT, INGEST_SCRIPT, READ_SCRIPT
 from recsvc.schemas import Event, Profile
 
@@ -115,27 +130,17 @@ def utc_day(now: float | None = None) -> str:
     return time.strftime("%Y%m%d", time.gmtime(now))
 
 
-def connect(url: str, timeout_ms: int, cluster: bool = False) -> aioredis.Redis:
-    """An async client with bounded timeouts and no retries: a slow Redis must not hold a
-    request longer than the timeout."""
-    if cluster:
-        raise NotImplementedError("Redis Cluster mode: issue 7, in progress")
-    seconds = timeout_ms / 1000
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        socket_timeout=seconds,
-        socket_connect_timeout=seconds,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=64,
-        timeout=seconds,  # wait this long for a free connection, then fail like Redis
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+def connect(url: str, timeout_ms: int, cluster: bool = False) -> AsyncClient:
+    """An async client (of a Redis Cluster when `cluster`; the URL names any one node) with
+    bounded timeouts and no retries: a slow Redis must not hold a request longer than the
+    timeout."""
+    return service_client(url, timeout_ms, cluster)
 
 
 class FeatureStore:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         keys: Keys,
         retry_seconds: float = 1.0,
         on_error: Callable[[str], None] | None = None,
@@ -145,6 +150,7 @@ class FeatureStore:
         self.retry_seconds = retry_seconds
         self.on_error = on_error or (lambda operation: None)
         self._down_until = 0.0
+        self._cluster = is_cluster(client)
         self._ingest = client.register_script(INGEST_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
         self._count = client.register_script(COUNT_SCRIPT)
@@ -164,7 +170,7 @@ class FeatureStore:
         except ResponseError as exc:  # Redis answered: an error, but Redis is up
             self.on_error(operation)
             raise RedisUnavailable(f"Redis {operation} refused: {exc}") from None
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + self.retry_seconds
             self.on_error(operation)
             raise RedisUnavailable(f"Redis {operation} failed: {exc}") from None
@@ -175,18 +181,26 @@ class FeatureStore:
     async def user_states(
         self, user_ids: list[str], generation: int | None, day: str, daily_cap: int
     ) -> list[UserState]:
-        """Several users' vectors and states, in one round trip (one script) for them all;
-        `capped` holds the products attached `daily_cap` times today."""
+        """Several users' vectors and states, in one round trip (one script per slot on a
+        Cluster); `capped` holds the products attached `daily_cap` times today."""
         args = [
             self.keys.prefix,
             "0" if generation is None else "1",
             str(generation or 0),
             day,
             str(daily_cap),
-            ",".join(user_ids),
         ]
-        replies = await self._call("user_state", lambda: self._read(keys=[], args=args))
-        return [_user_state(reply) for reply in replies]
+        users = [self.keys.user(user_id) for user_id in user_ids]
+        groups = slot_groups(self.client, users)
+        calls = [([users[i] for i in group], args) for group in groups]
+        replies = await self._call(
+            "user_state", lambda: run_per_slot(self.client, self._read, calls)
+        )
+        states: list[UserState] = [UserState()] * len(user_ids)
+        for group, reply in zip(groups, replies, strict=True):
+            for position, state in zip(group, reply, strict=True):
+                states[position] = _user_state(state)
+        return states
 
     async def log_exposures(self, exposures: list[Exposure], max_len: int) -> int:
         """Append exposures to their stream; the number dropped (the stream was full)."""
@@ -201,16 +215,18 @@ class FeatureStore:
 
     async def poll(self) -> Poll:
         """The current-model pointer, the catalogue and experiments revisions and the
-        challenger pointer, in one MGET (a probe: always tries)."""
-        keys = [
-            self.keys.model_current,
-            self.keys.catalog_revision,
-            self.keys.experiments_revision,
-            self.keys.model_challenger,
-        ]
-        raw_pointer, catalog, experiments, challenger = await self._call(
-            "poll", lambda: self.client.mget(keys), probe=True
-        )
+        challenger pointer, in one round trip (a probe: always tries). Pipelined GETs rather
+        than an MGET: on a Cluster the three groups are in three slots."""
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.keys.model_current)
+            pipe.get(self.keys.catalog_revision)
+            pipe.get(self.keys.experiments_revision)
+            pipe.get(self.keys.model_challenger)
+            return await pipe.execute()
+
+        raw_pointer, catalog, experiments, challenger = await self._call("poll", work, probe=True)
         return Poll(
             parse_pointer(raw_pointer),
             _str_or_none(catalog),
@@ -265,7 +281,7 @@ class FeatureStore:
         """The experiments' revision and TOML definition, read together."""
 
         async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = await transaction(self.client)
             pipe.get(self.keys.experiments_revision)
             pipe.get(self.keys.experiments_definition)
             return await pipe.execute()
@@ -278,7 +294,7 @@ class FeatureStore:
         revision = new_revision()
 
         async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = await transaction(self.client)
             pipe.set(self.keys.experiments_definition, definition)
             pipe.set(self.keys.experiments_revision, revision)
             return await pipe.execute()
@@ -293,7 +309,7 @@ class FeatureStore:
         """The catalogue's revision and raw records, read in one transaction."""
 
         async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = await transaction(self.client)
             pipe.get(self.keys.catalog_revision)
             pipe.hgetall(self.keys.catalog_videos)
             pipe.hgetall(self.keys.catalog_products)
@@ -306,26 +322,38 @@ class FeatureStore:
     async def ingest(
         self, events: list[Event], max_len: int, dedup_seconds: int, recent_limit: int
     ) -> tuple[int, int]:
-        """Append new events to the stream and user state; (accepted, duplicates)."""
-        args: list[Any] = [self.keys.prefix, max_len, dedup_seconds, recent_limit, len(events)]
-        for e in events:
-            args += [
-                e.event_id,
-                e.ts.isoformat(),
-                e.user_id,
-                e.item_id,
-                e.item_type.value,
-                e.action.value,
-                "" if e.watch_ratio is None else repr(e.watch_ratio),
-                e.request_id or "",
-                "" if e.amount is None else repr(e.amount),
-            ]
-        accepted, duplicates = await self._call(
-            "ingest", lambda: self._ingest(keys=[self.keys.events], args=args)
-        )
+        """Append new events to the stream and user state; (accepted, duplicates).
+
+        StreamFull, and nothing written, when the stream has no room for the batch."""
+        settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit]
+        users = [self.keys.user(e.user_id) for e in events]
+        if not self._cluster:  # one atomic script: the stream, then each event's user
+            args = ["all", *settings, len(events), *_event_args(events)]
+            keys = [self.keys.events, *users]
+            replies = await self._call(
+                "ingest", lambda: run_per_slot(self.client, self._ingest, [(keys, args)])
+            )
+            accepted, duplicates = replies[0]
+        else:
+            args = ["append", *settings, len(events), *_event_args(events)]
+            calls = [([self.keys.events], args)]
+            replies = await self._call(
+                "ingest", lambda: run_per_slot(self.client, self._ingest, calls)
+            )
+            accepted, duplicates = replies[0]
+            if accepted >= 0:  # duplicates too: a retry completes what a failure left undone
+                await self._apply_events(events, users, settings)
         if accepted < 0:
             raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
         return int(accepted), int(duplicates)
+
+    async def _apply_events(self, events: list[Event], users: list[str], settings: list) -> None:
+        """Cluster: each event's update of its user's state, once per slot of users."""
+        calls = []
+        for group in slot_groups(self.client, users):
+            args = ["apply", *settings, len(group), *_event_args([events[i] for i in group])]
+            calls.append(([users[i] for i in group], args))
+        await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
 
     async def count_attached(
         self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
@@ -336,17 +364,28 @@ class FeatureStore:
         refused: list[set[str]] = [set() for _ in attached]
         if not pages:
             return refused
-        spec = ";".join(f"{attached[i][0]}={','.join(attached[i][1])}" for i in pages)
-        args = [self.keys.prefix, day, str(CAPS_TTL_SECONDS), str(daily_cap), spec]
-        replies = await self._call("count_attached", lambda: self._count(keys=[], args=args))
-        for reply in replies:
-            entry, product = reply.decode().split("=", 1)
-            refused[pages[int(entry) - 1]].add(product)
+        users = [self.keys.user(attached[i][0]) for i in pages]
+        settings = [day, str(CAPS_TTL_SECONDS), str(daily_cap)]
+        groups = slot_groups(self.client, users)
+        calls = [
+            (
+                [users[i] for i in group],
+                [*settings, *(",".join(attached[pages[i]][1]) for i in group)],
+            )
+            for group in groups
+        ]
+        replies = await self._call(
+            "count_attached", lambda: run_per_slot(self.client, self._count, calls)
+        )
+        for group, reply in zip(groups, replies, strict=True):
+            for item in reply:
+                entry, product = item.decode().split("=", 1)
+                refused[pages[group[int(entry) - 1]]].add(product)
         return refused
 
     async def put_profile(self, user_id: str, profile: Profile) -> None:
         async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = await transaction(self.client)
             queue_profile(pipe, self.keys, user_id, profile)
             return await pipe.execute()
 
@@ -363,7 +402,7 @@ class FeatureStore:
 
     async def put_catalog_record(self, hash_key: str, item_id: str, record: dict) -> None:
         async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = await transaction(self.client)
             pipe.hset(hash_key, item_id, json.dumps(record))
             pipe.set(self.keys.catalog_revision, new_revision())
             return await pipe.execute()
@@ -378,7 +417,7 @@ class FeatureStore:
         None."""
 
         async def work() -> dict | None:
-            async with self.client.pipeline(transaction=True) as pipe:
+            async with await transaction(self.client) as pipe:
                 while True:
                     try:
                         await pipe.watch(hash_key)
@@ -408,7 +447,27 @@ def new_revision() -> str:
     return uuid.uuid4().hex
 
 
-def queue_profile(pipe: Pipeline, keys: Keys, user_id: str, profile: Profile) -> None:
+def _event_args(events: list[Event]) -> list[str]:
+    """The INGEST script's 9 arguments per event."""
+    args: list[str] = []
+    for e in events:
+        args += [
+            e.event_id,
+            e.ts.isoformat(),
+            e.user_id,
+            e.item_id,
+            e.item_type.value,
+            e.action.value,
+            "" if e.watch_ratio is None else repr(e.watch_ratio),
+            e.request_id or "",
+            "" if e.amount is None else repr(e.amount),
+        ]
+    return args
+
+
+def queue_profile(
+    pipe: Pipeline | ClusterPipeline, keys: Keys, user_id: str, profile: Profile
+) -> None:
     """Queue the commands that replace one user's profile and upstream holdings (purchases
     seen in events are kept apart, in `:purchased`, and survive)."""
     fields = {

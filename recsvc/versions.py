@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from recsvc.keys import Keys
 from recsvc.manifest import ArtifactError, read_manifest
 from recsvc.publish import entry_json, publish_lock, set_generation_ttl
+from recsvc.redis_client import AsyncClient, transaction
 from recsvc.store import Pointer, parse_pointer
 
 
@@ -48,12 +47,12 @@ class VersionInfo:
         return asdict(self)
 
 
-async def registry(client: aioredis.Redis, keys: Keys) -> dict[int, dict[str, Any]]:
+async def registry(client: AsyncClient, keys: Keys) -> dict[int, dict[str, Any]]:
     raw = await client.hgetall(keys.model_generations)
     return {int(field): json.loads(value) for field, value in raw.items()}
 
 
-async def list_versions(client: aioredis.Redis, keys: Keys, models_dir: Path) -> list[VersionInfo]:
+async def list_versions(client: AsyncClient, keys: Keys, models_dir: Path) -> list[VersionInfo]:
     """Every generation in Redis and every version directory on disk, newest first."""
     entries = await registry(client, keys)
     current, challenger = await pointers(client, keys)
@@ -84,7 +83,7 @@ async def list_versions(client: aioredis.Redis, keys: Keys, models_dir: Path) ->
     return infos
 
 
-async def pointers(client: aioredis.Redis, keys: Keys) -> tuple[Pointer | None, Pointer | None]:
+async def pointers(client: AsyncClient, keys: Keys) -> tuple[Pointer | None, Pointer | None]:
     """The current and the challenger pointers (None where unset or unreadable)."""
     current, challenger = await client.mget(keys.model_current, keys.model_challenger)
     return parse_pointer(current), parse_pointer(challenger)
@@ -98,7 +97,7 @@ def _metrics(directory: Path) -> dict[str, Any]:
 
 
 async def rollback(
-    client: aioredis.Redis, keys: Keys, grace_seconds: int, to: str | None = None
+    client: AsyncClient, keys: Keys, grace_seconds: int, to: str | None = None
 ) -> dict[str, Any]:
     """Make an earlier generation current again (the newest other one, or `to`'s newest)."""
     async with publish_lock(client, keys, "rollback") as lease:
@@ -129,7 +128,7 @@ async def rollback(
         if await set_generation_ttl(client, keys, generation, None) == 0:
             raise RollbackError(f"generation {generation} ({entry['version']}) has no vectors left")
         lease.check()
-        pipe = client.pipeline(transaction=True)
+        pipe = await transaction(client)
         pipe.set(
             keys.model_current,
             json.dumps({"version": entry["version"], "generation": generation}),
@@ -150,7 +149,7 @@ async def rollback(
         }
 
 
-async def promote(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> dict[str, Any]:
+async def promote(client: AsyncClient, keys: Keys, grace_seconds: int) -> dict[str, Any]:
     """Make the challenger current; the previous current generation gets the grace TTL."""
     async with publish_lock(client, keys, "promote") as lease:
         current, challenger = await pointers(client, keys)
@@ -162,7 +161,7 @@ async def promote(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> dic
         entries = await registry(client, keys)
         entry = entries.get(challenger.generation, {"version": challenger.version, "users": 0})
         lease.check()
-        pipe = client.pipeline(transaction=True)
+        pipe = await transaction(client)
         pipe.set(
             keys.model_current,
             json.dumps({"version": challenger.version, "generation": challenger.generation}),
@@ -188,9 +187,7 @@ async def promote(client: aioredis.Redis, keys: Keys, grace_seconds: int) -> dic
         }
 
 
-async def prune_versions(
-    client: aioredis.Redis, keys: Keys, models_dir: Path, keep: int
-) -> list[str]:
+async def prune_versions(client: AsyncClient, keys: Keys, models_dir: Path, keep: int) -> list[str]:
     """Remove version directories beyond the newest `keep`; the names removed.
 
     Kept whatever their age: the versions either pointer names, and every version whose
@@ -202,7 +199,7 @@ async def prune_versions(
         return await _prune(client, keys, models_dir, keep)
 
 
-async def _prune(client: aioredis.Redis, keys: Keys, models_dir: Path, keep: int) -> list[str]:
+async def _prune(client: AsyncClient, keys: Keys, models_dir: Path, keep: int) -> list[str]:
     for leftover in models_dir.glob(".pruning-*") if models_dir.is_dir() else []:
         shutil.rmtree(leftover)  # a prune killed half-way
     versions = sorted(version_dirs(models_dir), reverse=True)

@@ -316,11 +316,10 @@ def drain(
     """Move the service's event and exposure streams into Parquet day partitions (each entry
     once).
 
-    Uses RECSVC_REDIS_URL and RECSVC_REDIS_PREFIX, like the service."""
-    import redis
-
+    Uses RECSVC_REDIS_URL, RECSVC_REDIS_CLUSTER and RECSVC_REDIS_PREFIX, like the service."""
     from recsvc.keys import Keys
     from recsvc.locks import LockHeld, LockLost, redis_lock
+    from recsvc.redis_client import REDIS_ERRORS, sync_client
     from training.drain import EXPOSURES
     from training.drain import drain as drain_stream
     from training.nightly import nightly_lock
@@ -328,7 +327,7 @@ def drain(
     settings = service_settings("the Redis whose event stream to drain")
     directory_option(out, "--out")
     directory_option(exposures, "--exposures")
-    client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+    client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
     keys = Keys(settings.redis_prefix)
     busy = "a nightly run or another drain is in progress (two drains could write an event twice)"
     try:
@@ -338,7 +337,7 @@ def drain(
             shown = drain_stream(client, exposures, keys, before_ack=lease.check, stream=EXPOSURES)
     except (LockHeld, LockLost) as exc:
         fail(str(exc))
-    except (redis.RedisError, OSError) as exc:
+    except (*REDIS_ERRORS, OSError) as exc:
         fail(f"drain stopped, nothing unwritten was acknowledged: {exc}")
     finally:
         client.close()
@@ -402,11 +401,11 @@ def nightly(
 ) -> None:
     """Drain, retrain, compare with the live model, gate, publish, prune. Exit 0 promoted (or
     published as challenger), 3 gated, 1 failure. Uses RECSVC_REDIS_URL, RECSVC_REDIS_PREFIX,
-    RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS and RECSVC_KEEP_VERSIONS."""
-    import redis
-
+    RECSVC_REDIS_CLUSTER, RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS and
+    RECSVC_KEEP_VERSIONS."""
     from recsvc.keys import Keys
     from recsvc.locks import LockHeld
+    from recsvc.redis_client import REDIS_ERRORS
     from training.history_chart import write_history_chart
     from training.nightly import FAILED, NightlySpec, run_nightly, summary, write_report
 
@@ -432,10 +431,12 @@ def nightly(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        code, report = run_nightly(settings.redis_url or "", Keys(settings.redis_prefix), spec)
+        code, report = run_nightly(
+            settings.redis_url or "", Keys(settings.redis_prefix), spec, settings.redis_cluster
+        )
     except LockHeld as exc:
         fail(str(exc))
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         fail(f"nightly run could not start, the live model is untouched: {exc}")
     path = write_report(reports, code, report)
     chart = reports / "metrics-history.png"
@@ -511,15 +512,14 @@ def ab_report(
 
     try:
         if definition is None:
-            import redis
-
             from recsvc.keys import Keys
+            from recsvc.redis_client import REDIS_ERRORS, sync_client
 
             settings = service_settings("the Redis that holds the experiments' definition")
-            client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=30)
+            client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
             try:
                 stored = client.get(Keys(settings.redis_prefix).experiments_definition)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 fail(f"cannot read the experiments' definition from Redis: {exc}")
             finally:
                 client.close()

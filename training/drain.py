@@ -27,11 +27,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import redis
+from redis.exceptions import ResponseError
 
 from recsvc.domain import EVENT_COLUMNS
 from recsvc.keys import Keys
 from recsvc.pause_points import pause_point
+from recsvc.redis_client import SyncClient
 from recsvc.store import DRAIN_GROUP
 from training.events import EVENT_SCHEMA
 
@@ -62,7 +63,7 @@ class Stream:
 
 
 def drain(
-    client: redis.Redis,
+    client: SyncClient,
     out: Path,
     keys: Keys | None = None,
     consumer: str = "nightly",
@@ -108,16 +109,16 @@ def drain(
     return report
 
 
-def _ensure_group(client: redis.Redis, stream: str) -> None:
+def _ensure_group(client: SyncClient, stream: str) -> None:
     try:
         client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
+    except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
 
 
 def _read(
-    client: redis.Redis, stream: str, consumer: str, chunk: int, pending: bool
+    client: SyncClient, stream: str, consumer: str, chunk: int, pending: bool
 ) -> list[tuple[str, dict[str, str]]]:
     """A chunk of this consumer's pending entries (pending=True) or of new ones."""
     reply: Any = client.xreadgroup(GROUP, consumer, {stream: "0" if pending else ">"}, count=chunk)

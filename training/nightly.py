@@ -38,8 +38,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import redis
-import redis.asyncio as aioredis
 
 from recsvc.catalog import Catalog
 from recsvc.keys import Keys
@@ -47,6 +45,7 @@ from recsvc.locks import Lease, LockHeld, redis_lock
 from recsvc.manifest import ArtifactError, read_manifest
 from recsvc.pause_points import pause_point
 from recsvc.publish import LiveChanged, publish
+from recsvc.redis_client import REDIS_ERRORS, SyncClient, async_client, sync_client
 from recsvc.store import Pointer, parse_pointer
 from recsvc.versions import prune_versions
 from training.catalog_check import CatalogCheck, check_catalog
@@ -65,7 +64,7 @@ LOCK_SECONDS = 120  # renewed while the run lives; a killed run's lock lapses af
 # Failures with a message that says it all: bad data, a fit that diverged, Redis, the disk,
 # an artifact refused, a lock held or lost. Any other exception is reported with its
 # traceback in the JSON report (and still exit 1, never a traceback on the terminal).
-EXPECTED_ERRORS = (ValueError, RuntimeError, redis.RedisError, OSError)
+EXPECTED_ERRORS = (ValueError, RuntimeError, *REDIS_ERRORS, OSError)
 FUTURE_SLACK = timedelta(hours=1)  # events later than now + this are dropped as future_timestamp
 GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
 
@@ -97,12 +96,15 @@ class NightlySpec:
             raise ValueError(f"min_coverage must be in [0, 1], not {self.min_coverage}")
 
 
-def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str, Any]]:
-    """One nightly run against the Redis at `url`; (exit code, report).
+def run_nightly(
+    url: str, keys: Keys, spec: NightlySpec, cluster: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """One nightly run against the Redis at `url` (a node of a Redis Cluster when `cluster`);
+    (exit code, report).
 
     LockHeld when another run is in progress (nothing done, no report). Any other failure
     is exit 1 with the report of the stages done so far and the error."""
-    client = redis.Redis.from_url(url, socket_timeout=60)
+    client = sync_client(url, cluster, timeout=60)
     report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat()}
     started = time.perf_counter()
     stages = Stages()
@@ -110,7 +112,7 @@ def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str,
         busy = "another nightly run is in progress; this one exits without doing anything"
         with redis_lock(client, nightly_lock(keys), "nightly run", busy, LOCK_SECONDS) as lease:
             try:
-                code = _run(client, url, keys, spec, stages, report, lease)
+                code = _run(client, url, cluster, keys, spec, stages, report, lease)
             except Exception as exc:  # a batch job reports every failure, never a traceback
                 code = FAILED
                 report.update(decision="failed", error=f"{type(exc).__name__}: {exc}")
@@ -124,7 +126,7 @@ def run_nightly(url: str, keys: Keys, spec: NightlySpec) -> tuple[int, dict[str,
 
 
 def nightly_lock(keys: Keys) -> str:
-    return f"{keys.prefix}:nightly:lock"
+    return keys.nightly_lock
 
 
 @contextmanager
@@ -136,8 +138,9 @@ def _stage(stages: Stages, lease: Lease, name: str) -> Iterator[None]:
 
 
 def _run(
-    client: redis.Redis,
+    client: SyncClient,
     url: str,
+    cluster: bool,
     keys: Keys,
     spec: NightlySpec,
     stages: Stages,
@@ -225,7 +228,7 @@ def _run(
     with _stage(stages, lease, "publish"):
         try:
             expected = live.version if live else None
-            published = asyncio.run(_publish(url, keys, model_dir, spec, expected))
+            published = asyncio.run(_publish(url, cluster, keys, model_dir, spec, expected))
         except LiveChanged as exc:
             report.update(decision="gated", reasons=[*reasons, str(exc)])
             return GATED
@@ -234,8 +237,8 @@ def _run(
         report["decision"] = "challenger"  # published, not live: an A/B test decides
     with _stage(stages, lease, "prune"):
         try:
-            report["pruned"] = asyncio.run(_prune(url, keys, spec))
-        except (LockHeld, OSError, redis.RedisError) as exc:  # the model is live: still exit 0
+            report["pruned"] = asyncio.run(_prune(url, cluster, keys, spec))
+        except (LockHeld, OSError, *REDIS_ERRORS) as exc:  # the model is live: still exit 0
             report["prune_warning"] = f"old versions not pruned this time: {exc}"
     return PROMOTED
 
@@ -252,7 +255,7 @@ def _trained_until(directory: Path | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _catalog(client: redis.Redis, keys: Keys) -> Catalog | None:
+def _catalog(client: SyncClient, keys: Keys) -> Catalog | None:
     revision = client.get(keys.catalog_revision)
     if revision is None:
         return None
@@ -341,9 +344,9 @@ def _gate(
 
 
 async def _publish(
-    url: str, keys: Keys, model_dir: Path, spec: NightlySpec, expected: str | None
+    url: str, cluster: bool, keys: Keys, model_dir: Path, spec: NightlySpec, expected: str | None
 ) -> dict:
-    client = aioredis.Redis.from_url(url, socket_timeout=60)
+    client = async_client(url, cluster, timeout=60)
     try:
         report = await publish(
             client,
@@ -358,8 +361,8 @@ async def _publish(
         await client.aclose()
 
 
-async def _prune(url: str, keys: Keys, spec: NightlySpec) -> list[str]:
-    client = aioredis.Redis.from_url(url, socket_timeout=60)
+async def _prune(url: str, cluster: bool, keys: Keys, spec: NightlySpec) -> list[str]:
+    client = async_client(url, cluster, timeout=60)
     try:
         return await prune_versions(client, keys, spec.models_dir, spec.keep_versions)
     finally:
