@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import redis
 
 from recsvc.experiments import parse_experiments
@@ -102,7 +103,9 @@ model = "challenger"
 """
 
 
-def test_champion_against_challenger_then_promote(redis_url: str, tmp_path: Path) -> None:
+def test_champion_against_challenger_then_promote(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The nightly job publishes tonight's model as the challenger; an experiment sends half
     the users to it; the report compares them; `recsvc promote` makes it live for all."""
     world, models, events = tmp_path / "world", tmp_path / "models", tmp_path / "events"
@@ -110,6 +113,7 @@ def test_champion_against_challenger_then_promote(redis_url: str, tmp_path: Path
     write_world(generate_world(spec), world)
     days = sorted((world / "events").iterdir())
     env = cli_environment(redis_url, models)
+    monkeypatch.setenv("RECSVC_API_KEY", env["RECSVC_API_KEY"])  # simulate() runs in here
     nightly = ["nightly", "--events", str(events), "--exposures", str(tmp_path / "exposures"),
                "--reports", str(tmp_path / "reports"), "--tune-trials", "2"]  # fmt: skip
     for day in days[:-1]:
