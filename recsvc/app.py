@@ -9,7 +9,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.routing import Match
 
 from recsvc import __version__, logs
 from recsvc.api_docs import document_security
@@ -25,6 +27,7 @@ from recsvc.settings import Settings, SettingsError
 from recsvc.store import FeatureStore, RedisUnavailable, connect
 
 log = logging.getLogger("recsvc.app")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def watch_streams(
@@ -39,6 +42,18 @@ async def watch_streams(
             pass  # counted as a Redis error by the store; the gauges keep their last value
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    """405 whose Allow names every method of the path: Starlette's names only those of the
+    first route that matched it (a path with a GET and a PUT route would allow one)."""
+    routes = request.app.router.routes
+    allowed = [
+        method for method in HTTP_METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]  # fmt: skip
+    detail = getattr(exc, "detail", "Method Not Allowed")
+    return JSONResponse({"detail": detail}, 405, headers={"Allow": ", ".join(allowed)})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -88,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (feed, events, users, catalog, experiments, health):
         app.include_router(module.router)
+    app.add_exception_handler(405, method_not_allowed)
     document_security(app, keys)
     app.add_middleware(Gate, settings=settings, keys=keys, metrics=metrics)
     app.add_middleware(TimingMiddleware, metrics=metrics)

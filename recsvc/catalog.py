@@ -11,11 +11,17 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recsvc.domain import DISCLOSURE_REQUIRED, ID_PATTERN, ItemStatus, ProductCategory
+from recsvc.domain import (
+    DISCLOSURE_REQUIRED,
+    ID_PATTERN,
+    ItemStatus,
+    NotABool,
+    ProductCategory,
+)
 
 log = logging.getLogger("recsvc.catalog")
 Record = TypeVar("Record", bound=BaseModel)
@@ -29,7 +35,7 @@ class VideoRecord(BaseModel):
     video_id: str = Field(pattern=ID_PATTERN, examples=["v0042"])
     title: str = Field("", max_length=500)
     topics: list[str] = Field(default_factory=list, max_length=50)
-    duration_s: float | None = Field(None, ge=0)
+    duration_s: Annotated[float | None, NotABool] = Field(None, ge=0)
     published_at: str | None = None
     status: ItemStatus = ItemStatus.LIVE
 
@@ -42,7 +48,7 @@ class ProductRecord(BaseModel):
     product_id: str = Field(pattern=ID_PATTERN, examples=["p07"])
     name: str = Field(min_length=1, max_length=200, examples=["Global Equity Fund"])
     category: ProductCategory
-    risk_level: int = Field(ge=1, le=5)
+    risk_level: Annotated[int, NotABool] = Field(ge=1, le=5)
     disclosure: str | None = Field(None, max_length=2000, examples=["Representative APR 7.9%"])
     holdable_once: bool = False
     topics: list[str] = Field(default_factory=list, max_length=50)

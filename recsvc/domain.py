@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import BeforeValidator
+
 
 class ItemType(StrEnum):
     VIDEO = "video"
@@ -72,3 +74,14 @@ REQUIRED_EVENT_COLUMNS: tuple[str, ...] = (
 # excluded on purpose: they delimit Redis Cluster hash tags in the key layout.
 MAX_ID_LENGTH = 64
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+
+def not_a_bool(value: object) -> object:
+    """For pydantic's BeforeValidator on numbers: JSON true/false is not a number (pydantic
+    would read it as 1/0, so a buggy client's `"amount": false` would pass as 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+NotABool = BeforeValidator(not_a_bool)  # Annotated[float, NotABool]

@@ -6,9 +6,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from recsvc.domain import ID_PATTERN, Action, ItemType, Lifecycle, ProductCategory
+from recsvc.domain import ID_PATTERN, Action, ItemType, Lifecycle, NotABool, ProductCategory
 
 MAX_EVENTS_PER_BATCH = 1000
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
@@ -120,9 +126,17 @@ class Event(BaseModel):
     item_id: Id
     item_type: ItemType
     action: Action
-    watch_ratio: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    watch_ratio: Annotated[float | None, NotABool] = Field(None, ge=0, le=1, allow_inf_nan=False)
     request_id: Id | None = None
-    amount: float | None = Field(None, ge=0, allow_inf_nan=False)
+    amount: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _iso_text(cls, ts: object) -> object:
+        # pydantic would read a number as Unix seconds: `"ts": 0` would be an event of 1970
+        if not isinstance(ts, str | datetime):
+            raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-11-25T10:15:00Z")
+        return ts
 
     @field_validator("ts")
     @classmethod
@@ -167,7 +181,7 @@ class Profile(BaseModel):
         },
     )
 
-    risk_tolerance: int | None = Field(None, ge=1, le=5)
+    risk_tolerance: Annotated[int | None, NotABool] = Field(None, ge=1, le=5)
     segment: Id | None = None
     lifecycle: Lifecycle | None = None
     holdings: list[Id] = Field(default_factory=list, max_length=1000)

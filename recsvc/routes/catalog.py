@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
+from fastapi.exceptions import RequestValidationError
 
 from recsvc.catalog import ProductRecord, VideoRecord
 from recsvc.deps import Runtime, RuntimeDep, unavailable
@@ -19,6 +20,8 @@ from recsvc.schemas import StatusUpdate
 from recsvc.store import RedisUnavailable
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalogue"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such record."}}
+REDIS_DOWN: dict[int | str, dict[str, Any]] = {503: {"description": "Redis unreachable."}}
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
 
 
@@ -39,10 +42,12 @@ async def _put(runtime: Runtime, kind: Kind, item_id: str, record: dict[str, Any
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
 
 
-def _check_id(path_id: str, body_id: str) -> None:
+def _check_id(path_id: str, body_id: str, field: str) -> None:
+    """A 422 shaped like every other validation error: `loc` names the body's field."""
     if path_id != body_id:
-        raise HTTPException(
-            422, f"the id in the path ({path_id}) differs from the body's ({body_id})"
+        message = f"the id in the path ({path_id}) differs from the body's ({body_id})"
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", field), "msg": message, "input": body_id}]
         )
 
 
@@ -60,29 +65,27 @@ async def _keep_status(runtime: Runtime, kind: Kind, item_id: str, record: Any) 
     return record.model_copy(update={"status": ItemStatus(stored["status"])})
 
 
-@router.put("/products/{product_id}")
+@router.put("/products/{product_id}", responses=REDIS_DOWN)
 async def put_product(
     product_id: ItemId, record: ProductRecord, runtime: RuntimeDep
 ) -> ProductRecord:
     """Create or replace a product record."""
-    _check_id(product_id, record.product_id)
+    _check_id(product_id, record.product_id, "product_id")
     record = await _keep_status(runtime, Kind.PRODUCTS, product_id, record)
     await _put(runtime, Kind.PRODUCTS, product_id, record.model_dump(mode="json"))
     return record
 
 
-@router.put("/videos/{video_id}")
+@router.put("/videos/{video_id}", responses=REDIS_DOWN)
 async def put_video(video_id: ItemId, record: VideoRecord, runtime: RuntimeDep) -> VideoRecord:
     """Create or replace a video record."""
-    _check_id(video_id, record.video_id)
+    _check_id(video_id, record.video_id, "video_id")
     record = await _keep_status(runtime, Kind.VIDEOS, video_id, record)
     await _put(runtime, Kind.VIDEOS, video_id, record.model_dump(mode="json"))
     return record
 
 
-@router.get("/{kind}/{item_id}")
-async def get_item(kind: Kind, item_id: ItemId, runtime: RuntimeDep) -> dict[str, Any]:
-    """The stored record of a video or product."""
+async def _get(runtime: Runtime, kind: Kind, item_id: str) -> dict[str, Any]:
     try:
         record = await runtime.store.get_catalog_record(_hash(runtime, kind), item_id)
     except RedisUnavailable as exc:
@@ -92,12 +95,9 @@ async def get_item(kind: Kind, item_id: ItemId, runtime: RuntimeDep) -> dict[str
     return record
 
 
-@router.put("/{kind}/{item_id}/status")
-async def put_status(
-    kind: Kind, item_id: ItemId, update: StatusUpdate, runtime: RuntimeDep
+async def _set_status(
+    runtime: Runtime, kind: Kind, item_id: str, update: StatusUpdate
 ) -> dict[str, Any]:
-    """Retire (or revive) a video or product. A video without a record gets a minimal one;
-    a product must have a record (PUT /v1/catalog/products/{id}) first."""
     minimal = {"video_id": item_id} if kind is Kind.VIDEOS else None
     try:
         record = await runtime.store.set_catalog_status(
@@ -108,3 +108,33 @@ async def put_status(
     if record is None:
         raise HTTPException(404, f"no product {item_id} in the catalogue")
     return record
+
+
+# One route per kind (not /{kind}/...): templates that overlap would make one URL two
+# resources in the schema.
+@router.get("/products/{product_id}", responses={**NOT_FOUND, **REDIS_DOWN})
+async def get_product(product_id: ItemId, runtime: RuntimeDep) -> dict[str, Any]:
+    """The stored record of a product."""
+    return await _get(runtime, Kind.PRODUCTS, product_id)
+
+
+@router.get("/videos/{video_id}", responses={**NOT_FOUND, **REDIS_DOWN})
+async def get_video(video_id: ItemId, runtime: RuntimeDep) -> dict[str, Any]:
+    """The stored record of a video."""
+    return await _get(runtime, Kind.VIDEOS, video_id)
+
+
+@router.put("/products/{product_id}/status", responses={**NOT_FOUND, **REDIS_DOWN})
+async def put_product_status(
+    product_id: ItemId, update: StatusUpdate, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Retire (or revive) a product; it must have a record (PUT /v1/catalog/products/{id})."""
+    return await _set_status(runtime, Kind.PRODUCTS, product_id, update)
+
+
+@router.put("/videos/{video_id}/status", responses=REDIS_DOWN)
+async def put_video_status(
+    video_id: ItemId, update: StatusUpdate, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Retire (or revive) a video; one without a record gets a minimal one."""
+    return await _set_status(runtime, Kind.VIDEOS, video_id, update)

@@ -38,6 +38,10 @@ async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, An
     body = await request.body()
     if len(body) > MAX_DEFINITION_BYTES:
         raise HTTPException(413, f"a definition is at most {MAX_DEFINITION_BYTES} bytes")
+    if not body:  # a lost body must not stop every experiment; a comment alone does that
+        raise HTTPException(
+            422, "no definition in the body (to end every experiment, send '# none')"
+        )
     try:
         text = body.decode("utf-8")
         experiments = runtime.serving.parse_experiments(text)

@@ -191,3 +191,15 @@ def test_a_definition_a_replica_cannot_serve_is_refused_there_and_shown_as_such(
     assert state["serving_revision"] == served and state["revision"] == "bad-revision"
     assert feed(service, "u-inv")["variant"] == "ranker:cf"  # the old one keeps serving
     assert service.get("/readyz").status_code == 200
+
+
+def test_an_empty_body_is_refused_and_a_comment_alone_ends_every_experiment(
+    service: httpx.Client,
+) -> None:
+    assert service.put("/v1/admin/experiments", content=cf_vs_popular()).status_code == 200
+    empty = service.put("/v1/admin/experiments", content=b"")
+    assert empty.status_code == 422
+    assert "no definition" in empty.json()["detail"]
+    assert service.get("/v1/admin/experiments").json()["definition"] == cf_vs_popular()
+    ended = service.put("/v1/admin/experiments", content="# none")
+    assert ended.status_code == 200 and ended.json()["experiments"] == []

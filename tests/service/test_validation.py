@@ -182,8 +182,9 @@ def test_a_product_record_with_missing_fields_is_422_naming_each(api: httpx.Clie
 def test_a_product_record_whose_id_differs_from_the_path_is_422(api: httpx.Client) -> None:
     record = {"product_id": "p-other", "name": "Fund", "category": "fund", "risk_level": 3}
     response = api.put("/v1/catalog/products/p-new", json=record)
-    assert response.status_code == 422, response.text
-    assert "p-new" in response.json()["detail"] and "p-other" in response.json()["detail"]
+    assert_422(response, ("body", "product_id"))
+    message = response.json()["detail"][0]["msg"]
+    assert "p-new" in message and "p-other" in message
     assert api.get("/v1/catalog/products/p-other").status_code == 404
 
 
@@ -215,3 +216,25 @@ def test_retiring_an_unknown_product_is_404_and_an_unknown_video_gets_a_record(
     response = api.put("/v1/catalog/videos/v-ghost/status", json={"status": "retired"})
     assert response.json() == {"video_id": "v-ghost", "status": "retired"}
     assert api.get("/v1/catalog/videos/v-ghost").json()["status"] == "retired"
+
+
+def test_a_method_a_path_lacks_is_405_allowing_every_method_it_has(api: httpx.Client) -> None:
+    response = api.delete("/v1/users/u-1/profile")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT"
+
+
+def test_a_timestamp_must_be_iso_text_not_unix_seconds(api: httpx.Client) -> None:
+    response = api.post("/v1/events", json={"events": [event(ts=0)]})
+    assert_422(response, ("body", "events", 0, "ts"))
+
+
+@pytest.mark.parametrize("field", ["watch_ratio", "amount"])
+def test_true_or_false_is_not_a_number(api: httpx.Client, field: str) -> None:
+    wrong = event(action="purchase", item_type="product", item_id="p-1", **{field: False})
+    assert_422(api.post("/v1/events", json={"events": [wrong]}), ("body", "events", 0, field))
+
+
+def test_a_risk_tolerance_of_true_is_not_1(api: httpx.Client) -> None:
+    response = api.put("/v1/users/u-1/profile", json={"risk_tolerance": True})
+    assert_422(response, ("body", "risk_tolerance"))
