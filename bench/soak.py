@@ -473,7 +473,7 @@ def server_counters(
         delta = value - before.get((name, labels), 0.0)
         label = dict(labels)
         if name in wanted:
-            counters[wanted[name]][next(iter(label.values()), "total")] = delta
+            counters[wanted[name]]["/".join(label.values()) or "total"] = delta
             continue
         route = label.get("route", "").removeprefix("/v1/")
         if route not in ("feed", "events"):

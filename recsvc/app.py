@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
             client,
             Keys(settings.redis_prefix),
             settings.redis_retry_seconds,
-            on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+            on_error=lambda operation, kind: metrics.redis_errors.labels(operation, kind).inc(),
         )
         serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
         await serving.start()

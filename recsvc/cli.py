@@ -114,11 +114,15 @@ def serve(
     from recsvc.app import create_app
 
     settings = _settings()
+    try:
+        service = create_app(settings)
+    except SettingsError as exc:  # e.g. no API keys
+        _fail(str(exc), code=2)
     uvicorn.run(
-        create_app(settings),
+        service,
         host=host,
         port=port,
-        access_log=settings.access_log,
+        access_log=False,  # the service logs each request itself (RECSVC_ACCESS_LOG, JSON)
         log_level="info",
         timeout_graceful_shutdown=10,
     )

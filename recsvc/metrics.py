@@ -23,7 +23,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.redis_errors = Counter(
-            "recsvc_redis_errors_total", "Failed Redis operations.", ["operation"], registry=r
+            "recsvc_redis_errors_total",
+            "Failed Redis operations by kind: timeout, unreachable, refused (an error reply).",
+            ["operation", "kind"],
+            registry=r,
         )
         self.degraded = Counter(
             "recsvc_degraded_responses_total", "Feeds served without Redis.", registry=r

@@ -27,7 +27,13 @@ from typing import Any, TypeVar
 
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
-from redis.exceptions import RedisClusterException, RedisError, ResponseError, WatchError
+from redis.exceptions import (
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    WatchError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsvc.domain import ItemType
 from recsvc.keys import Keys
@@ -143,12 +149,12 @@ class FeatureStore:
         client: AsyncClient,
         keys: Keys,
         retry_seconds: float = 1.0,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
         self.retry_seconds = retry_seconds
-        self.on_error = on_error or (lambda operation: None)
+        self.on_error = on_error or (lambda operation, kind: None)
         self._down_until = 0.0
         self._cluster = is_cluster(client)
         self._ingest = client.register_script(INGEST_SCRIPT)
@@ -168,11 +174,12 @@ class FeatureStore:
         try:
             result = await work()
         except ResponseError as exc:  # Redis answered: an error, but Redis is up
-            self.on_error(operation)
+            self.on_error(operation, "refused")
             raise RedisUnavailable(f"Redis {operation} refused: {exc}") from None
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + self.retry_seconds
-            self.on_error(operation)
+            timed_out = isinstance(exc, RedisTimeoutError | TimeoutError)
+            self.on_error(operation, "timeout" if timed_out else "unreachable")
             raise RedisUnavailable(f"Redis {operation} failed: {exc}") from None
         self._down_until = 0.0
         return result

@@ -1,5 +1,6 @@
 """The recsvc command line: one app whose offline commands come from the training package."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,18 @@ def test_serve_refuses_a_bad_setting_naming_the_variable() -> None:
         [RECSVC, "serve"], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin"}
     )
     assert result.returncode == 2 and "RECSVC_REDIS_URL" in result.stderr
+
+
+def test_serve_without_api_keys_refuses_to_start_naming_the_variables() -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECSVC_")}
+    result = subprocess.run(
+        [RECSVC, "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**environment, "RECSVC_REDIS_URL": "redis://127.0.0.1:1/0"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "RECSVC_APP_API_KEYS and RECSVC_ADMIN_API_KEYS: not set" in result.stderr
+    assert "Traceback" not in result.stderr

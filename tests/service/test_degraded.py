@@ -181,8 +181,11 @@ def test_metrics_show_latency_redis_errors_degraded_feeds_model_and_attachments(
         labels["route"] == "/v1/feed" and value > 0
         for labels, value in metrics["recsvc_request_seconds_bucket"]
     )
-    errors = {labels["operation"]: value for labels, value in metrics["recsvc_redis_errors_total"]}
-    assert errors.get("user_state", 0) >= 1, errors
+    errors = {
+        (labels["operation"], labels["kind"]): value
+        for labels, value in metrics["recsvc_redis_errors_total"]
+    }
+    assert errors.get(("user_state", "unreachable"), 0) >= 1, errors  # (a stopped Redis)
     assert metrics["recsvc_degraded_responses_total"] == [({}, 1.0)]
     assert metrics["recsvc_model_info"] == [({"version": PLANTED_VERSION}, 1.0)]
     assert metrics["recsvc_attached_products_total"] == [({}, float(attached))]
@@ -248,3 +251,15 @@ def test_a_catalogue_lost_with_redis_data_is_kept_so_retired_items_stay_retired(
     time.sleep(0.5)  # several polls that find no catalogue in Redis
     assert video_ids(feed(service))[:2] == ["v11", "v12"]  # u-save's topic, v10 still retired
     assert service.get("/readyz").json()["catalog_missing_in_redis"] is True
+
+
+def test_a_redis_that_stops_answering_is_counted_as_timeouts(
+    service: httpx.Client, redis_url: str
+) -> None:
+    redis.Redis.from_url(redis_url).execute_command("CLIENT", "PAUSE", 1000, "ALL")
+    assert feed(service)["degraded"] is True  # after the 200 ms timeout
+    errors = {
+        (labels["operation"], labels["kind"]): value
+        for labels, value in samples(service)["recsvc_redis_errors_total"]
+    }
+    assert errors.get(("user_state", "timeout"), 0) >= 1, errors
