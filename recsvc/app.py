@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
@@ -54,6 +55,14 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     ]  # fmt: skip
     detail = getattr(exc, "detail", "Method Not Allowed")
     return JSONResponse({"detail": detail}, 405, headers={"Allow": ", ".join(allowed)})
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """422 naming each problem by `loc`, `msg` and `type`. The offending input is not echoed:
+    it may be a profile's contents, or a number JSON cannot carry (1e999 reads as inf)."""
+    problems = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in problems]
+    return JSONResponse({"detail": detail}, 422)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -104,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (feed, events, users, catalog, experiments, health):
         app.include_router(module.router)
     app.add_exception_handler(405, method_not_allowed)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     document_security(app, keys)
     app.add_middleware(Gate, settings=settings, keys=keys, metrics=metrics)
     app.add_middleware(TimingMiddleware, metrics=metrics)

@@ -35,7 +35,7 @@ class VideoRecord(BaseModel):
     video_id: str = Field(pattern=ID_PATTERN, examples=["v0042"])
     title: str = Field("", max_length=500)
     topics: list[str] = Field(default_factory=list, max_length=50)
-    duration_s: Annotated[float | None, NotABool] = Field(None, ge=0)
+    duration_s: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
     published_at: str | None = None
     status: ItemStatus = ItemStatus.LIVE
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -82,6 +83,11 @@ def _settings() -> Settings:
     return settings
 
 
+def redacted(url: str) -> str:
+    """A Redis URL fit for a log: its password (redis://user:secret@host) replaced."""
+    return re.sub(r"(?<=://)([^:@/]*):[^@/]*@", r"\1:***@", url)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"recsvc: {message}", err=True)
     raise typer.Exit(code)
@@ -98,7 +104,7 @@ def _run_with_redis(settings: Settings, work: Callable[[Any, Keys], Awaitable[T]
     try:
         return asyncio.run(main())
     except REDIS_ERRORS as exc:
-        _fail(f"Redis at {settings.redis_url}: {exc}")
+        _fail(f"Redis at {redacted(settings.redis_url or '')}: {exc}")
     except OSError as exc:  # the disk (a models directory), or a socket error redis let through
         _fail(str(exc))
 

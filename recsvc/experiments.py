@@ -183,6 +183,8 @@ def parse_experiments(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ExperimentError(f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses on nested arrays: `x = [[[[...]]]]`
+        raise ExperimentError("not a definition: nested too deeply") from None
     unknown = set(raw) - {"experiment"}
     if unknown:
         raise ExperimentError(

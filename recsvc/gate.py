@@ -84,6 +84,10 @@ class Gate:
         except Refusal as refusal:
             self.metrics.refused.labels(refusal.reason).inc()
             await _send_refusal(send_with_id, refusal)
+        except Exception:  # the error boundary: logged with the request id, answered in JSON
+            log.exception("unhandled error in %s %s", scope["method"], _route_path(scope))
+            if status[0] == 0:
+                await _send_refusal(send_with_id, Refusal(500, "error", "internal error"))
         finally:
             if self.access_log:
                 route: Any = scope.get("route")
@@ -103,7 +107,7 @@ class Gate:
 
     def _admit(self, scope: Scope) -> Caller | None:
         """The caller, once its key, rate and declared body size pass; else a Refusal."""
-        needed = access_for(scope["path"])
+        needed = access_for(_route_path(scope))
         caller = self._authenticate(scope, needed)
         if self.limiter is not None and needed is not Access.OPEN:  # probes are never limited
             client = caller.label if caller else _address(scope)
@@ -156,6 +160,14 @@ class Gate:
             return message
 
         return receive_limited
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the `root_path` a proxy prefix or a parent app
+    mounting this one adds (authorising the raw path would let `/prefix/v1/...` pass as open)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _too_large(limit: int) -> Refusal:

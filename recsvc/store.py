@@ -173,14 +173,21 @@ class FeatureStore:
             raise RedisUnavailable(f"Redis unavailable (retrying in {self.retry_seconds}s)")
         try:
             result = await work()
+        # Clients (and the open /readyz) get the kind of failure; the log gets Redis's own
+        # words, which may name hosts and ports.
         except ResponseError as exc:  # Redis answered: an error, but Redis is up
             self.on_error(operation, "refused")
-            raise RedisUnavailable(f"Redis {operation} refused: {exc}") from None
+            log.error("Redis %s refused: %s", operation, exc)
+            raise RedisUnavailable(f"Redis {operation} refused") from None
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            if self.available:  # once per outage, not once per request
+                log.warning(
+                    "Redis %s failed (%s); degraded for %ss", operation, exc, self.retry_seconds
+                )
             self._down_until = time.monotonic() + self.retry_seconds
-            timed_out = isinstance(exc, RedisTimeoutError | TimeoutError)
-            self.on_error(operation, "timeout" if timed_out else "unreachable")
-            raise RedisUnavailable(f"Redis {operation} failed: {exc}") from None
+            kind = "timeout" if isinstance(exc, RedisTimeoutError | TimeoutError) else "unreachable"
+            self.on_error(operation, kind)
+            raise RedisUnavailable(f"Redis {operation} failed: {kind}") from None
         self._down_until = 0.0
         return result
 

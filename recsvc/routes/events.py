@@ -20,7 +20,10 @@ STREAM_FULL_RETRY_SECONDS = 60
     status_code=202,
     responses={
         422: {"description": "A malformed event: `loc` names the event's index and field."},
-        503: {"description": "Redis unreachable or the stream full: nothing was accepted."},
+        503: {
+            "description": "Redis unreachable or the stream full: retry the batch after "
+            "Retry-After. Events a failed attempt did store come back as duplicates."
+        },
     },
 )
 async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:

@@ -22,10 +22,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready: the body says why."}})
 async def readyz(runtime: RuntimeDep) -> Any:
-    """Ready when a model is loaded and Redis answers."""
+    """Ready when a model and a catalogue are loaded (feeds can be served) and Redis answers."""
     problems = []
-    if runtime.serving.snapshot.model is None:
+    snapshot = runtime.serving.snapshot
+    if snapshot.model is None:
         problems.append("no model loaded")
+    if snapshot.catalog.revision is None:
+        problems.append("no catalogue loaded (feeds are refused until one is)")
     try:
         await runtime.store.ping()
     except RedisUnavailable as exc:

@@ -69,3 +69,11 @@ def test_serve_without_api_keys_refuses_to_start_naming_the_variables() -> None:
     assert result.returncode == 2
     assert "RECSVC_APP_API_KEYS and RECSVC_ADMIN_API_KEYS: not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_redis_url_is_shown_without_its_password() -> None:
+    from recsvc.cli import redacted
+
+    assert redacted("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redacted("rediss://app:s3cret@cache/0") == "rediss://app:***@cache/0"
+    assert redacted("redis://cache:6379/0") == "redis://cache:6379/0"

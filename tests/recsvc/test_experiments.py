@@ -199,3 +199,8 @@ def test_shares_go_in_whole_buckets_so_every_language_rounds_alike(traffic: str)
     with pytest.raises(ExperimentError, match="not a whole number of buckets"):
         parse_experiments(RANKER.replace("traffic = 0.5", f"traffic = {traffic}"))
     assert len(parse_experiments(RANKER.replace("traffic = 0.5", "traffic = 0.0013"))) == 1
+
+
+def test_a_definition_nested_too_deeply_is_refused_not_a_crash() -> None:
+    with pytest.raises(ExperimentError, match="nested too deeply"):
+        parse_experiments("x = " + "[" * 50_000 + "]" * 50_000)

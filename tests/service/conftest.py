@@ -110,13 +110,18 @@ class TestKeys(httpx.Auth):
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[httpx.Client]:
+def serving(settings: Settings, root_path: str = "") -> Iterator[httpx.Client]:
     """The real app under uvicorn on a free loopback port, in a thread; an HTTP client to it
     that sends the test API keys (the app key on the app's routes, the admin key on the
     others) unless a request carries its own Authorization header."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        root_path=root_path,  # as behind a proxy that strips a path prefix
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -200,7 +200,10 @@ def test_a_replica_started_without_redis_waits_for_a_catalogue_then_recovers(
         response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
         assert response.status_code == 503 and "catalogue" in response.json()["detail"]
         assert "retry-after" in response.headers
-        assert client.get("/readyz").json()["model_version"] == PLANTED_VERSION
+        ready = client.get("/readyz")
+        assert ready.json()["model_version"] == PLANTED_VERSION
+        assert ready.status_code == 503
+        assert any("no catalogue" in problem for problem in ready.json()["problems"])
         redis_server.start()
         restore_data(redis_url, models_dir)
 
@@ -211,6 +214,7 @@ def test_a_replica_started_without_redis_waits_for_a_catalogue_then_recovers(
         assert eventually(serves_cf)
         body = feed(client)
         assert body["degraded"] is False and video_ids(body) == SAVING_FIRST
+        assert client.get("/readyz").status_code == 200
 
 
 def retire_v10_then_lose_redis_data(

@@ -281,3 +281,55 @@ def test_access_logs_are_json_lines_with_the_request_id_and_no_secrets_or_profil
     assert by_id[put.headers["x-request-id"]]["route"] == "/v1/users/{user_id}/profile"
     for secret in (APP_KEY, ADMIN_KEY, "wrong-key-0123456789", "secret-segment", "p-held"):
         assert secret not in logged
+
+
+def test_behind_a_path_prefix_every_route_still_needs_its_key(
+    redis_url: str, models_dir: Path
+) -> None:
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    settings = service_settings(redis_url, models_dir)
+    # (the proxy strips the prefix: requests arrive as /v1/..., routed under the root path)
+    with (
+        serving(settings, root_path="/recsvc") as keyed,
+        httpx.Client(base_url=str(keyed.base_url)) as bare,
+    ):
+        assert bare.get("/v1/users/u-1/profile").status_code == 401
+        assert bare.put("/v1/users/u-1/profile", json={"risk_tolerance": 5}).status_code == 401
+        assert bare.get("/v1/feed", params={"user_id": "u-1"}).status_code == 401
+        assert keyed.get("/v1/feed", params={"user_id": "u-1"}).status_code == 200
+
+
+@pytest.mark.parametrize("number", ["1e999", "NaN", "Infinity", "-Infinity"])
+def test_a_number_json_cannot_carry_is_a_422_that_does_not_echo_it(
+    bare: httpx.Client, number: str
+) -> None:
+    event = event_body("u-1", "p-1", "purchase", item_type="product")
+    text = json.dumps({"events": [event]}).replace(
+        '"p-1", ', '"p-1", "amount": ' + number + ", ", 1
+    )
+    response = bare.post(
+        "/v1/events",
+        content=text,
+        headers={**auth_header(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "events", 0, "amount"]
+    assert "input" not in response.json()["detail"][0]
+
+
+def test_a_refused_profile_is_not_echoed_or_logged(
+    redis_url: str, models_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with service_with(redis_url, models_dir, log_json=True, access_log=True) as client:
+        capfd.readouterr()
+        profile = '{"risk_tolerance": NaN, "segment": "private-banking", "holdings": ["p-arrears"]}'
+        response = client.put(
+            "/v1/users/u-7/profile",
+            content=profile,
+            headers={**auth_header(ADMIN_KEY), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422
+        assert "private-banking" not in response.text and "p-arrears" not in response.text
+    logged = capfd.readouterr().err
+    assert "private-banking" not in logged and "p-arrears" not in logged
