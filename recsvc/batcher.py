@@ -7,6 +7,13 @@ shared. No request waits for a batch to fill: a batch starts at once when fewer 
 `max_in_flight` (2) are being served, else as soon as one finishes, with whatever has queued
 (up to `max_batch`). Two in flight keep the event loop busy while a batch waits for Redis or
 for the ranking.
+
+A request waits for Redis at most the Redis timeout in all, counted from its arrival: one
+queued behind a batch stalled on a slow Redis must not then wait a whole timeout more in its
+own batch. Past that deadline its batch is served degraded, as for any Redis failure, while
+the Redis call runs on to its own timeout (so that it still counts as one, and the store stops
+calling a Redis that does not answer). Unless Redis has not failed of late: then the wait was
+a busy CPU's, and the request still gets its answer from a Redis that is fine.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from recsvc.attach import ItemRules
 from recsvc.experiments import Assignment
@@ -29,6 +38,8 @@ from recsvc.settings import Settings
 from recsvc.store import Exposure, FeatureStore, RedisUnavailable, UserState, utc_day
 
 log = logging.getLogger("recsvc.batcher")
+T = TypeVar("T")
+MIN_REDIS_WAIT = 0.005  # less left than this: a call is not worth starting (see _by)
 
 
 class NoModel(RuntimeError):
@@ -58,6 +69,7 @@ class _Request:
     user_id: str
     n: int
     future: asyncio.Future[Served]
+    redis_deadline: float  # event-loop time by which its Redis calls must have answered
 
 
 class FeedBatcher:
@@ -79,14 +91,16 @@ class FeedBatcher:
         self.min_batch = min_batch
         self.metrics = metrics
         self.base_options = FeedOptions.from_settings(settings)
+        self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # held so that they are not collected
 
     async def feed(self, user_id: str, n: int) -> Served:
         """This user's feed, served in the next batch."""
-        future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(user_id, n, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Served] = loop.create_future()
+        self._queue.append(_Request(user_id, n, future, loop.time() + self.redis_timeout))
         # Idle: start at once. Busy: a second batch only once enough requests wait for it
         # (a batch of one pays the round trips of a full one).
         if self._in_flight == 0 or (
@@ -236,10 +250,15 @@ class FeedBatcher:
         """The feeds of requests with one batch key; whether they are degraded."""
         users = [request.user_id for request in batch]
         daily_cap = options[0].daily_cap
+        deadline = min(request.redis_deadline for request in batch)
         degraded = False
         try:
-            states = await self.store.user_states(users, model.generation, day, daily_cap)
-        except RedisUnavailable:
+            states = await _by(
+                deadline,
+                lambda: self.store.user_states(users, model.generation, day, daily_cap),
+                self.store.available,
+            )
+        except (RedisUnavailable, TimeoutError):
             states, degraded = [UserState(capped=None)] * len(batch), True
         sizes = [request.n for request in batch]
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
@@ -248,11 +267,14 @@ class FeedBatcher:
         feeds = build_feeds(model, rules, states, sizes, self.settings, options)
         if degraded:
             return feeds, True
+        attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
         try:
-            refused = await self.store.count_attached(
-                day, [(u, f.attached) for u, f in zip(users, feeds, strict=True)], daily_cap
+            refused = await _by(
+                deadline,
+                lambda: self.store.count_attached(day, attached, daily_cap),
+                self.store.available,
             )
-        except RedisUnavailable:
+        except (RedisUnavailable, TimeoutError):
             # An attachment that cannot be counted could break the daily cap: withdraw.
             return [f.without_products(None) for f in feeds], True
         # A refused card: another page of the same user took the last slot first.
@@ -269,3 +291,16 @@ class FeedBatcher:
         self.metrics.attached.inc(sum(len(feed.attached) for feed in feeds))
         if degraded:
             self.metrics.degraded.inc(len(feeds))
+
+
+async def _by(deadline: float, call: Callable[[], Awaitable[T]], healthy: bool) -> T:
+    """The result of `call()`, or TimeoutError at `deadline` (event-loop time). A call under
+    way is not cancelled: it ends by its own Redis timeout, which the store counts as a
+    failure. With a `healthy` store (no recent failure) and the deadline (nearly) spent, the
+    wait was the CPU's, not Redis's: the call gets its own timeout, as any other."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining < MIN_REDIS_WAIT:
+        if not healthy:
+            raise TimeoutError
+        remaining = math.inf
+    return await asyncio.wait_for(asyncio.shield(call()), remaining)

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis as SingleRedis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import (
@@ -187,8 +188,14 @@ class FeatureStore:
             self._down_until = time.monotonic() + self.retry_seconds
             kind = "timeout" if isinstance(exc, RedisTimeoutError | TimeoutError) else "unreachable"
             self.on_error(operation, kind)
+            if isinstance(self.client, SingleRedis):  # (a cluster client does this per node)
+                # Idle pooled connections may lead to a server that is gone: each would fail
+                # one call after Redis is back, and stop the store again. Close them now.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
             raise RedisUnavailable(f"Redis {operation} failed: {kind}") from None
-        self._down_until = 0.0
+        # A success does not end the window early: in a partial outage (writes stalled,
+        # reads answering, as under CLIENT PAUSE WRITE) the poll's reads would otherwise
+        # reopen it at once, and each feed would wait a timeout on a write again.
         return result
 
     # -- reads on the request path ------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +100,7 @@ def load_planted_catalog(url: str) -> None:
 class TestKeys(httpx.Auth):
     """Sends the key each route needs, as the app backend and an operator would."""
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if "authorization" not in request.headers:
             needed = access_for(request.url.path)
             if needed is not Access.OPEN:

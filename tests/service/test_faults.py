@@ -1,0 +1,450 @@
+"""Faults under load, with real processes: `recsvc serve` in its own process, a real
+redis-server, and concurrent clients requesting feeds and posting events throughout.
+
+- Redis killed (SIGKILL): every feed still answers 200, marked `degraded` while Redis is
+  gone; no 5xx anywhere except the events' 503 with Retry-After; back to normal within 10 s
+  of Redis returning, and for good: no connection to the killed server is used again.
+- Redis paused (`CLIENT PAUSE`): the feed's p99 stays under the Redis timeout plus 20 ms.
+- A model flip and a rollback: no request fails, and every answer names one of the two.
+- A corrupted model: the publisher refuses it; a copy corrupted only on the replica's disk is
+  refused by the replica, which keeps serving the old version and shows the refusal in
+  /metrics and /readyz.
+
+Each test prints its figure (`pytest -s` shows them) and asserts its target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from recsvc.embedded_redis import EmbeddedRedis, free_port
+from recsvc.keys import Keys
+from recsvc.manifest import MODEL_FILE, sha256_file
+from tests.builders import ADMIN_KEY, auth_header, cli_environment
+from tests.service import planted
+from tests.service.conftest import (
+    PLANTED_VERSION,
+    eventually,
+    load_planted_catalog,
+    publish_model,
+)
+from tests.service.load import Load, Outcome, event_burst, percentile
+
+pytestmark = pytest.mark.slow
+
+RECSVC = str(Path(sys.executable).with_name("recsvc"))
+SECOND_VERSION = "20260102T000000000000Z-second"
+REDIS_TIMEOUT_MS = 100
+SERVICE_ENVIRONMENT = {
+    "RECSVC_POLL_SECONDS": "0.2",
+    "RECSVC_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS),
+    "RECSVC_REDIS_RETRY_SECONDS": "0.5",
+    "RECSVC_LOG_JSON": "true",
+    "RECSVC_ACCESS_LOG": "true",  # each request's time as the service measured it
+}
+
+
+# -- the processes ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceProcess:
+    """A running `recsvc serve` and where its output goes."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, headers=auth_header(ADMIN_KEY), timeout=5)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def seconds_by_request_id(self) -> dict[str, float]:
+        """Each request's time inside the service, from its access log."""
+        found = {}
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith('{"') and '"message": "request"' in line:
+                entry = json.loads(line)
+                found[entry["request_id"]] = entry["ms"] / 1000
+        return found
+
+
+@contextmanager
+def recsvc_serve(redis_url: str, models_dir: Path, log: Path) -> Iterator[ServiceProcess]:
+    """`recsvc serve` on a free loopback port, ready (GET /readyz 200); stopped afterwards."""
+    port = free_port()
+    environment = {**cli_environment(redis_url, models_dir), **SERVICE_ENVIRONMENT}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [RECSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = ServiceProcess(f"http://127.0.0.1:{port}", log, process)
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, f"recsvc serve exited:\n{service.log_tail()}"
+            try:
+                return service.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert eventually(ready, timeout=30), f"recsvc serve not ready:\n{service.log_tail()}"
+        yield service
+        assert process.poll() is None, f"recsvc serve died:\n{service.log_tail()}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def service_process(redis_url: str, models_dir: Path, tmp_path: Path) -> Iterator[ServiceProcess]:
+    """The planted model published, its catalogue loaded, `recsvc serve` serving them."""
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    with recsvc_serve(redis_url, models_dir, tmp_path / "service.log") as service:
+        yield service
+
+
+def recsvc(redis_url: str, models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a `recsvc` command (publish, rollback) as an operator would."""
+    environment = cli_environment(redis_url, models_dir)
+    return subprocess.run(
+        [RECSVC, *args], env=environment, capture_output=True, text=True, check=False
+    )
+
+
+@contextmanager
+def redis_killed(server: EmbeddedRedis) -> Iterator[None]:
+    """SIGKILL the session's Redis; whatever happens, it runs again (empty) afterwards."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.stop()  # reaps the killed process
+    try:
+        yield
+    finally:
+        if server.process is None:
+            server.start()
+
+
+class PointerWatch:
+    """Reads the current-model pointer every 5 ms in a thread; when each version appeared."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
+        self.seen: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            raw = self.client.get(Keys().model_current)
+            version = json.loads(raw)["version"] if raw else ""
+            if not self.seen or self.seen[-1][1] != version:
+                self.seen.append((time.monotonic(), version))
+            time.sleep(0.005)
+
+    def moved_to(self, version: str) -> float:
+        """When the pointer last moved to `version`."""
+        return max(at for at, seen in self.seen if seen == version)
+
+    def __enter__(self) -> PointerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+
+# -- reading outcomes and metrics ------------------------------------------------------------
+def server_errors(outcomes: list[Outcome]) -> list[Outcome]:
+    """Every answer that is a failure of the service: no HTTP answer, or a 5xx other than an
+    event batch's 503 with Retry-After (the documented "Redis unreachable, retry")."""
+    return [
+        o
+        for o in outcomes
+        if o.status == 0
+        or (o.status >= 500 and not (o.kind == "events" and o.status == 503 and o.retry_after))
+    ]
+
+
+def metric(service: ServiceProcess, name: str, **labels: str) -> float:
+    """One sample of /metrics (0 when absent)."""
+    for family in text_string_to_metric_families(service.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def restore_data(redis_url: str, models_dir: Path) -> None:
+    """A restarted Redis is empty: publish the model and load the catalogue again."""
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+# -- Redis killed ----------------------------------------------------------------------------
+BURST = 24  # event posts at once
+
+
+def test_redis_killed_under_load_feeds_stay_200_degraded_events_503_and_it_recovers(
+    service_process: ServiceProcess,
+    redis_server: EmbeddedRedis,
+    redis_url: str,
+    models_dir: Path,
+) -> None:
+    with Load(service_process.url) as load:
+        time.sleep(1)
+        # A burst opens many connections to Redis, idle in the pool when Redis dies.
+        assert event_burst(service_process.url, BURST) == [202] * BURST
+        time.sleep(1)
+        healthy_until = time.monotonic()
+        with redis_killed(redis_server):
+            killed = time.monotonic()
+            time.sleep(5)
+            restarting = time.monotonic()
+            redis_server.start()
+            returned = time.monotonic()
+        restore_data(redis_url, models_dir)
+
+        def recovered_feeds() -> list[Outcome]:
+            return [f for f in load.feeds() if f.started >= returned and f.degraded is False]
+
+        assert eventually(lambda: bool(recovered_feeds()), timeout=12)
+        # None of those connections may fail a request now (each failure would also make
+        # the service stop calling Redis for a while: feeds degraded again).
+        after_burst = event_burst(service_process.url, BURST)
+        time.sleep(2)
+    feeds, events = load.feeds(), load.events()
+    recovery = min(f.ended for f in recovered_feeds()) - returned
+
+    failures = server_errors(load.outcomes)
+    assert failures == [], f"{len(failures)} failures, e.g. {failures[:3]}"
+    assert Counter(f.status for f in feeds) == {200: len(feeds)}
+    # Before: healthy.
+    before = [f for f in feeds if f.ended < healthy_until]
+    assert before and not any(f.degraded for f in before)
+    # While Redis is down: feeds degraded, events refused with Retry-After.
+    down = [f for f in feeds if f.within(killed, restarting)]
+    assert len(down) > 100 and all(f.degraded for f in down)
+    events_down = [e for e in events if e.within(killed, restarting)]
+    refused = [e for e in events_down if e.status == 503 and int(e.retry_after or 0) >= 1]
+    assert events_down and len(refused) == len(events_down), Counter(
+        (e.status, e.retry_after) for e in events_down
+    )
+    # Back: within 10 s, and for good.
+    assert recovery < 10
+    assert after_burst == [202] * BURST, f"after recovery: {Counter(after_burst)}"
+    settled = [f for f in feeds if f.started > returned + recovery + 1]
+    relapses = [round(f.started - returned, 3) for f in settled if f.degraded]
+    assert settled and relapses == [], f"degraded again at {relapses} s after Redis returned"
+    assert events[-1].status == 202
+    print(
+        f"\nFIGURE redis-killed: {len(feeds)} feeds, all 200, 0 5xx; "
+        f"{len(down)}/{len(down)} degraded during the {restarting - killed:.1f} s outage; "
+        f"events 503 with Retry-After while down: {len(refused)}/{len(events_down)}; "
+        f"first non-degraded feed {recovery:.2f} s after Redis returned (target < 10 s); "
+        f"then {BURST}/{BURST} event posts at once accepted, no feed degraded again"
+    )
+
+
+# -- Redis paused ----------------------------------------------------------------------------
+PAUSE_MS = 2500
+
+
+@pytest.mark.parametrize("mode", ["all", "write"])
+def test_redis_paused_under_load_keeps_the_feed_p99_under_the_timeout_plus_20_ms(
+    service_process: ServiceProcess, redis_url: str, mode: str
+) -> None:
+    """CLIENT PAUSE holds every command (ALL) or every write and every script (WRITE) without
+    closing a connection: the slow Redis that timeouts exist for. Sixteen clients, so that
+    more requests can queue behind those the pause holds than a second batch needs to start."""
+    with Load(service_process.url, feed_clients=16, feeds_per_second=10) as load:
+        time.sleep(2)
+        paused = time.monotonic()
+        with redis.Redis.from_url(redis_url) as client:
+            client.execute_command("CLIENT", "PAUSE", PAUSE_MS, mode.upper())
+        resumed = paused + PAUSE_MS / 1000
+        time.sleep(PAUSE_MS / 1000 + 2)
+    feeds = load.feeds()
+    during = [f for f in feeds if f.started < resumed and f.ended > paused]  # in flight
+    healthy = [f.latency for f in feeds if f.ended < paused]
+    latencies = [f.latency for f in during]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    degraded = sum(1 for f in during if f.degraded)
+    failures = server_errors(load.outcomes)
+    inside = service_process.seconds_by_request_id()
+    inside_during = [inside[f.request_id] for f in during if f.request_id in inside]
+    print(
+        f"\nFIGURE redis-paused ({mode.upper()}, {PAUSE_MS} ms): {len(during)} feeds during the "
+        f"pause, p50 {ms(p50)}, p99 {ms(p99)}, max {ms(max(latencies))} "
+        f"(target p99 < {REDIS_TIMEOUT_MS} + 20 ms), {degraded} degraded; "
+        f"before it p99 {ms(percentile(healthy, 99))}; {len(failures)} failures; "
+        f"inside the service p99 {ms(percentile(inside_during, 99))}, "
+        f"max {ms(max(inside_during))}"
+    )
+    assert failures == [], f"{len(failures)} failures, e.g. {failures[:3]}"
+    assert Counter(f.status for f in feeds) == {200: len(feeds)}
+    assert len(during) > 100 and degraded > 0
+    assert p99 < (REDIS_TIMEOUT_MS + 20) / 1000
+
+
+# -- a model flip and a rollback -------------------------------------------------------------
+def switch_figures(feeds: list[Outcome], old: str, new: str, moved: float) -> tuple[float, float]:
+    """Seconds from the pointer's move to the first answer naming `new`, and to the last
+    answer naming `old`; no request sent after the first `new` answer names `old`."""
+    first_new = min(f.ended for f in feeds if f.started >= moved and f.model_version == new)
+    late = [f for f in feeds if f.started > first_new and f.model_version == old]
+    assert late == [], f"{len(late)} requests sent after the switch got {old}: {late[:3]}"
+    last_old = max((f.ended for f in feeds if f.model_version == old), default=moved)
+    return first_new - moved, max(0.0, last_old - moved)
+
+
+def test_a_model_flip_and_a_rollback_under_load_fail_no_request(
+    service_process: ServiceProcess, redis_url: str, models_dir: Path
+) -> None:
+    second = planted.write_planted_model(models_dir, SECOND_VERSION, user_scale=2.0)
+    with PointerWatch(redis_url) as pointer, Load(service_process.url) as load:
+        time.sleep(2)
+        published = recsvc(redis_url, models_dir, "publish", str(second))
+        assert published.returncode == 0, published.stderr
+        assert eventually(lambda: load.feeds()[-1].model_version == SECOND_VERSION)
+        time.sleep(2)
+        flipped = len(load.feeds())
+        rolled_back = recsvc(redis_url, models_dir, "rollback")
+        assert rolled_back.returncode == 0, rolled_back.stderr
+        assert eventually(lambda: load.feeds()[-1].model_version == PLANTED_VERSION)
+        time.sleep(2)
+    feeds, events = load.feeds(), load.events()
+
+    failures = [o for o in load.outcomes if o.status not in (200, 202)]
+    assert failures == [], f"{len(failures)} of {len(load.outcomes)} failed: {failures[:3]}"
+    versions = Counter(f.model_version for f in feeds)
+    assert set(versions) == {PLANTED_VERSION, SECOND_VERSION}
+    assert not any(f.degraded for f in feeds)
+    flip = switch_figures(
+        feeds[:flipped], PLANTED_VERSION, SECOND_VERSION, pointer.moved_to(SECOND_VERSION)
+    )
+    rollback = switch_figures(
+        feeds[flipped:], SECOND_VERSION, PLANTED_VERSION, pointer.moved_to(PLANTED_VERSION)
+    )
+    print(
+        f"\nFIGURE model-flip-and-rollback: {len(feeds)} feeds and {len(events)} event posts, "
+        f"0 failed; {versions[PLANTED_VERSION]} answered by the planted version, "
+        f"{versions[SECOND_VERSION]} by the second; after the pointer moved, the first answer "
+        f"from the new version came in {ms(flip[0])} (flip) and {ms(rollback[0])} (rollback), "
+        f"the last from the old one in {ms(flip[1])} and {ms(rollback[1])}"
+    )
+    assert max(flip + rollback) < 3  # replicas poll every 0.2 s here
+
+
+# -- a corrupted model -----------------------------------------------------------------------
+def truncate_graph(directory: Path) -> None:
+    """model.onnx cut in half: its checksum no longer matches the manifest's."""
+    graph = directory / MODEL_FILE
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+
+
+def garbage_graph_with_its_checksum(directory: Path) -> None:
+    """model.onnx replaced by garbage, and the manifest's checksum updated to match: only
+    onnxruntime can tell."""
+    graph = directory / MODEL_FILE
+    graph.write_bytes(os.urandom(graph.stat().st_size))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"][MODEL_FILE] = sha256_file(graph)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+CORRUPTIONS = {  # how model.onnx is spoiled, and what the refusal says
+    "truncated": (truncate_graph, "does not match the manifest"),
+    "garbage-with-matching-checksum": (garbage_graph_with_its_checksum, "onnxruntime refuses"),
+}
+
+
+def why(message: str) -> str:
+    """What a refusal says about model.onnx, without the path before it."""
+    return message.split(f"{MODEL_FILE}: ", 1)[-1].strip()[:60]
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_corrupted_model_is_refused_and_the_old_one_keeps_serving(
+    service_process: ServiceProcess,
+    redis_url: str,
+    models_dir: Path,
+    tmp_path: Path,
+    corruption: str,
+) -> None:
+    corrupt, reason = CORRUPTIONS[corruption]
+    corrupted = planted.write_planted_model(tmp_path / "corrupted", SECOND_VERSION, 2.0)
+    corrupt(corrupted)
+    # The operator's copy is sound, the replica's disk holds a corrupted one (a bad sync).
+    sound = planted.write_planted_model(tmp_path / "operator", SECOND_VERSION, 2.0)
+    corrupt(planted.write_planted_model(models_dir, SECOND_VERSION, 2.0))
+    refused_before = metric(service_process, "recsvc_model_reloads_total", outcome="refused")
+
+    def refusals() -> float:
+        found = metric(service_process, "recsvc_model_reloads_total", outcome="refused")
+        return found - refused_before
+
+    with PointerWatch(redis_url) as pointer, Load(service_process.url) as load:
+        time.sleep(1)
+        by_publisher = recsvc(redis_url, models_dir, "publish", str(corrupted))
+        published = recsvc(redis_url, models_dir, "publish", str(sound))
+        assert published.returncode == 0, published.stderr
+        assert eventually(lambda: refusals() >= 1)
+        time.sleep(2)  # more polls, and requests served meanwhile
+    feeds = load.feeds()
+
+    # The publisher checks what it publishes: the corrupted directory never moved the pointer.
+    assert by_publisher.returncode == 1 and "Traceback" not in by_publisher.stderr
+    assert MODEL_FILE in by_publisher.stderr and reason in by_publisher.stderr
+    assert [version for _, version in pointer.seen] == [PLANTED_VERSION, SECOND_VERSION]
+    # The replica refused its corrupted copy once, and kept serving the old version.
+    failures = [o for o in load.outcomes if o.status not in (200, 202)]
+    assert failures == [], f"{len(failures)} of {len(load.outcomes)} failed: {failures[:3]}"
+    assert {f.model_version for f in feeds} == {PLANTED_VERSION}
+    assert {f.source for f in feeds} == {"cf", "popularity"}  # u-unknown has no vector
+    assert refusals() == 1  # tried again only after a while, or when published again
+    metrics = service_process.get("/metrics").text
+    assert f'recsvc_model_info{{version="{PLANTED_VERSION}"}} 1.0' in metrics
+    ready = service_process.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model_version"] == PLANTED_VERSION
+    last_error = ready.json()["last_error"]
+    assert SECOND_VERSION in last_error and MODEL_FILE in last_error and reason in last_error
+    print(
+        f"\nFIGURE corrupted-model ({corruption}): `recsvc publish` exit 1, "
+        f"{why(by_publisher.stderr)!r}; published from a sound copy, the replica refused its "
+        f'own: recsvc_model_reloads_total{{outcome="refused"}} +{refusals():.0f}, /readyz 200 '
+        f"serving {PLANTED_VERSION}, last_error {why(last_error)!r}; "
+        f"{len(feeds)} feeds, 0 failed, all from the old version"
+    )
