@@ -21,7 +21,7 @@ from recsvc.batcher import FeedBatcher
 from recsvc.deps import Runtime
 from recsvc.gate import Gate
 from recsvc.keys import Keys
-from recsvc.metrics import Metrics, TimingMiddleware
+from recsvc.metrics import Metrics
 from recsvc.routes import catalog, events, experiments, feed, health, users
 from recsvc.serving import Serving
 from recsvc.settings import Settings, SettingsError
@@ -116,5 +116,4 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     document_security(app, keys)
     app.add_middleware(Gate, settings=settings, keys=keys, metrics=metrics)
-    app.add_middleware(TimingMiddleware, metrics=metrics)
     return app

@@ -19,16 +19,15 @@ a busy CPU's, and the request still gets its answer from a Redis that is fine.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from recsvc import logs
 from recsvc.attach import ItemRules
 from recsvc.experiments import Assignment
 from recsvc.feed import Feed, FeedOptions, build_feeds
@@ -53,15 +52,6 @@ class Served:
     model: ServingModel
     degraded: bool
     assignments: list[Assignment]
-
-
-# Request ids: a random prefix per process and a counter; unique without a syscall each.
-_REQUEST_PREFIX = uuid.uuid4().hex[:16]
-_request_counter = itertools.count(1)
-
-
-def next_request_id() -> str:
-    return f"{_REQUEST_PREFIX}{next(_request_counter):016x}"
 
 
 @dataclass
@@ -200,7 +190,7 @@ class FeedBatcher:
             return []
         exposures = []
         for request, feed, assignments in zip(group, feeds, assigned, strict=True):
-            served = Served(next_request_id(), feed, model, degraded, assignments)
+            served = Served(logs.new_id(), feed, model, degraded, assignments)
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(served)
             if assignments:

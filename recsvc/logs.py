@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Ids of requests and feeds: a random prefix per process and a counter; unique without a
+# syscall each (uuid4 reads the OS's randomness every time).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,15 +1,11 @@
-"""Prometheus metrics of one replica, and the ASGI middleware that times every route.
+"""Prometheus metrics of one replica (recsvc.gate times every request into `latency`).
 
 Exposed at GET /metrics. Each app gets its own registry (tests build several apps).
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -78,32 +74,3 @@ class Metrics:
         if outcome == "loaded":
             self.model_info.clear()
             self.model_info.labels(version).set(1)
-
-
-class TimingMiddleware:
-    """Observe each request's latency under its route template (not the raw path)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route: Any = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.metrics.latency.labels(path, scope["method"], str(status[0])).observe(
-                time.perf_counter() - started
-            )

@@ -276,7 +276,7 @@ def test_access_logs_are_json_lines_with_the_request_id_and_no_secrets_or_profil
     assert by_id["app-req-42"]["route"] == "/v1/feed"
     assert by_id["app-req-42"]["status"] == 200
     assert by_id["app-req-42"]["caller"].startswith("app:")
-    assert re.fullmatch(r"[0-9a-f]{32}", bad_id.headers["x-request-id"])  # replaced
+    assert re.fullmatch(r"[0-9a-f]{32}", bad_id.headers["x-request-id"])  # replaced: a new id
     assert by_id[refused.headers["x-request-id"]]["status"] == 401
     assert by_id[put.headers["x-request-id"]]["route"] == "/v1/users/{user_id}/profile"
     for secret in (APP_KEY, ADMIN_KEY, "wrong-key-0123456789", "secret-segment", "p-held"):
