@@ -405,8 +405,8 @@ class Paths:
         return f"/v1/feed?user_id={user}&n={FEED_PAGE}"
 
 
-async def one_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (Content-Length bodies); its status."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length body: status and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -416,8 +416,12 @@ async def one_response(reader: asyncio.StreamReader) -> int:
     )
     if length is None:
         raise ConnectionError("a response without Content-Length")
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
+
+
+async def one_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response; its status."""
+    return (await read_response(reader))[0]
 
 
 async def connection_loop(

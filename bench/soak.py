@@ -249,20 +249,6 @@ def percentile_ms(ordered: list[float], q: float) -> float:
     return round(ordered[int(q * (len(ordered) - 1))] * 1e3, 2) if ordered else 0.0
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """One HTTP/1.1 response with a Content-Length body: status and body."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    length = next(
-        (int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length")),
-        None,
-    )
-    if length is None:
-        raise ConnectionError("a response without Content-Length")
-    return status, await reader.readexactly(length)
-
-
 class Schedule:
     """Send times: slot i at start + i / rate (open loop), or at once (closed loop)."""
 
@@ -294,7 +280,7 @@ async def client(mix: Mix, schedule: Schedule, recorder: Recorder) -> None:
             if writer is None or reader is None:
                 reader, writer = await asyncio.open_connection(HOST, mix.port)
             writer.write(request)
-            status, body = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT)
+            status, body = await asyncio.wait_for(serve.read_response(reader), REQUEST_TIMEOUT)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             recorder.connection_errors[kind][type(exc).__name__] += 1
             if writer is not None:
