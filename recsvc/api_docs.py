@@ -1,5 +1,6 @@
-"""The OpenAPI description's security part: which key each operation needs, and the gate's
-refusals (recsvc.gate) as documented responses, so clients and schema-driven tests see them."""
+"""The OpenAPI description's security part: which key each operation needs, and the
+refusals every operation may meet before its handler (recsvc.gate; 400 is FastAPI's, for an
+unreadable body) as documented responses, so clients and schema-driven tests see them."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ ERROR = {
         }
     }
 }
-GATE_RESPONSES = {
+REFUSALS = {
     "400": "The body could not be read as its content type says (e.g. not UTF-8 JSON).",
     "401": "No API key, or an unknown one (`WWW-Authenticate: Bearer`).",
     "403": "The key given is of the other kind (an app key on an admin route, or the reverse).",
@@ -64,8 +65,8 @@ def _add_security(schema: dict[str, Any], keys: KeyRing) -> None:
                 needed: list[dict[str, list[str]]] = [{SCHEMES[access]: []}]
                 operation["security"] = needed if keys.needs_key(access) else [*needed, {}]
                 for status in ("401", "403"):
-                    responses.setdefault(status, {"description": GATE_RESPONSES[status], **ERROR})
+                    responses.setdefault(status, {"description": REFUSALS[status], **ERROR})
             if "requestBody" in operation:
-                responses.setdefault("400", {"description": GATE_RESPONSES["400"], **ERROR})
+                responses.setdefault("400", {"description": REFUSALS["400"], **ERROR})
             for status in ("413", "429"):
-                responses.setdefault(status, {"description": GATE_RESPONSES[status], **ERROR})
+                responses.setdefault(status, {"description": REFUSALS[status], **ERROR})

@@ -109,8 +109,7 @@ class KeyRing:
         return None if found is None else Caller(found, f"{found}:{digest.hex()[:8]}")
 
     def needs_key(self, access: Access) -> bool:
-        keys = {Access.APP: self.app, Access.ADMIN: self.admin}.get(access, ())
-        return bool(keys)
+        return bool(self.app if access is Access.APP else self.admin) and access is not Access.OPEN
 
 
 def bearer_token(header: bytes | None) -> str | None:

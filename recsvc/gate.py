@@ -82,7 +82,7 @@ class Gate:
 
         try:
             caller = self._admit(scope)
-            await self.app(scope, self._limited(scope, receive), send_with_id)
+            await self.app(scope, self._limited(receive), send_with_id)
         except Refusal as refusal:
             self.metrics.refused.labels(refusal.reason).inc()
             await _send_refusal(send_with_id, refusal)
@@ -151,7 +151,7 @@ class Gate:
             )  # fmt: skip
         return caller
 
-    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive) -> Receive:
         """`receive`, counting the body: past the limit (a body sent without a length), 413."""
         received = 0
         limit = self.max_body

@@ -233,6 +233,25 @@ ranker = "popular"
 {attach}"""
 
 
+def champion_vs_challenger(challenger: float = 0.5) -> str:
+    """The TOML of experiment "champion": variant `live` (the current model) against
+    `challenger` (the challenger model), with `challenger` of the traffic to the latter."""
+    return f"""
+[[experiment]]
+name = "champion"
+
+[[experiment.variant]]
+name = "live"
+weight = {1 - challenger}
+model = "current"
+
+[[experiment.variant]]
+name = "challenger"
+weight = {challenger}
+model = "challenger"
+"""
+
+
 APP_KEY = "test-app-key-0123456789"  # what the test services accept from the app backend
 ADMIN_KEY = "test-admin-key-0123456789"  # ... and from operators
 

@@ -17,7 +17,7 @@ import redis
 
 from recsvc.experiments import parse_experiments
 from recsvc.keys import Keys
-from tests.builders import cf_vs_popular
+from tests.builders import cf_vs_popular, champion_vs_challenger
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually
 from tests.service.test_challenger import publish_challenger
@@ -148,20 +148,7 @@ def test_a_variant_can_be_served_by_the_challenger_or_a_pinned_version(
 ) -> None:
     challenger = planted.write_planted_model(models_dir, SECOND_VERSION)
     publish_challenger(redis_url, challenger)
-    text = """
-[[experiment]]
-name = "champion"
-
-[[experiment.variant]]
-name = "live"
-weight = 0.0
-model = "current"
-
-[[experiment.variant]]
-name = "challenger"
-weight = 1.0
-model = "challenger"
-"""
+    text = champion_vs_challenger(1.0)
     assert put(service, text).status_code == 200
     assert eventually(lambda: feed(service, "u-inv")["model_version"] == SECOND_VERSION)
     body = feed(service, "u-inv")

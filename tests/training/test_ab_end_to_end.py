@@ -20,7 +20,7 @@ import redis
 from recsvc.experiments import parse_experiments
 from recsvc.keys import Keys
 from recsvc.store import parse_pointer
-from tests.builders import cf_vs_popular, cli_environment
+from tests.builders import cf_vs_popular, champion_vs_challenger, cli_environment
 from tests.service.conftest import publish_model, service_settings, serving
 from training.ab_report import build_report, load_durations, load_exposures
 from training.drain import EXPOSURES, drain
@@ -87,20 +87,7 @@ def test_cf_wins_attach_conversion_against_popular_with_no_sample_ratio_alarm(
     assert report["attribution"]["attributed_by_request_id"] == events.num_rows
 
 
-CHAMPION = """
-[[experiment]]
-name = "champion"
-
-[[experiment.variant]]
-name = "live"
-weight = 0.5
-model = "current"
-
-[[experiment.variant]]
-name = "challenger"
-weight = 0.5
-model = "challenger"
-"""
+CHAMPION = champion_vs_challenger(0.5)
 
 
 def test_champion_against_challenger_then_promote(

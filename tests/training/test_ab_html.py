@@ -17,14 +17,14 @@ import pytest
 from matplotlib.image import imread
 
 from recsvc.experiments import Experiment, parse_experiments
-from tests.training.test_ab_report import (
+from tests.training.ab_builders import (
     EXP,
     event,
     event_table,
     exposure,
     exposure_table,
     recsvc,
-    write_days,
+    report_arguments,
 )
 from training.ab_html import DOWN, UP, render_html
 from training.ab_report import build_report
@@ -308,16 +308,7 @@ def test_chromium_draws_one_bar_per_row_and_marks_the_significant_ones(
 def on_disk(logs: tuple[list[dict], list[dict]], tmp_path: Path) -> list[str]:
     """--exposures, --events and --definition of the planted experiment."""
     exposures, events = logs
-    definition = tmp_path / "experiments.toml"
-    definition.write_text(DEFINITION)
-    return [
-        "--exposures",
-        str(write_days(exposure_table(exposures), tmp_path / "exposures")),
-        "--events",
-        str(write_days(event_table(events), tmp_path / "events")),
-        "--definition",
-        str(definition),
-    ]
+    return report_arguments(exposures, events, tmp_path)
 
 
 def test_the_cli_writes_the_page_and_still_ends_with_the_json(

@@ -4,117 +4,31 @@ found and a planted sample-ratio mismatch caught, and `recsvc ab report` as a us
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import redis
 
 from recsvc.experiments import Experiment, parse_experiments
 from recsvc.keys import Keys
+from tests.training.ab_builders import (
+    DAY,
+    DEFINITION,
+    EXP,
+    event,
+    event_table,
+    exposure,
+    exposure_table,
+    recsvc,
+    report_arguments,
+)
 from training.ab_report import AttributionStats, build_report, report_text, user_aggregates
 from training.ab_stats import VariantData
-from training.drain import EXPOSURE_SCHEMA
-from training.events import EVENT_SCHEMA
 
-RECSVC = str(Path(sys.executable).with_name("recsvc"))
-EXP = "attach-test"
-DEFINITION = f"""
-[[experiment]]
-name = "{EXP}"
-control = "control"
-
-[[experiment.variant]]
-name = "control"
-weight = 0.4
-
-[[experiment.variant]]
-name = "treatment"
-weight = 0.6
-attach_user_weight = 2.0
-"""
-T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
-DAY = timedelta(hours=24)
 COUNTED = [f.name for f in fields(VariantData)[1:]]
-
-
-# ---- builders --------------------------------------------------------------------------------
-
-
-def at(hours: float) -> datetime:
-    return T0 + timedelta(hours=hours)
-
-
-def exposure(
-    request_id: str,
-    user: str,
-    hours: float,
-    variant: str = "control",
-    videos: Sequence[str] = ("v1", "v2"),
-    products: Sequence[str | None] = ("p1", None),
-    experiments: str | None = None,
-) -> dict[str, Any]:
-    """One feed served; `products` is the card under each video."""
-    return {
-        "request_id": request_id,
-        "ts": at(hours),
-        "user_id": user,
-        "experiments": experiments or f"other:x,{EXP}:{variant}",
-        "model_version": "20261101T000000Z",
-        "videos": list(videos),
-        "products": list(products),
-    }
-
-
-def event(
-    user: str,
-    item: str,
-    action: str,
-    hours: float,
-    request_id: str | None = None,
-    watch_ratio: float | None = None,
-    amount: float | None = None,
-) -> dict[str, Any]:
-    """An outcome; items named v... are videos, p... products."""
-    return {
-        "ts": at(hours),
-        "user_id": user,
-        "item_id": item,
-        "item_type": "video" if item.startswith("v") else "product",
-        "action": action,
-        "watch_ratio": watch_ratio,
-        "request_id": request_id,
-        "amount": amount,
-    }
-
-
-def exposure_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=EXPOSURE_SCHEMA)
-
-
-def event_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(
-        [{"event_id": f"e{i}", **row} for i, row in enumerate(rows)], schema=EVENT_SCHEMA
-    )
-
-
-def write_days(table: pa.Table, directory: Path) -> Path:
-    """`table` as day partitions, the way `recsvc drain` writes them."""
-    days = [ts.date().isoformat() for ts in table.column("ts").to_pylist()]
-    for day in sorted(set(days)):
-        part = directory / f"day={day}" / "part-1.parquet"
-        part.parent.mkdir(parents=True)
-        pq.write_table(table.filter(pa.array([d == day for d in days])), part)
-    return directory
 
 
 def attribute(
@@ -362,11 +276,6 @@ def test_variants_the_definition_does_not_name_are_left_out_with_a_note() -> Non
 # ---- the command line ------------------------------------------------------------------------
 
 
-def recsvc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    wide = {**os.environ, "COLUMNS": "500", **(env or {})}
-    return subprocess.run([RECSVC, *args], capture_output=True, text=True, check=False, env=wide)
-
-
 @pytest.fixture
 def logged(tmp_path: Path) -> list[str]:
     """--exposures, --events and --definition of a small experiment on disk."""
@@ -380,16 +289,7 @@ def logged(tmp_path: Path) -> list[str]:
         event("u2", "p1", "purchase", 3, amount=9.0),  # no request id, 2 h after r2
         event("u3", "v9", "view", 31),
     ]
-    definition = tmp_path / "experiments.toml"
-    definition.write_text(DEFINITION)
-    return [
-        "--exposures",
-        str(write_days(exposure_table(exposures), tmp_path / "exposures")),
-        "--events",
-        str(write_days(event_table(events), tmp_path / "events")),
-        "--definition",
-        str(definition),
-    ]
+    return report_arguments(exposures, events, tmp_path)
 
 
 def test_the_cli_prints_the_table_and_ends_with_the_json_report(logged: list[str]) -> None:
