@@ -314,8 +314,8 @@ def feed_sources(port: int) -> dict[str, float]:
     counts: dict[str, float] = {}
     for match in re.finditer(r'^recsvc_feed_responses_total\{source="(\w+)"\} (\S+)$', text, re.M):
         counts[match.group(1)] = float(match.group(2))
-    degraded = re.search(r"^recsvc_degraded_responses_total (\S+)$", text, re.M)
-    counts["degraded"] = float(degraded.group(1)) if degraded else 0.0
+    degraded = re.findall(r"^recsvc_degraded_responses_total(?:\{[^}]*\})? (\S+)$", text, re.M)
+    counts["degraded"] = sum(float(value) for value in degraded)
     return counts
 
 

@@ -45,6 +45,14 @@ class NoModel(RuntimeError):
     """No model is loaded yet (start-up)."""
 
 
+class _Degraded(Exception):
+    """A batch's Redis call failed or was not made; `cause` is the metric's label."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class Served:
     request_id: str
@@ -60,6 +68,7 @@ class _Request:
     n: int
     future: asyncio.Future[Served]
     redis_deadline: float  # event-loop time by which its Redis calls must have answered
+    request_id: str  # the HTTP request's (X-Request-ID): the feed's, exposures' and events'
 
 
 class FeedBatcher:
@@ -90,7 +99,9 @@ class FeedBatcher:
         """This user's feed, served in the next batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Served] = loop.create_future()
-        self._queue.append(_Request(user_id, n, future, loop.time() + self.redis_timeout))
+        request_id = logs.request_id.get() or logs.new_id()
+        deadline = loop.time() + self.redis_timeout
+        self._queue.append(_Request(user_id, n, future, deadline, request_id))
         # Idle: start at once. Busy: a second batch only once enough requests wait for it
         # (a batch of one pays the round trips of a full one).
         if self._in_flight == 0 or (
@@ -181,7 +192,7 @@ class FeedBatcher:
         try:
             model, rules = snapshot.resolve(model_key)
             assert model is not None and rules is not None  # resolve falls back to current
-            feeds, degraded = await self._serve_group(model, rules, group, options, day)
+            feeds, cause = await self._serve_group(model, rules, group, options, day)
         except Exception as exc:
             log.exception("feed group (model %s) failed", model_key)
             for request in group:
@@ -190,12 +201,12 @@ class FeedBatcher:
             return []
         exposures = []
         for request, feed, assignments in zip(group, feeds, assigned, strict=True):
-            served = Served(logs.new_id(), feed, model, degraded, assignments)
+            served = Served(request.request_id, feed, model, cause is not None, assignments)
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(served)
             if assignments:
                 exposures.append((request.user_id, served))
-        self._count(feeds, degraded)
+        self._count(feeds, cause)
         return exposures
 
     async def _log_exposures(self, served: list[tuple[str, Served]]) -> None:
@@ -236,41 +247,48 @@ class FeedBatcher:
         batch: list[_Request],
         options: list[FeedOptions],
         day: str,
-    ) -> tuple[list[Feed], bool]:
-        """The feeds of requests with one batch key; whether they are degraded."""
+    ) -> tuple[list[Feed], str | None]:
+        """The feeds of requests with one batch key; why they are degraded (None: they are
+        not): breaker_open, deadline or redis_error."""
         users = [request.user_id for request in batch]
         daily_cap = options[0].daily_cap
         deadline = min(request.redis_deadline for request in batch)
-        degraded = False
+        cause: str | None = None
         try:
-            states = await _by(
-                deadline,
-                lambda: self.store.user_states(users, model.generation, day, daily_cap),
-                self.store.available,
+            states = await self._redis(
+                deadline, lambda: self.store.user_states(users, model.generation, day, daily_cap)
             )
-        except (RedisUnavailable, TimeoutError):
-            states, degraded = [UserState(capped=None)] * len(batch), True
+        except _Degraded as exc:
+            states, cause = [UserState(capped=None)] * len(batch), exc.cause
         sizes = [request.n for request in batch]
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
         # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost
         # more than the overlap gains (bench/serve.py).
         feeds = build_feeds(model, rules, states, sizes, self.settings, options)
-        if degraded:
-            return feeds, True
+        if cause is not None:
+            return feeds, cause
         attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
         try:
-            refused = await _by(
-                deadline,
-                lambda: self.store.count_attached(day, attached, daily_cap),
-                self.store.available,
+            refused = await self._redis(
+                deadline, lambda: self.store.count_attached(day, attached, daily_cap)
             )
-        except (RedisUnavailable, TimeoutError):
+        except _Degraded as exc:
             # An attachment that cannot be counted could break the daily cap: withdraw.
-            return [f.without_products(None) for f in feeds], True
+            return [f.without_products(None) for f in feeds], exc.cause
         # A refused card: another page of the same user took the last slot first.
-        return [f.without_products(r) for f, r in zip(feeds, refused, strict=True)], False
+        return [f.without_products(r) for f, r in zip(feeds, refused, strict=True)], None
 
-    def _count(self, feeds: list[Feed], degraded: bool) -> None:
+    async def _redis(self, deadline: float, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` by the deadline; else _Degraded, saying why."""
+        healthy = self.store.available
+        try:
+            return await _by(deadline, call, healthy)
+        except TimeoutError:
+            raise _Degraded("deadline") from None
+        except RedisUnavailable:
+            raise _Degraded("redis_error" if healthy else "breaker_open") from None
+
+    def _count(self, feeds: list[Feed], cause: str | None) -> None:
         """Feed metrics, once per batch (per request they were a measurable cost)."""
         if self.metrics is None:
             return
@@ -279,8 +297,8 @@ class FeedBatcher:
             self.metrics.feed_source.labels(source).inc(count)
         self.metrics.feed_items.inc(sum(len(feed.items) for feed in feeds))
         self.metrics.attached.inc(sum(len(feed.attached) for feed in feeds))
-        if degraded:
-            self.metrics.degraded.inc(len(feeds))
+        if cause is not None:
+            self.metrics.degraded.labels(cause).inc(len(feeds))
 
 
 async def _by(deadline: float, call: Callable[[], Awaitable[T]], healthy: bool) -> T:

@@ -25,8 +25,11 @@ class Metrics:
             registry=r,
         )
         self.degraded = Counter(
-            "recsvc_degraded_responses_total", "Feeds served without Redis.", registry=r
-        )
+            "recsvc_degraded_responses_total",
+            "Feeds served without Redis, by cause: redis_error (a call failed), deadline (Redis "
+            "did not answer in time), breaker_open (Redis recently found down: not asked).",
+            ["cause"], registry=r,
+        )  # fmt: skip
         self.feed_source = Counter(
             "recsvc_feed_responses_total", "Feeds by source of the ranking.", ["source"], registry=r
         )
@@ -42,6 +45,11 @@ class Metrics:
         )
         self.model_info = Gauge(
             "recsvc_model_info", "The model version served (value 1).", ["version"], registry=r
+        )
+        self.model_created = Gauge(
+            "recsvc_model_created_timestamp_seconds",
+            "When the served model was exported (its manifest's created_at), Unix time.",
+            registry=r,
         )
         self.reloads = Counter(
             "recsvc_model_reloads_total", "Model loads by outcome.", ["outcome"], registry=r
@@ -63,6 +71,21 @@ class Metrics:
             registry=r,
         )
 
+        self.redis_at_risk = Gauge(
+            "recsvc_redis_at_risk",
+            "1 when Redis is configured so that data can be lost, by risk: eviction "
+            "(maxmemory-policy not noeviction), no_persistence (no AOF), unknown (CONFIG refused).",
+            ["risk"], registry=r,
+        )  # fmt: skip
+        self.connections = Gauge(
+            "recsvc_open_connections", "HTTP connections open in this process.", registry=r
+        )
+        self.connections_closed = Counter(
+            "recsvc_connections_closed_total",
+            "Connections closed by the server before a response: header_timeout, body_timeout, "
+            "over_limit (RECSVC_MAX_CONNECTIONS).",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.refused = Counter(
             "recsvc_refused_requests_total",
             "Requests refused before a route: unauthenticated, forbidden, rate_limited, "

@@ -38,8 +38,21 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("recsvc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     redis_timeout_ms: int = Field(100, ge=1, le=10_000, description="Per-command timeout.")
     redis_retry_seconds: float = Field(
-        1.0, ge=0, le=60, description="After a Redis failure, serve degraded this long."
+        1.0, ge=0, le=60, description="After Redis is found down, serve degraded this long."
     )
+    redis_breaker_failures: int = Field(
+        3, ge=1, le=1000, description="Timeouts within RECSVC_REDIS_BREAKER_WINDOW_SECONDS that "
+        "count as Redis down (one slow call is not an outage; a refused connection is at once).",
+    )  # fmt: skip
+    redis_breaker_window_seconds: float = Field(1.0, gt=0, le=60)
+    require_durable_redis: bool = Field(
+        False, description="Not ready while Redis is configured so that accepted events or the "
+        "catalogue can be lost (eviction, no AOF); else a warning at start-up and in /readyz.",
+    )  # fmt: skip
+    ready_without_redis: bool = Field(
+        True, description="Stay ready (in the load balancer) while Redis is down, serving "
+        "degraded feeds, as long as a model and a catalogue are loaded.",
+    )  # fmt: skip
     models_dir: Path = Field(Path("models"), description="Where model versions live.")
     poll_seconds: float = Field(
         1.0, gt=0, le=5, description="How often the model pointer and catalogue are polled."
@@ -56,6 +69,10 @@ class Settings(BaseSettings):
         5_000_000, ge=1000, description="Exposures kept undrained before new ones are dropped."
     )
     event_dedup_days: int = Field(7, ge=1, le=90)
+    max_purchased_per_user: int = Field(
+        1000, ge=1, le=100_000, description="Products bought (from events) kept in one user's "
+        "state; purchases past it, or of products not in the catalogue, stay in the stream only.",
+    )  # fmt: skip
     max_future_seconds: int = Field(300, ge=0, description="Clock skew allowed on event ts.")
     version_grace_seconds: int = Field(3600, ge=0, description="How long old vectors stay.")
     keep_versions: int = Field(
@@ -78,6 +95,24 @@ class Settings(BaseSettings):
         0, ge=0, description="Requests per second per client (API key, else address); 0 = off."
     )
     rate_limit_burst: int = Field(100, ge=1, description="Requests a client may send at once.")
+    auth_failures_per_second: float = Field(
+        1.0, gt=0, description="Requests with a missing, unknown or wrong-kind key allowed per "
+        "second per client address (key guessing is never free).",
+    )  # fmt: skip
+    auth_failures_burst: int = Field(20, ge=1)
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="A connection that has not sent a request's headers "
+        "within this long is closed.",
+    )  # fmt: skip
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A request whose body has not arrived within this "
+        "long of its headers is answered 408 and closed.",
+    )  # fmt: skip
+    keep_alive_seconds: float = Field(5.0, gt=0, le=300, description="Idle keep-alive limit.")
+    max_connections: int = Field(
+        0, ge=0, description="Open connections per process past which new ones are closed at "
+        "once; 0: derived from the descriptor limit (RLIMIT_NOFILE minus a reserve).",
+    )  # fmt: skip
     log_json: bool = True
     access_log: bool = False
 

@@ -186,7 +186,8 @@ def test_metrics_show_latency_redis_errors_degraded_feeds_model_and_attachments(
         for labels, value in metrics["recsvc_redis_errors_total"]
     }
     assert errors.get(("user_state", "unreachable"), 0) >= 1, errors  # (a stopped Redis)
-    assert metrics["recsvc_degraded_responses_total"] == [({}, 1.0)]
+    # The first feed found Redis gone (a failed call); the breaker then opened
+    assert metrics["recsvc_degraded_responses_total"] == [({"cause": "redis_error"}, 1.0)]
     assert metrics["recsvc_model_info"] == [({"version": PLANTED_VERSION}, 1.0)]
     assert metrics["recsvc_attached_products_total"] == [({}, float(attached))]
 
