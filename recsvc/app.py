@@ -116,4 +116,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     document_security(app, keys)
     app.add_middleware(Gate, settings=settings, keys=keys, metrics=metrics)
+    app.state.metrics = metrics  # the HTTP server's connection counts (recsvc serve) land here
     return app
