@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from starlette.routing import Match
 
-from recsvc import __version__, logs
+from recsvc import __version__, durability, logs
 from recsvc.api_docs import document_security
 from recsvc.auth import KeyRing
 from recsvc.batcher import FeedBatcher
 from recsvc.deps import Runtime
+from recsvc.durability import Durability
 from recsvc.gate import Gate
 from recsvc.keys import Keys
 from recsvc.metrics import Metrics
@@ -31,16 +33,29 @@ log = logging.getLogger("recsvc.app")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-async def watch_streams(
-    store: FeatureStore, metrics: Metrics, interval: float, stop: asyncio.Event
-) -> None:
-    """Keep the stream gauges current: how much waits in Redis for the nightly drain."""
+async def watch_redis(runtime: Runtime, interval: float, stop: asyncio.Event) -> None:
+    """Keep the stream gauges current (how much waits in Redis for the nightly drain) and
+    whether Redis is configured to keep what it holds (logged when that changes)."""
+    store, metrics = runtime.store, runtime.metrics
     while not stop.is_set():
         try:
             for stream, entries in (await store.stream_stats()).items():
                 metrics.streams.labels(stream).set(entries)
         except RedisUnavailable:
             pass  # counted as a Redis error by the store; the gauges keep their last value
+        found: Durability | None
+        try:
+            found = await durability.check(store.client)
+        except ResponseError:
+            found = durability.UNKNOWN
+        except (RedisError, RedisClusterException, OSError):
+            found = runtime.durability  # Redis down: nothing new is known
+        if found is not None and found != runtime.durability:
+            for problem in found.problems:
+                log.warning("%s (see docs/deployment.md, Redis)", problem)
+            for risk in durability.RISKS:
+                metrics.redis_at_risk.labels(risk).set(1 if risk in found.risks else 0)
+            runtime.durability = found
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 
@@ -91,10 +106,11 @@ def create_app(settings: Settings) -> FastAPI:
         serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
         await serving.start()
         batcher = FeedBatcher(serving, store, settings, metrics=metrics)
-        app.state.runtime = Runtime(settings, store, serving, metrics, batcher)
+        runtime = Runtime(settings, store, serving, metrics, batcher)
+        app.state.runtime = runtime
         stop = asyncio.Event()
         watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))
-        gauges = asyncio.create_task(watch_streams(store, metrics, settings.poll_seconds, stop))
+        gauges = asyncio.create_task(watch_redis(runtime, settings.poll_seconds, stop))
         gc.freeze()  # start-up objects (model, catalogue, app) leave the collector's scans
         try:
             yield

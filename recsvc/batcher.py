@@ -311,4 +311,12 @@ async def _by(deadline: float, call: Callable[[], Awaitable[T]], healthy: bool) 
         if not healthy:
             raise TimeoutError
         remaining = math.inf
-    return await asyncio.wait_for(asyncio.shield(call()), remaining)
+    task = asyncio.ensure_future(call())
+    task.add_done_callback(_retrieved)  # a call left running past the deadline fails alone
+    return await asyncio.wait_for(asyncio.shield(task), remaining)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome seen: the store has counted and logged the failure already."""
+    if not task.cancelled():
+        task.exception()

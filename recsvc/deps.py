@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from recsvc.batcher import FeedBatcher
+from recsvc.durability import Durability
 from recsvc.metrics import Metrics
 from recsvc.serving import Serving
 from recsvc.settings import Settings
@@ -23,6 +24,7 @@ class Runtime:
     serving: Serving
     metrics: Metrics
     batcher: FeedBatcher
+    durability: Durability | None = None  # None until Redis has answered once
 
 
 async def get_runtime(request: Request) -> Runtime:
