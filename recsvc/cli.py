@@ -115,23 +115,16 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
 ) -> None:
     """Run the HTTP service (one worker; scale with replicas). Configured by RECSVC_*."""
-    import uvicorn
-
+    from recsvc import logs, server
     from recsvc.app import create_app
 
     settings = _settings()
+    logs.configure(settings.log_json, process=True)  # before uvicorn's first line
     try:
         service = create_app(settings)
     except SettingsError as exc:  # e.g. no API keys
         _fail(str(exc), code=2)
-    uvicorn.run(
-        service,
-        host=host,
-        port=port,
-        access_log=False,  # the service logs each request itself (RECSVC_ACCESS_LOG, JSON)
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    server.run(service, settings, host, port)
 
 
 @app.command()

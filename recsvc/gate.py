@@ -1,14 +1,18 @@
 """The gate every HTTP request passes first (pure ASGI: it is on the feed's hot path).
 
 It also times each request into `recsvc_request_seconds{route,method,status}`, by route
-template (one layer fewer than a timing middleware of its own).
+template (one layer fewer than a timing middleware of its own); a method outside the standard
+ones is labelled `other`, so a client cannot mint label values.
 
 In order: a request id (the client's `X-Request-ID` when it is a sane one, else a new one; set
 for the logs and echoed in the response), the API key the route needs (recsvc.auth), the
-client's rate (recsvc.limits), the body size. A refusal is a 4xx with a JSON `detail` that
-says what is wrong, counted in `recsvc_refused_requests_total{reason}`. With
-`RECSVC_ACCESS_LOG=true`, one JSON line per request: id, method, route, status, time and the
-caller's label (a key digest prefix, never the key).
+client's rate (recsvc.limits), the body size. A request refused for its key (401, 403) takes
+a token from its address's failure bucket, and is a 429 once that is empty: key guessing is
+slow, while valid keys from the same address (a NAT) are never held back. A refusal is a 4xx
+with a JSON `detail` that says what is wrong, counted in
+`recsvc_refused_requests_total{reason}`. With `RECSVC_ACCESS_LOG=true`, one JSON line per
+request: id, method, route, status, time and the caller's label (a key digest prefix, never
+the key).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsvc import logs
 from recsvc.auth import Access, Caller, KeyRing, access_for, bearer_token
-from recsvc.limits import RateLimiter
+from recsvc.limits import RateLimiter, client_network
 from recsvc.metrics import Metrics
 from recsvc.settings import Settings
 
 log = logging.getLogger("recsvc.access")
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Refusal(Exception):
@@ -59,6 +64,9 @@ class Gate:
         self.access_log = settings.access_log
         rate = settings.rate_limit_per_second
         self.limiter = RateLimiter(rate, settings.rate_limit_burst) if rate > 0 else None
+        self.auth_failures = RateLimiter(
+            settings.auth_failures_per_second, settings.auth_failures_burst
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,16 +95,17 @@ class Gate:
             self.metrics.refused.labels(refusal.reason).inc()
             await _send_refusal(send_with_id, refusal)
         except Exception:  # the error boundary: logged with the request id, answered in JSON
-            log.exception("unhandled error in %s %s", scope["method"], _route_path(scope))
+            # (recsvc.logs writes the exception's type and frames, never its message)
+            log.exception("unhandled error in %s %s", scope["method"], _template(scope))
             if status[0] == 0:
                 await _send_refusal(send_with_id, Refusal(500, "error", "internal error"))
         finally:
-            route: Any = scope.get("route")  # the template, not the raw path
-            route_path = getattr(route, "path", "unmatched")
+            route_path = _template(scope)
+            method = scope["method"]
             seconds = time.perf_counter() - started
-            self.metrics.latency.labels(route_path, scope["method"], str(status[0])).observe(
-                seconds
-            )
+            self.metrics.latency.labels(
+                route_path, method if method in METHODS else "other", str(status[0])
+            ).observe(seconds)
             if self.access_log:
                 log.info(
                     "request",
@@ -115,7 +124,11 @@ class Gate:
     def _admit(self, scope: Scope) -> Caller | None:
         """The caller, once its key, rate and declared body size pass; else a Refusal."""
         needed = access_for(_route_path(scope))
-        caller = self._authenticate(scope, needed)
+        try:
+            caller = self._authenticate(scope, needed)
+        except Refusal:
+            self._limit_failures(scope)
+            raise
         if self.limiter is not None and needed is not Access.OPEN:  # probes are never limited
             client = caller.label if caller else _address(scope)
             wait = self.limiter.take(client)
@@ -151,6 +164,18 @@ class Gate:
             )  # fmt: skip
         return caller
 
+    def _limit_failures(self, scope: Scope) -> None:
+        """A 429 instead of a 401 or 403 once the address has used its failures' burst."""
+        wait = self.auth_failures.take(_address(scope))
+        if wait > 0:
+            raise Refusal(
+                429, "auth_rate_limited",
+                "too many requests with a missing, unknown or wrong-kind API key from this "
+                f"address ({self.auth_failures.per_second:g}/s, burst "
+                f"{self.auth_failures.burst}); retry after the Retry-After seconds",
+                {"Retry-After": str(max(1, round(wait + 0.5)))},
+            ) from None  # fmt: skip
+
     def _limited(self, receive: Receive) -> Receive:
         """`receive`, counting the body: past the limit (a body sent without a length), 413."""
         received = 0
@@ -177,6 +202,12 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+def _template(scope: Scope) -> str:
+    """The route template the request matched (never the raw path: it may hold ids)."""
+    route: Any = scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
 def _too_large(limit: int) -> Refusal:
     return Refusal(
         413, "body_too_large", f"request body over {limit} bytes (RECSVC_MAX_BODY_BYTES)"
@@ -185,7 +216,7 @@ def _too_large(limit: int) -> Refusal:
 
 def _address(scope: Scope) -> str:
     client = scope.get("client")
-    return f"addr:{client[0]}" if client else "addr:unknown"
+    return client_network(client[0]) if client else "addr:unknown"
 
 
 async def _send_refusal(send: Send, refusal: Refusal) -> None:

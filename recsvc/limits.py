@@ -1,16 +1,32 @@
 """Per-client request rate limits: one token bucket per client, in this replica's memory.
 
-A client is its API key (by digest label), or its address where no key is needed. The limit
-is per replica: with N replicas behind a balancer a client gets up to N times the rate, which
-is what a guard against a runaway client needs (a quota would live in Redis instead).
+A client is its API key (by digest label), or its address where no key is needed; failed
+authentications are limited per address too (recsvc.gate). An IPv6 address counts by its /64
+network, the block one host is usually given: else one host would have 2**64 buckets. The
+limit is per replica: with N replicas behind a balancer a client gets up to N times the rate,
+which is what a guard against a runaway client needs (a quota would live in Redis instead).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
 MAX_CLIENTS = 10_000  # buckets kept; idle (full) buckets are dropped beyond this
+
+
+def client_network(host: str) -> str:
+    """The bucket name of a client address: `addr:<IPv4>`, or `addr:<IPv6 /64 network>`."""
+    if ":" not in host:
+        return f"addr:{host}"
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:  # not an address (a unix socket's peer name, a proxy's label)
+        return f"addr:{host}"
+    if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+        return f"addr:{address.ipv4_mapped}"
+    return f"addr:{ipaddress.IPv6Network((address, 64), strict=False)}"
 
 
 @dataclass

@@ -89,6 +89,7 @@ class Metrics:
         self.refused = Counter(
             "recsvc_refused_requests_total",
             "Requests refused before a route: unauthenticated, forbidden, rate_limited, "
+            "auth_rate_limited (too many failed authentications from one address), "
             "body_too_large.", ["reason"], registry=r,
         )  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recsvc.limits import MAX_CLIENTS, RateLimiter
+from recsvc.limits import MAX_CLIENTS, RateLimiter, client_network
 
 
 def test_a_client_gets_its_burst_then_one_request_per_interval() -> None:
@@ -27,3 +27,11 @@ def test_memory_stays_bounded_whatever_addresses_a_flood_comes_from() -> None:
     assert len(limiter) <= MAX_CLIENTS
     limiter.take("late", now=1.0)
     assert limiter.take("late", now=1.0) == 0.0  # the newest client still has its burst
+
+
+def test_an_ipv6_client_counts_by_its_64_network_and_a_mapped_ipv4_by_its_address() -> None:
+    assert client_network("192.0.2.7") == "addr:192.0.2.7"
+    same_host = {client_network(f"2001:db8:1:2::{i:x}") for i in range(1, 1000)}
+    assert same_host == {"addr:2001:db8:1:2::/64"}  # rotating addresses share one bucket
+    assert client_network("2001:db8:1:3::1") != client_network("2001:db8:1:2::1")
+    assert client_network("::ffff:192.0.2.7") == "addr:192.0.2.7"  # a dual-stack socket

@@ -1,0 +1,87 @@
+"""`recsvc serve` in a process of its own, as production runs it: for tests of the HTTP server
+itself (timeouts, the connection cap, what the process writes on stderr), which an in-process
+uvicorn would not exercise."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from recsvc.embedded_redis import free_port
+from tests.builders import cli_environment
+from tests.service.conftest import eventually
+
+RECSVC = str(Path(sys.executable).with_name("recsvc"))
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running `recsvc serve`: its address and the file its stderr and stdout go to."""
+
+    host: str
+    port: int
+    output: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent)."""
+        text = httpx.get(self.url + "/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+@contextmanager
+def recsvc_serve(
+    redis_url: str, models_dir: Path, output: Path, **environment: str
+) -> Iterator[Served]:
+    """`recsvc serve` on a free loopback port with these RECSVC_* variables, serving (GET
+    /healthz 200); stopped with SIGTERM afterwards, as Kubernetes stops a pod."""
+    port = free_port()
+    with output.open("wb") as file:
+        process = subprocess.Popen(
+            [RECSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**cli_environment(redis_url, models_dir), **environment},
+            stdin=subprocess.DEVNULL,
+            stdout=file,
+            stderr=file,
+            start_new_session=True,
+        )
+    served = Served("127.0.0.1", port, output, process)
+
+    def up() -> bool:
+        assert process.poll() is None, f"recsvc serve exited:\n{served.log()[-3000:]}"
+        try:
+            return httpx.get(served.url + "/healthz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        assert eventually(up, timeout=30), f"recsvc serve not up:\n{served.log()[-3000:]}"
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
