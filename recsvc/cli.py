@@ -279,8 +279,8 @@ def experiments_load(
 ) -> None:
     """Validate a definition and store it in Redis: every replica serves it within a poll.
     A bad one is refused naming every problem, and the stored one keeps serving."""
-    from recsvc.experiments import ExperimentError, parse_experiments
-    from recsvc.store import FeatureStore
+    from recsvc.experiments import ExperimentError, parse_experiments, require_published
+    from recsvc.store import FeatureStore, RedisUnavailable
     from recsvc.versions import is_version_dir
 
     settings = _settings()
@@ -291,9 +291,18 @@ def experiments_load(
         )
     except (OSError, UnicodeDecodeError, ExperimentError) as exc:
         _fail(f"{definition}: {exc}")
-    revision = _run_with_redis(
-        settings, lambda client, keys: FeatureStore(client, keys).put_experiments(text)
-    )
+
+    async def store(client: Any, keys: Keys) -> str:
+        features = FeatureStore(client, keys)
+        await require_published(experiments, features.generation_of)
+        return await features.put_experiments(text)
+
+    try:
+        revision = _run_with_redis(settings, store)
+    except ExperimentError as exc:
+        _fail(f"{definition}: {exc}")
+    except RedisUnavailable as exc:
+        _fail(f"Redis at {redacted(settings.redis_url or '')}: {exc}")
     names = ", ".join(e.name for e in experiments.experiments) or "none"
     typer.echo(f"experiments revision {revision}: {names}")
 

@@ -5,6 +5,7 @@ This is a contract module: `training` may import it, and it imports nothing heav
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 
 from pydantic import BeforeValidator
@@ -47,6 +48,71 @@ class ProductCategory(StrEnum):
 DISCLOSURE_REQUIRED: frozenset[ProductCategory] = frozenset({ProductCategory.CREDIT})
 
 RISK_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+# Display text: what a user may be shown (product names and disclosures, video titles). It is
+# NFC-normalised and stripped of surrounding whitespace, and holds no character of these
+# Unicode categories (as the Python runtime's Unicode version assigns them), nor any of the
+# INVISIBLE code points. A disclosure is display text with at least MIN_DISCLOSURE_ALNUM
+# letters or digits: "-", "." or a zero-width space satisfy no disclosure rule.
+REFUSED_CATEGORIES: dict[str, str] = {
+    "Cc": "a control character",  # C0 and C1, tab and newlines included
+    "Cf": "a format character",  # zero-width, soft hyphen, bidi overrides and isolates
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+# Default-ignorable code points of other categories: they render as nothing (Hangul fillers
+# are letters; the grapheme joiner and the variation selectors are marks).
+INVISIBLE: frozenset[int] = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xE0100, 0xE01F0))
+)
+MIN_DISCLOSURE_ALNUM = 2
+
+
+def display_text(value: str) -> str:
+    """`value` fit to show a user: NFC, stripped; ValueError naming the first character that
+    is not (see REFUSED_CATEGORIES and INVISIBLE)."""
+    text = unicodedata.normalize("NFC", value)
+    for char in text:
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind is None and ord(char) in INVISIBLE:
+            kind = "an invisible character"
+        if kind is not None:
+            raise ValueError(
+                f"holds U+{ord(char):04X}, {kind}: display text may hold no control, format, "
+                "invisible, private-use or unassigned character"
+            )
+    return text.strip()
+
+
+def disclosure_text(value: str) -> str:
+    """`value` as a disclosure: display text with at least MIN_DISCLOSURE_ALNUM letters or
+    digits; ValueError saying why not."""
+    text = display_text(value)
+    found = sum(char.isalnum() for char in text)
+    if found < MIN_DISCLOSURE_ALNUM:
+        raise ValueError(
+            f"not a disclosure: it holds {found} letters or digits, at least "
+            f"{MIN_DISCLOSURE_ALNUM} are needed (send null for no disclosure)"
+        )
+    return text
+
+
+def is_disclosure(value: str | None) -> bool:
+    """Whether `value` satisfies a disclosure rule (see disclosure_text)."""
+    if value is None:
+        return False
+    try:
+        disclosure_text(value)
+    except ValueError:
+        return False
+    return True
+
 
 # Columns of an event, in order. Optional ones may be null.
 EVENT_COLUMNS: tuple[str, ...] = (

@@ -1,9 +1,10 @@
 """Experiment definitions: what an A/B test changes, for whom, and how users are assigned.
 
 Defined in TOML (one `[[experiment]]` table each, its variants as `[[experiment.variant]]`),
-validated as a whole before anything serves from it, and kept in Redis so that every replica
-follows the same definition (`recsvc experiments load FILE`, or the admin endpoint). A bad
-definition is refused with every problem named, and the previous one keeps serving.
+validated as a whole (every number finite, shares within [0, 1]) before anything serves from
+it, and kept in Redis so that every replica follows the same definition (`recsvc experiments
+load FILE`, or the admin endpoint). A bad definition is refused with every problem named, and
+the previous one keeps serving.
 
     [[experiment]]
     name = "ranker-2026-11"        # salt defaults to the name
@@ -23,20 +24,21 @@ definition is refused with every problem named, and the previous one keeps servi
     ranker = "popular"
 
 A variant may set: `ranker` (`cf` or `popular`), `model` (`current`, `challenger` or a
-version directory name), `attach` (false: no product card), `attach_user_weight`,
-`attach_video_weight`, `max_attached_per_page`, `daily_cap_per_product`. What it does not
-set stays as the service's settings say. Two experiments that can share a user (different
-namespaces, or none) must not set the same parameter: the service could not say which of
-them a response measured.
+published version: its directory on disk, its user vectors in Redis; while they are not, its
+variants get the current model and the replica lists the version in `missing_models`),
+`attach` (false: no product card), `attach_user_weight`, `attach_video_weight`,
+`max_attached_per_page`, `daily_cap_per_product`. What it does not set stays as the service's
+settings say. Two experiments that can share a user (different namespaces, or none) must not
+set the same parameter: the service could not say which of them a response measured.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -58,8 +60,13 @@ class ExperimentError(ValueError):
     """A definition that cannot serve; the message names every problem found."""
 
 
+# A share of users. Every number of a definition is finite (allow_inf_nan=False below):
+# TOML allows `inf` and `nan`, and a share must be a whole number of buckets.
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
 class Variant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(pattern=NAME_PATTERN)
     weight: float = Field(ge=0, le=1)
@@ -77,13 +84,15 @@ class Variant(BaseModel):
 
 
 class Experiment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
 
     name: str = Field(pattern=NAME_PATTERN)
     salt: str = Field("", max_length=200)
     traffic: float = Field(1.0, gt=0, le=1)
     namespace: str | None = Field(None, pattern=ID_PATTERN)
-    range: tuple[float, float] = (0.0, 1.0)
+    range: tuple[Share, Share] = (0.0, 1.0)
     control: str | None = None
     variants: list[Variant] = Field(alias="variant", min_length=2, max_length=20)
 
@@ -170,6 +179,10 @@ class Experiments:
         """The `model` values the variants name (current, challenger, versions)."""
         return {v.model for e in self.experiments for v in e.variants if v.model is not None}
 
+    def pinned(self) -> list[tuple[str, str, str]]:
+        """(experiment, variant, version) of every variant pinned to a model version."""
+        return _pinned(self.experiments)
+
     def as_dict(self) -> list[dict[str, Any]]:
         return [e.model_dump(mode="json") for e in self.experiments]
 
@@ -209,21 +222,48 @@ def parse_experiments(
                 problems.append(f"{label}: {where}: {message}" if where else f"{label}: {message}")
     problems += _conflicts(experiments)
     if version_exists is not None:
-        for experiment in experiments:
-            for variant in experiment.variants:
-                model = variant.model
-                if (
-                    model is not None
-                    and model not in (CURRENT, CHALLENGER)
-                    and not version_exists(model)
-                ):
-                    problems.append(
-                        f"experiment {experiment.name}, variant {variant.name}: model version "
-                        f"{model!r} does not exist in the models directory"
-                    )
+        problems += [
+            f"experiment {experiment}, variant {variant}: model version {version!r} does not "
+            "exist in the models directory"
+            for experiment, variant, version in _pinned(experiments)
+            if not version_exists(version)
+        ]
     if problems:
         raise ExperimentError("; ".join(problems))
     return Experiments(experiments, text)
+
+
+async def require_published(
+    experiments: Experiments, generation_of: Callable[[str], Awaitable[int | None]]
+) -> None:
+    """ExperimentError naming every variant pinned to a version whose user vectors are not in
+    Redis (exported but never published, or expired): it would serve without them.
+
+    `generation_of`: the newest live generation of a version (FeatureStore.generation_of).
+    """
+    published: dict[str, bool] = {}
+    problems = []
+    for experiment, variant, version in experiments.pinned():
+        if version not in published:
+            published[version] = await generation_of(version) is not None
+        if not published[version]:
+            problems.append(
+                f"experiment {experiment}, variant {variant}: model version {version!r} has "
+                "no user vectors in Redis (never published, or expired): publish it first "
+                f"(`recsvc publish <models dir>/{version}`), or pin one that `recsvc models` "
+                "lists in Redis"
+            )
+    if problems:
+        raise ExperimentError("; ".join(problems))
+
+
+def _pinned(experiments: Iterable[Experiment]) -> list[tuple[str, str, str]]:
+    return [
+        (experiment.name, variant.name, variant.model)
+        for experiment in experiments
+        for variant in experiment.variants
+        if variant.model is not None and variant.model not in (CURRENT, CHALLENGER)
+    ]
 
 
 def _where(location: tuple[Any, ...], table: dict[str, Any]) -> str:
@@ -237,6 +277,8 @@ def _where(location: tuple[Any, ...], table: dict[str, Any]) -> str:
             variants = table.get("variant", [])
             name = variants[index].get("name", "?") if index < len(variants) else "?"
             parts.append(f"variant {index + 1} ({name})")
+        elif isinstance(key, int) and parts:  # an element of an array: `range[1]`
+            parts[-1] += f"[{key}]"
         else:
             parts.append(str(key))
     return ".".join(parts)

@@ -21,7 +21,7 @@ import numpy as np
 
 from recsvc.attach import ItemRules
 from recsvc.catalog import Catalog
-from recsvc.experiments import Experiments, parse_experiments
+from recsvc.experiments import Experiments, parse_experiments, require_published
 from recsvc.manifest import ArtifactError
 from recsvc.ranker import RankingModel, load_array
 from recsvc.store import FeatureStore, Pointer, RedisUnavailable
@@ -217,49 +217,62 @@ class Serving:
         await self._load_others(polled.challenger)
 
     async def _load_others(self, challenger: Pointer | None) -> None:
-        """Hold the models the experiments' variants name (and only those)."""
+        """Hold the models the experiments' variants name (and only those), each with its
+        vectors in Redis; a model without them is missing, and its variants get the current
+        one (a pinned version's vectors are looked up on every poll: they may expire)."""
         wanted = self.snapshot.experiments.models_used() - {"current"}
         for key in set(self.snapshot.others) - wanted:
             self.snapshot = self.snapshot.with_other(key, None)
+        self.missing_models &= wanted
         for key in sorted(wanted):
-            held = self.snapshot.others.get(key)
             if key == "challenger":
                 pointer = challenger
-            elif held is not None and held[0].generation is not None:
-                continue  # a pinned version held with its vectors: nothing to look up
-            else:  # a pinned version: its vectors, if Redis still holds a generation of it
-                pointer = Pointer(key, await self.store.generation_of(key) or 0)
+            else:  # a pinned version: the newest generation of it still in Redis
+                generation = await self.store.generation_of(key)
+                pointer = None if generation is None else Pointer(key, generation)
             if pointer is None:
-                if held is not None:  # e.g. promoted: its variants follow the current model
-                    self.snapshot = self.snapshot.with_other(key, None)
-                if key not in self.missing_models:
-                    self.missing_models.add(key)
-                    self.last_error = f"variants ask for the {key} model, and none is published"
-                    log.error("%s: they get the current model", self.last_error)
-                continue
-            self.missing_models.discard(key)
-            if held is not None and (held[0].version, held[0].generation or 0) == (
-                pointer.version,
-                pointer.generation,
-            ):
-                continue
-            refused_at = self.refused.get((pointer.version, pointer.generation or None))
-            if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
-                continue
-            directory = self.models_dir / pointer.version
-            try:
-                model = await asyncio.to_thread(
-                    ServingModel.load, directory, pointer.generation or None
-                )
-            except Exception as exc:
-                self.refused[(pointer.version, pointer.generation or None)] = time.monotonic()
-                self.last_error = f"{key} model {pointer.version} refused: {exc}"
-                log.error("%s; its variants get the current model", self.last_error)
-                self.on_reload(pointer.version, "refused")
-                continue
-            self.snapshot = self.snapshot.with_other(key, model)
-            log.info("serving %s model %s to its variants", key, pointer.version)
-            self.on_reload(pointer.version, "loaded")
+                self._missing(key)
+            else:
+                self.missing_models.discard(key)
+                await self._load_other(key, pointer)
+
+    def _missing(self, key: str) -> None:
+        if key in self.snapshot.others:  # e.g. promoted, or a pinned version's vectors expired
+            self.snapshot = self.snapshot.with_other(key, None)
+        if key in self.missing_models:
+            return
+        self.missing_models.add(key)
+        if key == "challenger":
+            self.last_error = "variants ask for the challenger model, and none is published"
+        else:
+            self.last_error = (
+                f"variants ask for model version {key}, and Redis holds no user vectors of it "
+                "(never published, or expired)"
+            )
+        log.error("%s: they get the current model", self.last_error)
+
+    async def _load_other(self, key: str, pointer: Pointer) -> None:
+        held = self.snapshot.others.get(key)
+        if held is not None and (held[0].version, held[0].generation) == (
+            pointer.version,
+            pointer.generation,
+        ):
+            return
+        refused_at = self.refused.get((pointer.version, pointer.generation))
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+            return
+        directory = self.models_dir / pointer.version
+        try:
+            model = await asyncio.to_thread(ServingModel.load, directory, pointer.generation)
+        except Exception as exc:
+            self.refused[(pointer.version, pointer.generation)] = time.monotonic()
+            self.last_error = f"{key} model {pointer.version} refused: {exc}"
+            log.error("%s; its variants get the current model", self.last_error)
+            self.on_reload(pointer.version, "refused")
+            return
+        self.snapshot = self.snapshot.with_other(key, model)
+        log.info("serving %s model %s to its variants", key, pointer.version)
+        self.on_reload(pointer.version, "loaded")
 
     async def load_experiments(self) -> bool:
         """Read the experiments' definition from Redis and serve it if it validates here
@@ -288,6 +301,13 @@ class Serving:
     def parse_experiments(self, text: str) -> Experiments:
         """A definition this replica can serve, or ExperimentError naming why not."""
         return parse_experiments(text, self.version_exists)
+
+    async def validate_experiments(self, text: str) -> Experiments:
+        """A definition fit to store: one this replica can serve, whose pinned versions have
+        their user vectors in Redis; else ExperimentError naming why not."""
+        experiments = self.parse_experiments(text)
+        await require_published(experiments, self.store.generation_of)
+        return experiments
 
     def version_exists(self, version: str) -> bool:
         return is_version_dir(self.models_dir / version)

@@ -4,7 +4,8 @@
 (within the grace period of a later publish), under the publish lock: the target's vectors
 lose their TTL first, then one transaction flips the pointer and records the states, then the
 generation that was current gets the grace TTL. Replicas hot-reload the old version from
-their models directory.
+their models directory. The registry marks what a rollback leaves (`rolled_back`), so a
+second rollback goes one step further back, never forward to the version the first left.
 
 `promote` makes the challenger current in one transaction (the challenger pointer goes); the
 generation that was current gets the grace TTL, so a rollback can still bring it back.
@@ -32,6 +33,11 @@ from recsvc.store import Pointer, parse_pointer
 
 class RollbackError(RuntimeError):
     """No generation to roll back to; the message says why and what to do."""
+
+
+# The mark of a generation a rollback left (or jumped over with --to); kept while the entry
+# lives, dropped when the generation becomes current again.
+ABANDONED = {"rolled_back": True}
 
 
 @dataclass(frozen=True)
@@ -99,31 +105,18 @@ def _metrics(directory: Path) -> dict[str, Any]:
 async def rollback(
     client: AsyncClient, keys: Keys, grace_seconds: int, to: str | None = None
 ) -> dict[str, Any]:
-    """Make an earlier generation current again (the newest other one, or `to`'s newest)."""
+    """Make an earlier generation current again: `to`'s newest, or else the newest one that a
+    rollback has not abandoned (see `_target`). The generation left, and every other one
+    newer than the target, is marked `rolled_back`, so that rollbacks walk back through
+    history and never forward again to a version they left."""
     async with publish_lock(client, keys, "rollback") as lease:
         pointer, challenger = await pointers(client, keys)
         if pointer is None:
             raise RollbackError("no current model to roll back from")
-        entries = await registry(client, keys)
-        candidates = [
-            (generation, entry)
-            for generation, entry in sorted(entries.items(), reverse=True)
-            if generation != pointer.generation
-            and (challenger is None or generation != challenger.generation)
-            and entry["state"] != "writing"
-            and (to is None or entry["version"] == to)
-            and (to is not None or entry["version"] != pointer.version)
-            and entry.get("expires_at", float("inf")) > time.time() + 5
-        ]
         if to is not None and challenger is not None and challenger.version == to:
             raise RollbackError(f"{to} is the challenger: make it current with `recsvc promote`")
-        if not candidates:
-            wanted = f"version {to}" if to else "an earlier version"
-            raise RollbackError(
-                f"no generation of {wanted} has its vectors in Redis any more; republish it "
-                "with `recsvc publish models/<version>`"
-            )
-        generation, entry = candidates[0]
+        entries = await registry(client, keys)
+        generation, entry = _target(entries, pointer, challenger, to)
         lease.check()  # before touching any TTL: a rollback without the lock does nothing
         if await set_generation_ttl(client, keys, generation, None) == 0:
             raise RollbackError(f"generation {generation} ({entry['version']}) has no vectors left")
@@ -139,14 +132,79 @@ async def rollback(
             entry_json(entry["version"], entry.get("users", 0), "current"),
         )
         old = entries.get(pointer.generation, {"version": pointer.version, "users": 0})
-        expiring = {**old, "state": "expiring", "expires_at": time.time() + grace_seconds}
-        pipe.hset(keys.model_generations, str(pointer.generation), json.dumps(expiring))
+        left = {**old, "state": "expiring", "expires_at": time.time() + grace_seconds}
+        pipe.hset(keys.model_generations, str(pointer.generation), json.dumps(left | ABANDONED))
+        for other in _jumped_over(entries, generation, pointer, challenger):
+            pipe.hset(keys.model_generations, str(other), json.dumps(entries[other] | ABANDONED))
         await pipe.execute()
         await set_generation_ttl(client, keys, pointer.generation, grace_seconds)
         return {
             "from": {"version": pointer.version, "generation": pointer.generation},
             "to": {"version": entry["version"], "generation": generation},
         }
+
+
+def _jumped_over(
+    entries: dict[int, dict[str, Any]], target: int, pointer: Pointer, challenger: Pointer | None
+) -> list[int]:
+    """The generations besides the current one that a rollback to `target` abandons: the
+    newer ones (a `--to` further back jumps over them), but the challenger and any a publish
+    is still writing."""
+    kept = {pointer.generation, challenger.generation if challenger else None}
+    return [
+        generation
+        for generation, entry in entries.items()
+        if generation > target
+        and generation not in kept
+        and entry["state"] != "writing"
+        and not entry.get("rolled_back")
+    ]
+
+
+def _target(
+    entries: dict[int, dict[str, Any]],
+    pointer: Pointer,
+    challenger: Pointer | None,
+    to: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """The generation a rollback goes to: the newest whose vectors are still in Redis (with 5 s
+    to spare), that neither pointer names and no publish is writing; of version `to` when
+    given, else of another version than the current one and not abandoned by a rollback.
+    RollbackError says why there is none."""
+    usable = {
+        generation: entry
+        for generation, entry in entries.items()
+        if generation != pointer.generation
+        and (challenger is None or generation != challenger.generation)
+        and entry["state"] != "writing"
+        and entry.get("expires_at", float("inf")) > time.time() + 5
+    }
+    if to is not None:
+        candidates = [g for g, entry in usable.items() if entry["version"] == to]
+    else:
+        candidates = [
+            g
+            for g, entry in usable.items()
+            if entry["version"] != pointer.version and not entry.get("rolled_back")
+        ]
+    if candidates:
+        return max(candidates), usable[max(candidates)]
+    if to is not None:
+        raise RollbackError(
+            f"no generation of version {to} has its vectors in Redis any more; republish it "
+            "with `recsvc publish models/<version>`"
+        )
+    left = sorted({e["version"] for e in usable.values() if e.get("rolled_back")})
+    reason = (
+        f"the other versions still in Redis ({', '.join(left)}) were left by a rollback, and "
+        "a rollback never goes forward to them (`recsvc rollback --to VERSION` does)"
+        if left
+        else "no generation of an earlier version has its vectors in Redis any more"
+    )
+    raise RollbackError(
+        f"nothing to roll back to from {pointer.version}: {reason}; republish the version you "
+        "want with `recsvc publish models/<version>`"
+    )
 
 
 async def promote(client: AsyncClient, keys: Keys, grace_seconds: int) -> dict[str, Any]:

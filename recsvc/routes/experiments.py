@@ -1,7 +1,7 @@
 """PUT/GET /v1/admin/experiments: the experiments every replica serves (TOML, see
 recsvc.experiments). A definition is validated as a whole before it is stored; a bad one is
-a 422 naming every problem, and the stored one keeps serving. Replicas pick a new one up on
-their next poll."""
+a 422 naming every problem (a pinned model version must be on disk and have its user vectors
+in Redis), and the stored one keeps serving. Replicas pick a new one up on their next poll."""
 
 from __future__ import annotations
 
@@ -44,13 +44,12 @@ async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, An
         )
     try:
         text = body.decode("utf-8")
-        experiments = runtime.serving.parse_experiments(text)
+        experiments = await runtime.serving.validate_experiments(text)
+        revision = await runtime.store.put_experiments(text)
     except UnicodeDecodeError:
         raise HTTPException(422, "the definition is not UTF-8 text") from None
     except ExperimentError as exc:
         raise HTTPException(422, str(exc)) from None
-    try:
-        revision = await runtime.store.put_experiments(text)
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
     return {"revision": revision, "experiments": [e.name for e in experiments.experiments]}
