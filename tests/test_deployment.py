@@ -82,9 +82,18 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def find(kind: str) -> dict[str, Any]:
-    (found,) = [doc for docs in manifests().values() for doc in docs if doc["kind"] == kind]
+def of_kind(kind: str) -> list[dict[str, Any]]:
+    return [doc for docs in manifests().values() for doc in docs if doc["kind"] == kind]
+
+
+def find(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one manifest of `kind` (named `name`, where there are several)."""
+    (found,) = [doc for doc in of_kind(kind) if name in (None, doc["metadata"]["name"])]
     return found
+
+
+def api() -> dict[str, Any]:
+    return find("Deployment", "recsvc-api")
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +110,32 @@ def settings_variables() -> set[str]:
 def build_variables() -> set[str]:
     """The RECSVC_* variables scripts/venv.sh reads (build time, not Settings)."""
     return set(VARIABLE.findall((ROOT / "scripts" / "venv.sh").read_text()))
+
+
+def command_variables() -> set[str]:
+    """The RECSVC_* variables that stand for a command's option (typer's envvar=), such as
+    the nightly job's RECSVC_NIGHTLY_METRICS_FILE: not Settings either."""
+    text = (ROOT / "training" / "cli.py").read_text()
+    return set(re.findall(rf'envvar="({ENV_PREFIX}[A-Z0-9_]+)"', text))
+
+
+def container_args(workload: dict[str, Any]) -> dict[str, str]:
+    """The `--name=value` arguments of a workload's one container."""
+    (container,) = pod_spec(workload)["containers"]
+    return dict(arg.partition("=")[::2] for arg in container["args"] if arg.startswith("--"))
+
+
+def claim_mounted_at(workload: dict[str, Any], path: str) -> str:
+    """The PersistentVolumeClaim a workload mounts at `path`."""
+    spec = pod_spec(workload)
+    (mount,) = [
+        mount
+        for container in spec["containers"]
+        for mount in container["volumeMounts"]
+        if mount["mountPath"] == path
+    ]
+    (volume,) = [volume for volume in spec["volumes"] if volume["name"] == mount["name"]]
+    return volume["persistentVolumeClaim"]["claimName"]  # type: ignore[no-any-return]
 
 
 # The Dockerfile
@@ -122,7 +157,7 @@ def test_the_final_stages_run_as_a_fixed_non_root_user(target: str) -> None:
     assert users, f"{target} sets USER"
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) >= 1000, f"{target} runs as uid {uid}"
-    run_as = pod_spec(find("Deployment" if target == "service" else "CronJob"))
+    run_as = pod_spec(api() if target == "service" else find("CronJob"))
     assert run_as["securityContext"]["runAsUser"] == int(uid)
     assert run_as["securityContext"]["runAsNonRoot"] is True
 
@@ -195,7 +230,7 @@ def test_every_manifest_parses_and_kustomization_lists_them_all() -> None:
 
 
 def test_the_deployment_is_ready_on_readyz_alive_on_healthz_and_takes_keys_from_a_secret() -> None:
-    (container,) = pod_spec(find("Deployment"))["containers"]
+    (container,) = pod_spec(api())["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     secret_env = {
@@ -205,7 +240,8 @@ def test_the_deployment_is_ready_on_readyz_alive_on_healthz_and_takes_keys_from_
     }
     assert {"RECSVC_APP_API_KEYS", "RECSVC_ADMIN_API_KEYS"} <= secret_env
     assert (
-        find("Service")["spec"]["selector"] == find("Deployment")["spec"]["selector"]["matchLabels"]
+        find("Service", "recsvc-api")["spec"]["selector"]
+        == api()["spec"]["selector"]["matchLabels"]
     )
 
 
@@ -216,24 +252,84 @@ def test_the_cronjob_runs_nightly_alone_on_the_models_volume_the_api_reads() -> 
     args = container["args"]
     assert args[0] == "nightly"
     assert {"--events", "--reports"} <= {arg.split("=")[0] for arg in args}
+    assert claim_mounted_at(cronjob, "/models") == claim_mounted_at(api(), "/models")
 
-    def models_claim(workload: dict[str, Any]) -> str:
-        spec = pod_spec(workload)
-        (mount,) = [
-            mount
-            for container in spec["containers"]
-            for mount in container["volumeMounts"]
-            if mount["mountPath"] == "/models"
+
+def test_a_gated_night_completes_the_job_so_only_failures_fail_it() -> None:
+    """Exit 3 (gated) would fail the Job and fire a standard KubeJobFailed alert on a normal
+    night: the CronJob maps it to 0, and no podFailurePolicy rule treats 0 or 3 as failure."""
+    cronjob = find("CronJob")
+    assert container_args(cronjob)["--gated-exit-code"] == "0"
+    rules = cronjob["spec"]["jobTemplate"]["spec"].get("podFailurePolicy", {}).get("rules", [])
+    for rule in rules:
+        if "onExitCodes" in rule and rule["action"] in {"FailJob", "Count"}:
+            assert rule["onExitCodes"]["operator"] == "In"
+            assert not {0, 3} & set(rule["onExitCodes"]["values"]), rule
+    assert pod_spec(cronjob)["restartPolicy"] == "Never"  # podFailurePolicy requires it
+
+
+def test_the_nightly_metrics_file_is_where_the_textfile_exporter_reads() -> None:
+    metrics_file = Path(container_args(find("CronJob"))["--metrics-file"])
+    assert metrics_file.suffix == ".prom"
+    exporter = find("Deployment", "recsvc-nightly-metrics")
+    directory = container_args(exporter)["--collector.textfile.directory"]
+    claim = claim_mounted_at(find("CronJob"), str(metrics_file.parent))
+    assert claim == claim_mounted_at(exporter, directory)
+    assert find("PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
+    service = find("Service", "recsvc-nightly-metrics")
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+
+def test_every_service_selects_the_pods_of_exactly_one_deployment() -> None:
+    for service in of_kind("Service"):
+        selector = service["spec"]["selector"].items()
+        (chosen,) = [
+            deployment
+            for deployment in of_kind("Deployment")
+            if selector <= deployment["spec"]["template"]["metadata"]["labels"].items()
         ]
-        (volume,) = [volume for volume in spec["volumes"] if volume["name"] == mount["name"]]
-        return volume["persistentVolumeClaim"]["claimName"]  # type: ignore[no-any-return]
+        ports = {port["name"] for c in pod_spec(chosen)["containers"] for port in c["ports"]}
+        assert {port["targetPort"] for port in service["spec"]["ports"]} <= ports
 
-    assert models_claim(cronjob) == models_claim(find("Deployment"))
+
+def test_the_disruption_budget_covers_the_api_pods_and_keeps_most_of_them() -> None:
+    budget = find("PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"] == api()["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert api()["spec"]["replicas"] > 1  # so one pod may go while the others serve
+
+
+def test_the_autoscaler_scales_the_api_deployment_on_the_cpu_it_requests() -> None:
+    hpa = find("HorizontalPodAutoscaler")["spec"]
+    deployment = api()
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": deployment["apiVersion"],
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert deployment["spec"]["replicas"] == hpa["minReplicas"] < hpa["maxReplicas"]
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    assert 0 < metric["resource"]["target"]["averageUtilization"] <= 100
+    (container,) = pod_spec(deployment)["containers"]
+    assert container["resources"]["requests"]["cpu"]  # utilisation is relative to the request
+
+
+def test_every_image_is_set_in_the_kustomization() -> None:
+    found = manifests()
+    (kustomization,) = found.pop("kustomization.yaml")
+    listed = {image["name"] for image in kustomization["images"]}
+    used = {
+        container["image"]
+        for workload in of_kind("Deployment") + of_kind("CronJob")
+        for container in pod_spec(workload)["containers"]
+    }
+    assert used == listed
 
 
 def test_every_variable_the_manifests_set_is_a_setting() -> None:
     named = set(VARIABLE.findall("\n".join(p.read_text() for p in K8S.glob("*.yaml"))))
-    assert named and named <= settings_variables()
+    assert named and named <= settings_variables() | command_variables()
 
 
 # The docs
@@ -241,7 +337,7 @@ def test_every_variable_the_manifests_set_is_a_setting() -> None:
 
 def test_deployment_md_names_every_setting_and_nothing_else() -> None:
     named = set(VARIABLE.findall((ROOT / "docs" / "deployment.md").read_text()))
-    assert named - build_variables() == settings_variables()
+    assert named - build_variables() - command_variables() == settings_variables()
 
 
 def test_deployment_md_gives_each_setting_its_default() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -33,6 +34,15 @@ Format = Annotated[EventFormat, typer.Option("--format", help="Format of --inter
 World = Annotated[
     Path | None,
     typer.Option("--world", help="A synthetic world directory (recsvc synth): events and truth."),
+]
+Users = Annotated[
+    Path | None,
+    typer.Option(
+        "--users",
+        metavar="FILE",
+        help="Users' segments for the model's segment popularity: a CSV with user_id and "
+        "segment (the columns of a world's users.csv).",
+    ),
 ]
 MaxBadShare = Annotated[
     float, typer.Option(help="Fail when more than this share of rows is invalid.", min=0, max=1)
@@ -108,15 +118,23 @@ def parse_weights(text: str) -> ConfidenceWeights:
         raise typer.BadParameter(str(exc)) from None
 
 
-def make_source(interactions: Path | None, fmt: EventFormat, world: Path | None, bad: float) -> Any:
+def make_source(
+    interactions: Path | None,
+    fmt: EventFormat,
+    world: Path | None,
+    bad: float,
+    users: Path | None = None,
+) -> Any:
     from training.pipeline import Source
 
     if (interactions is None) == (world is None):
         raise typer.BadParameter("give exactly one of --interactions and --world")
+    if users is not None and not users.is_file():
+        raise typer.BadParameter(f"{users} is not a file", param_hint="--users")
     if world is not None:
-        return Source.from_world(world, bad)
+        return Source.from_world(world, bad, users)
     assert interactions is not None
-    return Source(interactions, fmt, None, bad)
+    return Source(interactions, fmt, None, bad, users)
 
 
 def directory_option(path: Path, option: str) -> Path:
@@ -184,6 +202,7 @@ def train(
     interactions: Interactions = None,
     fmt: Format = EventFormat.AUTO,
     world: World = None,
+    users: Users = None,
     max_bad_share: MaxBadShare = 0.01,
     weights: Weights = "",
     protocol: ProtocolOption = Protocol.RECOMMENDERS,
@@ -200,7 +219,10 @@ def train(
     threads: Threads = None,
     as_json: Json = False,
 ) -> None:
-    """Fit ALS on every event and save the factors (--tune: search hyper-parameters first)."""
+    """Fit ALS on every event and save the factors (--tune: search hyper-parameters first).
+
+    With --models-dir, the exported model carries per-segment popularity when the users'
+    segments are known: --users FILE, or a world's users.csv."""
     from training.pipeline import run_train
     from training.report import training_text
 
@@ -210,7 +232,7 @@ def train(
             algorithm, factors, regularization, alpha, log_confidence, iterations, seed
         )
         report = run_train(
-            make_source(interactions, fmt, world, max_bad_share),
+            make_source(interactions, fmt, world, max_bad_share, users),
             out,
             params,
             weights=parse_weights(weights),
@@ -398,19 +420,56 @@ def nightly(
     reports: Annotated[
         Path, typer.Option(help="Where the reports and the metrics-history chart go.")
     ] = Path("data/reports"),
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            metavar="FILE",
+            help="Users' segments from this CSV (user_id, segment) instead of the user "
+            "profiles in Redis.",
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            metavar="FILE.prom",
+            envvar="RECSVC_NIGHTLY_METRICS_FILE",
+            help="After every run, write its outcome, time and metrics here for the node "
+            "exporter's textfile collector, which reads only *.prom files (docs/runbook.md).",
+        ),
+    ] = None,
+    gated_exit_code: Annotated[
+        int,
+        typer.Option(
+            help="Exit code of a gated run: 0 for a scheduler that counts any other as a failed "
+            "job (the report and the metrics file still say gated).",
+            min=0,
+            max=255,
+        ),
+    ] = 3,
 ) -> None:
     """Drain, retrain, compare with the live model, gate, publish, prune. Exit 0 promoted (or
-    published as challenger), 3 gated, 1 failure. Uses RECSVC_REDIS_URL, RECSVC_REDIS_PREFIX,
-    RECSVC_REDIS_CLUSTER, RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS and
-    RECSVC_KEEP_VERSIONS."""
+    published as challenger), 3 gated (--gated-exit-code), 1 failure. Uses RECSVC_REDIS_URL,
+    RECSVC_REDIS_PREFIX, RECSVC_REDIS_CLUSTER, RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS
+    and RECSVC_KEEP_VERSIONS."""
     from recsvc.keys import Keys
     from recsvc.locks import LockHeld
     from recsvc.redis_client import REDIS_ERRORS
     from training.history_chart import write_history_chart
-    from training.nightly import FAILED, NightlySpec, run_nightly, summary, write_report
+    from training.nightly import FAILED, GATED, NightlySpec, run_nightly, summary, write_report
 
+    started = time.time()
     settings = service_settings("the Redis the service uses")
     directory_option(reports, "--reports")
+    if users is not None and not users.is_file():
+        raise typer.BadParameter(f"{users} is not a file", param_hint="--users")
+    if metrics_file is not None and metrics_file.suffix != ".prom":  # the collector's only kind
+        raise typer.BadParameter(
+            f"{metrics_file} does not end in .prom", param_hint="--metrics-file"
+        )
+    if metrics_file is not None and metrics_file.is_dir():
+        raise typer.BadParameter(f"{metrics_file} is a directory", param_hint="--metrics-file")
     try:
         spec = NightlySpec(
             events_dir=events,
@@ -427,6 +486,7 @@ def nightly(
             grace_seconds=settings.version_grace_seconds,
             keep_versions=settings.keep_versions,
             challenger=challenger,
+            users=users,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -435,9 +495,12 @@ def nightly(
             settings.redis_url or "", Keys(settings.redis_prefix), spec, settings.redis_cluster
         )
     except LockHeld as exc:
+        record_metrics(metrics_file, FAILED, {}, started)
         fail(str(exc))
     except REDIS_ERRORS as exc:
+        record_metrics(metrics_file, FAILED, {}, started)
         fail(f"nightly run could not start, the live model is untouched: {exc}")
+    record_metrics(metrics_file, code, report, started)
     path = write_report(reports, code, report)
     chart = reports / "metrics-history.png"
     for warning in write_history_chart(reports, chart, metric):
@@ -450,7 +513,22 @@ def nightly(
             fg=typer.colors.RED,
             err=True,
         )
-    raise typer.Exit(code)
+    raise typer.Exit(gated_exit_code if code == GATED else code)
+
+
+def record_metrics(path: Path | None, code: int, report: dict[str, Any], started: float) -> None:
+    """The run's metrics file, when asked for. One that cannot be written is a warning, not a
+    failure: the model work is done, and the no-success alert sees a file that stops changing."""
+    from training.nightly_metrics import outcome, write_metrics
+
+    if path is None:
+        return
+    try:
+        write_metrics(path, outcome(code, report), started, time.time(), report)
+    except OSError as exc:
+        typer.secho(
+            f"warning: metrics not written to {path}: {exc}", fg=typer.colors.YELLOW, err=True
+        )
 
 
 def ab_report(

@@ -4,7 +4,8 @@ One run, under a lock in Redis (recsvc.locks: renewed while the run lives, so a 
 lock lapses in two minutes, or at once for the next run on the same host):
 
 1. drain the service's event stream into Parquet day partitions (training.drain);
-2. take the last `window_days` days of events;
+2. take the last `window_days` days of events, and the segments of their users (the
+   profiles in Redis, or a users file) for the per-segment popularity the model carries;
 3. hold out the last 24 hours (only what the live model has not been trained on: nothing new
    at all is exit 3); tune (under a budget) and fit on what came before;
 4. evaluate the new model, the live one (training.live_scorer) and popularity on that holdout;
@@ -56,6 +57,8 @@ from training.factors import FitParams, fit
 from training.live_scorer import LiveModelScorer
 from training.matrix import ConfidenceWeights, build_interactions
 from training.pipeline import Stages, choose_params, export_trained
+from training.report import segments_line
+from training.segments import read_profiles, read_users_file
 from training.splits import Dataset, Protocol, SplitSpec, split_at
 from training.tuner import TuneBudget
 
@@ -85,6 +88,7 @@ class NightlySpec:
     grace_seconds: int = 3600
     keep_versions: int = 5
     challenger: bool = False  # publish as the challenger: nothing goes live
+    users: Path | None = None  # users' segments from this CSV, not from the Redis profiles
     params: FitParams = field(default_factory=FitParams)
 
     def __post_init__(self) -> None:
@@ -156,6 +160,12 @@ def _run(
             report["drain"]["exposures"] = shown.read
     with _stage(stages, lease, "load"):
         dataset, report["data"], last_event = _window(spec)
+    with _stage(stages, lease, "segments"):
+        user_ids = dataset.interactions.index.user_ids.tolist()
+        segments = (
+            read_users_file(spec.users) if spec.users else read_profiles(client, keys, user_ids)
+        )
+        report["segments"] = segments.as_dict(user_ids)
     live = parse_pointer(client.get(keys.model_current))
     live_dir = spec.models_dir / live.version if live else None
     live_end = _trained_until(live_dir)
@@ -223,7 +233,9 @@ def _run(
         final = fit(dataset.interactions.confidence, params)
     with _stage(stages, lease, "export"):
         metrics = {"nightly_holdout": scores["new"]}
-        model_dir = export_trained(spec.models_dir, final, dataset, report["data"], metrics)
+        model_dir = export_trained(
+            spec.models_dir, final, dataset, report["data"], metrics, segments
+        )
     report["model_dir"] = str(model_dir)
     with _stage(stages, lease, "publish"):
         try:
@@ -393,6 +405,8 @@ def summary(code: int, report: dict[str, Any]) -> str:
         )
         bad = {r: n for r, n in data.get("validation", {}).get("bad_counts", {}).items() if n}
         lines.append("  bad rows: " + (", ".join(f"{r} {n:,}" for r, n in bad.items()) or "none"))
+    if "segments" in report:
+        lines.append(f"  {segments_line(report)}")
     tuning = report.get("tuning")
     if tuning:
         trials = tuning.get("trials", [])

@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from training.evaluate import (
     EvalSpec,
@@ -32,6 +30,7 @@ from training.evaluate import (
 from training.events import EventDataError, EventFormat, load_events
 from training.factors import Factors, FitParams, fit, save_factors
 from training.matrix import ConfidenceWeights, ItemIndex, build_interactions
+from training.segments import Segments, read_users_file, segment_popularity
 from training.splits import Dataset, SplitSpec, split
 from training.tuner import TuneBudget, TuneResult, tune
 
@@ -44,16 +43,22 @@ class Source:
     fmt: EventFormat = EventFormat.AUTO
     world: Path | None = None
     max_bad_share: float = 0.01
+    users: Path | None = None  # who is in which segment (CSV: user_id, segment)
 
     @classmethod
-    def from_world(cls, world: Path, max_bad_share: float = 0.01) -> Source:
-        """A world directory written by `recsvc synth`; refused early when it is not one."""
+    def from_world(
+        cls, world: Path, max_bad_share: float = 0.01, users: Path | None = None
+    ) -> Source:
+        """A world directory written by `recsvc synth` (its users.csv unless `users` is given);
+        refused early when it is not one."""
         missing = [name for name in WORLD_FILES if not (world / name).exists()]
         if missing:
             raise EventDataError(
                 f"{world} is not a synthetic world (recsvc synth): missing {', '.join(missing)}"
             )
-        return cls(world / "events", EventFormat.PARQUET, world, max_bad_share)
+        if users is None and (world / "users.csv").exists():
+            users = world / "users.csv"
+        return cls(world / "events", EventFormat.PARQUET, world, max_bad_share, users)
 
 
 WORLD_FILES = ("world.json", "events", "truth.npz")
@@ -110,11 +115,10 @@ def export_trained(
     dataset: Dataset,
     data: dict,
     metrics: dict,
-    world: Path | None = None,
+    segments: Segments | None = None,
 ) -> Path:
-    """Export a fit as models_dir/<version>/ with popularity counts (per segment too, when a
-    world says which user is in which segment), the confidence weights fold-in needs, and
-    the user factors."""
+    """Export a fit as models_dir/<version>/ with popularity counts (per segment too, given
+    the users' segments), the confidence weights fold-in needs, and the user factors."""
     from training.export import export_factors
 
     index = dataset.interactions.index
@@ -125,29 +129,10 @@ def export_trained(
         "video_popularity.npy": users_per_item[index.videos],
         "product_popularity.npy": purchases[index.products].astype(np.float32),
     }
-    if world is not None and (world / "users.csv").exists():
-        popularity.update(segment_popularity(world / "users.csv", dataset))
+    if segments is not None:
+        popularity.update(segment_popularity(segments, dataset.interactions))
     params = {"confidence_weights": dataset.weights.__dict__}
     return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
-
-
-def segment_popularity(users_csv: Path, dataset: Dataset) -> dict[str, np.ndarray]:
-    """Users per video within each segment of users.csv: segment_ids [S] and a [S, V] table."""
-    users = pacsv.read_csv(users_csv, convert_options=pacsv.ConvertOptions(
-        column_types={"user_id": pa.string(), "segment": pa.string()},
-        include_columns=["user_id", "segment"],
-    ))  # fmt: skip
-    index = dataset.interactions.index
-    segment_of = dict(
-        zip(users.column("user_id").to_pylist(), users.column("segment").to_pylist(), strict=True)
-    )
-    labels = np.array([segment_of.get(u) or "" for u in index.user_ids.tolist()])
-    segment_ids = np.array(sorted(set(labels) - {""}))
-    videos = (dataset.interactions.confidence[:, index.videos] > 0).tocsr()
-    table = np.zeros((len(segment_ids), index.n_videos), dtype=np.float32)
-    for s, segment in enumerate(segment_ids):
-        table[s] = np.asarray(videos[labels == segment].sum(axis=0)).ravel()
-    return {"segment_ids.npy": segment_ids, "segment_video_popularity.npy": table}
 
 
 def read_truth(world: Path) -> Truth:
@@ -208,6 +193,8 @@ def run_train(
     `models_dir`, export a model version there."""
     started = time.perf_counter()
     stages = Stages()
+    # A bad users file fails before the fit, not after it.
+    segments = read_users_file(source.users) if models_dir and source.users else None
     dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
     with stages.stage("tune"):
         params, tuning = choose_params(
@@ -235,8 +222,10 @@ def run_train(
                 else {}
             )
             report["model_dir"] = str(
-                export_trained(models_dir, factors, dataset, data, metrics, source.world)
+                export_trained(models_dir, factors, dataset, data, metrics, segments)
             )
+        if segments is not None:
+            report["segments"] = segments.as_dict(dataset.interactions.index.user_ids.tolist())
     report["stages"] = stages.records
     report["fit_seconds"] = round(factors.fit_seconds, 3)
     report["seconds"] = round(time.perf_counter() - started, 3)

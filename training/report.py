@@ -116,10 +116,22 @@ def training_text(report: dict[str, Any]) -> str:
             f"Model: {_params(report['params'])}",
             f"Factors written to {report['out']}",
             *(
-                [f"Model version exported to {report['model_dir']}"]
+                [f"Model version exported to {report['model_dir']}", segments_line(report)]
                 if "model_dir" in report
                 else []
             ),
             f"Time: {report['seconds']:.1f} s ({stages}); peak memory {peak:,.0f} MB",
         ]
+    )
+
+
+def segments_line(report: dict[str, Any]) -> str:
+    """What the exported model knows of segments (its fallback for users it cannot rank)."""
+    found = report.get("segments")
+    if not found or not found["segments"]:
+        where = f" in {found['source']}" if found else " (no --users file)"
+        return f"No segment popularity: no trained user has a segment{where}"
+    return (
+        f"Segment popularity: {found['segments']} segments, {found['users']:,} of "
+        f"{report['data']['users']:,} users (from {found['source']})"
     )

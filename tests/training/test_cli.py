@@ -89,6 +89,32 @@ def test_train_writes_loadable_factors(planted_parquet: Path, tmp_path: Path) ->
     assert json.loads((out / "training.json").read_text())["params"]["factors"] == 4
 
 
+def test_train_exports_the_popularity_of_each_segment_of_a_users_file(
+    planted_parquet: Path, tmp_path: Path
+) -> None:
+    # Planted: groups 0 and 1 are savers, group 2 traders, group 3 has no segment; each user
+    # views 9 of the 15 videos of their group and nothing else.
+    users = tmp_path / "users.csv"
+    segment = {0: "savers", 1: "savers", 2: "traders"}
+    rows = [f"u{g}-{u:03d},{segment[g]}" for g in segment for u in range(40)]
+    users.write_text("\n".join(["user_id,segment", *rows, "u-never-seen,savers"]) + "\n")
+    result = recsvc(
+        "train", "--interactions", str(planted_parquet), "--out", str(tmp_path / "factors"),
+        "--models-dir", str(tmp_path / "models"), "--users", str(users),
+        "--factors", "4", "--iterations", "3", "--json",
+    )  # fmt: skip
+    model = Path(last_json(result)["model_dir"])
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert {"segment_ids.npy", "segment_video_popularity.npy"} <= set(manifest["files"])
+    assert np.load(model / "segment_ids.npy", allow_pickle=False).tolist() == ["savers", "traders"]
+    table = np.load(model / "segment_video_popularity.npy", allow_pickle=False)
+    groups = np.array([int(v[1]) for v in manifest["video_ids"]])
+    savers, traders = table
+    assert savers[groups > 1].sum() == 0 and savers.sum() == 80 * 9
+    assert traders[groups != 2].sum() == 0 and traders.sum() == 40 * 9
+    assert "Segment popularity: 2 segments, 120 of 160 users" in result.stdout
+
+
 def test_the_tuner_reports_its_trials(planted_parquet: Path) -> None:
     report = last_json(
         recsvc(
