@@ -23,7 +23,8 @@ and generation.
     <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
     <p>:{u:<id>}:ev:<event_id>      Cluster only: the event's update of the user's state is done
     <p>:events                      stream of accepted events (the nightly job drains it)
-    <p>:ev:{<p>:events}:<id>:<ev>   marker of an accepted event (user id, event id): dedup
+    <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
+                                    length, so that ids containing ':' cannot share one)
     <p>:exposures                   stream of feeds served to users in experiments
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
@@ -69,8 +70,18 @@ class Keys:
         return f"{self.prefix}:events"
 
     def event_accepted(self, user_id: str, event_id: str) -> str:
-        """The dedup marker of an accepted event, in the event stream's slot."""
-        return f"{self.prefix}:ev:{{{self.events}}}:{user_id}:{event_id}"
+        """The dedup marker of an accepted event, in the event stream's slot.
+
+        The user id goes in with its length (in bytes, as the INGEST script's `#` counts it):
+        ids may contain ':', and `acct` + `R:42` must not name the marker of `acct:R` + `42`.
+        The '/' after the length appears in no id, so no marker written before this format
+        (`...:<user>:<event>`, until issue 13) equals a marker of today's. Across the upgrade,
+        a client's retry of an event accepted before it is therefore not recognised as a
+        duplicate for `RECSVC_EVENT_DEDUP_DAYS` at most: appended to the stream again (the
+        nightly job drops repeated event ids; the user's recent list holds it twice), never
+        lost. The old markers expire on their own.
+        """
+        return f"{self.prefix}:ev:{{{self.events}}}:{len(user_id.encode())}/{user_id}:{event_id}"
 
     @property
     def exposures(self) -> str:
@@ -117,7 +128,8 @@ class Keys:
         return f"{self.user(user_id)}:purchased"
 
     def event_applied(self, user_id: str, event_id: str) -> str:
-        """Cluster only: the event's update of the user's recent items and purchases is done."""
+        """Cluster only: the event's update of the user's recent items and purchases is done.
+        (Unambiguous as it is: the user id ends at the tag's '}', which no id contains.)"""
         return f"{self.user(user_id)}:ev:{event_id}"
 
     def recent(self, user_id: str) -> str:

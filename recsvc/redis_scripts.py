@@ -10,55 +10,72 @@ service checks that state written through Keys is what the scripts read.
 """
 
 # Appends a batch of validated events and updates each user's recent items and purchases.
-# ARGV: mode, prefix, max stream length, dedup TTL, recent limit, event count, then 9 fields
-# per event (EVENT_FIELDS order). Modes:
+# ARGV: mode, prefix, max stream length, dedup TTL, recent limit, purchased limit, event
+# count, then 10 fields per event: the 9 of recsvc.domain.EVENT_COLUMNS and `holdable` ('1'
+# when a purchase's product is in the catalogue). A purchase enters the user's purchased set
+# only when holdable and while the set is under the limit (SCARD checked and SADD done in one
+# step); else it is counted as not applied (the stream keeps it: the nightly job learns from
+# it). One user's state stays bounded, so reading it stays fast. Modes:
 # - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
 #   step. Refuses the whole batch when the stream has no room (never trims accepted events
 #   away), skips events already accepted (the marker Keys.event_accepted), and updates the
-#   users' state for the new ones. Returns {accepted, duplicates}, or {-1, 0} when refused.
-# - 'append' (Cluster, the stream's slot), KEYS: the stream: the same, users' state aside.
+#   users' state for the new ones. Returns {accepted, duplicates, purchases of products not
+#   in the catalogue, purchases past the limit}, or {-1, 0, 0, 0} when refused.
+# - 'append' (Cluster, the stream's slot), KEYS: the stream: the same, users' state aside
+#   (the last two counts are 0).
 # - 'apply' (Cluster, one user slot), KEYS: each event's user: updates the state for every
 #   event not yet applied (the marker Keys.event_applied), so that running it again after a
-#   failure half-way (a retry of the batch) applies each event once. Returns the count.
+#   failure half-way (a retry of the batch) applies each event once. Returns {applied,
+#   unknown products, past the limit}, counted over the events it applied.
 INGEST_SCRIPT = """
 local mode, prefix, maxlen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local keep, n = tonumber(ARGV[5]), tonumber(ARGV[6])
-local function apply(user, item_type, item, action, ratio)
+local keep, most, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local unknown, full = 0, 0
+local function apply(user, item_type, item, action, ratio, holdable)
   redis.call('LPUSH', user .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
   redis.call('LTRIM', user .. ':recent', 0, keep - 1)
-  if action == 'purchase' then redis.call('SADD', user .. ':purchased', item) end
+  if action ~= 'purchase' then return end
+  local bought = user .. ':purchased'
+  if holdable ~= '1' then
+    unknown = unknown + 1
+  elseif redis.call('SCARD', bought) < most or redis.call('SISMEMBER', bought, item) == 1 then
+    redis.call('SADD', bought, item)
+  else
+    full = full + 1
+  end
 end
 if mode == 'apply' then
   local applied = 0
   for i = 0, n - 1 do
-    local o = 6 + i * 9
+    local o = 7 + i * 10
     local user = KEYS[i + 1]
     if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
-      apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7])
+      apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7], ARGV[o + 10])
       applied = applied + 1
     end
   end
-  return applied
+  return {applied, unknown, full}
 end
 local stream = KEYS[1]
-if redis.call('XLEN', stream) + n > maxlen then return {-1, 0} end
+if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
 local accepted, duplicates = 0, 0
 for i = 0, n - 1 do
-  local o = 6 + i * 9
+  local o = 7 + i * 10
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
-  local marker = prefix .. ':ev:{' .. stream .. '}:' .. user .. ':' .. event_id
+  -- Keys.event_accepted: the user id with its length, as ids may contain ':'
+  local marker = prefix .. ':ev:{' .. stream .. '}:' .. #user .. '/' .. user .. ':' .. event_id
   if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
     redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
       'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
       'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
-    if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio) end
+    if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio, ARGV[o + 10]) end
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
   end
 end
-return {accepted, duplicates}
+return {accepted, duplicates, unknown, full}
 """
 
 

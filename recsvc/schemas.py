@@ -17,6 +17,7 @@ from pydantic import (
 from recsvc.domain import ID_PATTERN, Action, ItemType, Lifecycle, NotABool, ProductCategory
 
 MAX_EVENTS_PER_BATCH = 1000
+MAX_HOLDINGS = 1000  # products in one profile PUT
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 
 
@@ -100,7 +101,7 @@ class FeedResponse(BaseModel):
 
 class Event(BaseModel):
     """One thing a user did. `ts` without a zone is read as UTC; ids are deduplicated per user
-    (the marker shares the user's hash tag), so an event id must be unique for its user."""
+    (the marker names the user and the event), so an event id must be unique for its user."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -162,6 +163,12 @@ class EventsAccepted(BaseModel):
     received: int
     accepted: int = Field(description="New events appended to the stream.")
     duplicates: int = Field(description="Events whose event_id was already accepted.")
+    not_applied: int = Field(
+        description="Accepted purchases kept out of the user's holdings: the product is not in "
+        "the catalogue, or the user already holds RECSVC_MAX_PURCHASED_PER_USER products from "
+        "purchases. They are in the stream (the nightly job learns from them); a retry does "
+        "not apply them."
+    )
 
 
 class Profile(BaseModel):
@@ -184,7 +191,22 @@ class Profile(BaseModel):
     risk_tolerance: Annotated[int | None, NotABool] = Field(None, ge=1, le=5)
     segment: Id | None = None
     lifecycle: Lifecycle | None = None
-    holdings: list[Id] = Field(default_factory=list, max_length=1000)
+    holdings: list[Id] = Field(default_factory=list, max_length=MAX_HOLDINGS)
+
+
+class UserProfile(BaseModel):
+    """A user's profile as the service sees it: upstream's, with the products bought in
+    events added to the holdings. No limit is checked here: a stored state must always be
+    answered (Profile caps what one PUT may send)."""
+
+    risk_tolerance: int | None = None
+    segment: str | None = None
+    lifecycle: Lifecycle | None = None
+    holdings: list[str] = Field(
+        default_factory=list,
+        description=f"Upstream's (at most {MAX_HOLDINGS:,}) and those bought in purchase "
+        "events (at most RECSVC_MAX_PURCHASED_PER_USER), sorted.",
+    )
 
 
 class StatusUpdate(BaseModel):

@@ -1,9 +1,12 @@
 """The Redis feature cache, as the service uses it: one user's state in one round trip,
 event ingestion, profiles, attach counters, the model pointer and the catalogue.
 
-Every failure to reach Redis becomes RedisUnavailable. After one, the store refuses at once
-for `retry_seconds` (callers serve degraded or answer 503) instead of letting each request
-wait out a timeout; the watcher's poll still probes and lifts the refusal when Redis is back.
+Every failure to reach Redis becomes RedisUnavailable. When Redis is down the store refuses
+at once for `retry_seconds` (callers serve degraded or answer 503) instead of letting each
+request wait out a timeout; the watcher's poll still probes and lifts the refusal when Redis
+is back. Down means unreachable (a refused connection: at once) or slow (`breaker_failures`
+timeouts within `breaker_window_seconds`): one slow call is not an outage, and must not
+degrade every request of the replica.
 
 The same code serves a single Redis and a Redis Cluster (recsvc.redis_client): a batch's
 scripts run once per hash slot on a Cluster, once in all on a single Redis. Event ingestion
@@ -21,7 +24,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,7 +40,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from recsvc.domain import ItemType
+from recsvc.domain import Action, ItemStatus, ItemType
 from recsvc.keys import Keys
 from recsvc.redis_client import (
     AsyncClient,
@@ -47,7 +51,7 @@ from recsvc.redis_client import (
     transaction,
 )
 from recsvc.redis_scripts import COUNT_SCRIPT, EXPOSE_SCRIPT, INGEST_SCRIPT, READ_SCRIPT
-from recsvc.schemas import Event, Profile
+from recsvc.schemas import Event, Profile, UserProfile
 
 log = logging.getLogger("recsvc.store")
 CAPS_TTL_SECONDS = 2 * 24 * 3600
@@ -58,6 +62,10 @@ T = TypeVar("T")
 
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached (or answered with an error) within the timeout."""
+
+
+class BreakerOpen(RedisUnavailable):
+    """Refused without calling Redis: it was found down a moment ago (see Breaker)."""
 
 
 class StreamFull(RuntimeError):
@@ -120,6 +128,21 @@ class Exposure:
 
 
 @dataclass(frozen=True)
+class Ingested:
+    """What became of a batch of events: new ones appended to the stream, duplicates, and
+    purchases appended but kept out of their user's state (see INGEST_SCRIPT)."""
+
+    accepted: int
+    duplicates: int
+    unknown_products: int = 0  # the product is not in the catalogue
+    over_limit: int = 0  # the user's purchased set is full
+
+    @property
+    def not_applied(self) -> int:
+        return self.unknown_products + self.over_limit
+
+
+@dataclass(frozen=True)
 class Poll:
     pointer: Pointer | None
     catalog_revision: str | None
@@ -144,6 +167,43 @@ def connect(url: str, timeout_ms: int, cluster: bool = False) -> AsyncClient:
     return service_client(url, timeout_ms, cluster)
 
 
+class Breaker:
+    """When the store stops calling Redis, for `retry_seconds`: at once on a failure to reach
+    it, or when `failures` calls time out within `window_seconds`. A success does not close it
+    early, nor forget the timeouts (see FeatureStore._call)."""
+
+    def __init__(self, retry_seconds: float, failures: int, window_seconds: float) -> None:
+        self.retry_seconds = retry_seconds
+        self.failures = failures
+        self.window_seconds = window_seconds
+        self._timeouts: deque[float] = deque(maxlen=failures)  # the latest ones
+        self._open_until = 0.0
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    @property
+    def quiet(self) -> bool:
+        """Closed, and no timeout within the window."""
+        now = time.monotonic()
+        recent = bool(self._timeouts) and now - self._timeouts[-1] < self.window_seconds
+        return now >= self._open_until and not recent
+
+    def failed(self, timeout: bool) -> bool:
+        """Count a failure; whether it opened the breaker (it was closed)."""
+        now = time.monotonic()
+        if timeout:
+            self._timeouts.append(now)
+            if len(self._timeouts) < self.failures:
+                return False
+            if now - self._timeouts[0] > self.window_seconds:
+                return False
+        opened = now >= self._open_until
+        self._open_until = now + self.retry_seconds
+        return opened
+
+
 class FeatureStore:
     def __init__(
         self,
@@ -151,12 +211,15 @@ class FeatureStore:
         keys: Keys,
         retry_seconds: float = 1.0,
         on_error: Callable[[str, str], None] | None = None,
+        *,
+        breaker_failures: int = 3,
+        breaker_window_seconds: float = 1.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.retry_seconds = retry_seconds
         self.on_error = on_error or (lambda operation, kind: None)
-        self._down_until = 0.0
+        self._breaker = Breaker(retry_seconds, breaker_failures, breaker_window_seconds)
         self._cluster = is_cluster(client)
         self._ingest = client.register_script(INGEST_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
@@ -165,13 +228,16 @@ class FeatureStore:
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        """Redis has not failed of late: the breaker is closed and no call timed out within
+        its window. (The batcher gives a request whose deadline a busy CPU spent its own
+        timeout only then.)"""
+        return self._breaker.quiet
 
     async def _call(
         self, operation: str, work: Callable[[], Awaitable[T]], probe: bool = False
     ) -> T:
-        if not probe and not self.available:
-            raise RedisUnavailable(f"Redis unavailable (retrying in {self.retry_seconds}s)")
+        if not probe and self._breaker.open:
+            raise BreakerOpen(f"Redis unavailable (retrying in {self.retry_seconds}s)")
         try:
             result = await work()
         # Clients (and the open /readyz) get the kind of failure; the log gets Redis's own
@@ -181,21 +247,22 @@ class FeatureStore:
             log.error("Redis %s refused: %s", operation, exc)
             raise RedisUnavailable(f"Redis {operation} refused") from None
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
-            if self.available:  # once per outage, not once per request
+            timeout = _timed_out(exc)
+            kind = "timeout" if timeout else "unreachable"
+            if self._breaker.failed(timeout):  # logged once per outage, not once per request
                 log.warning(
                     "Redis %s failed (%s); degraded for %ss", operation, exc, self.retry_seconds
                 )
-            self._down_until = time.monotonic() + self.retry_seconds
-            kind = "timeout" if isinstance(exc, RedisTimeoutError | TimeoutError) else "unreachable"
             self.on_error(operation, kind)
-            if isinstance(self.client, SingleRedis):  # (a cluster client does this per node)
-                # Idle pooled connections may lead to a server that is gone: each would fail
-                # one call after Redis is back, and stop the store again. Close them now.
+            if not timeout and isinstance(self.client, SingleRedis):  # (a cluster client
+                # does this per node) Idle pooled connections may lead to a server that is
+                # gone: each would fail one call after Redis is back. Close them now.
                 await self.client.connection_pool.disconnect(inuse_connections=False)
             raise RedisUnavailable(f"Redis {operation} failed: {kind}") from None
-        # A success does not end the window early: in a partial outage (writes stalled,
-        # reads answering, as under CLIENT PAUSE WRITE) the poll's reads would otherwise
-        # reopen it at once, and each feed would wait a timeout on a write again.
+        # A success neither ends the window early nor clears the timeouts counted: in a
+        # partial outage (writes stalled, reads answering, as under CLIENT PAUSE WRITE) the
+        # poll's reads would otherwise reopen it at once, and each feed would wait a timeout
+        # on a write again.
         return result
 
     # -- reads on the request path ------------------------------------------------------
@@ -341,40 +408,56 @@ class FeatureStore:
 
     # -- writes -------------------------------------------------------------------------
     async def ingest(
-        self, events: list[Event], max_len: int, dedup_seconds: int, recent_limit: int
-    ) -> tuple[int, int]:
-        """Append new events to the stream and user state; (accepted, duplicates).
+        self,
+        events: list[Event],
+        max_len: int,
+        dedup_seconds: int,
+        recent_limit: int,
+        *,
+        products: Container[str] = frozenset(),
+        max_purchased: int = 1000,
+    ) -> Ingested:
+        """Append new events to the stream and user state. A purchase enters its user's state
+        only when its product is one of `products` (the catalogue's) and the user holds fewer
+        than `max_purchased` from events; the others are counted.
 
         StreamFull, and nothing written, when the stream has no room for the batch."""
-        settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit]
+        settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
+        event_args = _event_args(events, products)
         if not self._cluster:  # one atomic script: the stream, then each event's user
-            args = ["all", *settings, len(events), *_event_args(events)]
+            args = ["all", *settings, len(events), *event_args]
             keys = [self.keys.events, *users]
             replies = await self._call(
                 "ingest", lambda: run_per_slot(self.client, self._ingest, [(keys, args)])
             )
-            accepted, duplicates = replies[0]
+            accepted, duplicates, unknown, over = replies[0]
         else:
-            args = ["append", *settings, len(events), *_event_args(events)]
+            args = ["append", *settings, len(events), *event_args]
             calls = [([self.keys.events], args)]
             replies = await self._call(
                 "ingest", lambda: run_per_slot(self.client, self._ingest, calls)
             )
-            accepted, duplicates = replies[0]
+            accepted, duplicates, unknown, over = replies[0]
             if accepted >= 0:  # duplicates too: a retry completes what a failure left undone
-                await self._apply_events(events, users, settings)
+                unknown, over = await self._apply_events(event_args, users, settings)
         if accepted < 0:
             raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
-        return int(accepted), int(duplicates)
+        return Ingested(int(accepted), int(duplicates), int(unknown), int(over))
 
-    async def _apply_events(self, events: list[Event], users: list[str], settings: list) -> None:
-        """Cluster: each event's update of its user's state, once per slot of users."""
+    async def _apply_events(
+        self, event_args: list[str], users: list[str], settings: list
+    ) -> tuple[int, int]:
+        """Cluster: each event's update of its user's state, once per slot of users; the
+        purchases it kept out of state (unknown products, over the limit)."""
         calls = []
         for group in slot_groups(self.client, users):
-            args = ["apply", *settings, len(group), *_event_args([events[i] for i in group])]
+            args = ["apply", *settings, len(group)]
+            for i in group:
+                args += event_args[i * EVENT_ARGS : (i + 1) * EVENT_ARGS]
             calls.append(([users[i] for i in group], args))
-        await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
+        replies = await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
+        return sum(int(r[1]) for r in replies), sum(int(r[2]) for r in replies)
 
     async def count_attached(
         self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
@@ -412,30 +495,56 @@ class FeatureStore:
 
         await self._call("put_profile", work)
 
-    async def get_profile(self, user_id: str) -> Profile:
+    async def get_profile(self, user_id: str) -> UserProfile:
         (state,) = await self.user_states([user_id], None, utc_day(), daily_cap=1)
-        return Profile(
+        return UserProfile(
             risk_tolerance=state.risk_tolerance,
             segment=state.segment,
             lifecycle=state.lifecycle,  # type: ignore[arg-type]
             holdings=sorted(state.holdings),
         )
 
-    async def put_catalog_record(self, hash_key: str, item_id: str, record: dict) -> None:
-        async def work() -> list[Any]:
-            pipe = await transaction(self.client)
-            pipe.hset(hash_key, item_id, json.dumps(record))
-            pipe.set(self.keys.catalog_revision, new_revision())
-            return await pipe.execute()
+    async def put_catalog_record(
+        self, hash_key: str, item_id: str, record: dict, keep_status: bool = False
+    ) -> dict:
+        """Create or replace one record; the record as stored. With `keep_status` the stored
+        record's status, if any, replaces the one given: read and write are one atomic step,
+        so a status set meanwhile (a retirement) is never undone. A stored record that cannot
+        be read keeps `retired`, as the serving catalogue reads an unreadable video."""
 
-        await self._call("put_catalog", work)
+        def replace(raw: bytes | str | None) -> dict:
+            if keep_status and raw is not None:
+                return {**record, "status": _stored_status(raw)}
+            return record
+
+        written = await self._rewrite_catalog("put_catalog", hash_key, item_id, replace)
+        assert written is not None  # replace() always writes
+        return written
 
     async def set_catalog_status(
         self, hash_key: str, item_id: str, status: str, minimal: dict | None
     ) -> dict | None:
-        """Set one record's status, atomically (WATCH: a concurrent write of the record makes
-        this retry); a missing record becomes `minimal`, or None is returned when that is
-        None."""
+        """Set one record's status, atomically; a missing record becomes `minimal`, or None
+        is returned (and nothing written) when that is None."""
+
+        def set_status(raw: bytes | str | None) -> dict | None:
+            if raw is None and minimal is None:
+                return None
+            return {**(minimal or {}), **(json.loads(raw) if raw else {}), "status": status}
+
+        return await self._rewrite_catalog("set_catalog_status", hash_key, item_id, set_status)
+
+    async def _rewrite_catalog(
+        self,
+        operation: str,
+        hash_key: str,
+        item_id: str,
+        change: Callable[[bytes | str | None], dict | None],
+    ) -> dict | None:
+        """Replace one record by `change(stored JSON or None)` and renew the catalogue's
+        revision, in one transaction (WATCH: a concurrent write to the hash makes this read
+        again and retry); None, and nothing written, when `change` returns None. The hash and
+        the revision share the {catalog} tag, so this holds on a Cluster too."""
 
         async def work() -> dict | None:
             async with await transaction(self.client) as pipe:
@@ -443,10 +552,9 @@ class FeatureStore:
                     try:
                         await pipe.watch(hash_key)
                         raw = await pipe.hget(hash_key, item_id)
-                        if raw is None and minimal is None:
+                        record = change(raw)
+                        if record is None:
                             return None
-                        record = {**(minimal or {}), **(json.loads(raw) if raw else {})}
-                        record["status"] = status
                         pipe.multi()
                         pipe.hset(hash_key, item_id, json.dumps(record))
                         pipe.set(self.keys.catalog_revision, new_revision())
@@ -455,7 +563,7 @@ class FeatureStore:
                     except WatchError:
                         continue
 
-        return await self._call("set_catalog_status", work)
+        return await self._call(operation, work)
 
     async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
         raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))
@@ -468,10 +576,15 @@ def new_revision() -> str:
     return uuid.uuid4().hex
 
 
-def _event_args(events: list[Event]) -> list[str]:
-    """The INGEST script's 9 arguments per event."""
+EVENT_ARGS = 10  # the INGEST script's arguments per event
+
+
+def _event_args(events: list[Event], products: Container[str]) -> list[str]:
+    """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order), then
+    whether a purchase's product may enter its user's state (in `products`)."""
     args: list[str] = []
     for e in events:
+        holdable = e.action is Action.PURCHASE and e.item_id in products
         args += [
             e.event_id,
             e.ts.isoformat(),
@@ -482,6 +595,7 @@ def _event_args(events: list[Event]) -> list[str]:
             "" if e.watch_ratio is None else repr(e.watch_ratio),
             e.request_id or "",
             "" if e.amount is None else repr(e.amount),
+            "1" if holdable else "",
         ]
     return args
 
@@ -532,6 +646,26 @@ def _user_state(reply: list[Any]) -> UserState:
 def _recent(entry: bytes) -> RecentEvent:
     item_type, item_id, action, ratio = entry.decode().split("|")
     return RecentEvent(item_type, item_id, action, float(ratio) if ratio else None)
+
+
+def _stored_status(raw: bytes | str) -> str:
+    """A stored catalogue record's status: `live` when it has none, `retired` when it cannot
+    be read (fail closed: a record lost is never an item revived)."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return ItemStatus.RETIRED.value
+    if not isinstance(record, dict):
+        return ItemStatus.RETIRED.value
+    status = record.get("status", ItemStatus.LIVE.value)
+    return status if status in {s.value for s in ItemStatus} else ItemStatus.RETIRED.value
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout (Redis slow) rather than a failure to reach it. No free connection in the
+    pool within the timeout counts as one: every connection is waiting on Redis."""
+    timeouts = (RedisTimeoutError, TimeoutError)
+    return isinstance(exc, timeouts) or isinstance(exc.__cause__, timeouts)
 
 
 def _int_or_none(raw: bytes | None) -> int | None:

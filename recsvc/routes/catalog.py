@@ -8,7 +8,7 @@ seconds, without retraining.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/v1/catalog", tags=["catalogue"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such record."}}
 REDIS_DOWN: dict[int | str, dict[str, Any]] = {503: {"description": "Redis unreachable."}}
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
+Record = TypeVar("Record", ProductRecord, VideoRecord)
 
 
 class Kind(StrEnum):
@@ -35,11 +36,18 @@ def _hash(runtime: Runtime, kind: Kind) -> str:
     return keys.catalog_videos if kind is Kind.VIDEOS else keys.catalog_products
 
 
-async def _put(runtime: Runtime, kind: Kind, item_id: str, record: dict[str, Any]) -> None:
+async def _put(runtime: Runtime, kind: Kind, item_id: str, record: Record) -> Record:
+    """Store the record; as stored. A PUT without `status` keeps the stored one (renaming a
+    retired item must not revive it; a new record without status is live), read and written
+    in one atomic step: a status PUT meanwhile is never undone."""
+    keep_status = "status" not in record.model_fields_set
     try:
-        await runtime.store.put_catalog_record(_hash(runtime, kind), item_id, record)
+        stored = await runtime.store.put_catalog_record(
+            _hash(runtime, kind), item_id, record.model_dump(mode="json"), keep_status
+        )
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return record.model_copy(update={"status": ItemStatus(stored["status"])})
 
 
 def _check_id(path_id: str, body_id: str, field: str) -> None:
@@ -51,38 +59,20 @@ def _check_id(path_id: str, body_id: str, field: str) -> None:
         )
 
 
-async def _keep_status(runtime: Runtime, kind: Kind, item_id: str, record: Any) -> Any:
-    """A PUT without `status` keeps the stored one: renaming a retired item must not revive
-    it. (A new record without status is live.)"""
-    if "status" in record.model_fields_set:
-        return record
-    try:
-        stored = await runtime.store.get_catalog_record(_hash(runtime, kind), item_id)
-    except RedisUnavailable as exc:
-        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
-    if stored is None or "status" not in stored:
-        return record
-    return record.model_copy(update={"status": ItemStatus(stored["status"])})
-
-
 @router.put("/products/{product_id}", responses=REDIS_DOWN)
 async def put_product(
     product_id: ItemId, record: ProductRecord, runtime: RuntimeDep
 ) -> ProductRecord:
     """Create or replace a product record."""
     _check_id(product_id, record.product_id, "product_id")
-    record = await _keep_status(runtime, Kind.PRODUCTS, product_id, record)
-    await _put(runtime, Kind.PRODUCTS, product_id, record.model_dump(mode="json"))
-    return record
+    return await _put(runtime, Kind.PRODUCTS, product_id, record)
 
 
 @router.put("/videos/{video_id}", responses=REDIS_DOWN)
 async def put_video(video_id: ItemId, record: VideoRecord, runtime: RuntimeDep) -> VideoRecord:
     """Create or replace a video record."""
     _check_id(video_id, record.video_id, "video_id")
-    record = await _keep_status(runtime, Kind.VIDEOS, video_id, record)
-    await _put(runtime, Kind.VIDEOS, video_id, record.model_dump(mode="json"))
-    return record
+    return await _put(runtime, Kind.VIDEOS, video_id, record)
 
 
 async def _get(runtime: Runtime, kind: Kind, item_id: str) -> dict[str, Any]:

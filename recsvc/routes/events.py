@@ -28,7 +28,10 @@ STREAM_FULL_RETRY_SECONDS = 60
 )
 async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
     """Accept a batch (1 to 1,000 events) as a whole or not at all; an event_id already
-    accepted counts as a duplicate and is not appended again, so retries are safe."""
+    accepted counts as a duplicate and is not appended again, so retries are safe. A purchase
+    adds its product to the user's holdings only when the product is in the catalogue and the
+    user holds fewer than RECSVC_MAX_PURCHASED_PER_USER from purchases: one user's state stays
+    small, so no user can slow Redis down for the others (`not_applied` counts the rest)."""
     settings = runtime.settings
     latest = datetime.now(UTC) + timedelta(seconds=settings.max_future_seconds)
     future = [
@@ -45,11 +48,13 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
         raise RequestValidationError(future)
     events = batch.events
     try:
-        accepted, duplicates = await runtime.store.ingest(
+        ingested = await runtime.store.ingest(
             events,
             max_len=settings.stream_max_len,
             dedup_seconds=settings.event_dedup_days * 86400,
             recent_limit=settings.recent_events_limit,
+            products=runtime.serving.snapshot.catalog.products,
+            max_purchased=settings.max_purchased_per_user,
         )
     except RedisUnavailable as exc:
         runtime.metrics.events.labels("unavailable").inc(len(events))
@@ -57,6 +62,14 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
     except StreamFull as exc:
         runtime.metrics.events.labels("stream_full").inc(len(events))
         raise unavailable(f"events not accepted: {exc}", STREAM_FULL_RETRY_SECONDS) from None
-    runtime.metrics.events.labels("accepted").inc(accepted)
-    runtime.metrics.events.labels("duplicate").inc(duplicates)
-    return EventsAccepted(received=len(events), accepted=accepted, duplicates=duplicates)
+    counted = runtime.metrics.events
+    counted.labels("accepted").inc(ingested.accepted)
+    counted.labels("duplicate").inc(ingested.duplicates)
+    counted.labels("not_applied_unknown_product").inc(ingested.unknown_products)
+    counted.labels("not_applied_state_full").inc(ingested.over_limit)
+    return EventsAccepted(
+        received=len(events),
+        accepted=ingested.accepted,
+        duplicates=ingested.duplicates,
+        not_applied=ingested.not_applied,
+    )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from recsvc.deps import RuntimeDep, unavailable
 from recsvc.domain import ID_PATTERN, MAX_ID_LENGTH
-from recsvc.schemas import Profile
+from recsvc.schemas import Profile, UserProfile
 from recsvc.store import RedisUnavailable
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -26,7 +26,7 @@ async def put_profile(user_id: UserId, profile: Profile, runtime: RuntimeDep) ->
 
 
 @router.get("/{user_id}/profile", responses={503: {"description": "Redis unreachable."}})
-async def get_profile(user_id: UserId, runtime: RuntimeDep) -> Profile:
+async def get_profile(user_id: UserId, runtime: RuntimeDep) -> UserProfile:
     """The user's profile as the service sees it (holdings include purchases from events)."""
     try:
         return await runtime.store.get_profile(user_id)

@@ -1,6 +1,7 @@
 """The real service (uvicorn on loopback) against a real Redis Cluster: feeds of a model
-published into the cluster, batches spanning slots, attach caps and profiles, and events
-ingested exactly once, also when a node fails half-way through a batch."""
+published into the cluster, batches spanning slots, attach caps and profiles, events ingested
+exactly once, also when a node fails half-way through a batch, each user's purchases bounded
+as on a single Redis, and a catalogue PUT that keeps the stored status atomically."""
 
 from __future__ import annotations
 
@@ -105,19 +106,29 @@ def test_feeds_of_a_model_published_into_the_cluster(
     assert len({keyslot(redis_cluster, key) for key in found}) == 1, found
 
 
+def counts(received: int, accepted: int, duplicates: int, not_applied: int = 0) -> dict:
+    return {
+        "received": received,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "not_applied": not_applied,
+    }
+
+
 def test_events_are_accepted_once_and_drained_once(
     cluster_url: str, models_dir: Path, tmp_path: Path
 ) -> None:
     publish_to_cluster(cluster_url, models_dir / PLANTED_VERSION)
+    load_catalog_to_cluster(cluster_url)
     events = [event(f"u-{i}") for i in range(30)]  # 30 users: many slots, every node
     events.append(event("u-3", "p-dep", "purchase", item_type="product", amount=100.0))
     settings = service_settings(cluster_url, models_dir, redis_cluster=True)
     with serving(settings) as client:
         first = post(client, events)
         assert first.status_code == 202, first.text
-        assert first.json() == {"received": 31, "accepted": 31, "duplicates": 0}
+        assert first.json() == counts(31, 31, 0)
         again = post(client, events)  # a client's retry: nothing appended twice
-        assert again.json() == {"received": 31, "accepted": 0, "duplicates": 31}
+        assert again.json() == counts(31, 0, 31)
         assert "p-dep" in client.get("/v1/users/u-3/profile").json()["holdings"]
 
     cluster = sync_client(cluster_url, cluster=True)
@@ -153,6 +164,7 @@ def test_a_batch_that_fails_half_way_is_completed_by_the_retry(
     user = next(u for u in (f"u-{i}" for i in range(100)) if port_of(u) != stream_port)
     assert keyslot(redis_cluster, KEYS.user(user)) != stream_slot
     publish_to_cluster(cluster_url, models_dir / PLANTED_VERSION)
+    load_catalog_to_cluster(cluster_url)
     settings = service_settings(cluster_url, models_dir, redis_cluster=True)
     one = [event(user, "p-dep", "purchase", item_type="product", amount=10.0)]
     cluster = sync_client(cluster_url, cluster=True)
@@ -168,9 +180,72 @@ def test_a_batch_that_fails_half_way_is_completed_by_the_retry(
             time.sleep(0.5)  # the store's refusal after a failure (0.2 s) is over
             retried = post(client, one)
             assert retried.status_code == 202, retried.text
-            assert retried.json() == {"received": 1, "accepted": 0, "duplicates": 1}
+            assert retried.json() == counts(1, 0, 1)
             assert "p-dep" in client.get(f"/v1/users/{user}/profile").json()["holdings"]
         assert cluster.xlen(KEYS.events) == 1
         assert cluster.llen(KEYS.recent(user)) == 1  # ...and the user's half, once
     finally:
         cluster.close()
+
+
+def purchase(user_id: str, product_id: str) -> dict:
+    return event(user_id, product_id, "purchase", item_type="product", amount=10.0)
+
+
+def test_purchases_enter_state_only_of_catalogue_products_and_up_to_the_limit(
+    cluster_url: str, models_dir: Path
+) -> None:
+    publish_to_cluster(cluster_url, models_dir / PLANTED_VERSION)
+    load_catalog_to_cluster(cluster_url)
+    settings = service_settings(
+        cluster_url, models_dir, redis_cluster=True, max_purchased_per_user=2
+    )
+    users = [f"u-{i}" for i in range(12)]  # several slots
+    bought = ["p-dep", "p-fund", "p-ins"]  # in the catalogue; the third is over the limit
+    batch = [purchase(u, p) for u in users for p in [*bought, "p-made-up"]]
+    with serving(settings) as client:
+        first = post(client, batch)
+        assert first.json() == counts(48, 48, 0, not_applied=24), first.text
+        for user in users:
+            profile = client.get(f"/v1/users/{user}/profile").json()
+            assert profile["holdings"] == ["p-dep", "p-fund"], user
+        assert post(client, batch).json() == counts(48, 0, 48)  # applied once, counted once
+    cluster = sync_client(cluster_url, cluster=True)
+    try:
+        assert cluster.xlen(KEYS.events) == 48  # every purchase is in the stream
+    finally:
+        cluster.close()
+
+
+def test_ids_that_join_to_one_string_are_two_events(cluster_url: str, models_dir: Path) -> None:
+    publish_to_cluster(cluster_url, models_dir / PLANTED_VERSION)
+    settings = service_settings(cluster_url, models_dir, redis_cluster=True)
+    pairs = [("acct", "R:42"), ("acct:R", "42")]
+    with serving(settings) as client:
+        for user, event_id in pairs:
+            answer = post(client, [{**event(user), "event_id": event_id}])
+            assert answer.json() == counts(1, 1, 0), answer.text
+    cluster = sync_client(cluster_url, cluster=True)
+    try:
+        assert cluster.xlen(KEYS.events) == 2
+        assert all(cluster.exists(KEYS.event_accepted(u, e)) for u, e in pairs)
+        assert all(cluster.llen(KEYS.recent(user)) == 1 for user, _ in pairs)
+    finally:
+        cluster.close()
+
+
+def test_a_record_put_keeps_the_stored_status_on_a_cluster(
+    cluster_url: str, models_dir: Path
+) -> None:
+    publish_to_cluster(cluster_url, models_dir / PLANTED_VERSION)
+    load_catalog_to_cluster(cluster_url)
+    settings = service_settings(cluster_url, models_dir, redis_cluster=True)
+    record = {"product_id": "p-fund", "name": "Renamed", "category": "fund", "risk_level": 4}
+    with serving(settings) as client:
+        retired = client.put("/v1/catalog/products/p-fund/status", json={"status": "retired"})
+        assert retired.status_code == 200, retired.text
+        renamed = client.put("/v1/catalog/products/p-fund", json=record)
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["status"] == "retired"
+        stored = client.get("/v1/catalog/products/p-fund").json()
+        assert (stored["name"], stored["status"]) == ("Renamed", "retired")

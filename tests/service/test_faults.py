@@ -9,6 +9,8 @@ redis-server, and concurrent clients requesting feeds and posting events through
 - A corrupted model: the publisher refuses it; a copy corrupted only on the replica's disk is
   refused by the replica, which keeps serving the old version and shows the refusal in
   /metrics and /readyz.
+- One hostile user (150 batches of 1,000 purchases of made-up products, and that user's feed
+  every 0.9 s): the other users' feeds stay non-degraded and their events accepted.
 
 Each test prints its figure (`pytest -s` shows them) and asserts its target.
 """
@@ -40,6 +42,7 @@ from tests.builders import ADMIN_KEY, auth_header, cli_environment
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,
+    event_body,
     eventually,
     load_planted_catalog,
     publish_model,
@@ -448,3 +451,98 @@ def test_a_corrupted_model_is_refused_and_the_old_one_keeps_serving(
         f"serving {PLANTED_VERSION}, last_error {why(last_error)!r}; "
         f"{len(feeds)} feeds, 0 failed, all from the old version"
     )
+
+
+# -- one hostile user ------------------------------------------------------------------------
+HOSTILE = "u-hostile"
+HOSTILE_BATCHES = 150  # of 1,000 purchases of made-up products each
+HOSTILE_FEED_SECONDS = 0.9
+HOSTILE_FEEDS_AFTER = 5  # feeds asked once the posts are done (the state is at its largest)
+
+
+class HostileUser:
+    """One user's client, in two threads: posts HOSTILE_BATCHES batches of purchases of
+    made-up products as fast as they are answered, and asks for that user's feed every
+    HOSTILE_FEED_SECONDS until the posts are done and HOSTILE_FEEDS_AFTER feeds more."""
+
+    def __init__(self, service: ServiceProcess) -> None:
+        self.service = service
+        self.batches: list[tuple[int, dict]] = []  # status, body
+        self.feeds: list[tuple[int, bool | None]] = []  # status, degraded
+        self._posting = threading.Thread(target=self._post, daemon=True)
+        self._feeding = threading.Thread(target=self._feed, daemon=True)
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.service.url, headers=auth_header(), timeout=10)
+
+    def _post(self) -> None:
+        with self._client() as client:
+            for batch in range(HOSTILE_BATCHES):
+                events = [
+                    event_body(HOSTILE, f"p-made-up-{batch}-{i}", "purchase", "product")
+                    for i in range(1000)
+                ]
+                response = client.post("/v1/events", json={"events": events})
+                body = response.json() if response.status_code == 202 else {}
+                self.batches.append((response.status_code, body))
+
+    def _feed(self) -> None:
+        with self._client() as client:
+            after = 0
+            while after < HOSTILE_FEEDS_AFTER:
+                after += not self._posting.is_alive()
+                response = client.get("/v1/feed", params={"user_id": HOSTILE, "n": 3})
+                degraded = response.json().get("degraded") if response.status_code == 200 else None
+                self.feeds.append((response.status_code, degraded))
+                time.sleep(HOSTILE_FEED_SECONDS)
+
+    def run(self, timeout: float) -> None:
+        """Both threads, to their end."""
+        self._posting.start()
+        self._feeding.start()
+        self._posting.join(timeout)
+        self._feeding.join(timeout)
+        assert not self._posting.is_alive() and not self._feeding.is_alive(), "still running"
+
+
+def test_one_hostile_user_degrades_no_other_users_feeds_or_events(
+    service_process: ServiceProcess, redis_url: str
+) -> None:
+    """The recipe of issue 13's defect 1: before, every purchase entered the user's state,
+    which grew to 150,000 products; each of that user's feeds then held Redis ~100 ms, and
+    its one timeout made the replica stop calling Redis for everyone."""
+    with Load(service_process.url) as load:
+        time.sleep(1)
+        attack = time.monotonic()
+        hostile = HostileUser(service_process)
+        hostile.run(timeout=240)
+        ended = time.monotonic()
+        time.sleep(1)
+    feeds = [f for f in load.feeds() if f.started >= attack and f.ended <= ended]
+    events = [e for e in load.events() if e.started >= attack and e.ended <= ended]
+    degraded = sum(1 for f in feeds if f.degraded)
+    refused = sum(1 for e in events if e.status == 503)
+    accepted = Counter(status for status, _ in hostile.batches)[202]
+    not_applied = sum(body.get("not_applied", 0) for _, body in hostile.batches)
+    with redis.Redis.from_url(redis_url) as client:
+        held = client.scard(Keys().purchased(HOSTILE))
+        streamed = client.xlen(Keys().events)
+    hostile_degraded = sum(1 for _, degraded in hostile.feeds if degraded)
+    print(
+        f"\nFIGURE hostile-user: over {ended - attack:.1f} s, {accepted}/{HOSTILE_BATCHES} "
+        f"hostile batches of 1,000 made-up purchases accepted ({not_applied:,} not applied, "
+        f"{held} held); {len(hostile.feeds)} hostile feeds, {hostile_degraded} degraded; "
+        f"other users: {len(feeds)} feeds, {degraded} degraded, p99 "
+        f"{ms(percentile([f.latency for f in feeds], 99))}; {len(events)} event batches, "
+        f"{sum(1 for e in events if e.status == 202)} accepted, {refused} answered 503"
+    )
+    failures = server_errors(load.outcomes)
+    assert failures == [], f"{len(failures)} failures, e.g. {failures[:3]}"
+    # The other users: served as if the hostile one were not there.
+    assert len(feeds) > 500 and degraded == 0
+    assert Counter(f.status for f in feeds) == {200: len(feeds)}
+    assert events and Counter(e.status for e in events) == {202: len(events)}
+    # The hostile user: every event in the stream, none in the user's state, feeds answered.
+    assert accepted == HOSTILE_BATCHES and not_applied == HOSTILE_BATCHES * 1000
+    assert held == 0 and streamed >= HOSTILE_BATCHES * 1000
+    assert len(hostile.feeds) >= 5 and {status for status, _ in hostile.feeds} == {200}
