@@ -102,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
             Keys(settings.redis_prefix),
             settings.redis_retry_seconds,
             on_error=lambda operation, kind: metrics.redis_errors.labels(operation, kind).inc(),
+            breaker_failures=settings.redis_breaker_failures,
+            breaker_window_seconds=settings.redis_breaker_window_seconds,
         )
         serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
         await serving.start()

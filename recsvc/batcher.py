@@ -34,7 +34,14 @@ from recsvc.feed import Feed, FeedOptions, build_feeds
 from recsvc.metrics import Metrics
 from recsvc.serving import Serving, ServingModel, Snapshot
 from recsvc.settings import Settings
-from recsvc.store import Exposure, FeatureStore, RedisUnavailable, UserState, utc_day
+from recsvc.store import (
+    BreakerOpen,
+    Exposure,
+    FeatureStore,
+    RedisUnavailable,
+    UserState,
+    utc_day,
+)
 
 log = logging.getLogger("recsvc.batcher")
 T = TypeVar("T")
@@ -280,13 +287,14 @@ class FeedBatcher:
 
     async def _redis(self, deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` by the deadline; else _Degraded, saying why."""
-        healthy = self.store.available
         try:
-            return await _by(deadline, call, healthy)
+            return await _by(deadline, call, self.store.available)
         except TimeoutError:
             raise _Degraded("deadline") from None
+        except BreakerOpen:
+            raise _Degraded("breaker_open") from None
         except RedisUnavailable:
-            raise _Degraded("redis_error" if healthy else "breaker_open") from None
+            raise _Degraded("redis_error") from None
 
     def _count(self, feeds: list[Feed], cause: str | None) -> None:
         """Feed metrics, once per batch (per request they were a measurable cost)."""

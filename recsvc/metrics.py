@@ -55,8 +55,12 @@ class Metrics:
             "recsvc_model_reloads_total", "Model loads by outcome.", ["outcome"], registry=r
         )
         self.events = Counter(
-            "recsvc_events_total", "Events received, by outcome.", ["outcome"], registry=r
-        )
+            "recsvc_events_total",
+            "Events received, by outcome: accepted, duplicate, unavailable, stream_full; of the "
+            "accepted, not_applied_unknown_product and not_applied_state_full were kept in the "
+            "stream but not in the user's state.",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.exposures = Counter(
             "recsvc_exposures_total", "Feeds served to experiment users, logged.",
             ["experiment", "variant"], registry=r,

@@ -24,7 +24,6 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from recsvc.breaker import Breaker
 from recsvc.domain import Action, ItemStatus, ItemType
 from recsvc.keys import Keys
 from recsvc.redis_client import (
@@ -165,43 +165,6 @@ def connect(url: str, timeout_ms: int, cluster: bool = False) -> AsyncClient:
     bounded timeouts and no retries: a slow Redis must not hold a request longer than the
     timeout."""
     return service_client(url, timeout_ms, cluster)
-
-
-class Breaker:
-    """When the store stops calling Redis, for `retry_seconds`: at once on a failure to reach
-    it, or when `failures` calls time out within `window_seconds`. A success does not close it
-    early, nor forget the timeouts (see FeatureStore._call)."""
-
-    def __init__(self, retry_seconds: float, failures: int, window_seconds: float) -> None:
-        self.retry_seconds = retry_seconds
-        self.failures = failures
-        self.window_seconds = window_seconds
-        self._timeouts: deque[float] = deque(maxlen=failures)  # the latest ones
-        self._open_until = 0.0
-
-    @property
-    def open(self) -> bool:
-        return time.monotonic() < self._open_until
-
-    @property
-    def quiet(self) -> bool:
-        """Closed, and no timeout within the window."""
-        now = time.monotonic()
-        recent = bool(self._timeouts) and now - self._timeouts[-1] < self.window_seconds
-        return now >= self._open_until and not recent
-
-    def failed(self, timeout: bool) -> bool:
-        """Count a failure; whether it opened the breaker (it was closed)."""
-        now = time.monotonic()
-        if timeout:
-            self._timeouts.append(now)
-            if len(self._timeouts) < self.failures:
-                return False
-            if now - self._timeouts[0] > self.window_seconds:
-                return False
-        opened = now >= self._open_until
-        self._open_until = now + self.retry_seconds
-        return opened
 
 
 class FeatureStore:

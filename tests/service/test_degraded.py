@@ -189,8 +189,11 @@ def test_metrics_show_latency_redis_errors_degraded_feeds_model_and_attachments(
         for labels, value in metrics["recsvc_redis_errors_total"]
     }
     assert errors.get(("user_state", "unreachable"), 0) >= 1, errors  # (a stopped Redis)
-    # The first feed found Redis gone (a failed call); the breaker then opened
-    assert metrics["recsvc_degraded_responses_total"] == [({"cause": "redis_error"}, 1.0)]
+    # One degraded feed, with its cause: its own call failed (redis_error), or the poll had
+    # found Redis gone first and the breaker was open (breaker_open)
+    (degraded,) = metrics["recsvc_degraded_responses_total"]
+    assert degraded[1] == 1.0
+    assert degraded[0]["cause"] in ("redis_error", "breaker_open"), degraded
     assert metrics["recsvc_model_info"] == [({"version": PLANTED_VERSION}, 1.0)]
     assert metrics["recsvc_attached_products_total"] == [({}, float(attached))]
 
@@ -265,9 +268,13 @@ def test_a_redis_that_stops_answering_is_counted_as_timeouts(
     service: httpx.Client, redis_url: str
 ) -> None:
     redis.Redis.from_url(redis_url).execute_command("CLIENT", "PAUSE", 1000, "ALL")
-    assert feed(service)["degraded"] is True  # after the 200 ms timeout
-    errors = {
-        (labels["operation"], labels["kind"]): value
-        for labels, value in samples(service)["recsvc_redis_errors_total"]
-    }
-    assert errors.get(("user_state", "timeout"), 0) >= 1, errors
+    assert feed(service)["degraded"] is True  # at the request's deadline
+    # The call itself runs on to its own timeout (the store counts it there), a moment later
+
+    def timeouts() -> dict[tuple[str, str], float]:
+        return {
+            (labels["operation"], labels["kind"]): value
+            for labels, value in samples(service)["recsvc_redis_errors_total"]
+        }
+
+    assert eventually(lambda: timeouts().get(("user_state", "timeout"), 0) >= 1), timeouts()

@@ -52,7 +52,7 @@ def post(client: httpx.Client, *events: dict[str, Any]) -> httpx.Response:
 
 
 def counts(received: int, accepted: int, duplicates: int) -> dict[str, int]:
-    return {"received": received, "accepted": accepted, "duplicates": duplicates}
+    return {"received": received, "accepted": accepted, "duplicates": duplicates, "not_applied": 0}
 
 
 def holdings(client: httpx.Client, user_id: str) -> list[str]:
