@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
@@ -118,13 +119,28 @@ def serve(
     from recsvc import logs, server
     from recsvc.app import create_app
 
-    settings = _settings()
-    logs.configure(settings.log_json, process=True)  # before uvicorn's first line
     try:
-        service = create_app(settings)
-    except SettingsError as exc:  # e.g. no API keys
-        _fail(str(exc), code=2)
+        settings = load_settings()
+        log_json = settings.log_json
+    except SettingsError as exc:
+        settings, log_json, problem = None, _log_json_wanted(), str(exc)
+    logs.configure(log_json, process=True)  # before the first line, ours or uvicorn's
+    try:
+        if settings is None:
+            raise SettingsError(problem)
+        service = create_app(settings)  # e.g. no API keys, no RECSVC_REDIS_URL
+    except SettingsError as exc:
+        # A log line like every other (an orchestrator's log pipeline reads JSON), then exit 2
+        logging.getLogger("recsvc.cli").error("recsvc serve not started: %s", exc)
+        raise typer.Exit(2) from None
     server.run(service, settings, host, port)
+
+
+def _log_json_wanted() -> bool:
+    """RECSVC_LOG_JSON read on its own, when the settings as a whole cannot be (JSON unless it
+    says false, as its default is)."""
+    value = os.environ.get("RECSVC_LOG_JSON", "true").strip().lower()
+    return value not in ("0", "false", "no", "off")
 
 
 @app.command()

@@ -66,7 +66,7 @@ REFUSED_CATEGORIES: dict[str, str] = {
 # Default-ignorable code points of other categories: they render as nothing (Hangul fillers
 # are letters; the grapheme joiner and the variation selectors are marks).
 INVISIBLE: frozenset[int] = frozenset(
-    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0}
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}  # 2800: braille blank
     | set(range(0x180B, 0x1810))
     | set(range(0xFE00, 0xFE10))
     | set(range(0xE0100, 0xE01F0))
@@ -87,7 +87,10 @@ def display_text(value: str) -> str:
                 f"holds U+{ord(char):04X}, {kind}: display text may hold no control, format, "
                 "invisible, private-use or unassigned character"
             )
-    return text.strip()
+    text = text.strip()
+    if not any(char.isalnum() for char in text):  # "-", " . ", marks or emoji alone
+        raise ValueError("holds no letter or digit: display text must say something")
+    return text
 
 
 def disclosure_text(value: str) -> str:

@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+DEGRADED_CAUSES = ("redis_error", "deadline", "breaker_open")
+EVENT_OUTCOMES = (
+    "accepted", "duplicate", "unavailable", "stream_full", "busy",
+    "not_applied_unknown_product", "not_applied_state_full",
+)  # fmt: skip
+REFUSAL_REASONS = (
+    "unauthenticated", "forbidden", "rate_limited", "auth_rate_limited", "body_too_large"
+)  # fmt: skip
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -96,6 +104,19 @@ class Metrics:
             "auth_rate_limited (too many failed authentications from one address), "
             "body_too_large.", ["reason"], registry=r,
         )  # fmt: skip
+
+        # Each known label value starts at 0, so that a first occurrence is an increase
+        # (Prometheus' increase() and rate() cannot see a series' first sample) and a ratio
+        # or comparison over a counter not yet incremented still has a series to read.
+        for counter, values in (
+            (self.degraded, DEGRADED_CAUSES),
+            (self.events, EVENT_OUTCOMES),
+            (self.reloads, ("loaded", "refused")),
+            (self.refused, REFUSAL_REASONS),
+            (self.connections_closed, ("header_timeout", "body_timeout", "over_limit")),
+        ):
+            for value in values:
+                counter.labels(value)
 
     def model_loaded(self, version: str, outcome: str) -> None:
         self.reloads.labels(outcome).inc()

@@ -17,7 +17,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML: uvicorn[standard], a serv
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "recsvc-alerts.yaml"
-RULE_TESTS = ROOT / "deploy" / "prometheus" / "recsvc-alerts.test.yaml"
+RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "recsvc-alerts.test.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "recsvc.json"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
@@ -61,7 +61,7 @@ def test_the_rules_pass_promtool_check_rules(promtool: str) -> None:
 
 def test_the_rules_unit_tests_pass(promtool: str) -> None:
     """Series in, alerts out: feed errors, degraded by cause, the nightly job, the undrained
-    stream, the attach rate (deploy/prometheus/recsvc-alerts.test.yaml)."""
+    stream, the attach rate (deploy/prometheus/tests/recsvc-alerts.test.yaml)."""
     result = subprocess.run(
         [promtool, "test", "rules", RULE_TESTS.name],
         capture_output=True,

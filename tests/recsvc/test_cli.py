@@ -1,9 +1,12 @@
 """The recsvc command line: one app whose offline commands come from the training package."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from recsvc import __version__
 
@@ -54,6 +57,29 @@ def test_serve_refuses_a_bad_setting_naming_the_variable() -> None:
         [RECSVC, "serve"], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin"}
     )
     assert result.returncode == 2 and "RECSVC_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"RECSVC_REDIS_TIMEOUT_MS": "abc"},
+        {"RECSVC_REDIS_URL": "notaurl"},
+        {"RECSVC_APP_API_KEYS": ""},
+    ],
+    ids=["not a number", "not a Redis URL", "no keys"],
+)
+def test_serve_refusing_its_settings_says_so_in_one_json_log_line(setting: dict) -> None:
+    """With RECSVC_LOG_JSON (default true) every stderr line is JSON, the refusal included:
+    a log pipeline that reads JSON must not lose why a pod does not start."""
+    env = {"PATH": "/usr/bin:/bin", "RECSVC_REDIS_URL": "redis://127.0.0.1:1/0", **setting}
+    result = subprocess.run(
+        [RECSVC, "serve"], capture_output=True, text=True, check=False, env=env, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and "RECSVC_" in entry["message"]
 
 
 def test_serve_without_api_keys_refuses_to_start_naming_the_variables() -> None:

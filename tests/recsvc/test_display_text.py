@@ -33,6 +33,7 @@ INVISIBLE_OR_CONTROL = [
     "\u0378",  # unassigned
     "\u3164",  # hangul filler: a letter that renders as nothing
     "\ufe0f",  # variation selector
+    "\u2800",  # braille pattern blank: renders as nothing
 ]
 CREDIT = {"product_id": "p-loan", "name": "Flex Loan", "category": "credit", "risk_level": 2}
 
@@ -46,6 +47,17 @@ def test_display_text_refuses_control_format_and_invisible_characters(char: str)
 def test_display_text_is_nfc_and_stripped() -> None:
     assert display_text("  Cafe\u0301 Saver ") == "Caf\u00e9 Saver"
     assert display_text("Épargne 3,5 % — 10 000 €") == "Épargne 3,5 % — 10 000 €"
+
+
+@pytest.mark.parametrize("text", ["-", " . ", "\u0301\u0301", "\U0001f4b0", "\u2800"])
+def test_display_text_that_looks_blank_or_says_nothing_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        display_text(text)
+
+
+@pytest.mark.parametrize("name", ["Flex Loan", "Fund 2030", "€ Savings", "Épargne+"])
+def test_names_with_letters_or_digits_are_display_text(name: str) -> None:
+    assert display_text(name) == name
 
 
 @pytest.mark.parametrize("text", ["-", ".", "%", " - ", "A", "\u00a0.\u00a0"])
