@@ -145,3 +145,20 @@ return n
 EXPOSURE_FIELDS = (
     "request_id", "ts", "user_id", "experiments", "model_version", "videos", "products"
 )  # fmt: skip
+
+# Replaces one catalogue record if it is still the one read (compare and set on the field, not
+# a WATCH on the whole hash: writes to other records never conflict), and renews the
+# catalogue's revision. KEYS: the catalogue hash, the revision key (both tagged {catalog}).
+# ARGV: item id, '1' when the record was absent, the record as read, the new record, the new
+# revision. Returns 1 when written, 0 when the record changed meanwhile (read it again).
+CATALOG_CAS_SCRIPT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if stored then return 0 end
+elseif stored ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5])
+return 1
+"""

@@ -20,6 +20,7 @@ accepted (duplicates) and completes the state: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -35,7 +36,6 @@ from redis.exceptions import (
     RedisClusterException,
     RedisError,
     ResponseError,
-    WatchError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -50,11 +50,24 @@ from recsvc.redis_client import (
     slot_groups,
     transaction,
 )
-from recsvc.redis_scripts import COUNT_SCRIPT, EXPOSE_SCRIPT, INGEST_SCRIPT, READ_SCRIPT
+from recsvc.redis_scripts import (
+    CATALOG_CAS_SCRIPT,
+    COUNT_SCRIPT,
+    EXPOSE_SCRIPT,
+    INGEST_SCRIPT,
+    READ_SCRIPT,
+)
 from recsvc.schemas import Event, Profile, UserProfile
 
 log = logging.getLogger("recsvc.store")
 CAPS_TTL_SECONDS = 2 * 24 * 3600
+# Two event batches in Redis at once keep it busy while the next one is sent, and a feed's
+# read waits behind at most one (a 1,000-event script runs for a few ms). A batch that cannot
+# start within 2 s answers 503 busy: well inside a client's usual timeout, and a burst of
+# hundreds of batches is still taken.
+INGEST_SLOTS = 2
+INGEST_WAIT_SECONDS = 2.0
+CATALOG_WRITE_ATTEMPTS = 50
 DRAIN_GROUP = "nightly"  # the consumer group the nightly job drains the streams with
 VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
 T = TypeVar("T")
@@ -66,6 +79,15 @@ class RedisUnavailable(RuntimeError):
 
 class BreakerOpen(RedisUnavailable):
     """Refused without calling Redis: it was found down a moment ago (see Breaker)."""
+
+
+class IngestBusy(RuntimeError):
+    """This replica has had more event batches to write than it lets Redis take at once, for
+    longer than INGEST_WAIT_SECONDS: retry (Redis itself is fine)."""
+
+
+class CatalogContended(RedisUnavailable):
+    """One catalogue record kept changing while it was being written (a 503: retry)."""
 
 
 class StreamFull(RuntimeError):
@@ -186,6 +208,10 @@ class FeatureStore:
         self._cluster = is_cluster(client)
         self._ingest = client.register_script(INGEST_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
+        self._catalog_cas = client.register_script(CATALOG_CAS_SCRIPT)
+        # Event batches writing at once: each holds Redis for a few ms, and a burst of them
+        # queued inside Redis would make every feed's read wait behind them (and time out)
+        self._ingest_slots = asyncio.Semaphore(INGEST_SLOTS)
         self._count = client.register_script(COUNT_SCRIPT)
         self._expose = client.register_script(EXPOSE_SCRIPT)
 
@@ -385,6 +411,29 @@ class FeatureStore:
         than `max_purchased` from events; the others are counted.
 
         StreamFull, and nothing written, when the stream has no room for the batch."""
+        try:
+            await asyncio.wait_for(self._ingest_slots.acquire(), INGEST_WAIT_SECONDS)
+        except TimeoutError:
+            raise IngestBusy(
+                f"this replica is busy writing other event batches (more than {INGEST_SLOTS} at "
+                f"once for {INGEST_WAIT_SECONDS:g}s); nothing of this batch was written, retry"
+            ) from None
+        try:
+            return await self._ingest_batch(
+                events, max_len, dedup_seconds, recent_limit, products, max_purchased
+            )
+        finally:
+            self._ingest_slots.release()
+
+    async def _ingest_batch(
+        self,
+        events: list[Event],
+        max_len: int,
+        dedup_seconds: int,
+        recent_limit: int,
+        products: Container[str],
+        max_purchased: int,
+    ) -> Ingested:
         settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
         event_args = _event_args(events, products)
@@ -505,26 +554,25 @@ class FeatureStore:
         change: Callable[[bytes | str | None], dict | None],
     ) -> dict | None:
         """Replace one record by `change(stored JSON or None)` and renew the catalogue's
-        revision, in one transaction (WATCH: a concurrent write to the hash makes this read
-        again and retry); None, and nothing written, when `change` returns None. The hash and
-        the revision share the {catalog} tag, so this holds on a Cluster too."""
+        revision, atomically: a compare-and-set on that record (CATALOG_CAS_SCRIPT), read
+        again and retried when it changed meanwhile. Writes to other records never conflict,
+        so a bulk upload does not make its own writes retry. None, and nothing written, when
+        `change` returns None. The hash and the revision share the {catalog} tag."""
 
         async def work() -> dict | None:
-            async with await transaction(self.client) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(hash_key)
-                        raw = await pipe.hget(hash_key, item_id)
-                        record = change(raw)
-                        if record is None:
-                            return None
-                        pipe.multi()
-                        pipe.hset(hash_key, item_id, json.dumps(record))
-                        pipe.set(self.keys.catalog_revision, new_revision())
-                        await pipe.execute()
-                        return record
-                    except WatchError:
-                        continue
+            for _ in range(CATALOG_WRITE_ATTEMPTS):
+                raw = await self.client.hget(hash_key, item_id)
+                record = change(raw)
+                if record is None:
+                    return None
+                keys = [hash_key, self.keys.catalog_revision]
+                args = [item_id, "1" if raw is None else "0", raw or "", json.dumps(record)]
+                if await self._catalog_cas(keys=keys, args=[*args, new_revision()]):
+                    return record
+            raise CatalogContended(
+                f"catalogue record {item_id} changed {CATALOG_WRITE_ATTEMPTS} times while "
+                "being written; retry"
+            )
 
         return await self._call(operation, work)
 

@@ -9,10 +9,11 @@ from fastapi.exceptions import RequestValidationError
 
 from recsvc.deps import RuntimeDep, unavailable
 from recsvc.schemas import EventBatch, EventsAccepted
-from recsvc.store import RedisUnavailable, StreamFull
+from recsvc.store import IngestBusy, RedisUnavailable, StreamFull
 
 router = APIRouter(prefix="/v1", tags=["events"])
 STREAM_FULL_RETRY_SECONDS = 60
+BUSY_RETRY_SECONDS = 1
 
 
 @router.post(
@@ -21,8 +22,9 @@ STREAM_FULL_RETRY_SECONDS = 60
     responses={
         422: {"description": "A malformed event: `loc` names the event's index and field."},
         503: {
-            "description": "Redis unreachable or the stream full: retry the batch after "
-            "Retry-After. Events a failed attempt did store come back as duplicates."
+            "description": "Redis unreachable, the stream full, or the replica busy writing "
+            "other batches: retry the batch after Retry-After. Events a failed attempt did "
+            "store come back as duplicates."
         },
     },
 )
@@ -59,6 +61,9 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
     except RedisUnavailable as exc:
         runtime.metrics.events.labels("unavailable").inc(len(events))
         raise unavailable(f"events not accepted: {exc}", settings.redis_retry_seconds) from None
+    except IngestBusy as exc:
+        runtime.metrics.events.labels("busy").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", BUSY_RETRY_SECONDS) from None
     except StreamFull as exc:
         runtime.metrics.events.labels("stream_full").inc(len(events))
         raise unavailable(f"events not accepted: {exc}", STREAM_FULL_RETRY_SECONDS) from None
