@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.embedded_redis import free_port
+from recsvc.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import cli_environment
-from tests.service.conftest import eventually
+from tests.service import planted
+from tests.service.conftest import (
+    PLANTED_VERSION,
+    eventually,
+    load_planted_catalog,
+    publish_model,
+)
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 
@@ -85,3 +92,21 @@ def recsvc_serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def planted_recsvc_serve(
+    redis_server: EmbeddedRedis, directory: Path, **environment: str
+) -> Iterator[Served]:
+    """`recsvc serve` over an emptied Redis holding the planted model, published, and its
+    catalogue (for a module's tests to share: each start costs seconds)."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    planted.write_planted_model(directory / "models", PLANTED_VERSION)
+    publish_model(redis_server.url, directory / "models" / PLANTED_VERSION)
+    load_planted_catalog(redis_server.url)
+    with recsvc_serve(
+        redis_server.url, directory / "models", directory / "service.log", **environment
+    ) as service:
+        yield service

@@ -15,13 +15,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from recsvc.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, load_planted_catalog, publish_model
-from tests.service.served import Served, recsvc_serve
+from tests.service.served import Served, planted_recsvc_serve
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +36,10 @@ def served(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """One service for the module (each start costs seconds); the tests compare counters."""
-    if redis_server.process is None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     directory = tmp_path_factory.mktemp("http-timeouts")
-    planted.write_planted_model(directory / "models", PLANTED_VERSION)
-    publish_model(redis_server.url, directory / "models" / PLANTED_VERSION)
-    load_planted_catalog(redis_server.url)
-    with recsvc_serve(
-        redis_server.url,
-        directory / "models",
-        directory / "service.log",
+    with planted_recsvc_serve(
+        redis_server,
+        directory,
         RECSVC_LOG_JSON="true",
         RECSVC_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
         RECSVC_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),

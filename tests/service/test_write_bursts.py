@@ -32,9 +32,7 @@ import redis
 from recsvc.embedded_redis import EmbeddedRedis
 from recsvc.keys import Keys
 from tests.builders import ADMIN_KEY, APP_KEY
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, load_planted_catalog, publish_model
-from tests.service.served import Served, recsvc_serve
+from tests.service.served import Served, planted_recsvc_serve
 
 BATCHES, EVENTS_PER_BATCH = 40, 1000
 PUTS = 200
@@ -52,16 +50,8 @@ def redis_degraded(served: Served) -> float:
 def served(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    if redis_server.process is None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     directory = tmp_path_factory.mktemp("write-bursts")
-    planted.write_planted_model(directory / "models", PLANTED_VERSION)
-    publish_model(redis_server.url, directory / "models" / PLANTED_VERSION)
-    load_planted_catalog(redis_server.url)
-    with recsvc_serve(
-        redis_server.url, directory / "models", directory / "service.log", RECSVC_LOG_JSON="true"
-    ) as service:
+    with planted_recsvc_serve(redis_server, directory, RECSVC_LOG_JSON="true") as service:
         yield service
 
 
