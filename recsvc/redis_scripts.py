@@ -146,11 +146,39 @@ EXPOSURE_FIELDS = (
     "request_id", "ts", "user_id", "experiments", "model_version", "videos", "products"
 )  # fmt: skip
 
-# Replaces one catalogue record if it is still the one read (compare and set on the field, not
-# a WATCH on the whole hash: writes to other records never conflict), and renews the
-# catalogue's revision. KEYS: the catalogue hash, the revision key (both tagged {catalog}).
-# ARGV: item id, '1' when the record was absent, the record as read, the new record, the new
-# revision. Returns 1 when written, 0 when the record changed meanwhile (read it again).
+# Creates or replaces one catalogue record keeping the stored record's status, and renews the
+# catalogue's revision, in one step: concurrent PUTs never make each other retry (a WATCH on
+# the hash did, for a write to any record). The caller sends the record encoded once per
+# status; the script only decodes, to read the stored status (cjson.encode would turn an empty
+# array into {}). A record stored without `status` is live; one that is not a JSON object, or
+# has any other status, counts as retired: a record lost is never an item revived.
+# KEYS: the catalogue hash, the revision key (both tagged {catalog}). ARGV: item id, the new
+# revision, the record to write when none is stored or the stored one is live, the record to
+# write when it is retired. With one record only (a PUT that gives its status), that one is
+# written. Returns which was written: 1 or 2.
+CATALOG_PUT_SCRIPT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local chosen = 1
+if stored and ARGV[4] then
+  local read, record = pcall(cjson.decode, stored)
+  local status = 'retired'
+  if read and type(record) == 'table' and string.match(stored, '^%s*{') then
+    status = record['status']
+    if status == nil then status = 'live' end
+  end
+  if status ~= 'live' then chosen = 2 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2 + chosen])
+redis.call('SET', KEYS[2], ARGV[2])
+return chosen
+"""
+
+# The status PUT: replaces one catalogue record if it is still the one read (compare and set
+# on the field, not a WATCH on the whole hash: writes to other records never conflict), and
+# renews the catalogue's revision. KEYS: the catalogue hash, the revision key (both tagged
+# {catalog}). ARGV: item id, '1' when the record was absent, the record as read, the new
+# record, the new revision. Returns 1 when written, 0 when the record changed meanwhile (read
+# it again).
 CATALOG_CAS_SCRIPT = """
 local stored = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[2] == '1' then
