@@ -4,6 +4,7 @@ uvicorn would not exercise."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.embedded_redis import EmbeddedRedis, free_port
-from tests.builders import cli_environment
+from tests.builders import APP_KEY, auth_header, cli_environment
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,
@@ -55,6 +56,43 @@ class Served:
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
+
+
+REDIS_CAUSES = ("redis_error", "breaker_open")  # a feed degraded because Redis was taken away
+
+
+def total(served: Served, name: str, **labels: str) -> float:
+    """The sum of a counter's samples in /metrics whose labels include `labels`."""
+    text = httpx.get(served.url + "/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def taken_away(served: Served) -> float:
+    """Feeds degraded because a Redis call failed or the breaker was open (not the CPU)."""
+    return sum(
+        total(served, "recsvc_degraded_responses_total", cause=cause) for cause in REDIS_CAUSES
+    )
+
+
+async def feeds_while(
+    client: httpx.AsyncClient, user_id: str, feeds: int = 30, interval: float = 0.05
+) -> list[bool]:
+    """Whether each of `feeds` feeds of one user, `interval` apart, came back degraded (a
+    bystander's view while a test loads the service)."""
+    degraded = []
+    for _ in range(feeds):
+        response = await client.get(
+            "/v1/feed", params={"user_id": user_id, "n": 3}, headers=auth_header(APP_KEY)
+        )
+        assert response.status_code == 200, response.text
+        degraded.append(bool(response.json()["degraded"]))
+        await asyncio.sleep(interval)
+    return degraded
 
 
 @contextmanager

@@ -22,16 +22,19 @@ from typing import Any, cast
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.embedded_redis import EmbeddedRedis
 from recsvc.keys import Keys
-from tests.builders import ADMIN_KEY, APP_KEY, auth_header
-from tests.service.served import Served, planted_recsvc_serve
+from tests.builders import ADMIN_KEY, auth_header
+from tests.service.served import (
+    Served,
+    feeds_while,
+    planted_recsvc_serve,
+    taken_away,
+    total,
+)
 
 PUTS = 200
-FEEDS, FEED_INTERVAL = 30, 0.05
-REDIS_CAUSES = ("redis_error", "breaker_open")  # degraded because Redis was taken away
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +46,6 @@ def served(
         yield service
 
 
-def total(served: Served, name: str, **labels: str) -> float:
-    """The sum of a counter's samples whose labels include `labels`."""
-    text = httpx.get(served.url + "/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
-def taken_away(served: Served) -> float:
-    """Feeds degraded because a Redis call failed or the breaker was open."""
-    return sum(
-        total(served, "recsvc_degraded_responses_total", cause=cause) for cause in REDIS_CAUSES
-    )
-
-
 def product(product_id: str, name: str, **fields: Any) -> dict[str, Any]:
     return {
         "product_id": product_id,
@@ -69,19 +54,6 @@ def product(product_id: str, name: str, **fields: Any) -> dict[str, Any]:
         "risk_level": 2,
         **fields,
     }
-
-
-async def feeds_while(client: httpx.AsyncClient, user_id: str) -> list[bool]:
-    """Whether each of FEEDS feeds of one user, FEED_INTERVAL apart, came back degraded."""
-    degraded = []
-    for _ in range(FEEDS):
-        response = await client.get(
-            "/v1/feed", params={"user_id": user_id, "n": 3}, headers=auth_header(APP_KEY)
-        )
-        assert response.status_code == 200, response.text
-        degraded.append(bool(response.json()["degraded"]))
-        await asyncio.sleep(FEED_INTERVAL)
-    return degraded
 
 
 def put_at_once(served: Served, bodies: list[dict[str, Any]]) -> tuple[list[Any], list[bool]]:

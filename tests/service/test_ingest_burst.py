@@ -26,17 +26,20 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.embedded_redis import EmbeddedRedis
 from recsvc.keys import Keys
 from tests.builders import APP_KEY, auth_header
-from tests.service.served import Served, planted_recsvc_serve
+from tests.service.served import (
+    Served,
+    feeds_while,
+    planted_recsvc_serve,
+    taken_away,
+    total,
+)
 
 BATCHES, EVENTS_PER_BATCH = 200, 1000
-FEEDS, FEED_INTERVAL = 30, 0.05
 RETRIES = 5
-REDIS_CAUSES = ("redis_error", "breaker_open")  # degraded because Redis was taken away
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +51,11 @@ def served(
         yield service
 
 
-def total(served: Served, name: str, **labels: str) -> float:
-    """The sum of a counter's samples whose labels include `labels`."""
-    text = httpx.get(served.url + "/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
 def counters(served: Served) -> dict[str, float]:
     return {
         "busy": total(served, "recsvc_events_total", outcome="busy"),
         "redis_errors": total(served, "recsvc_redis_errors_total"),
-        "taken_away": sum(
-            total(served, "recsvc_degraded_responses_total", cause=cause) for cause in REDIS_CAUSES
-        ),
+        "taken_away": taken_away(served),
         "breaker_open": total(served, "recsvc_degraded_responses_total", cause="breaker_open"),
     }
 
@@ -86,19 +76,6 @@ def purchases(batch: int) -> dict[str, Any]:
             for i in range(EVENTS_PER_BATCH)
         ]
     }
-
-
-async def feeds_while(client: httpx.AsyncClient, user_id: str) -> list[bool]:
-    """Whether each of FEEDS feeds of one user, FEED_INTERVAL apart, came back degraded."""
-    degraded = []
-    for _ in range(FEEDS):
-        response = await client.get(
-            "/v1/feed", params={"user_id": user_id, "n": 3}, headers=auth_header(APP_KEY)
-        )
-        assert response.status_code == 200, response.text
-        degraded.append(bool(response.json()["degraded"]))
-        await asyncio.sleep(FEED_INTERVAL)
-    return degraded
 
 
 async def retry(client: httpx.AsyncClient, body: dict[str, Any], answer: httpx.Response) -> int:
