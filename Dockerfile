@@ -36,6 +36,7 @@ COPY pyproject.toml README.md ./
 COPY scripts/venv.sh scripts/
 COPY recsvc recsvc
 COPY training training
+COPY sandbox sandbox
 
 # The service's environment: the project's own dependencies, no extras. RECSVC_EDITABLE=0: the
 # venv must not point back at /src, which the final stages do not have.

@@ -5,7 +5,7 @@ Everything but the people is the real code: a synthetic world and a model traine
 published to a private Redis; `recsvc serve` on loopback; 100 A/A experiments defined at once
 (each with its own salt, so each splits the users independently; their variants change
 nothing, so they may all overlap); the world's users driving the service over HTTP
-(training.simulate: they see feeds and respond by the world's ground truth); exposure
+(sandbox.simulate: they see feeds and respond by the world's ground truth); exposure
 logging by the service; the drain; attribution and the report for each experiment.
 
 It prints, for the 100 experiments:
@@ -50,12 +50,12 @@ from serve import (
     wait_ready,
 )
 
-from recsvc.experiments import parse_experiments
-from training.ab_report import build_report, load_durations, load_exposures
-from training.drain import EXPOSURES, drain
-from training.events import load_events
-from training.simulate import simulate
-from training.world import WorldSpec, generate_world, write_world
+from recsvc.contract.experiments import parse_experiments
+from sandbox.simulate import simulate
+from sandbox.world.generate import WorldSpec, generate_world, write_world
+from training.ab.report import build_report, load_durations, load_exposures
+from training.data.drain import EXPOSURES, drain
+from training.data.events import load_events
 
 ALPHA = 0.05
 PRIMARY = "attach_conversion"

@@ -1,7 +1,7 @@
 """Benchmark of `recsvc publish`: user vectors written per second against Redis's own SET rate.
 
 Exports a model directory with N users (default 1M) × 64 random factors, starts a private
-redis-server on a free port and publishes the vectors through recsvc.publish (the code
+redis-server on a free port and publishes the vectors through recsvc.registry.publish (the code
 `recsvc publish` runs). Then, in the same run and against the same (emptied) server, it runs
 `redis-benchmark` with pipelined SETs (-P 64, its default 50 clients) of the same count and
 value size (68 bytes, a packed 64-dimension vector). The publish time is the whole of
@@ -31,10 +31,10 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
-from recsvc.embedded_redis import EmbeddedRedis
-from recsvc.keys import Keys
-from recsvc.publish import PublishReport, publish
-from training.export import export_model
+from recsvc.contract.keys import Keys
+from recsvc.registry.publish import PublishReport, publish
+from sandbox.embedded_redis import EmbeddedRedis
+from training.models.export import export_model
 
 TARGET_RATIO, TARGET_BYTES = 0.3, 200.0
 

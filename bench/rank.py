@@ -21,8 +21,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from recsvc.ranker import RankingModel, session_options
-from training.export import IR_VERSION, OPSET, export_model
+from recsvc.feed.ranker import RankingModel, session_options
+from training.models.export import IR_VERSION, OPSET, export_model
 
 
 def bare_graph(videos: np.ndarray) -> onnx.ModelProto:

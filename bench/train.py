@@ -28,9 +28,9 @@ import json, sys, time
 from pathlib import Path
 from threadpoolctl import threadpool_limits
 from implicit.cpu.als import AlternatingLeastSquares
-from training.events import load_events
-from training.factors import FitParams, default_threads
-from training.matrix import build_interactions
+from training.data.events import load_events
+from training.models.factors import FitParams, default_threads
+from training.data.matrix import build_interactions
 events, _ = load_events(Path(sys.argv[1]))
 matrix = build_interactions(events).confidence
 p = FitParams()

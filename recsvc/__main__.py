@@ -1,5 +1,5 @@
 """`python -m recsvc` runs the CLI."""
 
-from recsvc.cli import main
+from recsvc.cli.main import main
 
 main()

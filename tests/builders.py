@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recsvc.domain import EVENT_COLUMNS
-from training.events import EVENT_SCHEMA
+from recsvc.contract.domain import EVENT_COLUMNS
+from training.data.events import EVENT_SCHEMA
 
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 

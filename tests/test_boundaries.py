@@ -40,7 +40,7 @@ def test_every_recsvc_module_imports_with_training_libraries_unavailable() -> No
         "for m in pkgutil.walk_packages(recsvc.__path__, 'recsvc.'):\n"
         "    if m.name != 'recsvc.__main__':  # runs the CLI\n"
         "        importlib.import_module(m.name)\n"
-        "from recsvc.cli import load_command_groups\n"
+        "from recsvc.cli.main import load_command_groups\n"
         "print('missing', load_command_groups())\n"
     )
     result = subprocess.run(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML: uvicorn[standard], a service dependency
 
-from recsvc.settings import ENV_PREFIX, Settings
+from recsvc.service.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"

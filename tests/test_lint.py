@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["mypy", "recsvc", "training"],
+        ["mypy", "recsvc", "training", "sandbox"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import redis
 
-from recsvc.catalog import ProductRecord, VideoRecord
-from recsvc.embedded_redis import EmbeddedCluster
-from recsvc.keys import Keys
-from recsvc.loaders import load_catalog
-from recsvc.publish import PublishReport, publish
-from recsvc.redis_client import async_client
+from recsvc.admin.loaders import load_catalog
+from recsvc.contract.catalog import ProductRecord, VideoRecord
+from recsvc.contract.keys import Keys
+from recsvc.registry.publish import PublishReport, publish
+from recsvc.store.client import async_client
+from sandbox.embedded_redis import EmbeddedCluster
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION
 

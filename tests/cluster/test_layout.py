@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from recsvc.embedded_redis import EmbeddedCluster
+from sandbox.embedded_redis import EmbeddedCluster
 from tests.cluster.conftest import KEYS, keyslot
 
 

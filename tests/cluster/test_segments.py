@@ -3,10 +3,10 @@ profile in its own user's slot, spread over every master."""
 
 from __future__ import annotations
 
-from recsvc.embedded_redis import EmbeddedCluster
-from recsvc.redis_client import sync_client
+from recsvc.store.client import sync_client
+from sandbox.embedded_redis import EmbeddedCluster
 from tests.cluster.conftest import KEYS, masters
-from training.segments import read_profiles
+from training.data.segments import read_profiles
 
 
 def test_profiles_on_every_master_give_their_users_segments(

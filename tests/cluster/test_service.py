@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 
-from recsvc.embedded_redis import EmbeddedCluster
-from recsvc.redis_client import sync_client
+from recsvc.store.client import sync_client
+from sandbox.embedded_redis import EmbeddedCluster
 from tests.cluster.conftest import (
     KEYS,
     keyslot,
@@ -27,7 +27,7 @@ from tests.cluster.conftest import (
     publish_to_cluster,
 )
 from tests.service.conftest import PLANTED_VERSION, TestKeys, service_settings, serving
-from training.drain import drain
+from training.data.drain import drain
 
 TOPIC_FIRST = {"u-ins": "v00", "u-save": "v10", "u-inv": "v20", "u-credit": "v30"}
 

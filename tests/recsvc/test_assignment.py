@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from recsvc.assignment import BUCKETS, boundaries, bucket, in_namespace, in_traffic, variant_index
+from recsvc.contract.assignment import (
+    BUCKETS,
+    boundaries,
+    bucket,
+    in_namespace,
+    in_traffic,
+    variant_index,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "assignment.md"
 SALT, NAMESPACE = "ranker-2026-11", "ranking"

@@ -98,7 +98,7 @@ def test_serve_without_api_keys_refuses_to_start_naming_the_variables() -> None:
 
 
 def test_a_redis_url_is_shown_without_its_password() -> None:
-    from recsvc.cli import redacted
+    from recsvc.cli.main import redacted
 
     assert redacted("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
     assert redacted("rediss://app:s3cret@cache/0") == "rediss://app:***@cache/0"

@@ -1,4 +1,4 @@
-"""What a user may be shown (recsvc.domain.display_text): NFC, stripped, and no control,
+"""What a user may be shown (recsvc.contract.domain.display_text): NFC, stripped, and no control,
 format (zero-width, bidi override or isolate), invisible, private-use or unassigned
 character; a disclosure also holds at least two letters or digits. The catalogue records
 apply it to names, disclosures and titles, and the attach rule uses the same notion."""
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from recsvc.catalog import Catalog, ProductRecord, VideoRecord
-from recsvc.domain import ItemStatus, ProductCategory, display_text, is_disclosure
+from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
+from recsvc.contract.domain import ItemStatus, ProductCategory, display_text, is_disclosure
 
 INVISIBLE_OR_CONTROL = [
     "\u200b",  # zero width space

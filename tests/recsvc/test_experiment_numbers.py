@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsvc.experiments import ExperimentError, parse_experiments
+from recsvc.contract.experiments import ExperimentError, parse_experiments
 
 RANKER = """
 [[experiment]]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from recsvc.experiments import ExperimentError, parse_experiments
+from recsvc.contract.experiments import ExperimentError, parse_experiments
 
 RANKER = """
 [[experiment]]

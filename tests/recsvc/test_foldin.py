@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from recsvc.foldin import fold_in
+from recsvc.feed.foldin import fold_in
 
 
 @pytest.mark.parametrize("alpha", [1.0, 7.5])

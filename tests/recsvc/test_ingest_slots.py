@@ -1,4 +1,4 @@
-"""Event batches take turns in Redis (recsvc.store.INGEST_SLOTS at once), so a burst cannot
+"""Event batches take turns in Redis (recsvc.store.state.INGEST_SLOTS at once), so a burst cannot
 queue inside Redis ahead of every feed's read. A batch that cannot start within
 INGEST_WAIT_SECONDS is refused as IngestBusy before anything is written (the route answers
 503 with Retry-After; the client's retry is safe), and Redis is not counted as failing."""
@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from recsvc import store as store_module
-from recsvc.keys import Keys
-from recsvc.schemas import Event
-from recsvc.store import FeatureStore, IngestBusy, connect
+from recsvc.contract.keys import Keys
+from recsvc.edge.schemas import Event
+from recsvc.store import state as store_module
+from recsvc.store.state import FeatureStore, IngestBusy, connect
 
 
 def view(event_id: str) -> Event:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recsvc.limits import MAX_CLIENTS, RateLimiter, client_network
+from recsvc.edge.limits import MAX_CLIENTS, RateLimiter, client_network
 
 
 def test_a_client_gets_its_burst_then_one_request_per_interval() -> None:

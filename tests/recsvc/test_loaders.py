@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recsvc.catalog import ProductRecord
-from recsvc.loaders import LoadError, read_jsonl, read_profiles_csv
+from recsvc.admin.loaders import LoadError, read_jsonl, read_profiles_csv
+from recsvc.contract.catalog import ProductRecord
 
 
 def test_products_jsonl_reads_and_names_the_bad_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import time
 import pytest
 import redis
 
-from recsvc.locks import LockHeld, LockLost, new_token, redis_lock
+from recsvc.registry.locks import LockHeld, LockLost, new_token, redis_lock
 
 KEY = "test:lock"
 BUSY = "another run is in progress"
@@ -41,7 +41,7 @@ def test_a_lock_left_by_a_killed_process_on_this_host_is_taken_over_at_once(
     holder = textwrap.dedent(
         f"""
         import sys, time, redis
-        from recsvc.locks import redis_lock
+        from recsvc.registry.locks import redis_lock
         client = redis.Redis.from_url({redis_url!r})
         with redis_lock(client, {KEY!r}, "doomed run", "busy"):
             print("holding", flush=True)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from recsvc.logs import JsonFormatter, TextFormatter, describe_exception
+from recsvc.service.logs import JsonFormatter, TextFormatter, describe_exception
 
 MARKERS = ("private-banking", "p-arrears", "acct-secret")
 

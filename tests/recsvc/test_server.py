@@ -9,10 +9,10 @@ import resource
 
 import pytest
 
-from recsvc import server
-from recsvc.metrics import Metrics
-from recsvc.server import MIN_CONNECTIONS, connection_limit, raise_descriptor_limit
-from recsvc.settings import load_settings
+from recsvc.edge import server
+from recsvc.edge.server import MIN_CONNECTIONS, connection_limit, raise_descriptor_limit
+from recsvc.service.metrics import Metrics
+from recsvc.service.settings import load_settings
 
 
 def test_the_cap_leaves_descriptors_for_redis_files_and_logs() -> None:
@@ -72,10 +72,10 @@ def test_closures_are_logged_at_once_then_once_an_interval_with_their_count(
         await asyncio.sleep(0.3)
         return [*seen, list(lines.counts)]  # at its end, the four since
 
-    logging.getLogger("recsvc.server").addHandler(lines)
+    logging.getLogger("recsvc.edge.server").addHandler(lines)
     try:
         assert asyncio.run(close_some()) == [[1], [1], [1, 4]]
     finally:
-        logging.getLogger("recsvc.server").removeHandler(lines)
+        logging.getLogger("recsvc.edge.server").removeHandler(lines)
     closed = {"reason": "header_timeout"}
     assert metrics.registry.get_sample_value("recsvc_connections_closed_total", closed) == 5

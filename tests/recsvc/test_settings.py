@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsvc.settings import SettingsError, UnknownRiskPolicy, load_settings
+from recsvc.service.settings import SettingsError, UnknownRiskPolicy, load_settings
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

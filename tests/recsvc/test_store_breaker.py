@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import redis
 
-from recsvc.embedded_redis import free_port
-from recsvc.keys import Keys
-from recsvc.store import FeatureStore, RedisUnavailable, UserState, connect, utc_day
+from recsvc.contract.keys import Keys
+from recsvc.store.state import FeatureStore, RedisUnavailable, UserState, connect, utc_day
+from sandbox.embedded_redis import free_port
 
 TIMEOUT_MS = 50
 RETRY_SECONDS = 5.0  # longer than any test: a breaker that opened stays open

@@ -11,7 +11,7 @@ from tests.service import planted
 
 LOAD_A_MODEL = """
 import sys
-import recsvc.ranker
+import recsvc.feed.ranker
 import onnxruntime
 onnxruntime.InferenceSession(sys.argv[1])
 """

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from recsvc.domain import ID_PATTERN
-from recsvc.publish import all_valid_ids
+from recsvc.contract.domain import ID_PATTERN
+from recsvc.registry.publish import all_valid_ids
 
 CANDIDATES = [
     "u1", "U-00042", "a.b:c-d_e", "9", "a" * 64,  # valid

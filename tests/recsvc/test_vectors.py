@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsvc import vectors
+from recsvc.contract import vectors
 
 
 def test_round_trip_error_is_at_most_half_a_step() -> None:

@@ -18,14 +18,14 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
-from recsvc.app import create_app
-from recsvc.auth import Access, access_for
-from recsvc.catalog import ProductRecord, VideoRecord
-from recsvc.embedded_redis import free_port
-from recsvc.keys import Keys
-from recsvc.loaders import load_catalog
-from recsvc.publish import PublishReport, publish
-from recsvc.settings import Settings, load_settings
+from recsvc.admin.loaders import load_catalog
+from recsvc.contract.catalog import ProductRecord, VideoRecord
+from recsvc.contract.keys import Keys
+from recsvc.edge.app import create_app
+from recsvc.edge.auth import Access, access_for
+from recsvc.registry.publish import PublishReport, publish
+from recsvc.service.settings import Settings, load_settings
+from sandbox.embedded_redis import free_port
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
 from tests.service import planted
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from training.export import export_model
+from training.models.export import export_model
 
 DIM = 4
 TOPICS = ("insurance", "saving", "investing", "credit")

@@ -17,7 +17,7 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.embedded_redis import EmbeddedRedis, free_port
+from sandbox.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import APP_KEY, auth_header, cli_environment
 from tests.service import planted
 from tests.service.conftest import (

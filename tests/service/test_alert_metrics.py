@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import yaml  # type: ignore[import-untyped]  # PyYAML: uvicorn[standard], a service dependency
 
-from training.nightly_metrics import write_metrics
+from training.nightly.metrics import write_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "recsvc-alerts.yaml"

@@ -23,8 +23,8 @@ import httpx
 import pytest
 import redis
 
-from recsvc.embedded_redis import EmbeddedRedis
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import ADMIN_KEY, auth_header
 from tests.service.served import (
     Served,

@@ -26,9 +26,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from recsvc.keys import Keys
-from recsvc.publish import PublishReport
-from recsvc.versions import RollbackError, rollback
+from recsvc.contract.keys import Keys
+from recsvc.registry.publish import PublishReport
+from recsvc.registry.versions import RollbackError, rollback
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
 from tests.service.test_reload import SECOND_VERSION

@@ -21,8 +21,8 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.embedded_redis import EmbeddedRedis
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.service.conftest import (
     PLANTED_VERSION,
     eventually,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 from tests.builders import cli_environment
 from tests.service.conftest import eventually
 from tests.service.test_attach_rules import attached, feed, planted_service, set_profile

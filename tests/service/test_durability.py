@@ -15,7 +15,7 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.durability import assess
+from recsvc.store.durability import assess
 from tests.service.conftest import (
     PLANTED_VERSION,
     eventually,

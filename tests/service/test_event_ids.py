@@ -1,7 +1,8 @@
-"""Ids may contain ':' (recsvc.domain.ID_PATTERN), and the dedup marker of an accepted event
+"""Ids may contain ':' (recsvc.contract.domain.ID_PATTERN), and the dedup marker of an accepted
+event
 names both its user and its event: `acct` + `R:42` and `acct:R` + `42` are two events, each
 stored, neither a duplicate of the other (issue 13, defect 2). The marker the INGEST script
-writes is the one recsvc.keys names."""
+writes is the one recsvc.contract.keys names."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 
 KEYS = Keys()
 # (user, event) pairs whose old marker was one string: "<user>:<event>"

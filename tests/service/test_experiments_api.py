@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import redis
 
-from recsvc.experiments import parse_experiments
-from recsvc.keys import Keys
+from recsvc.contract.experiments import parse_experiments
+from recsvc.contract.keys import Keys
 from tests.builders import cf_vs_popular, champion_vs_challenger
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually

@@ -35,9 +35,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.embedded_redis import EmbeddedRedis, free_port
-from recsvc.keys import Keys
-from recsvc.manifest import MODEL_FILE, sha256_file
+from recsvc.contract.keys import Keys
+from recsvc.contract.manifest import MODEL_FILE, sha256_file
+from sandbox.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import ADMIN_KEY, auth_header, cli_environment
 from tests.service import planted
 from tests.service.conftest import (

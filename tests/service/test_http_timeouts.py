@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from recsvc.embedded_redis import EmbeddedRedis
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
 from tests.service.served import Served, planted_recsvc_serve
 

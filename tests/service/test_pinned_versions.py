@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 from tests.builders import champion_vs_challenger, cli_environment
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model

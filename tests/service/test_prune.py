@@ -25,10 +25,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from recsvc.keys import Keys
-from recsvc.locks import LockHeld
-from recsvc.pause_points import PAUSE_ENV
-from recsvc.versions import prune_versions
+from recsvc.contract.keys import Keys
+from recsvc.contract.pause_points import PAUSE_ENV
+from recsvc.registry.locks import LockHeld
+from recsvc.registry.versions import prune_versions
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, publish_model
 

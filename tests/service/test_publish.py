@@ -1,6 +1,6 @@
 """Publishing a model version to Redis.
 
-`recsvc.publish` writes one packed vector per user with a non-zero vector under a new model
+`recsvc.registry.publish` writes one packed vector per user with a non-zero vector under a new model
 generation (`recsvc:vec:<gen>:{u:<id>}`), and only then moves `recsvc:model:current` to
 the new version and generation. The previous generation's vectors expire after the grace
 period (at once with grace 0). A model directory that fails verification is refused and the
@@ -22,13 +22,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from recsvc import vectors
-from recsvc.keys import Keys
-from recsvc.manifest import ArtifactError
-from recsvc.publish import LiveChanged, PublishReport, publish
+from recsvc.contract import vectors
+from recsvc.contract.keys import Keys
+from recsvc.contract.manifest import ArtifactError
+from recsvc.registry.publish import LiveChanged, PublishReport, publish
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, publish_model
-from training.export import export_model
+from training.models.export import export_model
 
 KEYS = Keys()
 WIDE_VERSION = "20260103T000000000000Z-wide"

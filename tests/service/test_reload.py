@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,

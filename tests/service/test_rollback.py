@@ -20,9 +20,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from recsvc.keys import Keys
-from recsvc.locks import LockHeld
-from recsvc.publish import publish_lock
+from recsvc.contract.keys import Keys
+from recsvc.registry.locks import LockHeld
+from recsvc.registry.publish import publish_lock
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
 from tests.service.test_reload import SECOND_VERSION, Load

@@ -16,8 +16,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from recsvc.keys import Keys
-from recsvc.versions import RollbackError, rollback
+from recsvc.contract.keys import Keys
+from recsvc.registry.versions import RollbackError, rollback
 from tests.builders import cli_environment
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, publish_model

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsvc.embedded_redis import EmbeddedRedis
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import ADMIN_KEY, APP_KEY
 from tests.service import planted
 from tests.service.conftest import (

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recsvc.app import create_app
-from recsvc.auth import KeyRing
-from recsvc.settings import SettingsError
+from recsvc.edge.app import create_app
+from recsvc.edge.auth import KeyRing
+from recsvc.service.settings import SettingsError
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
 from tests.service.conftest import (
     PLANTED_VERSION,

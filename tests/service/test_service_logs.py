@@ -19,9 +19,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from recsvc import logs, server
-from recsvc.app import create_app
-from recsvc.embedded_redis import free_port
+from recsvc.edge import server
+from recsvc.edge.app import create_app
+from recsvc.service import logs
+from sandbox.embedded_redis import free_port
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
 from tests.service.conftest import (
     PLANTED_VERSION,

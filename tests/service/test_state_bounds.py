@@ -18,7 +18,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,

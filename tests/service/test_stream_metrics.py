@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
 from tests.service.conftest import event_body, eventually
-from training.drain import drain
+from training.data.drain import drain
 
 
 def gauge(client: httpx.Client, stream: str) -> float | None:

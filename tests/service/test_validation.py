@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recsvc.embedded_redis import EmbeddedRedis
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.service import planted
 from tests.service.conftest import (
     PLANTED_VERSION,

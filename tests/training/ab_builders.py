@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from training.drain import EXPOSURE_SCHEMA
-from training.events import EVENT_SCHEMA
+from training.data.drain import EXPOSURE_SCHEMA
+from training.data.events import EVENT_SCHEMA
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 EXP = "attach-test"

@@ -17,16 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from recsvc.experiments import parse_experiments
-from recsvc.keys import Keys
-from recsvc.store import parse_pointer
+from recsvc.contract.experiments import parse_experiments
+from recsvc.contract.keys import Keys
+from recsvc.store.state import parse_pointer
+from sandbox.simulate import simulate
+from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cf_vs_popular, champion_vs_challenger, cli_environment
 from tests.service.conftest import publish_model, service_settings, serving
-from training.ab_report import build_report, load_durations, load_exposures
-from training.drain import EXPOSURES, drain
-from training.events import load_events
-from training.simulate import simulate
-from training.world import WorldSpec, generate_world, write_world
+from training.ab.report import build_report, load_durations, load_exposures
+from training.data.drain import EXPOSURES, drain
+from training.data.events import load_events
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 EXPERIMENT = cf_vs_popular()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from recsvc.experiments import Experiment, parse_experiments
+from recsvc.contract.experiments import Experiment, parse_experiments
 from tests.training.ab_builders import (
     EXP,
     event,
@@ -26,9 +26,9 @@ from tests.training.ab_builders import (
     recsvc,
     report_arguments,
 )
-from training.ab_html import DOWN, UP, render_html
-from training.ab_report import build_report
-from training.ab_stats import METRICS
+from training.ab.html import DOWN, UP, render_html
+from training.ab.report import build_report
+from training.ab.stats import METRICS
 
 # three variants: `cards` converts attached cards three times as often, `quiet` gets half the
 # video views (and so watch time) of the control; everything else is alike

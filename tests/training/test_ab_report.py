@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import redis
 
-from recsvc.experiments import Experiment, parse_experiments
-from recsvc.keys import Keys
+from recsvc.contract.experiments import Experiment, parse_experiments
+from recsvc.contract.keys import Keys
 from tests.training.ab_builders import (
     DAY,
     DEFINITION,
@@ -25,8 +25,8 @@ from tests.training.ab_builders import (
     recsvc,
     report_arguments,
 )
-from training.ab_report import AttributionStats, build_report, report_text, user_aggregates
-from training.ab_stats import VariantData
+from training.ab.report import AttributionStats, build_report, report_text, user_aggregates
+from training.ab.stats import VariantData
 
 COUNTED = [f.name for f in fields(VariantData)[1:]]
 

@@ -13,7 +13,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from training.ab_stats import (
+from training.ab.stats import (
     DEFAULT_TAU2,
     METRICS,
     MetricResult,

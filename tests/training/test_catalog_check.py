@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from recsvc.catalog import Catalog, ProductRecord, VideoRecord
-from recsvc.domain import ItemStatus
-from training.catalog_check import check_catalog
+from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
+from recsvc.contract.domain import ItemStatus
+from training.data.catalog_check import check_catalog
 
 WINDOW_END = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 KNOWN_VIDEOS = np.array(["v1", "v2", "v3"])

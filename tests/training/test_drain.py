@@ -1,6 +1,6 @@
 """Draining the event stream into Parquet: every event exactly once, whatever dies when.
 
-Events enter the stream through the service's own ingestion (recsvc.store), and come out as
+Events enter the stream through the service's own ingestion (recsvc.store.state), and come out as
 day partitions that the training loader reads. A drain killed (SIGKILL, for real) after its
 files are durable but before it acknowledged them loses nothing, and the rerun writes
 nothing twice.
@@ -19,12 +19,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import redis
 
-from recsvc.keys import Keys
-from recsvc.pause_points import PAUSE_ENV
-from recsvc.schemas import Event
-from recsvc.store import Exposure, FeatureStore, connect
-from training.drain import EXPOSURES, GROUP, drain
-from training.events import load_events
+from recsvc.contract.keys import Keys
+from recsvc.contract.pause_points import PAUSE_ENV
+from recsvc.edge.schemas import Event
+from recsvc.store.state import Exposure, FeatureStore, connect
+from training.data.drain import EXPOSURES, GROUP, drain
+from training.data.events import load_events
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 START = datetime(2026, 11, 20, 22, tzinfo=UTC)

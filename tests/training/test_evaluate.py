@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from tests.builders import block_events
-from training.evaluate import (
+from training.data.matrix import build_interactions
+from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.evaluation.evaluate import (
     EvalSpec,
     FactorScorer,
     OracleScorer,
@@ -16,9 +18,7 @@ from training.evaluate import (
     ranked_products,
     ranked_videos,
 )
-from training.factors import FitParams, fit
-from training.matrix import build_interactions
-from training.splits import Dataset, Protocol, SplitSpec, split
+from training.models.factors import FitParams, fit
 
 
 def planted_split(protocol: Protocol = Protocol.PER_USER):

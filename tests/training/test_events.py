@@ -19,7 +19,8 @@ from tests.builders import (
     write_events_parquet,
     write_movielens,
 )
-from training.events import (
+from training.data.duplicates import repeats, string_hashes
+from training.data.events import (
     EVENT_SCHEMA,
     BadReason,
     BadRow,
@@ -28,7 +29,6 @@ from training.events import (
     ValidationReport,
     load_events,
 )
-from training.events_duplicates import repeats, string_hashes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOVIELENS_100K = REPO_ROOT / "../shared/data/ml-100k/u.data"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsvc.manifest import ArtifactError
-from recsvc.ranker import RankingModel
-from training.export import export_model
+from recsvc.contract.manifest import ArtifactError
+from recsvc.feed.ranker import RankingModel
+from training.models.export import export_model
 
 
 def reference(user, videos, products, video_bias, product_bias, k, weights):  # type: ignore[no-untyped-def]
@@ -220,7 +220,7 @@ def test_a_single_video_catalogue_ranks_it_or_nothing(tmp_path: Path) -> None:
 def test_the_loader_refuses_a_graph_onnxruntime_cannot_load(artifact, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import onnx
 
-    from recsvc.manifest import sha256_file
+    from recsvc.contract.manifest import sha256_file
 
     def future_ir(d: Path) -> None:
         model = onnx.load(d / "model.onnx")

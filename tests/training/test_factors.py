@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse as sp
 
 from tests.builders import block_events
-from training.factors import FitParams, ModelFitError, fit, load_factors, save_factors
-from training.matrix import build_interactions
+from training.data.matrix import build_interactions
+from training.models.factors import FitParams, ModelFitError, fit, load_factors, save_factors
 
 
 def checkerboard(n: int = 50) -> sp.csr_matrix:

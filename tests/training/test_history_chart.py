@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from training.history_chart import (
+from training.nightly.chart import (
     history_figure,
     load_history,
     metric_label,
@@ -33,7 +33,8 @@ def report(
     live: float | None = None,
     popularity: float | None = None,
 ) -> dict[str, Any]:
-    """A nightly report of a run on 2026-11-`day` at 02:00 UTC, as training.nightly writes it."""
+    """A nightly report of a run on 2026-11-`day` at 02:00 UTC, as training.nightly.run writes
+    it."""
     exit_code = {"promote": 0, "gated": 3}.get(decision or "", 1)
     data: dict[str, Any] = {
         "exit_code": exit_code,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.export import export_factors
-from training.factors import Factors, FitParams
-from training.live_scorer import LiveModelScorer
-from training.matrix import ItemIndex
+from training.data.matrix import ItemIndex
+from training.evaluation.live_scorer import LiveModelScorer
+from training.models.export import export_factors
+from training.models.factors import Factors, FitParams
 
 RNG = np.random.default_rng(7)
 

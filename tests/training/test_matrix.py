@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.builders import event_table
-from training.matrix import ConfidenceWeights, aggregate, build_index, build_interactions
+from training.data.matrix import ConfidenceWeights, aggregate, build_index, build_interactions
 
 
 def test_a_view_weighs_by_its_watch_ratio_and_impressions_weigh_nothing() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.metrics import hit_matrix, hit_rate, ranking_metrics, top_k
+from training.evaluation.metrics import hit_matrix, hit_rate, ranking_metrics, top_k
 
 
 def relevant(rows: list[list[int]], n_items: int = 8) -> sp.csr_matrix:

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from recsvc.keys import Keys
+from recsvc.contract.keys import Keys
+from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
-from training.nightly import NightlySpec, _window
-from training.world import WorldSpec, generate_world, write_world
+from training.nightly.run import NightlySpec, _window
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 

@@ -37,14 +37,14 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from recsvc.keys import Keys
-from recsvc.pause_points import PAUSE_ENV
-from recsvc.schemas import Event
-from recsvc.store import FeatureStore, connect, parse_pointer
+from recsvc.contract.keys import Keys
+from recsvc.contract.pause_points import PAUSE_ENV
+from recsvc.edge.schemas import Event
+from recsvc.store.state import FeatureStore, connect, parse_pointer
+from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
-from training.events import load_events
-from training.nightly import nightly_lock
-from training.world import WorldSpec, generate_world, write_world
+from training.data.events import load_events
+from training.nightly.run import nightly_lock
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 KEYS = Keys()

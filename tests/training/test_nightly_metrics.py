@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.nightly_metrics import outcome, write_metrics
+from training.nightly.metrics import outcome, write_metrics
 
 SCORES = {"ndcg_at_10": 0.25, "precision_at_10": 0.125, "coverage_at_10": 0.5, "users": 900}
 

@@ -8,15 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-import training.pipeline
-import training.tuner
+import training.models.pipeline
+import training.models.tuner
 from tests.builders import block_events, event_rows, write_events_csv
-from training.events import EventDataError, load_events
-from training.factors import FitParams, fit
-from training.matrix import build_interactions, pair_keys
-from training.pipeline import Source, run_evaluate
-from training.splits import Dataset, Protocol, SplitSpec, split
-from training.tuner import TuneBudget
+from training.data.events import EventDataError, load_events
+from training.data.matrix import build_interactions, pair_keys
+from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.models.factors import FitParams, fit
+from training.models.pipeline import Source, run_evaluate
+from training.models.tuner import TuneBudget
 
 
 def test_no_held_out_pair_reaches_the_tuner_or_the_final_fit(
@@ -31,8 +31,8 @@ def test_no_held_out_pair_reaches_the_tuner_or_the_final_fit(
         return fit(matrix, params, **kwargs)  # type: ignore[arg-type]
 
     # a spy around the real fit: it records what each fit is given and changes nothing
-    monkeypatch.setattr(training.tuner, "fit", recording_fit)
-    monkeypatch.setattr(training.pipeline, "fit", recording_fit)
+    monkeypatch.setattr(training.models.tuner, "fit", recording_fit)
+    monkeypatch.setattr(training.models.pipeline, "fit", recording_fit)
     spec = SplitSpec(Protocol.RECOMMENDERS)
     run_evaluate(Source(path), spec, FitParams(factors=4), budget=TuneBudget(60, max_trials=3))
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.builders import event_table
-from training.events import EventDataError
-from training.matrix import build_interactions
-from training.segments import Segments, read_users_file, segment_popularity
+from training.data.events import EventDataError
+from training.data.matrix import build_interactions
+from training.data.segments import Segments, read_users_file, segment_popularity
 
 
 def test_a_users_file_gives_the_segment_of_each_user_who_has_one(tmp_path: Path) -> None:

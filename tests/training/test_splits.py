@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.builders import EPOCH, block_events, event_table
-from training.matrix import build_interactions, pair_keys
-from training.splits import Dataset, Protocol, SplitSpec, split, stratified_mask
+from training.data.matrix import build_interactions, pair_keys
+from training.data.splits import Dataset, Protocol, SplitSpec, split, stratified_mask
 
 
 def dataset() -> Dataset:

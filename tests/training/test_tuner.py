@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from tests.builders import block_events
-from training.factors import FitParams
-from training.matrix import build_interactions, pair_keys
-from training.splits import Dataset, Protocol, SplitSpec, split
-from training.tuner import TuneBudget, perturb, sample_params, tune
+from training.data.matrix import build_interactions, pair_keys
+from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.models.factors import FitParams
+from training.models.tuner import TuneBudget, perturb, sample_params, tune
 
 
 def training_part() -> Dataset:

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from recsvc.domain import EVENT_COLUMNS, Action, ItemType, ProductCategory
-from training.world import World, WorldSpec, generate_world, load_truth, write_world
+from recsvc.contract.domain import EVENT_COLUMNS, Action, ItemType, ProductCategory
+from sandbox.world.generate import World, WorldSpec, generate_world, load_truth, write_world
 
 SPEC = WorldSpec(users=4_000, videos=400, products=40, events=160_000, days=10, seed=7)
 DAY_MS = 86_400_000

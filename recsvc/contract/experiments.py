@@ -1,0 +1,315 @@
+"""Experiment definitions: what an A/B test changes, for whom, and how users are assigned.
+
+Defined in TOML (one `[[experiment]]` table each, its variants as `[[experiment.variant]]`),
+validated as a whole (every number finite, shares within [0, 1]) before anything serves from
+it, and kept in Redis so that every replica follows the same definition (`recsvc experiments
+load FILE`, or the admin endpoint). A bad definition is refused with every problem named, and
+the previous one keeps serving.
+
+    [[experiment]]
+    name = "ranker-2026-11"        # salt defaults to the name
+    traffic = 0.5                  # share of (eligible) users in the experiment
+    namespace = "ranking"          # optional: experiments of one namespace never overlap...
+    range = [0.0, 0.5]             # ...when their ranges are disjoint
+    control = "cf"                 # default: the first variant
+
+    [[experiment.variant]]
+    name = "cf"
+    weight = 0.5
+    ranker = "cf"
+
+    [[experiment.variant]]
+    name = "popular"
+    weight = 0.5
+    ranker = "popular"
+
+A variant may set: `ranker` (`cf` or `popular`), `model` (`current`, `challenger` or a
+published version: its directory on disk, its user vectors in Redis; while they are not, its
+variants get the current model and the replica lists the version in `missing_models`),
+`attach` (false: no product card), `attach_user_weight`, `attach_video_weight`,
+`max_attached_per_page`, `daily_cap_per_product`. What it does not set stays as the service's
+settings say. Two experiments that can share a user (different namespaces, or none) must not
+set the same parameter: the service could not say which of them a response measured.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recsvc.contract import assignment
+from recsvc.contract.domain import ID_PATTERN
+
+CURRENT, CHALLENGER = "current", "challenger"
+# Experiment and variant names: no ":" or "," (responses and exposures join them that way).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+WEIGHT_TOLERANCE = 1e-6
+
+
+class Ranker(StrEnum):
+    CF = "cf"  # the user's vector (or fold-in, or segment popularity for cold users)
+    POPULAR = "popular"  # global popularity for everyone
+
+
+class ExperimentError(ValueError):
+    """A definition that cannot serve; the message names every problem found."""
+
+
+# A share of users. Every number of a definition is finite (allow_inf_nan=False below):
+# TOML allows `inf` and `nan`, and a share must be a whole number of buckets.
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    weight: float = Field(ge=0, le=1)
+    ranker: Ranker | None = None
+    model: str | None = Field(None, pattern=ID_PATTERN)
+    attach: bool | None = None
+    attach_user_weight: float | None = Field(None, ge=0, le=100)
+    attach_video_weight: float | None = Field(None, ge=0, le=100)
+    max_attached_per_page: int | None = Field(None, ge=0, le=100)
+    daily_cap_per_product: int | None = Field(None, ge=1, le=1000)
+
+    def overrides(self) -> dict[str, Any]:
+        """The parameters this variant sets (everything but its name and weight)."""
+        return {k: getattr(self, k) for k in self.model_fields_set - {"name", "weight"}}
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
+
+    name: str = Field(pattern=NAME_PATTERN)
+    salt: str = Field("", max_length=200)
+    traffic: float = Field(1.0, gt=0, le=1)
+    namespace: str | None = Field(None, pattern=ID_PATTERN)
+    range: tuple[Share, Share] = (0.0, 1.0)
+    control: str | None = None
+    variants: list[Variant] = Field(alias="variant", min_length=2, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Experiment:
+        shares = {"traffic": self.traffic, "range": self.range[0], "range end": self.range[1]}
+        shares |= {f"variant {v.name} weight": v.weight for v in self.variants}
+        for what, share in shares.items():
+            if abs(share * assignment.BUCKETS - round(share * assignment.BUCKETS)) > 1e-6:
+                raise ValueError(
+                    f"{what} {share:g} is not a whole number of buckets: shares go in steps of "
+                    "0.0001, so that every language computes the same assignment"
+                )
+        if self.traffic * assignment.BUCKETS < 1 - 1e-6:
+            raise ValueError(f"traffic {self.traffic:g} admits nobody (less than one bucket)")
+        low, high = self.range
+        if not 0 <= low < high <= 1:
+            raise ValueError(
+                f"range must be [low, high) with 0 <= low < high <= 1, not {low, high}"
+            )
+        total = sum(v.weight for v in self.variants)
+        if abs(total - 1) > WEIGHT_TOLERANCE:
+            raise ValueError(f"variant weights sum to {total:g}, not 1")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names repeat: {names}")
+        if self.control is not None and self.control not in names:
+            raise ValueError(f"control {self.control!r} is not one of the variants {names}")
+        return self
+
+    @property
+    def hash_salt(self) -> str:
+        return self.salt or self.name
+
+    @property
+    def control_variant(self) -> str:
+        return self.control or self.variants[0].name
+
+    def parameters(self) -> set[str]:
+        return {key for v in self.variants for key in v.overrides()}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    experiment: str
+    variant: str
+    overrides: dict[str, Any]
+
+
+class Experiments:
+    """A validated set of experiments, ready to assign users."""
+
+    def __init__(self, experiments: Iterable[Experiment], source: str = "") -> None:
+        self.experiments = list(experiments)
+        self.source = source  # the TOML text it came from (kept in Redis as is)
+        self._edges = {
+            e.name: assignment.boundaries([v.weight for v in e.variants]) for e in self.experiments
+        }
+
+    @classmethod
+    def empty(cls) -> Experiments:
+        return cls([])
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    def assign(self, user_id: str) -> list[Assignment]:
+        """Every experiment the user is in, with the variant and what it overrides."""
+        found = []
+        for experiment in self.experiments:
+            salt = experiment.hash_salt
+            if experiment.namespace is not None and not assignment.in_namespace(
+                experiment.namespace, user_id, *experiment.range
+            ):
+                continue
+            if not assignment.in_traffic(salt, user_id, experiment.traffic):
+                continue
+            index = assignment.variant_index(salt, user_id, self._edges[experiment.name])
+            variant = experiment.variants[index]
+            found.append(Assignment(experiment.name, variant.name, variant.overrides()))
+        return found
+
+    def models_used(self) -> set[str]:
+        """The `model` values the variants name (current, challenger, versions)."""
+        return {v.model for e in self.experiments for v in e.variants if v.model is not None}
+
+    def pinned(self) -> list[tuple[str, str, str]]:
+        """(experiment, variant, version) of every variant pinned to a model version."""
+        return _pinned(self.experiments)
+
+    def as_dict(self) -> list[dict[str, Any]]:
+        return [e.model_dump(mode="json") for e in self.experiments]
+
+
+def parse_experiments(
+    text: str, version_exists: Callable[[str], bool] | None = None
+) -> Experiments:
+    """Validate a TOML definition; ExperimentError names every problem (experiment, variant,
+    field) when it cannot serve."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses on nested arrays: `x = [[[[...]]]]`
+        raise ExperimentError("not a definition: nested too deeply") from None
+    unknown = set(raw) - {"experiment"}
+    if unknown:
+        raise ExperimentError(
+            f"unknown top-level key(s) {sorted(unknown)}: only [[experiment]] tables"
+        )
+    tables = raw.get("experiment", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ExperimentError("experiment must be [[experiment]] tables, one per experiment")
+    experiments, problems = [], []
+    for position, table in enumerate(tables, start=1):
+        label = f"experiment {position} ({table.get('name', 'unnamed')!s})"
+        variants = table.get("variant", [])
+        if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+            problems.append(f"{label}: variant must be [[experiment.variant]] tables")
+            continue
+        try:
+            experiments.append(Experiment.model_validate(table))
+        except ValidationError as exc:
+            for error in exc.errors():
+                message = error["msg"].removeprefix("Value error, ")
+                where = _where(error["loc"], table)
+                problems.append(f"{label}: {where}: {message}" if where else f"{label}: {message}")
+    problems += _conflicts(experiments)
+    if version_exists is not None:
+        problems += [
+            f"experiment {experiment}, variant {variant}: model version {version!r} does not "
+            "exist in the models directory"
+            for experiment, variant, version in _pinned(experiments)
+            if not version_exists(version)
+        ]
+    if problems:
+        raise ExperimentError("; ".join(problems))
+    return Experiments(experiments, text)
+
+
+async def require_published(
+    experiments: Experiments, generation_of: Callable[[str], Awaitable[int | None]]
+) -> None:
+    """ExperimentError naming every variant pinned to a version whose user vectors are not in
+    Redis (exported but never published, or expired): it would serve without them.
+
+    `generation_of`: the newest live generation of a version (FeatureStore.generation_of).
+    """
+    published: dict[str, bool] = {}
+    problems = []
+    for experiment, variant, version in experiments.pinned():
+        if version not in published:
+            published[version] = await generation_of(version) is not None
+        if not published[version]:
+            problems.append(
+                f"experiment {experiment}, variant {variant}: model version {version!r} has "
+                "no user vectors in Redis (never published, or expired): publish it first "
+                f"(`recsvc publish <models dir>/{version}`), or pin one that `recsvc models` "
+                "lists in Redis"
+            )
+    if problems:
+        raise ExperimentError("; ".join(problems))
+
+
+def _pinned(experiments: Iterable[Experiment]) -> list[tuple[str, str, str]]:
+    return [
+        (experiment.name, variant.name, variant.model)
+        for experiment in experiments
+        for variant in experiment.variants
+        if variant.model is not None and variant.model not in (CURRENT, CHALLENGER)
+    ]
+
+
+def _where(location: tuple[Any, ...], table: dict[str, Any]) -> str:
+    """'variant 2 (popular).weight' from pydantic's location of an error."""
+    parts: list[str] = []
+    items = list(location)
+    while items:
+        key = items.pop(0)
+        if key == "variant" and items and isinstance(items[0], int):
+            index = items.pop(0)
+            variants = table.get("variant", [])
+            name = variants[index].get("name", "?") if index < len(variants) else "?"
+            parts.append(f"variant {index + 1} ({name})")
+        elif isinstance(key, int) and parts:  # an element of an array: `range[1]`
+            parts[-1] += f"[{key}]"
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def _conflicts(experiments: list[Experiment]) -> list[str]:
+    problems = []
+    names = [e.name for e in experiments]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"experiment name {name!r} is used twice")
+    salts = [e.hash_salt for e in experiments]
+    for salt in sorted({s for s in salts if salts.count(s) > 1}):
+        users = [e.name for e in experiments if e.hash_salt == salt]
+        problems.append(
+            f"experiments {users} share the salt {salt!r}: their assignments would be the "
+            "same split of users, so each would measure the other's change too"
+        )
+    for i, first in enumerate(experiments):
+        for second in experiments[i + 1 :]:
+            if first.namespace is not None and first.namespace == second.namespace:
+                if first.range[0] < second.range[1] and second.range[0] < first.range[1]:
+                    problems.append(
+                        f"experiments {first.name} and {second.name} share namespace "
+                        f"{first.namespace} with overlapping ranges {first.range} and "
+                        f"{second.range}"
+                    )
+                continue
+            shared = first.parameters() & second.parameters()
+            if shared:
+                problems.append(
+                    f"experiments {first.name} and {second.name} can share users and both set "
+                    f"{sorted(shared)}: put them in one namespace with disjoint ranges"
+                )
+    return problems

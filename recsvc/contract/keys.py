@@ -1,0 +1,139 @@
+"""The Redis layout: every key the service and the publisher use, in one place.
+
+A contract module (the nightly job may import it). Keys written together (in one MULTI
+transaction or one script) share a Redis Cluster hash tag, so that they share a slot: one
+user's keys carry `{u:<user_id>}` (and can be read in one round trip), the model pointers and
+registry `{model}`, the catalogue `{catalog}`, the experiments `{experiments}`; the markers of
+accepted events carry the event stream's own name as their tag, so they share its slot. On a
+single Redis the tags change nothing. User vectors live under a model *generation* (a small
+integer per published version, which keeps keys short); the pointer names the current version
+and generation.
+
+    <p>:{model}:current             JSON {"version", "generation"}: the current model
+    <p>:{model}:challenger          the same for the challenger (published, not live; A/B tests)
+    <p>:{model}:generation          counter of generations
+    <p>:{model}:generations         hash generation -> JSON (version, users, state, time)
+    <p>:{model}:publish-lock        held (with expiry) by the one publish or rollback running
+    <p>:nightly:lock                held (with expiry) by the one nightly run or drain
+    <p>:vec:<gen>:{u:<id>}          packed user vector (see recsvc.contract.vectors)
+    <p>:{u:<id>}:profile            hash: risk_tolerance, segment, lifecycle
+    <p>:{u:<id>}:holdings           set of product ids the user holds, as upstream says
+    <p>:{u:<id>}:purchased          set of product ids bought, from purchase events
+    <p>:{u:<id>}:recent             list, newest first, of "item_type|item_id|action|ratio"
+    <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
+    <p>:{u:<id>}:ev:<event_id>      Cluster only: the event's update of the user's state is done
+    <p>:events                      stream of accepted events (the nightly job drains it)
+    <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
+                                    length, so that ids containing ':' cannot share one)
+    <p>:exposures                   stream of feeds served to users in experiments
+    <p>:{catalog}:videos|products   hash item_id -> JSON record
+    <p>:{catalog}:revision          a random token, replaced on every catalogue change
+    <p>:{experiments}:definition    the experiments' TOML definition (recsvc.contract.experiments)
+    <p>:{experiments}:revision      a random token, replaced with every definition
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "recsvc"
+
+    @property
+    def model_current(self) -> str:
+        return f"{self.prefix}:{{model}}:current"
+
+    @property
+    def model_challenger(self) -> str:
+        return f"{self.prefix}:{{model}}:challenger"
+
+    @property
+    def model_generation(self) -> str:
+        return f"{self.prefix}:{{model}}:generation"
+
+    @property
+    def model_generations(self) -> str:
+        return f"{self.prefix}:{{model}}:generations"
+
+    @property
+    def publish_lock(self) -> str:
+        return f"{self.prefix}:{{model}}:publish-lock"
+
+    @property
+    def nightly_lock(self) -> str:
+        return f"{self.prefix}:nightly:lock"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def event_accepted(self, user_id: str, event_id: str) -> str:
+        """The dedup marker of an accepted event, in the event stream's slot.
+
+        The user id goes in with its length (in bytes, as the INGEST script's `#` counts it):
+        ids may contain ':', and `acct` + `R:42` must not name the marker of `acct:R` + `42`.
+        The '/' after the length appears in no id, so no marker written before this format
+        (`...:<user>:<event>`, until issue 13) equals a marker of today's. Across the upgrade,
+        a client's retry of an event accepted before it is therefore not recognised as a
+        duplicate for `RECSVC_EVENT_DEDUP_DAYS` at most: appended to the stream again (the
+        nightly job drops repeated event ids; the user's recent list holds it twice), never
+        lost. The old markers expire on their own.
+        """
+        return f"{self.prefix}:ev:{{{self.events}}}:{len(user_id.encode())}/{user_id}:{event_id}"
+
+    @property
+    def exposures(self) -> str:
+        return f"{self.prefix}:exposures"
+
+    @property
+    def catalog_videos(self) -> str:
+        return f"{self.prefix}:{{catalog}}:videos"
+
+    @property
+    def catalog_products(self) -> str:
+        return f"{self.prefix}:{{catalog}}:products"
+
+    @property
+    def catalog_revision(self) -> str:
+        return f"{self.prefix}:{{catalog}}:revision"
+
+    @property
+    def experiments_definition(self) -> str:
+        return f"{self.prefix}:{{experiments}}:definition"
+
+    @property
+    def experiments_revision(self) -> str:
+        return f"{self.prefix}:{{experiments}}:revision"
+
+    def vector_pattern(self, generation: int) -> str:
+        """SCAN pattern matching every vector of one generation."""
+        return f"{self.prefix}:vec:{generation}:*"
+
+    def vector(self, generation: int, user_id: str) -> str:
+        return f"{self.prefix}:vec:{generation}:{{u:{user_id}}}"
+
+    def user(self, user_id: str) -> str:
+        """Prefix of one user's state keys, hash tag included (names the user's slot)."""
+        return f"{self.prefix}:{{u:{user_id}}}"
+
+    def profile(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:profile"
+
+    def holdings(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:holdings"
+
+    def purchased(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:purchased"
+
+    def event_applied(self, user_id: str, event_id: str) -> str:
+        """Cluster only: the event's update of the user's recent items and purchases is done.
+        (Unambiguous as it is: the user id ends at the tag's '}', which no id contains.)"""
+        return f"{self.user(user_id)}:ev:{event_id}"
+
+    def recent(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:recent"
+
+    def caps(self, user_id: str, day: str) -> str:
+        return f"{self.user(user_id)}:caps:{day}"

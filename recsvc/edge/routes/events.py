@@ -1,0 +1,80 @@
+"""POST /v1/events: a batch of what users did, appended to the Redis stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+
+from recsvc.edge.deps import RuntimeDep, unavailable
+from recsvc.edge.schemas import EventBatch, EventsAccepted
+from recsvc.store.state import IngestBusy, RedisUnavailable, StreamFull
+
+router = APIRouter(prefix="/v1", tags=["events"])
+STREAM_FULL_RETRY_SECONDS = 60
+BUSY_RETRY_SECONDS = 1
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    responses={
+        422: {"description": "A malformed event: `loc` names the event's index and field."},
+        503: {
+            "description": "Redis unreachable, the stream full, or the replica busy writing "
+            "other batches: retry the batch after Retry-After. Events a failed attempt did "
+            "store come back as duplicates."
+        },
+    },
+)
+async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
+    """Accept a batch (1 to 1,000 events) as a whole or not at all; an event_id already
+    accepted counts as a duplicate and is not appended again, so retries are safe. A purchase
+    adds its product to the user's holdings only when the product is in the catalogue and the
+    user holds fewer than RECSVC_MAX_PURCHASED_PER_USER from purchases: one user's state stays
+    small, so no user can slow Redis down for the others (`not_applied` counts the rest)."""
+    settings = runtime.settings
+    latest = datetime.now(UTC) + timedelta(seconds=settings.max_future_seconds)
+    future = [
+        {
+            "type": "value_error",
+            "loc": ("body", "events", i, "ts"),
+            "msg": f"ts is more than {settings.max_future_seconds}s in the future",
+            "input": event.ts.isoformat(),
+        }
+        for i, event in enumerate(batch.events)
+        if event.ts > latest
+    ]
+    if future:
+        raise RequestValidationError(future)
+    events = batch.events
+    try:
+        ingested = await runtime.store.ingest(
+            events,
+            max_len=settings.stream_max_len,
+            dedup_seconds=settings.event_dedup_days * 86400,
+            recent_limit=settings.recent_events_limit,
+            products=runtime.serving.snapshot.catalog.products,
+            max_purchased=settings.max_purchased_per_user,
+        )
+    except RedisUnavailable as exc:
+        runtime.metrics.events.labels("unavailable").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", settings.redis_retry_seconds) from None
+    except IngestBusy as exc:
+        runtime.metrics.events.labels("busy").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", BUSY_RETRY_SECONDS) from None
+    except StreamFull as exc:
+        runtime.metrics.events.labels("stream_full").inc(len(events))
+        raise unavailable(f"events not accepted: {exc}", STREAM_FULL_RETRY_SECONDS) from None
+    counted = runtime.metrics.events
+    counted.labels("accepted").inc(ingested.accepted)
+    counted.labels("duplicate").inc(ingested.duplicates)
+    counted.labels("not_applied_unknown_product").inc(ingested.unknown_products)
+    counted.labels("not_applied_state_full").inc(ingested.over_limit)
+    return EventsAccepted(
+        received=len(events),
+        accepted=ingested.accepted,
+        duplicates=ingested.duplicates,
+        not_applied=ingested.not_applied,
+    )

@@ -1,0 +1,72 @@
+"""PUT/GET /v1/admin/experiments: the experiments every replica serves (TOML, see
+recsvc.contract.experiments). A definition is validated as a whole before it is stored; a bad one is
+a 422 naming every problem (a pinned model version must be on disk and have its user vectors
+in Redis), and the stored one keeps serving. Replicas pick a new one up on their next poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from recsvc.contract.experiments import ExperimentError
+from recsvc.edge.deps import RuntimeDep, unavailable
+from recsvc.store.state import RedisUnavailable
+
+router = APIRouter(prefix="/v1/admin", tags=["experiments"])
+MAX_DEFINITION_BYTES = 256 * 1024
+
+
+@router.put(
+    "/experiments",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/toml": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
+    responses={
+        422: {"description": "The definition cannot serve: every problem is named."},
+        503: {"description": "Redis unreachable."},
+    },
+)
+async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """Replace the experiments' definition (a TOML document as the body)."""
+    body = await request.body()
+    if len(body) > MAX_DEFINITION_BYTES:
+        raise HTTPException(413, f"a definition is at most {MAX_DEFINITION_BYTES} bytes")
+    if not body:  # a lost body must not stop every experiment; a comment alone does that
+        raise HTTPException(
+            422, "no definition in the body (to end every experiment, send '# none')"
+        )
+    try:
+        text = body.decode("utf-8")
+        experiments = await runtime.serving.validate_experiments(text)
+        revision = await runtime.store.put_experiments(text)
+    except UnicodeDecodeError:
+        raise HTTPException(422, "the definition is not UTF-8 text") from None
+    except ExperimentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return {"revision": revision, "experiments": [e.name for e in experiments.experiments]}
+
+
+@router.get("/experiments", responses={503: {"description": "Redis unreachable."}})
+async def get_experiments(runtime: RuntimeDep) -> dict[str, Any]:
+    """The stored definition, and what this replica serves."""
+    try:
+        revision, text = await runtime.store.experiments()
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    snapshot = runtime.serving.snapshot
+    return {
+        "revision": revision,
+        "definition": text,
+        "serving_revision": snapshot.experiments_revision,
+        "refused_revision": next(iter(runtime.serving.refused_experiments), None),
+        "serving": snapshot.experiments.as_dict(),
+    }

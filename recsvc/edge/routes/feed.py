@@ -1,0 +1,93 @@
+"""GET /v1/feed: ranked videos with compliant product cards."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
+from recsvc.edge.deps import Runtime, unavailable
+from recsvc.edge.schemas import FeedResponse
+from recsvc.service.batcher import NoModel
+
+router = APIRouter(prefix="/v1", tags=["feed"])
+DEFAULT_VARIANT = "default"  # a user in no experiment
+
+
+class FeedQuery(BaseModel):
+    """The feed's query parameters."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: str = Field(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH, examples=["u00042"])
+    n: int | None = Field(None, ge=1, le=100, description="Videos wanted (default 20).")
+
+
+# Declared for the OpenAPI description; validated by FeedQuery in the route (see below).
+QUERY_PARAMETERS = [
+    {
+        "name": name,
+        "in": "query",
+        "required": name in FeedQuery.model_json_schema().get("required", []),
+        "schema": schema,
+    }
+    for name, schema in FeedQuery.model_json_schema()["properties"].items()
+]
+
+
+def feed_query(request: Request) -> FeedQuery:
+    """Validate the query string; errors are FastAPI's usual 422 with loc ["query", field].
+
+    Done by hand rather than as declared parameters: FastAPI's parameter machinery was a
+    tenth of the feed's CPU time under load (bench/serve.py).
+    """
+    try:
+        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        return FeedQuery.model_validate(dict(query))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in errors]
+        ) from None
+
+
+@router.get(
+    "/feed",
+    response_model=FeedResponse,
+    responses={
+        422: {"description": "A malformed query: `loc` names the parameter."},
+        503: {"description": "No model loaded yet (start-up); retry after Retry-After."},
+    },
+    openapi_extra={"parameters": QUERY_PARAMETERS},
+)
+async def get_feed(request: Request) -> Response:
+    """The user's feed. `degraded` is true when Redis could not be reached: then the feed is
+    global popularity and carries no product (holdings and caps cannot be checked)."""
+    # The runtime straight from the app (not a Depends) and the body rendered by orjson:
+    # this is the hot path, and both were measured (see bench/serve.py).
+    runtime: Runtime = request.app.state.runtime
+    query = feed_query(request)
+    user_id = query.user_id
+    try:
+        served = await runtime.batcher.feed(user_id, query.n or runtime.settings.feed_default_n)
+    except NoModel as exc:
+        raise unavailable(str(exc), runtime.settings.poll_seconds) from None
+    feed = served.feed  # (its metrics are counted by the batcher, once per batch)
+    body = {
+        "request_id": served.request_id,
+        "user_id": user_id,
+        "model_version": served.model.version,
+        "variant": ",".join(f"{a.experiment}:{a.variant}" for a in served.assignments)
+        or DEFAULT_VARIANT,
+        "experiments": [
+            {"experiment": a.experiment, "variant": a.variant} for a in served.assignments
+        ],
+        "source": feed.source.value,
+        "degraded": served.degraded,
+        "items": feed.items,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,141 @@
+"""The rules of a regulated seller, as ranking biases and a page-level choice.
+
+Per model and catalogue revision, `ItemRules` aligns the catalogue with the model's item
+order once. Per request, `product_bias` blocks (−inf) every product this user must not see:
+
+- no record, retired, or missing a disclosure its category requires;
+- risk level above the user's tolerance (unknown tolerance: the lowest level only, or none);
+- held already, when it can be held once;
+- attached `daily_cap` times to this user today.
+
+`video_bias` blocks retired and already-seen videos. `choose_attachments` then keeps at most
+`max_per_page` products on a page, each product once, the best-scoring first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recsvc.contract.catalog import Catalog, ProductRecord
+from recsvc.contract.domain import RISK_LEVELS
+from recsvc.service.settings import UnknownRiskPolicy
+
+BLOCKED = np.float32(-np.inf)
+LOWEST_RISK = 1
+
+
+@dataclass(frozen=True)
+class ItemRules:
+    """A catalogue revision aligned with one model's video and product order."""
+
+    video_block: np.ndarray  # [V] 0 or -inf (retired)
+    product_block: np.ndarray  # [P] 0 or -inf (no record, retired, disclosure missing)
+    product_risk: np.ndarray  # [P] risk level, 0 where there is no record
+    holdable_once: np.ndarray  # [P] bool
+    products: tuple[ProductRecord | None, ...]
+    cards: tuple[dict[str, Any] | None, ...]  # the response's product card, score aside
+    video_position: Mapping[str, int]
+    product_position: Mapping[str, int]
+    # Per risk tolerance t (index 1 to 5): product_block, with every product of a risk level
+    # above t blocked too (one copy per request instead of a compare and a mask).
+    by_tolerance: tuple[np.ndarray, ...]
+
+    @classmethod
+    def compile(
+        cls, video_ids: Sequence[str], product_ids: Sequence[str], catalog: Catalog
+    ) -> ItemRules:
+        retired = catalog.retired_videos()
+        video_block = np.where([v in retired for v in video_ids], BLOCKED, np.float32(0))
+        products = tuple(catalog.products.get(p) for p in product_ids)
+        attachable = np.array([r is not None and r.attachable for r in products], dtype=bool)
+        product_block = np.where(attachable, np.float32(0), BLOCKED).astype(np.float32)
+        product_risk = np.array([r.risk_level if r else 0 for r in products], dtype=np.int16)
+        by_tolerance = tuple(
+            np.where(product_risk > t, BLOCKED, product_block).astype(np.float32)
+            for t in range(max(RISK_LEVELS) + 1)
+        )
+        return cls(
+            video_block=video_block.astype(np.float32),
+            product_block=product_block,
+            product_risk=product_risk,
+            holdable_once=np.array([bool(r and r.holdable_once) for r in products], dtype=bool),
+            products=products,
+            cards=tuple(_card(r) if r else None for r in products),
+            video_position={v: i for i, v in enumerate(video_ids)},
+            product_position={p: i for i, p in enumerate(product_ids)},
+            by_tolerance=by_tolerance,
+        )
+
+    def video_bias(self, seen: Iterable[str], out: np.ndarray | None = None) -> np.ndarray:
+        """[V] biases: retired and seen videos blocked (written into `out` when given)."""
+        bias = self.video_block.copy() if out is None else out
+        if out is not None:
+            out[:] = self.video_block
+        positions = [self.video_position[v] for v in seen if v in self.video_position]
+        if positions:
+            bias[positions] = BLOCKED
+        return bias
+
+    def product_bias(
+        self,
+        risk_tolerance: int | None,
+        holdings: Iterable[str],
+        capped: Iterable[str] | None,
+        unknown_risk: UnknownRiskPolicy,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """[P] biases blocking every product this user may not be offered now (written into
+        `out` when given).
+
+        `capped` are the products at today's cap; None means the counters are unknown
+        (Redis unreachable): then nothing may be attached, since a cap could not be honoured.
+        """
+        bias = np.empty_like(self.product_block) if out is None else out
+        if capped is None or (risk_tolerance is None and unknown_risk is UnknownRiskPolicy.NONE):
+            bias[:] = BLOCKED
+            return bias
+        bias[:] = self.by_tolerance[LOWEST_RISK if risk_tolerance is None else risk_tolerance]
+        for product_id in holdings:
+            j = self.product_position.get(product_id)
+            if j is not None and self.holdable_once[j]:
+                bias[j] = BLOCKED
+        for product_id in capped:
+            j = self.product_position.get(product_id)
+            if j is not None:
+                bias[j] = BLOCKED
+        return bias
+
+
+def _card(record: ProductRecord) -> dict[str, Any]:
+    return {
+        "product_id": record.product_id,
+        "name": record.name,
+        "category": record.category.value,
+        "risk_level": record.risk_level,
+        "disclosure": record.disclosure,
+    }
+
+
+def choose_attachments(
+    product_index: Sequence[int], product_score: Sequence[float], max_per_page: int
+) -> list[int | None]:
+    """Which product (by model index) goes under each ranked video, or None.
+
+    The best-scoring pairs first (ties: the higher-ranked video); a product appears once per
+    page; blocked (−inf) scores never.
+    """
+    chosen: list[int | None] = [None] * len(product_index)
+    used: set[int] = set()
+    for j in sorted(range(len(product_score)), key=lambda i: -product_score[i]):
+        if len(used) >= max_per_page or product_score[j] == -math.inf:
+            break
+        product = product_index[j]
+        if product not in used:
+            chosen[j] = product
+            used.add(product)
+    return chosen

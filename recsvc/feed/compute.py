@@ -1,0 +1,259 @@
+"""One user's feed: choose the user vector, rank with the model, apply the rules, attach.
+
+Pure computation on a snapshot and a user state (no I/O), so every rule is testable alone.
+The user vector comes from, in order: the published vector (`cf`), a fold-in of the user's
+recent events (`fold_in`), else the popularity of the user's segment, else global popularity
+(then the user vector is zero and popularity is a video bias).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recsvc.contract import vectors
+from recsvc.edge.schemas import Source
+from recsvc.feed.attach import ItemRules, choose_attachments
+from recsvc.feed.foldin import fold_in
+from recsvc.feed.ranker import Ranked
+from recsvc.service.settings import Settings
+from recsvc.service.snapshot import ServingModel
+from recsvc.store.state import UserState
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    """How one request is served: the settings, with an experiment variant's overrides."""
+
+    ranker: str = "cf"  # "popular": global popularity, whatever the user's vector
+    attach: bool = True
+    max_attached: int = 3
+    attach_weights: tuple[float, float] = (1.0, 1.0)  # user·product, video·product
+    daily_cap: int = 3
+    model: str = "current"  # current, challenger or a version
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeedOptions:
+        return cls(
+            max_attached=settings.max_attached_per_page,
+            attach_weights=(settings.attach_user_weight, settings.attach_video_weight),
+            daily_cap=settings.daily_cap_per_product,
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
+        """These options with a variant's parameters (recsvc.contract.experiments.Variant)
+        applied."""
+        if not overrides:
+            return self
+        user, video = self.attach_weights
+        return FeedOptions(
+            ranker=str(overrides.get("ranker", self.ranker)),
+            attach=bool(overrides.get("attach", self.attach)),
+            max_attached=int(overrides.get("max_attached_per_page", self.max_attached)),
+            attach_weights=(
+                float(overrides.get("attach_user_weight", user)),
+                float(overrides.get("attach_video_weight", video)),
+            ),
+            daily_cap=int(overrides.get("daily_cap_per_product", self.daily_cap)),
+            model=str(overrides.get("model", self.model)),
+        )
+
+    @property
+    def batch_key(self) -> tuple[str, tuple[float, float], int]:
+        """Requests with equal keys can share a batch: one model, one set of attach weights
+        (a graph input) and one daily cap (read with the users' state)."""
+        return self.model, self.attach_weights, self.daily_cap
+
+
+@dataclass(frozen=True)
+class Feed:
+    source: Source
+    items: list[dict[str, Any]]  # FeedItem-shaped
+    attached: list[str]  # product ids attached on this page
+
+    def without_products(self, products: set[str] | None) -> Feed:
+        """The page with these products' cards removed (None: every card)."""
+        if products is not None and not products & set(self.attached):
+            return self
+        items = [
+            {**item, "product": None}
+            if item["product"] and (products is None or item["product"]["product_id"] in products)
+            else item
+            for item in self.items
+        ]
+        kept = [p for p in self.attached if products is not None and p not in products]
+        return Feed(self.source, items, kept)
+
+
+def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
+    """The user's vector and where it came from; None for the popularity sources."""
+    dimension = model.ranking.manifest.dimension
+    if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
+        vector = vectors.decode(state.vector, dimension)
+        if vector.any():
+            return vector, Source.CF
+    confidence: dict[int, float] = defaultdict(float)
+    for event in state.recent:
+        position = model.item_position.get(event.item_id)
+        if position is None:
+            continue
+        weight = model.weights.get(event.action, 0.0)
+        if event.action == "view" and event.watch_ratio is not None:
+            weight *= event.watch_ratio
+        confidence[position] += weight
+    positive = {i: c for i, c in confidence.items() if c > 0}
+    if not positive:
+        return None, Source.POPULARITY
+    items = np.fromiter(positive.keys(), dtype=np.int64)
+    values = np.fromiter(positive.values(), dtype=np.float64)
+    ranking = model.ranking
+    vector = fold_in(
+        ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params
+    )
+    return vector, Source.FOLD_IN
+
+
+@dataclass(frozen=True)
+class RankInputs:
+    """The ranking graph's inputs for a batch of users, and where each user's vector came from."""
+
+    users: np.ndarray  # [B, d]
+    video_bias: np.ndarray  # [B, V]
+    product_bias: np.ndarray  # [B, P]
+    k: int
+    weights: tuple[float, float]
+    sources: list[Source]
+
+    def rank(self, model: ServingModel) -> Ranked:
+        return model.ranking.rank(
+            self.users, self.video_bias, self.product_bias, self.k, self.weights
+        )
+
+
+def rank_inputs(
+    model: ServingModel,
+    rules: ItemRules,
+    states: list[UserState],
+    sizes: list[int],
+    settings: Settings,
+    options: list[FeedOptions] | None = None,
+) -> RankInputs:
+    """Vectors and rule biases for several users (requests with one `batch_key`). A state
+    whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
+    request whose variant turns attach off."""
+    options = options or [FeedOptions.from_settings(settings)] * len(states)
+    dimension = model.ranking.manifest.dimension
+    users = np.zeros((len(states), dimension), dtype=np.float32)
+    video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
+    product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
+    sources = []
+    for b, (state, option) in enumerate(zip(states, options, strict=True)):
+        popular = option.ranker == "popular"
+        vector, source = (None, Source.POPULARITY) if popular else user_vector(model, state)
+        rules.video_bias(state.seen_videos(), out=video_bias[b])
+        if vector is None:
+            # No vector: a zero user and popularity as the video bias. Products are then
+            # chosen by their affinity with the video alone (the user term is zero).
+            segment = None if popular else model.segment_popularity.get(state.segment or "")
+            source = Source.POPULARITY if segment is None else Source.SEGMENT_POPULARITY
+            video_bias[b] += model.video_popularity if segment is None else segment
+        else:
+            users[b] = vector
+        sources.append(source)
+        rules.product_bias(
+            state.risk_tolerance,
+            state.holdings,
+            state.capped if option.attach else None,  # None blocks every product
+            settings.unknown_risk_policy,
+            out=product_bias[b],
+        )
+    weights = options[0].attach_weights
+    return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
+
+
+def pages(
+    model: ServingModel,
+    rules: ItemRules,
+    inputs: RankInputs,
+    ranked: Ranked,
+    sizes: list[int],
+    settings: Settings,
+    options: list[FeedOptions] | None = None,
+) -> list[Feed]:
+    """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
+    options = options or [FeedOptions.from_settings(settings)] * len(sizes)
+    # Whole-batch conversions once; the per-user work is then plain Python on short lists.
+    # Scores are float32: six decimals say all they hold, and round in one numpy call.
+    video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
+    video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
+    product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
+    return [
+        _page(
+            model,
+            rules,
+            source,
+            video_index[b][: sizes[b]],
+            video_score[b][: sizes[b]],
+            product_index[b][: sizes[b]],
+            product_score[b][: sizes[b]],
+            options[b].max_attached if options[b].attach else 0,
+        )
+        for b, source in enumerate(inputs.sources)
+    ]
+
+
+def build_feeds(
+    model: ServingModel,
+    rules: ItemRules,
+    states: list[UserState],
+    sizes: list[int],
+    settings: Settings,
+    options: list[FeedOptions] | None = None,
+) -> list[Feed]:
+    """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
+    inputs = rank_inputs(model, rules, states, sizes, settings, options)
+    return pages(model, rules, inputs, inputs.rank(model), sizes, settings, options)
+
+
+def _page(
+    model: ServingModel,
+    rules: ItemRules,
+    source: Source,
+    video_index: list[int],
+    video_score: list[float],
+    product_index: list[int],
+    product_score: list[float],
+    max_attached: int,
+) -> Feed:
+    if video_score and video_score[-1] == -math.inf:  # blocked videos sort last: drop them
+        keep = [j for j, score in enumerate(video_score) if score != -math.inf]
+        product_index = [product_index[j] for j in keep]
+        product_score = [product_score[j] for j in keep]
+    else:
+        keep = list(range(len(video_score)))
+    chosen = choose_attachments(product_index, product_score, max_attached)
+    video_ids = model.ranking.manifest.video_ids
+    items: list[dict[str, Any]] = []
+    attached: list[str] = []
+    # Plain dicts in the FeedItem shape: a page is built per request, and trusted values
+    # need no validation (the route declares FeedResponse for the schema).
+    for rank, (j, p, p_score) in enumerate(zip(keep, chosen, product_score, strict=True), 1):
+        card = None
+        if p is not None:
+            base = rules.cards[p]
+            assert base is not None  # a product without a record is blocked
+            card = {**base, "score": p_score}
+            attached.append(card["product_id"])
+        items.append(
+            {
+                "rank": rank,
+                "video_id": video_ids[video_index[j]],
+                "score": video_score[j],
+                "product": card,
+            }
+        )
+    return Feed(source, items, attached)

@@ -1,0 +1,7 @@
+"""The model registry: publish, rollback, promote and prune model versions, under locks.
+
+A library: the CLI and the nightly job call it; the service only reads the pointers it writes.
+Owns publishing a version's vectors to Redis (publish), the version history and rollback
+(versions) and the Redis locks that keep two writers apart (locks). May import
+`recsvc.store` and `recsvc.contract`.
+"""

@@ -1,0 +1,354 @@
+"""What a replica serves from: the current model and catalogue, swapped in as one snapshot.
+
+A `Snapshot` is immutable; a request takes the current one once and uses it throughout, so a
+reload never changes a request midway and never drops one. The watcher polls Redis for the
+model pointer and the catalogue revision; a new model directory is loaded and verified off the
+event loop and swapped in only when it passes, otherwise the old one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsvc.contract.catalog import Catalog
+from recsvc.contract.experiments import Experiments, parse_experiments, require_published
+from recsvc.contract.manifest import ArtifactError
+from recsvc.feed.attach import ItemRules
+from recsvc.feed.ranker import RankingModel, load_array
+from recsvc.registry.versions import is_version_dir, version_dirs
+from recsvc.store.state import FeatureStore, Pointer, RedisUnavailable
+
+log = logging.getLogger("recsvc.service.snapshot")
+
+# What one event adds to a user-item cell, as the trainer counts it (when the manifest does
+# not say): see training.data.matrix.ConfidenceWeights.
+REFUSED_RETRY_SECONDS = 30.0
+DEFAULT_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A verified model directory plus what the fallbacks need, and its Redis generation
+    (None when it was loaded from disk without a pointer: then there are no user vectors)."""
+
+    ranking: RankingModel
+    generation: int | None
+    video_popularity: np.ndarray  # [V] log1p(users per video)
+    segment_popularity: dict[str, np.ndarray]  # segment -> [V]
+    item_position: dict[str, int]  # joint index: videos then products
+    weights: dict[str, float]
+
+    @property
+    def version(self) -> str:
+        return self.ranking.manifest.version
+
+    @classmethod
+    def load(cls, directory: Path, generation: int | None) -> ServingModel:
+        ranking = RankingModel.load(directory)
+        manifest = ranking.manifest
+        popularity = _optional(directory, "video_popularity.npy", ranking.n_videos)
+        segments: dict[str, np.ndarray] = {}
+        if "segment_ids.npy" in manifest.files:
+            ids = load_array(directory / "segment_ids.npy")
+            table = load_array(directory / "segment_video_popularity.npy")
+            if table.shape != (len(ids), ranking.n_videos):
+                raise ArtifactError(
+                    f"{directory / 'segment_video_popularity.npy'}: shape {table.shape}, "
+                    f"expected {(len(ids), ranking.n_videos)}"
+                )
+            rows = np.log1p(table).astype(np.float32)
+            segments = {str(s): row for s, row in zip(ids, rows, strict=True)}
+        items = [*manifest.video_ids, *manifest.product_ids]
+        return cls(
+            ranking=ranking,
+            generation=generation,
+            video_popularity=np.log1p(popularity).astype(np.float32),
+            segment_popularity=segments,
+            item_position={item: i for i, item in enumerate(items)},
+            weights={**DEFAULT_WEIGHTS, **manifest.params.get("confidence_weights", {})},
+        )
+
+
+def _optional(directory: Path, name: str, size: int) -> np.ndarray:
+    path = directory / name
+    if not path.exists():
+        return np.zeros(size, dtype=np.float32)
+    array = load_array(path)
+    if array.shape != (size,):
+        raise ArtifactError(f"{path}: shape {array.shape}, expected {(size,)}")
+    return array.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    model: ServingModel | None = None
+    catalog: Catalog = field(default_factory=Catalog)
+    rules: ItemRules | None = None
+    experiments: Experiments = field(default_factory=Experiments.empty)
+    experiments_revision: str | None = None
+    # Models that experiment variants ask for besides the current one: "challenger" or a
+    # pinned version, each with its rules under the catalogue.
+    others: dict[str, tuple[ServingModel, ItemRules | None]] = field(default_factory=dict)
+
+    def resolve(self, key: str) -> tuple[ServingModel | None, ItemRules | None]:
+        """The model (and rules) a variant's `model` names; the current one for "current", and
+        also when the one named is not loaded (the exposure then names what was served)."""
+        model, rules = self.others.get(key, (None, None))
+        if key == "current" or model is None or rules is None:
+            return self.model, self.rules
+        return model, rules
+
+    def with_other(self, key: str, model: ServingModel | None) -> Snapshot:
+        others = {k: v for k, v in self.others.items() if k != key}
+        if model is not None:
+            others[key] = (model, _rules(model, self.catalog))
+        return replace(self, others=others)
+
+    def with_model(self, model: ServingModel) -> Snapshot:
+        return replace(self, model=model, rules=_rules(model, self.catalog))
+
+    def with_catalog(self, catalog: Catalog) -> Snapshot:
+        others = {k: (m, _rules(m, catalog)) for k, (m, _) in self.others.items()}
+        return replace(self, catalog=catalog, rules=_rules(self.model, catalog), others=others)
+
+
+def _rules(model: ServingModel | None, catalog: Catalog) -> ItemRules | None:
+    """The rules of a model under a catalogue; None (no feeds) until both are loaded."""
+    if model is None or catalog.revision is None:
+        return None
+    manifest = model.ranking.manifest
+    return ItemRules.compile(manifest.video_ids, manifest.product_ids, catalog)
+
+
+class Serving:
+    """Holds the current snapshot and keeps it in step with Redis."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        models_dir: Path,
+        on_reload: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.models_dir = models_dir
+        self.snapshot = Snapshot()
+        self.on_reload = on_reload or (lambda version, outcome: None)
+        # Refused (version, generation) pairs and when: retried after REFUSED_RETRY_SECONDS,
+        # since a directory may reach this replica's disk after the pointer does.
+        self.refused: dict[tuple[str, int | None], float] = {}
+        self.last_error: str | None = None
+        self.catalog_missing = False
+        # A refused experiments revision and when: retried after REFUSED_RETRY_SECONDS (a
+        # pinned version may reach this replica's disk later).
+        self.refused_experiments: dict[str, float] = {}
+        self.missing_models: set[str] = set()  # named by variants, not published
+
+    async def load_version(self, version: str, generation: int | None) -> bool:
+        """Load, verify and swap in a model version; keep the current one if it fails."""
+        directory = self.models_dir / version
+        try:
+            model = await asyncio.to_thread(ServingModel.load, directory, generation)
+        except Exception as exc:  # any fault of the directory refuses it, never the replica
+            self.refused[(version, generation)] = time.monotonic()
+            self.last_error = f"model {version} refused: {exc}"
+            log.error("%s; keeping %s", self.last_error, self.version or "no model")
+            self.on_reload(version, "refused")
+            return False
+        self.snapshot = self.snapshot.with_model(model)
+        log.info("serving model %s (generation %s)", version, generation)
+        self.on_reload(version, "loaded")
+        return True
+
+    @property
+    def version(self) -> str | None:
+        model = self.snapshot.model
+        return model.version if model else None
+
+    def versions_on_disk(self) -> list[str]:
+        """Version directories with a manifest, newest first (versions sort by time)."""
+        return sorted(version_dirs(self.models_dir), reverse=True)
+
+    async def start(self) -> None:
+        """First load: the pointer's model, or, with Redis unreachable or no pointer yet,
+        the newest model on disk that loads (served without user vectors). Feeds wait for a
+        catalogue either way: without one, retired videos could not be told apart."""
+        try:
+            await self.refresh()
+        except RedisUnavailable as exc:
+            log.warning("starting without Redis: %s", exc)
+        except Exception:
+            log.exception("first poll failed")
+        for version in self.versions_on_disk() if self.snapshot.model is None else []:
+            if await self.load_version(version, None):
+                break
+
+    async def refresh(self) -> None:
+        """One poll: the catalogue revision first (retirements must never wait on a model
+        load), then the model pointer."""
+        polled = await self.store.poll()
+        pointer, revision = polled.pointer, polled.catalog_revision
+        held = self.snapshot.catalog.revision
+        if revision is None and held is not None:
+            # The catalogue vanished from Redis (data lost): keep the last one known, so that
+            # retired items stay retired until upstream loads the catalogue again.
+            if not self.catalog_missing:
+                log.error("catalogue missing in Redis; keeping revision %s", held)
+            self.catalog_missing = True
+        elif revision != held:
+            raw = await self.store.catalog_records()
+            # Parsing thousands of records takes tens of milliseconds: off the event loop.
+            catalog = await asyncio.to_thread(Catalog.from_raw, *raw)
+            catalog = catalog.keeping_retired(self.snapshot.catalog)
+            self.snapshot = await asyncio.to_thread(self.snapshot.with_catalog, catalog)
+            self.catalog_missing = False
+        if polled.experiments_revision != self.snapshot.experiments_revision:
+            await self.load_experiments()  # a refused revision is retried after a while
+        if pointer is not None and self._is_new(pointer):
+            await self.load_version(pointer.version, pointer.generation)
+        await self._load_others(polled.challenger)
+
+    async def _load_others(self, challenger: Pointer | None) -> None:
+        """Hold the models the experiments' variants name (and only those), each with its
+        vectors in Redis; a model without them is missing, and its variants get the current
+        one (a pinned version's vectors are looked up on every poll: they may expire)."""
+        wanted = self.snapshot.experiments.models_used() - {"current"}
+        for key in set(self.snapshot.others) - wanted:
+            self.snapshot = self.snapshot.with_other(key, None)
+        self.missing_models &= wanted
+        for key in sorted(wanted):
+            if key == "challenger":
+                pointer = challenger
+            else:  # a pinned version: the newest generation of it still in Redis
+                generation = await self.store.generation_of(key)
+                pointer = None if generation is None else Pointer(key, generation)
+            if pointer is None:
+                self._missing(key)
+            else:
+                self.missing_models.discard(key)
+                await self._load_other(key, pointer)
+
+    def _missing(self, key: str) -> None:
+        if key in self.snapshot.others:  # e.g. promoted, or a pinned version's vectors expired
+            self.snapshot = self.snapshot.with_other(key, None)
+        if key in self.missing_models:
+            return
+        self.missing_models.add(key)
+        if key == "challenger":
+            self.last_error = "variants ask for the challenger model, and none is published"
+        else:
+            self.last_error = (
+                f"variants ask for model version {key}, and Redis holds no user vectors of it "
+                "(never published, or expired)"
+            )
+        log.error("%s: they get the current model", self.last_error)
+
+    async def _load_other(self, key: str, pointer: Pointer) -> None:
+        held = self.snapshot.others.get(key)
+        if held is not None and (held[0].version, held[0].generation) == (
+            pointer.version,
+            pointer.generation,
+        ):
+            return
+        refused_at = self.refused.get((pointer.version, pointer.generation))
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+            return
+        directory = self.models_dir / pointer.version
+        try:
+            model = await asyncio.to_thread(ServingModel.load, directory, pointer.generation)
+        except Exception as exc:
+            self.refused[(pointer.version, pointer.generation)] = time.monotonic()
+            self.last_error = f"{key} model {pointer.version} refused: {exc}"
+            log.error("%s; its variants get the current model", self.last_error)
+            self.on_reload(pointer.version, "refused")
+            return
+        self.snapshot = self.snapshot.with_other(key, model)
+        log.info("serving %s model %s to its variants", key, pointer.version)
+        self.on_reload(pointer.version, "loaded")
+
+    async def load_experiments(self) -> bool:
+        """Read the experiments' definition from Redis and serve it if it validates here
+        (a pinned model version must be on this replica's disk); else keep the one held."""
+        revision, text = await self.store.experiments()
+        if revision == self.snapshot.experiments_revision:
+            return True
+        refused_at = self.refused_experiments.get(revision or "")
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+            return False
+        try:
+            experiments = self.parse_experiments(text)
+        except Exception as exc:  # any fault of a definition refuses it, never the replica
+            self.refused_experiments = {revision or "": time.monotonic()}
+            self.last_error = f"experiments revision {revision} refused: {exc}"
+            log.error(
+                "%s; keeping revision %s", self.last_error, self.snapshot.experiments_revision
+            )
+            return False
+        self.snapshot = replace(
+            self.snapshot, experiments=experiments, experiments_revision=revision
+        )
+        log.info("serving %d experiment(s), revision %s", len(experiments), revision)
+        return True
+
+    def parse_experiments(self, text: str) -> Experiments:
+        """A definition this replica can serve, or ExperimentError naming why not."""
+        return parse_experiments(text, self.version_exists)
+
+    async def validate_experiments(self, text: str) -> Experiments:
+        """A definition fit to store: one this replica can serve, whose pinned versions have
+        their user vectors in Redis; else ExperimentError naming why not."""
+        experiments = self.parse_experiments(text)
+        await require_published(experiments, self.store.generation_of)
+        return experiments
+
+    def version_exists(self, version: str) -> bool:
+        return is_version_dir(self.models_dir / version)
+
+    def _is_new(self, pointer: Pointer) -> bool:
+        model = self.snapshot.model
+        refused_at = self.refused.get((pointer.version, pointer.generation))
+        if refused_at is not None and time.monotonic() - refused_at < REFUSED_RETRY_SECONDS:
+            return False
+        return model is None or (model.version, model.generation) != (
+            pointer.version,
+            pointer.generation,
+        )
+
+    async def watch(self, interval: float, stop: asyncio.Event) -> None:
+        """Poll every `interval` seconds until `stop` is set; errors are logged, never fatal.
+
+        Stopping by an event, not by cancelling the task: a cancelled Redis call can leave
+        redis-py's connection half-closed and hang the shutdown.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
+            try:
+                await self.refresh()
+            except RedisUnavailable as exc:
+                log.warning("poll: %s", exc)
+            except Exception:  # a watcher that dies would freeze the replica's model
+                log.exception("poll failed")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model_version": self.version,
+            "catalog_revision": self.snapshot.catalog.revision,
+            "experiments_revision": self.snapshot.experiments_revision,
+            "experiments_refused_revision": next(iter(self.refused_experiments), None),
+            "experiments": [e.name for e in self.snapshot.experiments.experiments],
+            "other_models": {k: m.version for k, (m, _) in self.snapshot.others.items()},
+            "missing_models": sorted(self.missing_models),
+            "catalog_missing_in_redis": self.catalog_missing,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,246 @@
+"""Users of a synthetic world who use a running service: they ask for feeds over HTTP and
+respond to what they are shown by the world's ground truth.
+
+For each simulated day, `users_per_day` users drawn from the world ask for a feed
+(`GET /v1/feed`). For each video shown, in rank order, a user views it with the truth's
+P(view | impression), times an attention factor that decays with rank. Having viewed, the user
+clicks the attached card with P(click | card under that video). Having clicked, the user buys
+with P(purchase | click). Every response becomes events posted back (`POST /v1/events`) with
+the feed's `request_id`, exactly as an app would. So a ranking or an attach rule that fits the
+world's people better earns more views, clicks and purchases, and an A/B report can find it.
+
+The simulator calls the service as the app backend does, with the app API key in
+`RECSVC_API_KEY`; `--experiments` needs the admin key, in `RECSVC_ADMIN_KEY`.
+
+Purchase amounts come from the product's risk level (riskier products are bigger tickets):
+`amount = 100 × (1 + risk)`. Watch ratios are drawn from Beta(2, 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sandbox.world.generate import load_truth
+from sandbox.world.truth import Truth
+
+ATTENTION_DECAY = 0.15  # P(examine rank r) = 1 / (1 + decay · (r - 1))
+APP_KEY_VARIABLE = "RECSVC_API_KEY"
+ADMIN_KEY_VARIABLE = "RECSVC_ADMIN_KEY"
+
+
+class KeyRefused(ValueError):
+    """The service answered 401 or 403: the key is missing, unknown or of the wrong kind."""
+
+
+def _headers(variable: str, **headers: str) -> dict[str, str]:
+    key = os.environ.get(variable)
+    return {**headers, "Authorization": f"Bearer {key}"} if key else headers
+
+
+def _check_key(exc: urllib.error.HTTPError, variable: str) -> None:
+    if exc.code in (401, 403):
+        detail = exc.read().decode(errors="replace")
+        raise KeyRefused(f"the service refused the API key in {variable} ({exc.code}): {detail}")
+
+
+@dataclass
+class SimulationReport:
+    days: int = 0
+    feeds: int = 0
+    failed_feeds: int = 0
+    views: int = 0
+    clicks: int = 0
+    purchases: int = 0
+    events_posted: int = 0
+    failed_event_posts: int = 0
+    by_variant: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Behaviour:
+    """How one world's users respond to a feed (pure: no I/O)."""
+
+    def __init__(self, truth: Truth) -> None:
+        self.truth = truth
+        self.videos = {str(v): i for i, v in enumerate(truth.video_ids)}
+        self.products = {str(p): i for i, p in enumerate(truth.product_ids)}
+
+    def respond(
+        self, user_id: str, body: dict[str, Any], rng: np.random.Generator, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The events a user produces on this feed response."""
+        truth = self.truth
+        user = truth.user_rows(np.array([user_id]))
+        items = [i for i in body["items"] if i["video_id"] in self.videos]
+        if not items:
+            return []
+        videos = np.array([self.videos[i["video_id"]] for i in items])
+        users = np.repeat(user, len(items))
+        attention = 1.0 / (1.0 + ATTENTION_DECAY * np.arange(len(items)))
+        viewed = rng.random(len(items)) < truth.view_probability(users, videos) * attention
+        events: list[dict[str, Any]] = []
+        request_id = body["request_id"]
+        stamp = now.isoformat()
+        for position, item in enumerate(items):
+            if not viewed[position]:
+                continue
+            ratio = float(np.clip(rng.beta(2, 2), 0.01, 1.0))
+            events.append(_event(request_id, len(events), stamp, user_id, item["video_id"],
+                                 "video", "view", watch_ratio=round(ratio, 3)))  # fmt: skip
+            card = item.get("product")
+            if not card or card["product_id"] not in self.products:
+                continue
+            product = np.array([self.products[card["product_id"]]])
+            click = truth.click_probability(user, videos[position : position + 1], product)
+            if rng.random() >= click[0]:
+                continue
+            events.append(_event(request_id, len(events), stamp, user_id, card["product_id"],
+                                 "product", "click"))  # fmt: skip
+            if rng.random() < truth.purchase_probability(user, product)[0]:
+                amount = 100.0 * (1 + int(truth.product_risk[product[0]]))
+                events.append(_event(request_id, len(events), stamp, user_id, card["product_id"],
+                                     "product", "purchase", amount=amount))  # fmt: skip
+        return events
+
+
+def _event(
+    request_id: str,
+    number: int,
+    ts: str,
+    user_id: str,
+    item_id: str,
+    item_type: str,
+    action: str,
+    **extra: float,
+) -> dict[str, Any]:
+    return {
+        "event_id": f"sim-{request_id}-{number}",
+        "ts": ts,
+        "user_id": user_id,
+        "item_id": item_id,
+        "item_type": item_type,
+        "action": action,
+        "request_id": request_id,
+        **extra,
+    }
+
+
+def simulate(
+    base_url: str,
+    world_dir: Path,
+    days: int = 1,
+    users_per_day: int = 1000,
+    seed: int = 0,
+    concurrency: int = 16,
+    timeout: float = 10.0,
+) -> SimulationReport:
+    """Drive the service at `base_url` with the world's users for `days` simulated days."""
+    truth = load_truth(world_dir)
+    behaviour = Behaviour(truth)
+    report = SimulationReport()
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    for day in range(days):
+        chosen = rng.choice(len(truth.user_ids), size=min(users_per_day, len(truth.user_ids)),
+                            replace=False)  # fmt: skip
+        seeds = rng.integers(0, 2**63, size=len(chosen))
+        jobs = [(str(truth.user_ids[u]), int(s)) for u, s in zip(chosen, seeds, strict=True)]
+
+        def one(job: tuple[str, int]) -> tuple[str, list[dict[str, Any]], bool]:
+            user_id, user_seed = job
+            body = _get_feed(base_url, user_id, timeout)
+            if body is None:
+                return "", [], False
+            events = behaviour.respond(
+                user_id, body, np.random.default_rng(user_seed), datetime.now(UTC)
+            )
+            posted = not events or _post_events(base_url, events, timeout)
+            return str(body.get("variant", "")), events, posted
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for variant, events, posted in pool.map(one, jobs):
+                if not variant:
+                    report.failed_feeds += 1
+                    continue
+                report.feeds += 1
+                report.by_variant[variant] = report.by_variant.get(variant, 0) + 1
+                report.views += sum(e["action"] == "view" for e in events)
+                report.clicks += sum(e["action"] == "click" for e in events)
+                report.purchases += sum(e["action"] == "purchase" for e in events)
+                if posted:
+                    report.events_posted += len(events)
+                else:
+                    report.failed_event_posts += 1
+        report.days = day + 1
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def load_experiments(base_url: str, definition: str, timeout: float = 30) -> None:
+    """Store an experiments definition through the admin endpoint and wait until the replica
+    serves that revision (or says it refused it)."""
+    url = f"{base_url}/v1/admin/experiments"
+    headers = _headers(ADMIN_KEY_VARIABLE)
+    request = urllib.request.Request(url, data=definition.encode(), headers=headers, method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            revision = json.loads(response.read())["revision"]
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, ADMIN_KEY_VARIABLE)
+        raise ValueError(f"the service refused the definition: {exc.read().decode()}") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reading = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(reading, timeout=10) as response:
+            state = json.loads(response.read())
+        if state.get("serving_revision") == revision:
+            return
+        if state.get("refused_revision") == revision:
+            raise ValueError(f"the replica refused revision {revision}; see its log")
+        time.sleep(0.1)
+    raise ValueError(f"the service did not serve revision {revision} within {timeout:.0f}s")
+
+
+def _get_feed(base_url: str, user_id: str, timeout: float) -> dict[str, Any] | None:
+    url = f"{base_url}/v1/feed?user_id={user_id}"
+    request = urllib.request.Request(url, headers=_headers(APP_KEY_VARIABLE))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, APP_KEY_VARIABLE)
+        return None
+    except (urllib.error.URLError, TimeoutError, ValueError):
+        return None
+
+
+def _post_events(base_url: str, events: list[dict[str, Any]], timeout: float) -> bool:
+    request = urllib.request.Request(
+        f"{base_url}/v1/events",
+        data=json.dumps({"events": events}).encode(),
+        headers=_headers(APP_KEY_VARIABLE, **{"Content-Type": "application/json"}),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bool(200 <= response.status < 300)
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, APP_KEY_VARIABLE)
+        return False
+    except (urllib.error.URLError, TimeoutError):
+        return False

@@ -1,0 +1,103 @@
+"""Train/test protocols.
+
+- `recommenders`: the Microsoft Recommenders benchmark protocol: a random 75/25 split of the
+  (user, item) pairs stratified by item (each item's pairs are shuffled with the seed and the
+  first round(0.75·n) go to train), seed 42.
+- `per-user`: the same, stratified by user: every user keeps 75% of their items for training.
+- `temporal`: the events of the last `holdout_days` UTC days are held out; train is what came
+  before. Held-out pairs already seen in train are not relevant (they cannot be recommended).
+
+The tuner carves its validation split out of the training part with the same protocol, so the
+test part is never looked at while choosing hyper-parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from training.data.matrix import ConfidenceWeights, Interactions, aggregate, pair_keys
+
+
+class Protocol(StrEnum):
+    RECOMMENDERS = "recommenders"
+    PER_USER = "per-user"
+    TEMPORAL = "temporal"
+
+
+@dataclass
+class Dataset:
+    """Interactions, and the events they came from when a protocol needs timestamps."""
+
+    interactions: Interactions
+    events: pa.Table | None = None
+    weights: ConfidenceWeights = ConfidenceWeights()
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    protocol: Protocol = Protocol.RECOMMENDERS
+    train_ratio: float = 0.75
+    seed: int = 42
+    holdout_days: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.train_ratio < 1:
+            raise ValueError(f"train_ratio must be in (0, 1), not {self.train_ratio}")
+        if self.holdout_days < 1:
+            raise ValueError(f"holdout_days must be at least 1, not {self.holdout_days}")
+
+
+def stratified_mask(groups: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """True for the pairs that go to train: round(ratio·n) random pairs of every group."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(groups)), groups))
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(groups)])
+    rank_in_group = np.arange(len(groups)) - np.repeat(starts, sizes)
+    in_train = np.empty(len(groups), dtype=bool)
+    # np.round rounds halves to even; Python's round in the Recommenders code does too
+    in_train[order] = rank_in_group < np.repeat(np.round(sizes * ratio), sizes)
+    return in_train
+
+
+def split(data: Dataset, spec: SplitSpec) -> tuple[Dataset, Interactions]:
+    """The training dataset and the held-out interactions."""
+    if spec.protocol is Protocol.TEMPORAL:
+        return _split_temporal(data, spec.holdout_days)
+    pairs = data.interactions.confidence.tocoo()
+    groups = pairs.col if spec.protocol is Protocol.RECOMMENDERS else pairs.row
+    in_train = stratified_mask(groups.astype(np.int64), spec.train_ratio, spec.seed)
+    train = data.interactions.keep_pairs(in_train)
+    return Dataset(train, None, data.weights), data.interactions.keep_pairs(~in_train)
+
+
+def _split_temporal(data: Dataset, holdout_days: int) -> tuple[Dataset, Interactions]:
+    if data.events is None:
+        raise ValueError("the temporal protocol needs event timestamps, and this data has none")
+    events = data.events
+    last = pc.max(events.column("ts")).as_py()
+    if last is None:
+        raise ValueError("the temporal protocol needs at least one event")
+    last_day = last.replace(hour=0, minute=0, second=0, microsecond=0)
+    return split_at(data, last_day - timedelta(days=holdout_days - 1))
+
+
+def split_at(data: Dataset, cutoff: datetime) -> tuple[Dataset, Interactions]:
+    """Train on the events before `cutoff`, hold out the rest (a temporal split at a moment)."""
+    if data.events is None:
+        raise ValueError("a temporal split needs event timestamps, and this data has none")
+    events = data.events
+    before = pc.less(events.column("ts"), pa.scalar(cutoff, type=events.schema.field("ts").type))
+    train_events = events.filter(before)
+    index = data.interactions.index
+    train = aggregate(train_events, index, data.weights)
+    held_out = aggregate(events.filter(pc.invert(before)), index, data.weights)
+    unseen = ~np.isin(pair_keys(held_out.confidence), pair_keys(train.confidence))
+    return Dataset(train, train_events, data.weights), held_out.keep_pairs(unseen)

@@ -1,0 +1,166 @@
+"""Collaborative-filtering factors: fitting implicit's ALS (or BPR), saving and loading them.
+
+BLAS runs single-threaded inside the fit: implicit parallelises over users itself, and a
+multi-threaded OpenBLAS underneath it oversubscribes the cores (implicit warns about it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from training.data.matrix import ItemIndex
+
+Algorithm = Literal["als", "bpr"]
+Confidence = Literal["linear", "log"]
+
+
+class ModelFitError(RuntimeError):
+    """The fit produced unusable factors (NaN or infinite values)."""
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """Hyper-parameters of one fit. The defaults are implicit's near-defaults, not tuned."""
+
+    algorithm: Algorithm = "als"
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 1.0  # confidence scale: the matrix is multiplied by it
+    confidence: Confidence = "linear"  # "log": cells become log1p(confidence) before alpha
+    iterations: int = 15
+    learning_rate: float = 0.01  # BPR only
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.factors < 1 or self.iterations < 1:
+            raise ValueError("factors and iterations must be at least 1")
+        if self.regularization < 0 or self.alpha <= 0 or self.learning_rate <= 0:
+            raise ValueError("regularization must be >= 0; alpha and learning_rate > 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FitParams:
+        return cls(**values)
+
+
+@dataclass
+class Factors:
+    """User and item factors of one fit, rows aligned with an ItemIndex."""
+
+    user: np.ndarray  # [U, d] float32
+    item: np.ndarray  # [I, d] float32
+    params: FitParams
+    fit_seconds: float = 0.0
+
+    def scores(self, user_rows: np.ndarray, items: slice | np.ndarray) -> np.ndarray:
+        """Dot products of the chosen users with the chosen items."""
+        return self.user[user_rows] @ self.item[items].T
+
+
+def default_threads() -> int:
+    """Worker threads for the fit: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def confidence_matrix(matrix: sp.csr_matrix, params: FitParams) -> sp.csr_matrix:
+    """The matrix implicit sees, after the confidence transform (alpha is applied by implicit)."""
+    if params.confidence == "log":
+        matrix = matrix.copy()
+        matrix.data = np.log1p(matrix.data)
+    return matrix.astype(np.float32)
+
+
+def fit(
+    matrix: sp.csr_matrix,
+    params: FitParams,
+    *,
+    threads: int | None = None,
+    show_progress: bool = False,
+) -> Factors:
+    """Fit implicit's model on a users × items confidence matrix."""
+    import time
+
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    from implicit.recommender_base import ModelFitError as ImplicitFitError
+
+    threads = threads or default_threads()
+    data = confidence_matrix(matrix, params)
+    bad = int((~np.isfinite(data.data)).sum())
+    if bad:
+        raise ModelFitError(f"the confidence matrix has {bad} non-finite values; refusing to fit")
+    with threadpool_limits(limits=1, user_api="blas"):
+        if params.algorithm == "als":
+            model = AlternatingLeastSquares(
+                factors=params.factors,
+                regularization=params.regularization,
+                alpha=params.alpha,
+                iterations=params.iterations,
+                calculate_training_loss=False,
+                num_threads=threads,
+                random_state=params.seed,
+            )
+        else:
+            model = BayesianPersonalizedRanking(
+                factors=params.factors,
+                learning_rate=params.learning_rate,
+                regularization=params.regularization,
+                iterations=params.iterations,
+                num_threads=threads,
+                random_state=params.seed,
+            )
+            data = (data * params.alpha).tocsr() if params.alpha != 1.0 else data
+        started = time.perf_counter()
+        try:
+            model.fit(data, show_progress=show_progress)
+        except ImplicitFitError as exc:  # implicit's own check: NaN factors
+            raise ModelFitError(f"the fit with {params} produced non-finite factors") from exc
+        seconds = time.perf_counter() - started
+    user = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+    item = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+    if not (np.isfinite(user).all() and np.isfinite(item).all()):
+        raise ModelFitError(f"the fit with {params} produced non-finite factors")
+    return Factors(user=user, item=item, params=params, fit_seconds=seconds)
+
+
+FACTOR_FILES = ("user_factors.npy", "item_factors.npy", "user_ids.npy", "item_ids.npy")
+
+
+def save_factors(factors: Factors, index: ItemIndex, out: Path, info: dict[str, Any]) -> None:
+    """Write factors and labels as .npy (no pickles) plus a `training.json` description."""
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "user_factors.npy", factors.user, allow_pickle=False)
+    np.save(out / "item_factors.npy", factors.item, allow_pickle=False)
+    np.save(out / "user_ids.npy", index.user_ids.astype(str), allow_pickle=False)
+    np.save(out / "item_ids.npy", index.item_ids.astype(str), allow_pickle=False)
+    description = {
+        "params": factors.params.as_dict(),
+        "n_users": index.n_users,
+        "n_videos": index.n_videos,
+        "n_products": index.n_items - index.n_videos,
+        "fit_seconds": round(factors.fit_seconds, 3),
+        **info,
+    }
+    (out / "training.json").write_text(json.dumps(description, indent=2) + "\n")
+
+
+def load_factors(directory: Path) -> tuple[Factors, ItemIndex, dict[str, Any]]:
+    """Read back what save_factors wrote."""
+    description = json.loads((directory / "training.json").read_text())
+    arrays = {name: np.load(directory / name, allow_pickle=False) for name in FACTOR_FILES}
+    n_videos = int(description["n_videos"])
+    item_ids = arrays["item_ids.npy"]
+    index = ItemIndex(arrays["user_ids.npy"], item_ids[:n_videos], item_ids[n_videos:])
+    params = FitParams.from_dict(description["params"])
+    factors = Factors(arrays["user_factors.npy"], arrays["item_factors.npy"], params)
+    return factors, index, description

@@ -1,0 +1,289 @@
+"""The offline jobs as functions: train on everything, or split, fit and evaluate.
+
+Each returns a JSON-ready report; the CLI only parses options and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from training.data.events import EventDataError, EventFormat, load_events
+from training.data.matrix import ConfidenceWeights, ItemIndex, build_interactions
+from training.data.segments import Segments, read_users_file, segment_popularity
+from training.data.splits import Dataset, SplitSpec, split
+from training.evaluation.evaluate import (
+    EvalSpec,
+    FactorScorer,
+    OracleScorer,
+    PopularityScorer,
+    Scorer,
+    Truth,
+    evaluate,
+    evaluation_set,
+)
+from training.models.factors import Factors, FitParams, fit, save_factors
+from training.models.tuner import TuneBudget, TuneResult, tune
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the interactions come from; a synthetic world also brings its ground truth."""
+
+    path: Path
+    fmt: EventFormat = EventFormat.AUTO
+    world: Path | None = None
+    max_bad_share: float = 0.01
+    users: Path | None = None  # who is in which segment (CSV: user_id, segment)
+
+    @classmethod
+    def from_world(
+        cls, world: Path, max_bad_share: float = 0.01, users: Path | None = None
+    ) -> Source:
+        """A world directory written by `recsvc synth` (its users.csv unless `users` is given);
+        refused early when it is not one."""
+        missing = [name for name in WORLD_FILES if not (world / name).exists()]
+        if missing:
+            raise EventDataError(
+                f"{world} is not a synthetic world (recsvc synth): missing {', '.join(missing)}"
+            )
+        if users is None and (world / "users.csv").exists():
+            users = world / "users.csv"
+        return cls(world / "events", EventFormat.PARQUET, world, max_bad_share, users)
+
+
+WORLD_FILES = ("world.json", "events", "truth.npz")
+
+
+@dataclass
+class Stages:
+    """Wall time and peak resident memory after each stage of a job."""
+
+    records: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.records[name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+
+def load_dataset(
+    source: Source, weights: ConfidenceWeights, stages: Stages
+) -> tuple[Dataset, dict]:
+    """Load and validate the events and build the joint matrix."""
+    with stages.stage("load"):
+        events, validation = load_events(
+            source.path, source.fmt, max_bad_share=source.max_bad_share
+        )
+    with stages.stage("build_matrix"):
+        interactions = build_interactions(events, weights)
+    if interactions.nnz == 0:
+        raise EventDataError(
+            f"no usable interactions in {source.path}: {validation.rows_accepted} events "
+            "accepted, none with a positive confidence (views, clicks or purchases)"
+        )
+    ts = events.column("ts")
+    window = {"first_event": str(pc.min(ts).as_py()), "last_event": str(pc.max(ts).as_py())}
+    data = {
+        "source": str(source.path),
+        "validation": validation.to_dict(),
+        "window": window,
+        "users": interactions.index.n_users,
+        "videos": interactions.index.n_videos,
+        "products": interactions.index.n_items - interactions.index.n_videos,
+        "nonzeros": interactions.nnz,
+    }
+    return Dataset(interactions, events, weights), data
+
+
+def export_trained(
+    models_dir: Path,
+    factors: Factors,
+    dataset: Dataset,
+    data: dict,
+    metrics: dict,
+    segments: Segments | None = None,
+) -> Path:
+    """Export a fit as models_dir/<version>/ with popularity counts (per segment too, given
+    the users' segments), the confidence weights fold-in needs, and the user factors."""
+    from training.models.export import export_factors
+
+    index = dataset.interactions.index
+    seen = dataset.interactions.confidence.tocsc()
+    users_per_item = np.diff(seen.indptr).astype(np.float32)
+    purchases = np.asarray(dataset.interactions.purchases.sum(axis=0)).ravel()
+    popularity = {
+        "video_popularity.npy": users_per_item[index.videos],
+        "product_popularity.npy": purchases[index.products].astype(np.float32),
+    }
+    if segments is not None:
+        popularity.update(segment_popularity(segments, dataset.interactions))
+    params = {"confidence_weights": dataset.weights.__dict__}
+    return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
+
+
+def read_truth(world: Path) -> Truth:
+    """The world's ground truth, or an error that names the file."""
+    from sandbox.world.generate import load_truth
+
+    try:
+        return load_truth(world)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EventDataError(f"{world / 'truth.npz'} is unreadable: {exc}") from exc
+
+
+def retired_items(world: Path, index: ItemIndex) -> np.ndarray:
+    """Which items of the index the world's catalogue lists as retired (bool mask)."""
+    retired: set[str] = set()
+    for name in ("videos", "products"):
+        path = world / "catalog" / f"{name}.jsonl"
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            retired.update(r[f"{name[:-1]}_id"] for r in rows if r["status"] != "live")
+        except (OSError, ValueError, KeyError) as exc:
+            raise EventDataError(f"{path} is unreadable: {exc!r}") from exc
+    videos = np.isin(index.video_ids, list(retired))
+    products = np.isin(index.product_ids, list(retired))
+    return np.concatenate([videos, products])
+
+
+def choose_params(
+    train: Dataset,
+    split_spec: SplitSpec,
+    base: FitParams,
+    budget: TuneBudget | None,
+    threads: int | None,
+    show_progress: bool,
+) -> tuple[FitParams, TuneResult | None]:
+    """The given parameters, or the tuner's best when a budget is given."""
+    if budget is None:
+        return base, None
+    result = tune(
+        train, split_spec, budget, base=base, threads=threads, show_progress=show_progress
+    )
+    return result.best, result
+
+
+def run_train(
+    source: Source,
+    out: Path,
+    params: FitParams,
+    *,
+    weights: ConfidenceWeights | None = None,
+    budget: TuneBudget | None = None,
+    split_spec: SplitSpec | None = None,
+    threads: int | None = None,
+    show_progress: bool = False,
+    models_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Fit on every event of the source, save the factors under `out` and, given a
+    `models_dir`, export a model version there."""
+    started = time.perf_counter()
+    stages = Stages()
+    # A bad users file fails before the fit, not after it.
+    segments = read_users_file(source.users) if models_dir and source.users else None
+    dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
+    with stages.stage("tune"):
+        params, tuning = choose_params(
+            dataset, split_spec or SplitSpec(), params, budget, threads, show_progress
+        )
+    with stages.stage("fit"):
+        factors = fit(
+            dataset.interactions.confidence, params, threads=threads, show_progress=show_progress
+        )
+    report: dict[str, Any] = {
+        "model": params.algorithm,
+        "params": params.as_dict(),
+        "data": data,
+        "weights": (weights or ConfidenceWeights()).__dict__,
+        "tuning": tuning.as_dict() if tuning else None,
+        "out": str(out),
+    }
+    with stages.stage("save"):
+        save_factors(factors, dataset.interactions.index, out, {"data": data})
+    if models_dir is not None:
+        with stages.stage("export"):
+            metrics = (
+                {"tuner_validation": {"objective": tuning.objective, "score": tuning.best_score}}
+                if tuning
+                else {}
+            )
+            report["model_dir"] = str(
+                export_trained(models_dir, factors, dataset, data, metrics, segments)
+            )
+        if segments is not None:
+            report["segments"] = segments.as_dict(dataset.interactions.index.user_ids.tolist())
+    report["stages"] = stages.records
+    report["fit_seconds"] = round(factors.fit_seconds, 3)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def run_evaluate(
+    source: Source,
+    split_spec: SplitSpec,
+    params: FitParams,
+    *,
+    weights: ConfidenceWeights | None = None,
+    budget: TuneBudget | None = None,
+    eval_spec: EvalSpec | None = None,
+    threads: int | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Split, (tune on the training part,) fit on the training part, and score the held-out part."""
+    started = time.perf_counter()
+    stages = Stages()
+    eval_spec = eval_spec or EvalSpec()
+    dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
+    with stages.stage("split"):
+        train, test = split(dataset, split_spec)
+    index = dataset.interactions.index
+    retired = retired_items(source.world, index) if source.world is not None else None
+    evaluated = evaluation_set(train.interactions, test, eval_spec, retired)
+    if len(evaluated.users) == 0:
+        raise ValueError(
+            f"the {split_spec.protocol.value} split leaves no user with both training and "
+            f"held-out interactions ({evaluated.cold_users} held-out users have no training "
+            "data); nothing to evaluate"
+        )
+    truth = read_truth(source.world) if source.world is not None else None
+    with stages.stage("tune"):
+        params, tuning = choose_params(train, split_spec, params, budget, threads, show_progress)
+    with stages.stage("fit"):
+        factors = fit(
+            train.interactions.confidence, params, threads=threads, show_progress=show_progress
+        )
+    scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
+    if truth is not None:
+        scorers.append(OracleScorer(truth, index))
+    with stages.stage("evaluate"):
+        reports = {s.name: evaluate(s, evaluated, eval_spec).as_dict() for s in scorers}
+    model = reports.pop("model")
+    return {
+        **{key: value for key, value in model.items() if key != "name"},
+        "model": params.algorithm,
+        "params": params.as_dict(),
+        "protocol": split_spec.protocol.value,
+        "k": eval_spec.k,
+        "product_k": eval_spec.product_k,
+        "evaluated_users": len(evaluated.users),
+        "cold_users": evaluated.cold_users,
+        "baselines": reports,
+        "data": data,
+        "tuning": tuning.as_dict() if tuning else None,
+        "stages": stages.records,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,189 @@
+"""Hyper-parameter search under a time or trial budget, on a validation split carved out of
+the training data only (the test part is never seen while choosing).
+
+The search starts from the default parameters, samples the space at random for the first half
+of the budget, then refines: each further trial perturbs one of the best three so far. Every
+trial is recorded, so the report can say what was tried and what it scored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.evaluation.evaluate import EvalSpec, FactorScorer, evaluate, evaluation_set
+from training.models.factors import FitParams, ModelFitError, fit
+
+FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+ITERATION_CHOICES = (10, 15, 20, 30)
+REGULARIZATION_LOG10 = (-3.0, 2.0)
+ALPHA_LOG10 = (-1.3, 2.0)
+
+
+@dataclass(frozen=True)
+class TuneBudget:
+    seconds: float = 120.0
+    max_trials: int | None = None  # when set, exactly this many trials and no clock: reproducible
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0 or (self.max_trials is not None and self.max_trials < 1):
+            raise ValueError("the tuning budget needs seconds > 0 and max_trials >= 1")
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    phase: str  # "default", "random" or "refine"
+    params: FitParams
+    score: float  # the objective on the validation split; -inf when the fit failed
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "phase": self.phase,
+            "score": self.score if np.isfinite(self.score) else None,
+            "seconds": round(self.seconds, 3),
+            "params": self.params.as_dict(),
+        }
+
+
+@dataclass
+class TuneResult:
+    best: FitParams
+    best_score: float
+    objective: str
+    validation: str
+    seconds: float
+    trials: list[Trial] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "validation": self.validation,
+            "best_score": self.best_score if np.isfinite(self.best_score) else None,
+            "best_params": self.best.as_dict(),
+            "seconds": round(self.seconds, 2),
+            "trials": [trial.as_dict() for trial in self.trials],
+        }
+
+
+def sample_params(rng: np.random.Generator, base: FitParams) -> FitParams:
+    """A random point of the search space."""
+    return replace(
+        base,
+        factors=int(rng.choice(FACTOR_CHOICES)),
+        regularization=float(10 ** rng.uniform(*REGULARIZATION_LOG10)),
+        alpha=float(10 ** rng.uniform(*ALPHA_LOG10)),
+        confidence=str(rng.choice(["linear", "log"])),  # type: ignore[arg-type]
+        iterations=int(rng.choice(ITERATION_CHOICES)),
+    )
+
+
+def _neighbour(choices: tuple[int, ...], value: int, rng: np.random.Generator) -> int:
+    position = choices.index(value) if value in choices else len(choices) // 2
+    step = int(rng.choice([-1, 1]))
+    return choices[min(max(position + step, 0), len(choices) - 1)]
+
+
+def perturb(params: FitParams, rng: np.random.Generator) -> FitParams:
+    """A point near `params`: scales jittered multiplicatively, choices moved one step."""
+    factors = params.factors
+    if rng.random() < 0.5:
+        factors = _neighbour(FACTOR_CHOICES, factors, rng)
+    iterations = params.iterations
+    if rng.random() < 0.3:
+        iterations = _neighbour(ITERATION_CHOICES, iterations, rng)
+    confidence = params.confidence
+    if rng.random() < 0.1:
+        confidence = "log" if confidence == "linear" else "linear"
+    return replace(
+        params,
+        factors=factors,
+        iterations=iterations,
+        confidence=confidence,
+        regularization=float(params.regularization * np.exp(rng.normal(0, 0.5))),
+        alpha=float(params.alpha * np.exp(rng.normal(0, 0.5))),
+    )
+
+
+def _describe(spec: SplitSpec) -> str:
+    if spec.protocol is Protocol.TEMPORAL:
+        return f"temporal split (last {spec.holdout_days} day(s) held out)"
+    return f"{spec.protocol.value} split (ratio {spec.train_ratio}, seed {spec.seed})"
+
+
+def tune(
+    train: Dataset,
+    split_spec: SplitSpec,
+    budget: TuneBudget,
+    *,
+    base: FitParams | None = None,
+    eval_spec: EvalSpec | None = None,
+    objective: str = "ndcg",
+    validation_ratio: float = 0.8,
+    threads: int | None = None,
+    show_progress: bool = False,
+) -> TuneResult:
+    """Search hyper-parameters on a validation split of `train`; return the best and every trial."""
+    started = time.perf_counter()
+    base = base or FitParams()
+    eval_spec = eval_spec or EvalSpec(max_users=5_000)
+    spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=validation_ratio)
+    fit_part, held_out = split(train, spec)
+    validation = evaluation_set(fit_part.interactions, held_out, eval_spec)
+    if len(validation.users) == 0:
+        raise ValueError(
+            f"the tuner's {_describe(spec)} of the training data leaves no user to validate on; "
+            "the training part is too small or too short for this protocol"
+        )
+    matrix = fit_part.interactions.confidence
+    rng = np.random.default_rng(base.seed)
+
+    trials: list[Trial] = []
+    progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
+    while True:
+        elapsed = time.perf_counter() - started
+        if budget.max_trials is not None:  # a trial budget ignores the clock: reproducible
+            if len(trials) >= budget.max_trials:
+                break
+            exploring = len(trials) < budget.max_trials / 2
+        else:
+            mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
+            if trials and elapsed + mean_trial > budget.seconds:
+                break
+            exploring = elapsed < budget.seconds / 2
+        if not trials:
+            phase, params = "default", base
+        elif exploring:
+            phase, params = "random", sample_params(rng, base)
+        else:
+            leaders = sorted(trials, key=lambda t: t.score, reverse=True)[:3]
+            phase, params = "refine", perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
+        trial_started = time.perf_counter()
+        try:
+            factors = fit(matrix, params, threads=threads)
+            report = evaluate(
+                FactorScorer(factors, fit_part.interactions.index), validation, eval_spec
+            )
+            score = float(getattr(report.videos, objective))
+        except ModelFitError:
+            score = float("-inf")
+        trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
+        progress.update(1)
+        progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
+    progress.close()
+    best = max(trials, key=lambda t: t.score)
+    return TuneResult(
+        best=best.params,
+        best_score=best.score,
+        objective=f"{objective}_at_{eval_spec.k} on videos",
+        validation=f"{_describe(spec)} of the training data, {len(validation.users)} users",
+        seconds=time.perf_counter() - started,
+        trials=trials,
+    )
