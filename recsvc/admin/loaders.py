@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from recsvc.contract.catalog import ProductRecord, VideoRecord
 from recsvc.contract.domain import ID_PATTERN
 from recsvc.contract.keys import Keys
-from recsvc.edge.schemas import Profile
+from recsvc.contract.records import Profile
 from recsvc.store.client import AsyncClient, transaction
 from recsvc.store.state import new_revision, queue_profile
 

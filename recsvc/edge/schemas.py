@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated
-
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
-    field_validator,
 )
 
 from recsvc.contract.domain import (
-    ID_PATTERN,
-    Action,
-    ItemType,
-    Lifecycle,
-    NotABool,
     ProductCategory,
 )
+from recsvc.contract.records import Event, Source
 
 MAX_EVENTS_PER_BATCH = 1000
-MAX_HOLDINGS = 1000  # products in one profile PUT
-Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
-
-
-class Source(StrEnum):
-    """Where a feed's ranking came from."""
-
-    CF = "cf"  # the user's published vector
-    FOLD_IN = "fold_in"  # a vector folded in from the user's recent events
-    SEGMENT_POPULARITY = "segment_popularity"
-    POPULARITY = "popularity"
 
 
 class ProductCard(BaseModel):
@@ -106,62 +85,6 @@ class FeedResponse(BaseModel):
     items: list[FeedItem]
 
 
-class Event(BaseModel):
-    """One thing a user did. `ts` without a zone is read as UTC; ids are deduplicated per user
-    (the marker names the user and the event), so an event id must be unique for its user."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "event_id": "e-000123",
-                    "ts": "2026-11-25T10:15:00Z",
-                    "user_id": "u00042",
-                    "item_id": "v0123",
-                    "item_type": "video",
-                    "action": "view",
-                    "watch_ratio": 0.8,
-                    "request_id": "3f2a9c",
-                }
-            ]
-        },
-    )
-
-    event_id: Id
-    ts: datetime
-    user_id: Id
-    item_id: Id
-    item_type: ItemType
-    action: Action
-    watch_ratio: Annotated[float | None, NotABool] = Field(None, ge=0, le=1, allow_inf_nan=False)
-    request_id: Id | None = None
-    amount: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
-
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _iso_text(cls, ts: object) -> object:
-        # pydantic would read a number as Unix seconds: `"ts": 0` would be an event of 1970
-        if not isinstance(ts, str | datetime):
-            raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-11-25T10:15:00Z")
-        return ts
-
-    @field_validator("ts")
-    @classmethod
-    def _in_utc(cls, ts: datetime) -> datetime:
-        try:
-            return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("ts is out of range once converted to UTC") from None
-
-    @field_validator("action")
-    @classmethod
-    def _purchases_are_products(cls, action: Action, info: ValidationInfo) -> Action:
-        if action is Action.PURCHASE and info.data.get("item_type") is not ItemType.PRODUCT:
-            raise ValueError("only a product can be purchased (item_type must be 'product')")
-        return action
-
-
 class EventBatch(BaseModel):
     events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
@@ -175,44 +98,6 @@ class EventsAccepted(BaseModel):
         "the catalogue, or the user already holds RECSVC_MAX_PURCHASED_PER_USER products from "
         "purchases. They are in the stream (the nightly job learns from them); a retry does "
         "not apply them."
-    )
-
-
-class Profile(BaseModel):
-    """What upstream systems know about a user; PUT replaces it whole."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "risk_tolerance": 3,
-                    "segment": "young_saver",
-                    "lifecycle": "active",
-                    "holdings": ["p03"],
-                }
-            ]
-        },
-    )
-
-    risk_tolerance: Annotated[int | None, NotABool] = Field(None, ge=1, le=5)
-    segment: Id | None = None
-    lifecycle: Lifecycle | None = None
-    holdings: list[Id] = Field(default_factory=list, max_length=MAX_HOLDINGS)
-
-
-class UserProfile(BaseModel):
-    """A user's profile as the service sees it: upstream's, with the products bought in
-    events added to the holdings. No limit is checked here: a stored state must always be
-    answered (Profile caps what one PUT may send)."""
-
-    risk_tolerance: int | None = None
-    segment: str | None = None
-    lifecycle: Lifecycle | None = None
-    holdings: list[str] = Field(
-        default_factory=list,
-        description=f"Upstream's (at most {MAX_HOLDINGS:,}) and those bought in purchase "
-        "events (at most RECSVC_MAX_PURCHASED_PER_USER), sorted.",
     )
 
 

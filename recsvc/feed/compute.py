@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from recsvc.contract import vectors
-from recsvc.edge.schemas import Source
+from recsvc.contract.records import Source
 from recsvc.feed.attach import ItemRules, choose_attachments
 from recsvc.feed.foldin import fold_in
 from recsvc.feed.ranker import Ranked

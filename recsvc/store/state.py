@@ -41,7 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsvc.contract.domain import Action, ItemStatus, ItemType
 from recsvc.contract.keys import Keys
-from recsvc.edge.schemas import Event, Profile, UserProfile
+from recsvc.contract.records import Event, Profile, UserProfile
 from recsvc.store.breaker import Breaker
 from recsvc.store.client import (
     AsyncClient,

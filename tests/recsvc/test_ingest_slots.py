@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from recsvc.contract.keys import Keys
-from recsvc.edge.schemas import Event
+from recsvc.contract.records import Event
 from recsvc.store import state as store_module
 from recsvc.store.state import FeatureStore, IngestBusy, connect
 

@@ -21,7 +21,7 @@ import redis
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import PAUSE_ENV
-from recsvc.edge.schemas import Event
+from recsvc.contract.records import Event
 from recsvc.store.state import Exposure, FeatureStore, connect
 from training.data.drain import EXPOSURES, GROUP, drain
 from training.data.events import load_events

@@ -39,7 +39,7 @@ import redis
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import PAUSE_ENV
-from recsvc.edge.schemas import Event
+from recsvc.contract.records import Event
 from recsvc.store.state import FeatureStore, connect, parse_pointer
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment

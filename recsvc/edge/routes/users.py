@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
+from recsvc.contract.records import Profile, UserProfile
 from recsvc.edge.deps import RuntimeDep, unavailable
-from recsvc.edge.schemas import Profile, UserProfile
 from recsvc.store.state import RedisUnavailable
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
