@@ -21,7 +21,8 @@ from recsvc.contract.domain import ID_PATTERN
 from recsvc.contract.keys import Keys
 from recsvc.contract.records import Profile
 from recsvc.store.client import AsyncClient, transaction
-from recsvc.store.state import new_revision, queue_profile
+from recsvc.store.gateway import new_revision
+from recsvc.store.users import queue_profile
 
 Record = TypeVar("Record", bound=BaseModel)
 CHUNK = 1000

@@ -297,8 +297,9 @@ def experiments_load(
     """Validate a definition and store it in Redis: every replica serves it within a poll.
     A bad one is refused naming every problem, and the stored one keeps serving."""
     from recsvc.contract.experiments import ExperimentError, parse_experiments, require_published
-    from recsvc.registry.versions import is_version_dir
-    from recsvc.store.state import FeatureStore, RedisUnavailable
+    from recsvc.contract.manifest import is_version_dir
+    from recsvc.store.gateway import RedisUnavailable
+    from recsvc.store.state import FeatureStore
 
     settings = _settings()
     try:

@@ -13,11 +13,17 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 # Graph inputs and outputs, by name (the ranking graph's interface).
 INPUTS = ("user", "video_bias", "product_bias", "k", "attach_weights")
 OUTPUTS = ("video_index", "video_score", "product_index", "product_score")
+# What one event of each action adds to a user-item cell: the trainer's defaults, and what the
+# service folds in with when a manifest predates `confidence_weights` in its params. A view
+# counts times its watch ratio when it has one.
+DEFAULT_CONFIDENCE_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
 
 
 class ArtifactError(ValueError):
@@ -70,3 +76,22 @@ def read_manifest(directory: Path) -> Manifest:
     if missing:
         raise ArtifactError(f"{path}: missing field(s) {', '.join(missing)}")
     return Manifest(**{f.name: raw[f.name] for f in fields(Manifest)})
+
+
+def load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable array ({exc})") from None
+
+
+def version_dirs(models_dir: Path) -> set[str]:
+    """Names of the version directories (those holding a manifest) under `models_dir`."""
+    if not models_dir.is_dir():
+        return set()
+    return {p.name for p in models_dir.iterdir() if is_version_dir(p)}
+
+
+def is_version_dir(path: Path) -> bool:
+    """A model version directory: not hidden (a prune's leftovers are), holding a manifest."""
+    return not path.name.startswith(".") and (path / "manifest.json").is_file()

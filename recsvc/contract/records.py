@@ -1,5 +1,6 @@
 """The records both halves read and write: an event as accepted into the stream, a user's
-profile, and where a feed's ranking came from.
+profile, a feed's exposure as logged for the A/B report, and where a feed's ranking came
+from.
 
 The HTTP edge takes these as request bodies (recsvc.edge.schemas), the store writes them to
 Redis, and the offline half reads the drained events back; one definition for all of them.
@@ -7,6 +8,7 @@ Redis, and the offline half reads the drained events back; one definition for al
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -120,3 +122,34 @@ class UserProfile(BaseModel):
         description=f"Upstream's (at most {MAX_HOLDINGS:,}) and those bought in purchase "
         "events (at most RECSVC_MAX_PURCHASED_PER_USER), sorted.",
     )
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One feed served to a user in at least one experiment, as the report needs it."""
+
+    request_id: str
+    ts_ms: int
+    user_id: str
+    experiments: str  # "experiment:variant" pairs joined by commas
+    model_version: str
+    videos: list[str]  # in rank order
+    products: list[str | None]  # the card under each video, or None
+
+    def fields(self) -> list[str]:
+        """The exposure as stream field values, in EXPOSURE_FIELDS order."""
+        return [
+            self.request_id,
+            str(self.ts_ms),
+            self.user_id,
+            self.experiments,
+            self.model_version,
+            ",".join(self.videos),
+            ",".join(p or "" for p in self.products),
+        ]
+
+
+# The exposure stream's field names, in Exposure.fields() order: the EXPOSE script writes them
+# (recsvc.store.streams) and the drain reads them back (training.data.drain). `ts_ms` is
+# stored as `ts`.
+EXPOSURE_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(Exposure))

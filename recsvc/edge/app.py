@@ -29,7 +29,8 @@ from recsvc.service.settings import Settings, SettingsError
 from recsvc.service.snapshot import Serving
 from recsvc.store import durability
 from recsvc.store.durability import Durability
-from recsvc.store.state import FeatureStore, RedisUnavailable, connect
+from recsvc.store.gateway import RedisUnavailable, connect
+from recsvc.store.state import FeatureStore
 
 log = logging.getLogger("recsvc.edge.app")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

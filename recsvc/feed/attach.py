@@ -17,16 +17,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from recsvc.contract.catalog import Catalog, ProductRecord
 from recsvc.contract.domain import RISK_LEVELS
-from recsvc.service.settings import UnknownRiskPolicy
 
 BLOCKED = np.float32(-np.inf)
 LOWEST_RISK = 1
+
+
+class UnknownRiskPolicy(StrEnum):
+    """What to attach for a user whose risk tolerance is unknown."""
+
+    LOWEST = "lowest"  # products of the lowest risk level only
+    NONE = "none"  # no product at all
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,17 @@ import numpy as np
 
 from recsvc.contract import vectors
 from recsvc.contract.records import Source
-from recsvc.feed.attach import ItemRules, choose_attachments
+from recsvc.contract.user_state import UserState
+from recsvc.feed.attach import ItemRules, UnknownRiskPolicy, choose_attachments
 from recsvc.feed.foldin import fold_in
+from recsvc.feed.model import ServingModel
 from recsvc.feed.ranker import Ranked
-from recsvc.service.settings import Settings
-from recsvc.service.snapshot import ServingModel
-from recsvc.store.state import UserState
 
 
 @dataclass(frozen=True)
 class FeedOptions:
-    """How one request is served: the settings, with an experiment variant's overrides."""
+    """How one request is served: the replica's settings (recsvc.service.batcher builds them),
+    with an experiment variant's overrides."""
 
     ranker: str = "cf"  # "popular": global popularity, whatever the user's vector
     attach: bool = True
@@ -35,14 +35,7 @@ class FeedOptions:
     attach_weights: tuple[float, float] = (1.0, 1.0)  # user·product, video·product
     daily_cap: int = 3
     model: str = "current"  # current, challenger or a version
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FeedOptions:
-        return cls(
-            max_attached=settings.max_attached_per_page,
-            attach_weights=(settings.attach_user_weight, settings.attach_video_weight),
-            daily_cap=settings.daily_cap_per_product,
-        )
+    unknown_risk: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -60,6 +53,7 @@ class FeedOptions:
             ),
             daily_cap=int(overrides.get("daily_cap_per_product", self.daily_cap)),
             model=str(overrides.get("model", self.model)),
+            unknown_risk=self.unknown_risk,
         )
 
     @property
@@ -139,13 +133,11 @@ def rank_inputs(
     rules: ItemRules,
     states: list[UserState],
     sizes: list[int],
-    settings: Settings,
-    options: list[FeedOptions] | None = None,
+    options: list[FeedOptions],
 ) -> RankInputs:
     """Vectors and rule biases for several users (requests with one `batch_key`). A state
     whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
     request whose variant turns attach off."""
-    options = options or [FeedOptions.from_settings(settings)] * len(states)
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
     video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
@@ -168,7 +160,7 @@ def rank_inputs(
             state.risk_tolerance,
             state.holdings,
             state.capped if option.attach else None,  # None blocks every product
-            settings.unknown_risk_policy,
+            option.unknown_risk,
             out=product_bias[b],
         )
     weights = options[0].attach_weights
@@ -181,11 +173,9 @@ def pages(
     inputs: RankInputs,
     ranked: Ranked,
     sizes: list[int],
-    settings: Settings,
-    options: list[FeedOptions] | None = None,
+    options: list[FeedOptions],
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
-    options = options or [FeedOptions.from_settings(settings)] * len(sizes)
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
@@ -211,12 +201,11 @@ def build_feeds(
     rules: ItemRules,
     states: list[UserState],
     sizes: list[int],
-    settings: Settings,
-    options: list[FeedOptions] | None = None,
+    options: list[FeedOptions],
 ) -> list[Feed]:
     """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
-    inputs = rank_inputs(model, rules, states, sizes, settings, options)
-    return pages(model, rules, inputs, inputs.rank(model), sizes, settings, options)
+    inputs = rank_inputs(model, rules, states, sizes, options)
+    return pages(model, rules, inputs, inputs.rank(model), sizes, options)
 
 
 def _page(

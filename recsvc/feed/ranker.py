@@ -20,6 +20,7 @@ from recsvc.contract.manifest import (
     OUTPUTS,
     ArtifactError,
     Manifest,
+    load_array,
     read_manifest,
     sha256_file,
 )
@@ -140,13 +141,6 @@ def _check_files(directory: Path, manifest: Manifest) -> None:
                 f"{path}: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}… "
                 "(truncated or altered file)"
             )
-
-
-def load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: unreadable array ({exc})") from None
 
 
 def _session(path: Path, manifest: Manifest) -> ort.InferenceSession:

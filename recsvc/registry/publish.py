@@ -37,12 +37,12 @@ from redis.exceptions import RedisClusterException, RedisError
 from recsvc.contract import vectors
 from recsvc.contract.domain import ID_PATTERN
 from recsvc.contract.keys import Keys
-from recsvc.contract.manifest import ArtifactError
+from recsvc.contract.manifest import ArtifactError, load_array
 from recsvc.contract.pause_points import pause_point
-from recsvc.feed.ranker import RankingModel, load_array
+from recsvc.feed.ranker import RankingModel
 from recsvc.registry.locks import Lease, async_redis_lock
 from recsvc.store.client import REDIS_ERRORS, AsyncClient, slot_groups, transaction, used_memory
-from recsvc.store.state import parse_pointer
+from recsvc.store.control import parse_pointer
 
 log = logging.getLogger("recsvc.registry.publish")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from recsvc.contract.keys import Keys
-from recsvc.contract.manifest import ArtifactError, read_manifest
+from recsvc.contract.manifest import ArtifactError, read_manifest, version_dirs
 from recsvc.registry.publish import entry_json, publish_lock, set_generation_ttl
 from recsvc.store.client import AsyncClient, transaction
-from recsvc.store.state import Pointer, parse_pointer
+from recsvc.store.control import Pointer, parse_pointer
 
 
 class RollbackError(RuntimeError):
@@ -277,15 +277,3 @@ async def _prune(client: AsyncClient, keys: Keys, models_dir: Path, keep: int) -
             shutil.rmtree(trash)
             removed.append(version)
     return removed
-
-
-def version_dirs(models_dir: Path) -> set[str]:
-    """Names of the version directories (those holding a manifest) under `models_dir`."""
-    if not models_dir.is_dir():
-        return set()
-    return {p.name for p in models_dir.iterdir() if is_version_dir(p)}
-
-
-def is_version_dir(path: Path) -> bool:
-    """A model version directory: not hidden (a prune's leftovers are), holding a manifest."""
-    return not path.name.startswith(".") and (path / "manifest.json").is_file()

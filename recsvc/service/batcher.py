@@ -28,20 +28,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from recsvc.contract.experiments import Assignment
+from recsvc.contract.records import Exposure
+from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
 from recsvc.feed.compute import Feed, FeedOptions, build_feeds
+from recsvc.feed.model import ServingModel
 from recsvc.service import logs
 from recsvc.service.metrics import Metrics
 from recsvc.service.settings import Settings
-from recsvc.service.snapshot import Serving, ServingModel, Snapshot
-from recsvc.store.state import (
-    BreakerOpen,
-    Exposure,
-    FeatureStore,
-    RedisUnavailable,
-    UserState,
-    utc_day,
-)
+from recsvc.service.snapshot import Serving, Snapshot
+from recsvc.store.gateway import BreakerOpen, RedisUnavailable, utc_day
+from recsvc.store.state import FeatureStore
 
 log = logging.getLogger("recsvc.service.batcher")
 T = TypeVar("T")
@@ -96,7 +93,12 @@ class FeedBatcher:
         self.max_in_flight = max_in_flight
         self.min_batch = min_batch
         self.metrics = metrics
-        self.base_options = FeedOptions.from_settings(settings)
+        self.base_options = FeedOptions(
+            max_attached=settings.max_attached_per_page,
+            attach_weights=(settings.attach_user_weight, settings.attach_video_weight),
+            daily_cap=settings.daily_cap_per_product,
+            unknown_risk=settings.unknown_risk_policy,
+        )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []
         self._in_flight = 0
@@ -271,7 +273,7 @@ class FeedBatcher:
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
         # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost
         # more than the overlap gains (bench/serve.py).
-        feeds = build_feeds(model, rules, states, sizes, self.settings, options)
+        feeds = build_feeds(model, rules, states, sizes, options)
         if cause is not None:
             return feeds, cause
         attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]

@@ -6,20 +6,14 @@ Nothing here does I/O at import time.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsvc.feed.attach import UnknownRiskPolicy
+
 ENV_PREFIX = "RECSVC_"
-
-
-class UnknownRiskPolicy(StrEnum):
-    """What to attach for a user whose risk tolerance is unknown."""
-
-    LOWEST = "lowest"  # products of the lowest risk level only
-    NONE = "none"  # no product at all
 
 
 class SettingsError(ValueError):

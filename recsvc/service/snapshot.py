@@ -17,75 +17,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from recsvc.contract.catalog import Catalog
 from recsvc.contract.experiments import Experiments, parse_experiments, require_published
-from recsvc.contract.manifest import ArtifactError
+from recsvc.contract.manifest import is_version_dir, version_dirs
 from recsvc.feed.attach import ItemRules
-from recsvc.feed.ranker import RankingModel, load_array
-from recsvc.registry.versions import is_version_dir, version_dirs
-from recsvc.store.state import FeatureStore, Pointer, RedisUnavailable
+from recsvc.feed.model import ServingModel
+from recsvc.store.control import Pointer
+from recsvc.store.gateway import RedisUnavailable
+from recsvc.store.state import FeatureStore
 
 log = logging.getLogger("recsvc.service.snapshot")
-
-# What one event adds to a user-item cell, as the trainer counts it (when the manifest does
-# not say): see training.data.matrix.ConfidenceWeights.
 REFUSED_RETRY_SECONDS = 30.0
-DEFAULT_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
-
-
-@dataclass(frozen=True)
-class ServingModel:
-    """A verified model directory plus what the fallbacks need, and its Redis generation
-    (None when it was loaded from disk without a pointer: then there are no user vectors)."""
-
-    ranking: RankingModel
-    generation: int | None
-    video_popularity: np.ndarray  # [V] log1p(users per video)
-    segment_popularity: dict[str, np.ndarray]  # segment -> [V]
-    item_position: dict[str, int]  # joint index: videos then products
-    weights: dict[str, float]
-
-    @property
-    def version(self) -> str:
-        return self.ranking.manifest.version
-
-    @classmethod
-    def load(cls, directory: Path, generation: int | None) -> ServingModel:
-        ranking = RankingModel.load(directory)
-        manifest = ranking.manifest
-        popularity = _optional(directory, "video_popularity.npy", ranking.n_videos)
-        segments: dict[str, np.ndarray] = {}
-        if "segment_ids.npy" in manifest.files:
-            ids = load_array(directory / "segment_ids.npy")
-            table = load_array(directory / "segment_video_popularity.npy")
-            if table.shape != (len(ids), ranking.n_videos):
-                raise ArtifactError(
-                    f"{directory / 'segment_video_popularity.npy'}: shape {table.shape}, "
-                    f"expected {(len(ids), ranking.n_videos)}"
-                )
-            rows = np.log1p(table).astype(np.float32)
-            segments = {str(s): row for s, row in zip(ids, rows, strict=True)}
-        items = [*manifest.video_ids, *manifest.product_ids]
-        return cls(
-            ranking=ranking,
-            generation=generation,
-            video_popularity=np.log1p(popularity).astype(np.float32),
-            segment_popularity=segments,
-            item_position={item: i for i, item in enumerate(items)},
-            weights={**DEFAULT_WEIGHTS, **manifest.params.get("confidence_weights", {})},
-        )
-
-
-def _optional(directory: Path, name: str, size: int) -> np.ndarray:
-    path = directory / name
-    if not path.exists():
-        return np.zeros(size, dtype=np.float32)
-    array = load_array(path)
-    if array.shape != (size,):
-        raise ArtifactError(f"{path}: shape {array.shape}, expected {(size,)}")
-    return array.astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Event batches take turns in Redis (recsvc.store.state.INGEST_SLOTS at once), so a burst cannot
+"""Event batches take turns in Redis (recsvc.store.ingest.INGEST_SLOTS at once), so a burst cannot
 queue inside Redis ahead of every feed's read. A batch that cannot start within
 INGEST_WAIT_SECONDS is refused as IngestBusy before anything is written (the route answers
 503 with Retry-After; the client's retry is safe), and Redis is not counted as failing."""
@@ -13,8 +13,10 @@ import redis
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.records import Event
-from recsvc.store import state as store_module
-from recsvc.store.state import FeatureStore, IngestBusy, connect
+from recsvc.store import ingest as store_module
+from recsvc.store.gateway import connect
+from recsvc.store.ingest import IngestBusy
+from recsvc.store.state import FeatureStore
 
 
 def view(event_id: str) -> Event:

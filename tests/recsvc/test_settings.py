@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsvc.service.settings import SettingsError, UnknownRiskPolicy, load_settings
+from recsvc.feed.attach import UnknownRiskPolicy
+from recsvc.service.settings import SettingsError, load_settings
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,9 @@ import pytest
 import redis
 
 from recsvc.contract.keys import Keys
-from recsvc.store.state import FeatureStore, RedisUnavailable, UserState, connect, utc_day
+from recsvc.contract.user_state import UserState
+from recsvc.store.gateway import RedisUnavailable, connect, utc_day
+from recsvc.store.state import FeatureStore
 from sandbox.embedded_redis import free_port
 
 TIMEOUT_MS = 50

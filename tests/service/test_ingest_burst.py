@@ -2,7 +2,7 @@
 
 Through a real `recsvc serve` with the production Redis timeout (100 ms): 200 batches of 1,000
 purchases (each of other users) at once, while another user's feeds are asked. At most
-recsvc.store.state.INGEST_SLOTS event scripts are in Redis at a time, so a feed's read waits behind
+recsvc.store.ingest.INGEST_SLOTS event scripts are in Redis at a time, so a feed's read waits behind
 a few ms of them, never the whole burst; a batch that cannot start within
 INGEST_WAIT_SECONDS is answered 503 busy with Retry-After, counted as events "busy" and not as
 a Redis failure. Before that bound every batch went to Redis at once: 1,000-event scripts

@@ -19,7 +19,7 @@ import redis
 
 from recsvc.contract.experiments import parse_experiments
 from recsvc.contract.keys import Keys
-from recsvc.store.state import parse_pointer
+from recsvc.store.control import parse_pointer
 from sandbox.simulate import simulate
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cf_vs_popular, champion_vs_challenger, cli_environment

@@ -21,8 +21,9 @@ import redis
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import PAUSE_ENV
-from recsvc.contract.records import Event
-from recsvc.store.state import Exposure, FeatureStore, connect
+from recsvc.contract.records import Event, Exposure
+from recsvc.store.gateway import connect
+from recsvc.store.state import FeatureStore
 from training.data.drain import EXPOSURES, GROUP, drain
 from training.data.events import load_events
 

@@ -40,7 +40,9 @@ import redis
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import PAUSE_ENV
 from recsvc.contract.records import Event
-from recsvc.store.state import FeatureStore, connect, parse_pointer
+from recsvc.store.control import parse_pointer
+from recsvc.store.gateway import connect
+from recsvc.store.state import FeatureStore
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
 from training.data.events import load_events

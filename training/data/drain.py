@@ -32,8 +32,9 @@ from redis.exceptions import ResponseError
 from recsvc.contract.domain import EVENT_COLUMNS
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import pause_point
+from recsvc.contract.records import EXPOSURE_FIELDS
 from recsvc.store.client import SyncClient
-from recsvc.store.state import DRAIN_GROUP
+from recsvc.store.streams import DRAIN_GROUP
 from training.data.events import EVENT_SCHEMA
 
 GROUP = DRAIN_GROUP  # the service reports this group's lag (recsvc_stream_entries)
@@ -192,28 +193,24 @@ def _exposure_row(fields: dict[str, str]) -> dict[str, Any]:
     except ValueError:
         ts = None
     videos = fields.get("videos", "")
-    return {
-        "request_id": fields.get("request_id") or None,
-        "ts": ts,
-        "user_id": fields.get("user_id") or None,
-        "experiments": fields.get("experiments") or None,
-        "model_version": fields.get("model_version") or None,
-        "videos": videos.split(",") if videos else [],
-        "products": [p or None for p in fields.get("products", "").split(",")] if videos else [],
-    }
+    row: dict[str, Any] = {name: fields.get(name) or None for name in EXPOSURE_FIELDS}
+    row["ts"] = ts
+    row["videos"] = videos.split(",") if videos else []
+    row["products"] = [p or None for p in fields.get("products", "").split(",")] if videos else []
+    return row
 
 
-EXPOSURE_SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("ts", pa.timestamp("ms", tz="UTC")),
-        ("user_id", pa.string()),
-        ("experiments", pa.string()),  # "experiment:variant" pairs joined by commas
-        ("model_version", pa.string()),
-        ("videos", pa.list_(pa.string())),
-        ("products", pa.list_(pa.string())),  # the card under each video, or null
-    ]
-)
+# The Parquet type of each exposure field; the fields and their order are the contract's.
+EXPOSURE_TYPES = {
+    "request_id": pa.string(),
+    "ts": pa.timestamp("ms", tz="UTC"),
+    "user_id": pa.string(),
+    "experiments": pa.string(),  # "experiment:variant" pairs joined by commas
+    "model_version": pa.string(),
+    "videos": pa.list_(pa.string()),
+    "products": pa.list_(pa.string()),  # the card under each video, or null
+}
+EXPOSURE_SCHEMA = pa.schema([(name, EXPOSURE_TYPES[name]) for name in EXPOSURE_FIELDS])
 EVENTS = Stream("events", "event_id", EVENT_SCHEMA, _row)
 EXPOSURES = Stream("exposures", "request_id", EXPOSURE_SCHEMA, _exposure_row)
 

@@ -16,16 +16,17 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsvc.contract.domain import Action, ItemType
+from recsvc.contract.manifest import DEFAULT_CONFIDENCE_WEIGHTS
 
 
 @dataclass(frozen=True)
 class ConfidenceWeights:
     """How much one event of each action adds to a user–item cell."""
 
-    impression: float = 0.0
-    view: float = 1.0  # multiplied by the watch ratio when the event has one
-    click: float = 4.0
-    purchase: float = 16.0
+    impression: float = DEFAULT_CONFIDENCE_WEIGHTS["impression"]
+    view: float = DEFAULT_CONFIDENCE_WEIGHTS["view"]  # times the watch ratio when it has one
+    click: float = DEFAULT_CONFIDENCE_WEIGHTS["click"]
+    purchase: float = DEFAULT_CONFIDENCE_WEIGHTS["purchase"]
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

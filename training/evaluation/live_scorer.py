@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsvc.contract.manifest import read_manifest
-from recsvc.feed.ranker import load_array
+from recsvc.contract.manifest import load_array, read_manifest
 from training.data.matrix import ItemIndex
 
 UNKNOWN = -1

@@ -49,7 +49,7 @@ from recsvc.registry.locks import Lease, LockHeld, redis_lock
 from recsvc.registry.publish import LiveChanged, publish
 from recsvc.registry.versions import prune_versions
 from recsvc.store.client import REDIS_ERRORS, SyncClient, async_client, sync_client
-from recsvc.store.state import Pointer, parse_pointer
+from recsvc.store.control import Pointer, parse_pointer
 from training.data.catalog_check import CatalogCheck, check_catalog
 from training.data.drain import EXPOSURES, drain
 from training.data.events import load_events

@@ -17,7 +17,7 @@ from recsvc.contract.catalog import ProductRecord, VideoRecord
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH, ItemStatus
 from recsvc.edge.deps import Runtime, RuntimeDep, unavailable
 from recsvc.edge.schemas import StatusUpdate
-from recsvc.store.state import RedisUnavailable
+from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalogue"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such record."}}

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 
 from recsvc.edge.deps import RuntimeDep, unavailable
 from recsvc.edge.schemas import EventBatch, EventsAccepted
-from recsvc.store.state import IngestBusy, RedisUnavailable, StreamFull
+from recsvc.store.gateway import RedisUnavailable
+from recsvc.store.ingest import IngestBusy, StreamFull
 
 router = APIRouter(prefix="/v1", tags=["events"])
 STREAM_FULL_RETRY_SECONDS = 60

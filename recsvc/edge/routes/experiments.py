@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from recsvc.contract.experiments import ExperimentError
 from recsvc.edge.deps import RuntimeDep, unavailable
-from recsvc.store.state import RedisUnavailable
+from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/admin", tags=["experiments"])
 MAX_DEFINITION_BYTES = 256 * 1024

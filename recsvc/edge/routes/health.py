@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recsvc.edge.deps import RuntimeDep
-from recsvc.store.state import RedisUnavailable
+from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(tags=["operations"])
 

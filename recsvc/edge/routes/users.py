@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
 from recsvc.contract.records import Profile, UserProfile
 from recsvc.edge.deps import RuntimeDep, unavailable
-from recsvc.store.state import RedisUnavailable
+from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH, examples=["u00042"])]

@@ -1,0 +1,48 @@
+"""What the feed knows of one user, as the store reads it from Redis in one round trip.
+
+The recent events are kept as Redis holds them ("item_type|item_id|action|ratio", newest
+first) and parsed only as far as a request needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recsvc.contract.domain import ItemType
+
+VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
+
+
+@dataclass(frozen=True)
+class RecentEvent:
+    item_type: str
+    item_id: str
+    action: str
+    watch_ratio: float | None
+
+
+@dataclass(frozen=True)
+class UserState:
+    """Everything the feed needs about one user, read in one round trip."""
+
+    vector: bytes | None = None
+    risk_tolerance: int | None = None
+    segment: str | None = None
+    lifecycle: str | None = None
+    holdings: frozenset[str] = frozenset()
+    recent_raw: tuple[bytes, ...] = ()  # "item_type|item_id|action|ratio", newest first
+    capped: frozenset[str] | None = None  # at today's cap; None: unknown (Redis down)
+
+    def seen_videos(self) -> set[str]:
+        # Parsed only as far as needed: this runs for every request.
+        return {e.split(b"|", 2)[1].decode() for e in self.recent_raw if e.startswith(VIDEO_TAG)}
+
+    @property
+    def recent(self) -> list[RecentEvent]:
+        """The recent events, parsed (fold-in needs them, for users without a vector)."""
+        return [_recent(entry) for entry in self.recent_raw]
+
+
+def _recent(entry: bytes) -> RecentEvent:
+    item_type, item_id, action, ratio = entry.decode().split("|")
+    return RecentEvent(item_type, item_id, action, float(ratio) if ratio else None)

@@ -1,0 +1,169 @@
+"""The catalogue in Redis: records by item, their status, and the revision every replica
+watches to reload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from recsvc.contract.domain import ItemStatus
+from recsvc.store.client import (
+    transaction,
+)
+from recsvc.store.gateway import (
+    Gateway,
+    RedisUnavailable,
+    new_revision,
+    str_or_none,
+)
+
+CATALOG_WRITE_ATTEMPTS = 50
+
+
+class CatalogContended(RedisUnavailable):
+    """One catalogue record kept changing while it was being written (a 503: retry)."""
+
+
+# Creates or replaces one catalogue record keeping the stored record's status, and renews the
+# catalogue's revision, in one step: concurrent PUTs never make each other retry (a WATCH on
+# the hash did, for a write to any record). The caller sends the record encoded once per
+# status; the script only decodes, to read the stored status (cjson.encode would turn an empty
+# array into {}). A record stored without `status` is live; one that is not a JSON object, or
+# has any other status, counts as retired: a record lost is never an item revived.
+# KEYS: the catalogue hash, the revision key (both tagged {catalog}). ARGV: item id, the new
+# revision, the record to write when none is stored or the stored one is live, the record to
+# write when it is retired. With one record only (a PUT that gives its status), that one is
+# written. Returns which was written: 1 or 2.
+CATALOG_PUT_SCRIPT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local chosen = 1
+if stored and ARGV[4] then
+  local read, record = pcall(cjson.decode, stored)
+  local status = 'retired'
+  if read and type(record) == 'table' and string.match(stored, '^%s*{') then
+    status = record['status']
+    if status == nil then status = 'live' end
+  end
+  if status ~= 'live' then chosen = 2 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2 + chosen])
+redis.call('SET', KEYS[2], ARGV[2])
+return chosen
+"""
+
+# The status PUT: replaces one catalogue record if it is still the one read (compare and set
+# on the field, not a WATCH on the whole hash: writes to other records never conflict), and
+# renews the catalogue's revision. KEYS: the catalogue hash, the revision key (both tagged
+# {catalog}). ARGV: item id, '1' when the record was absent, the record as read, the new
+# record, the new revision. Returns 1 when written, 0 when the record changed meanwhile (read
+# it again).
+CATALOG_CAS_SCRIPT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if stored then return 0 end
+elseif stored ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5])
+return 1
+"""
+
+
+class CatalogStore(Gateway):
+    """Catalogue records and their revision."""
+
+    @cached_property
+    def _catalog_put(self) -> AsyncScript:
+        return self.client.register_script(CATALOG_PUT_SCRIPT)
+
+    @cached_property
+    def _catalog_cas(self) -> AsyncScript:
+        return self.client.register_script(CATALOG_CAS_SCRIPT)
+
+    async def catalog_records(self) -> tuple[str | None, dict[bytes, bytes], dict[bytes, bytes]]:
+        """The catalogue's revision and raw records, read in one transaction."""
+
+        async def work() -> list[Any]:
+            pipe = await transaction(self.client)
+            pipe.get(self.keys.catalog_revision)
+            pipe.hgetall(self.keys.catalog_videos)
+            pipe.hgetall(self.keys.catalog_products)
+            return await pipe.execute()
+
+        revision, videos, products = await self._call("catalog", work, probe=True)
+        return str_or_none(revision), videos, products
+
+    async def put_catalog_record(
+        self, hash_key: str, item_id: str, record: dict, keep_status: bool = False
+    ) -> dict:
+        """Create or replace one record and renew the catalogue's revision; the record as
+        stored. With `keep_status` the stored record's status, if any, replaces the one given.
+        One script inside Redis (CATALOG_PUT_SCRIPT) reads the stored status and writes the
+        record with it, so a status set meanwhile (a retirement) is never undone, and PUTs at
+        once never make each other retry. A stored record that cannot be read keeps
+        `retired`, as the serving catalogue reads an unreadable video."""
+        if keep_status:  # encoded here once per status; the script picks the stored one's
+            variants = [
+                {**record, "status": s.value} for s in (ItemStatus.LIVE, ItemStatus.RETIRED)
+            ]
+        else:
+            variants = [record]
+        keys = [hash_key, self.keys.catalog_revision]
+        args = [item_id, new_revision(), *(json.dumps(v) for v in variants)]
+        written = await self._call("put_catalog", lambda: self._catalog_put(keys=keys, args=args))
+        return variants[int(written) - 1]
+
+    async def set_catalog_status(
+        self, hash_key: str, item_id: str, status: str, minimal: dict | None
+    ) -> dict | None:
+        """Set one record's status, atomically; a missing record becomes `minimal`, or None
+        is returned (and nothing written) when that is None. A compare-and-set on the record,
+        read again when it changed meanwhile, at most CATALOG_WRITE_ATTEMPTS times (then
+        CatalogContended: a 503)."""
+
+        def set_status(raw: bytes | str | None) -> dict | None:
+            if raw is None and minimal is None:
+                return None
+            return {**(minimal or {}), **(json.loads(raw) if raw else {}), "status": status}
+
+        return await self._rewrite_catalog("set_catalog_status", hash_key, item_id, set_status)
+
+    async def _rewrite_catalog(
+        self,
+        operation: str,
+        hash_key: str,
+        item_id: str,
+        change: Callable[[bytes | str | None], dict | None],
+    ) -> dict | None:
+        """Replace one record by `change(stored JSON or None)` and renew the catalogue's
+        revision, atomically: a compare-and-set on that record (CATALOG_CAS_SCRIPT), read
+        again and retried when it changed meanwhile. Writes to other records never conflict.
+        None, and nothing written, when `change` returns None. The hash and the revision
+        share the {catalog} tag."""
+
+        async def work() -> dict | None:
+            for _ in range(CATALOG_WRITE_ATTEMPTS):
+                raw = await self.client.hget(hash_key, item_id)
+                record = change(raw)
+                if record is None:
+                    return None
+                keys = [hash_key, self.keys.catalog_revision]
+                args = [item_id, "1" if raw is None else "0", raw or "", json.dumps(record)]
+                if await self._catalog_cas(keys=keys, args=[*args, new_revision()]):
+                    return record
+            raise CatalogContended(
+                f"catalogue record {item_id} changed {CATALOG_WRITE_ATTEMPTS} times while "
+                "being written; retry"
+            )
+
+        return await self._call(operation, work)
+
+    async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
+        raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))
+        return None if raw is None else json.loads(raw)

@@ -1,0 +1,115 @@
+"""What a replica polls and operators set: the model pointers (current and challenger, with
+their generations), the catalogue revision and the experiments definition.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from recsvc.store.client import (
+    transaction,
+)
+from recsvc.store.gateway import (
+    Gateway,
+    log,
+    new_revision,
+    str_or_none,
+)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    version: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Poll:
+    pointer: Pointer | None
+    catalog_revision: str | None
+    experiments_revision: str | None
+    challenger: Pointer | None = None
+
+
+class ControlStore(Gateway):
+    """The pointers a replica polls: models, catalogue revision, experiments."""
+
+    async def poll(self) -> Poll:
+        """The current-model pointer, the catalogue and experiments revisions and the
+        challenger pointer, in one round trip (a probe: always tries). Pipelined GETs rather
+        than an MGET: on a Cluster the three groups are in three slots."""
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.keys.model_current)
+            pipe.get(self.keys.catalog_revision)
+            pipe.get(self.keys.experiments_revision)
+            pipe.get(self.keys.model_challenger)
+            return await pipe.execute()
+
+        raw_pointer, catalog, experiments, challenger = await self._call("poll", work, probe=True)
+        return Poll(
+            parse_pointer(raw_pointer),
+            str_or_none(catalog),
+            str_or_none(experiments),
+            parse_pointer(challenger),
+        )
+
+    async def generation_of(self, version: str) -> int | None:
+        """The newest generation of `version` whose vectors are still in Redis, if any."""
+        raw = await self._call(
+            "generations", lambda: self.client.hgetall(self.keys.model_generations)
+        )
+        now = time.time()
+        found = []
+        for field, value in raw.items():
+            try:
+                entry = json.loads(value)
+            except ValueError:
+                continue
+            if entry.get("version") != version or entry.get("state") == "writing":
+                continue
+            if entry.get("state") == "expiring" and entry.get("expires_at", 0) < now:
+                continue
+            found.append(int(field))
+        return max(found) if found else None
+
+    async def experiments(self) -> tuple[str | None, str]:
+        """The experiments' revision and TOML definition, read together."""
+
+        async def work() -> list[Any]:
+            pipe = await transaction(self.client)
+            pipe.get(self.keys.experiments_revision)
+            pipe.get(self.keys.experiments_definition)
+            return await pipe.execute()
+
+        revision, definition = await self._call("experiments", work, probe=True)
+        return str_or_none(revision), (definition or b"").decode()
+
+    async def put_experiments(self, definition: str) -> str:
+        """Store a (validated) definition with a new revision; the revision."""
+        revision = new_revision()
+
+        async def work() -> list[Any]:
+            pipe = await transaction(self.client)
+            pipe.set(self.keys.experiments_definition, definition)
+            pipe.set(self.keys.experiments_revision, revision)
+            return await pipe.execute()
+
+        await self._call("experiments", work)
+        return revision
+
+
+def parse_pointer(raw: bytes | str | None) -> Pointer | None:
+    """The model pointer; None when absent or malformed (then the replica keeps its model)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+        return Pointer(str(value["version"]), int(value["generation"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("malformed model pointer %r ignored (%s)", raw, exc)
+        return None

@@ -1,0 +1,247 @@
+"""Event ingestion: a batch of validated events appended to the stream, deduplicated by
+event id per user, and applied to its users' state.
+
+On a single Redis one script appends the new events to the stream and updates their users'
+state, atomically. On a Cluster the stream and the users are in other slots: one script
+appends the new events (skipping those already accepted) in the stream's slot, then one per
+user slot updates the state of every event of the batch not yet applied there. A failure
+between the two answers 503, and the client's retry finds its events accepted (duplicates)
+and completes the state: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Container
+from dataclasses import dataclass
+from functools import cached_property
+
+from redis.commands.core import AsyncScript
+
+from recsvc.contract.domain import Action
+from recsvc.contract.records import Event
+from recsvc.store.client import (
+    run_per_slot,
+    slot_groups,
+)
+from recsvc.store.gateway import (
+    Gateway,
+)
+
+# Two event batches in Redis at once keep it busy while the next one is sent, and a feed's
+# read waits behind at most two scripts: a 1,000-event one runs 6 to 14 ms inside Redis
+# (SLOWLOG, two shared cores), so 30 ms at worst against the 100 ms timeout. A batch stays one
+# script, not split in smaller ones: a full stream refuses it whole, and on a single Redis its
+# events and their users' state are written in one step. A batch that cannot start within 2 s
+# answers 503 busy: well inside a client's usual timeout, and long enough that 100 batches of
+# 1,000 sent at once are all taken (200 at once on two cores: about half answered busy).
+INGEST_SLOTS = 2
+INGEST_WAIT_SECONDS = 2.0
+
+
+class IngestBusy(RuntimeError):
+    """This replica has had more event batches to write than it lets Redis take at once, for
+    longer than INGEST_WAIT_SECONDS: retry (Redis itself is fine)."""
+
+
+class StreamFull(RuntimeError):
+    """The event stream is at its maximum length: the nightly job has not drained it."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What became of a batch of events: new ones appended to the stream, duplicates, and
+    purchases appended but kept out of their user's state (see INGEST_SCRIPT)."""
+
+    accepted: int
+    duplicates: int
+    unknown_products: int = 0  # the product is not in the catalogue
+    over_limit: int = 0  # the user's purchased set is full
+
+    @property
+    def not_applied(self) -> int:
+        return self.unknown_products + self.over_limit
+
+
+# Appends a batch of validated events and updates each user's recent items and purchases.
+# ARGV: mode, prefix, max stream length, dedup TTL, recent limit, purchased limit, event
+# count, then 10 fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS and `holdable` ('1'
+# when a purchase's product is in the catalogue). A purchase enters the user's purchased set
+# only when holdable and while the set is under the limit (SCARD checked and SADD done in one
+# step); else it is counted as not applied (the stream keeps it: the nightly job learns from
+# it). One user's state stays bounded, so reading it stays fast. Modes:
+# - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
+#   step. Refuses the whole batch when the stream has no room (never trims accepted events
+#   away), skips events already accepted (the marker Keys.event_accepted), and updates the
+#   users' state for the new ones. Returns {accepted, duplicates, purchases of products not
+#   in the catalogue, purchases past the limit}, or {-1, 0, 0, 0} when refused.
+# - 'append' (Cluster, the stream's slot), KEYS: the stream: the same, users' state aside
+#   (the last two counts are 0).
+# - 'apply' (Cluster, one user slot), KEYS: each event's user: updates the state for every
+#   event not yet applied (the marker Keys.event_applied), so that running it again after a
+#   failure half-way (a retry of the batch) applies each event once. Returns {applied,
+#   unknown products, past the limit}, counted over the events it applied.
+INGEST_SCRIPT = """
+local mode, prefix, maxlen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local keep, most, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local unknown, full = 0, 0
+local function apply(user, item_type, item, action, ratio, holdable)
+  redis.call('LPUSH', user .. ':recent', item_type .. '|' .. item .. '|' .. action .. '|' .. ratio)
+  redis.call('LTRIM', user .. ':recent', 0, keep - 1)
+  if action ~= 'purchase' then return end
+  local bought = user .. ':purchased'
+  if holdable ~= '1' then
+    unknown = unknown + 1
+  elseif redis.call('SCARD', bought) < most or redis.call('SISMEMBER', bought, item) == 1 then
+    redis.call('SADD', bought, item)
+  else
+    full = full + 1
+  end
+end
+if mode == 'apply' then
+  local applied = 0
+  for i = 0, n - 1 do
+    local o = 7 + i * 10
+    local user = KEYS[i + 1]
+    if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
+      apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7], ARGV[o + 10])
+      applied = applied + 1
+    end
+  end
+  return {applied, unknown, full}
+end
+local stream = KEYS[1]
+if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
+local accepted, duplicates = 0, 0
+for i = 0, n - 1 do
+  local o = 7 + i * 10
+  local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
+  local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
+  -- Keys.event_accepted: the user id with its length, as ids may contain ':'
+  local marker = prefix .. ':ev:{' .. stream .. '}:' .. #user .. '/' .. user .. ':' .. event_id
+  if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
+    redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
+      'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
+      'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
+    if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio, ARGV[o + 10]) end
+    accepted = accepted + 1
+  else
+    duplicates = duplicates + 1
+  end
+end
+return {accepted, duplicates, unknown, full}
+"""
+
+EVENT_ARGS = 10  # the INGEST script's arguments per event
+
+
+class IngestStore(Gateway):
+    """Accepting events: the stream, dedup markers and the users' state, at most INGEST_SLOTS
+    batches at once."""
+
+    @cached_property
+    def _ingest(self) -> AsyncScript:
+        return self.client.register_script(INGEST_SCRIPT)
+
+    @cached_property
+    def _ingest_slots(self) -> asyncio.Semaphore:
+        # Event batches writing at once: each holds Redis for a few ms, and a burst of them
+        # queued inside Redis would make every feed's read wait behind them (and time out)
+        return asyncio.Semaphore(INGEST_SLOTS)
+
+    # -- writes -------------------------------------------------------------------------
+    async def ingest(
+        self,
+        events: list[Event],
+        max_len: int,
+        dedup_seconds: int,
+        recent_limit: int,
+        *,
+        products: Container[str] = frozenset(),
+        max_purchased: int = 1000,
+    ) -> Ingested:
+        """Append new events to the stream and user state. A purchase enters its user's state
+        only when its product is one of `products` (the catalogue's) and the user holds fewer
+        than `max_purchased` from events; the others are counted.
+
+        StreamFull, and nothing written, when the stream has no room for the batch."""
+        try:
+            await asyncio.wait_for(self._ingest_slots.acquire(), INGEST_WAIT_SECONDS)
+        except TimeoutError:
+            raise IngestBusy(
+                f"this replica is busy writing other event batches (more than {INGEST_SLOTS} at "
+                f"once for {INGEST_WAIT_SECONDS:g}s); nothing of this batch was written, retry"
+            ) from None
+        try:
+            return await self._ingest_batch(
+                events, max_len, dedup_seconds, recent_limit, products, max_purchased
+            )
+        finally:
+            self._ingest_slots.release()
+
+    async def _ingest_batch(
+        self,
+        events: list[Event],
+        max_len: int,
+        dedup_seconds: int,
+        recent_limit: int,
+        products: Container[str],
+        max_purchased: int,
+    ) -> Ingested:
+        settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
+        users = [self.keys.user(e.user_id) for e in events]
+        event_args = _event_args(events, products)
+        if not self._cluster:  # one atomic script: the stream, then each event's user
+            args = ["all", *settings, len(events), *event_args]
+            keys = [self.keys.events, *users]
+            replies = await self._call(
+                "ingest", lambda: run_per_slot(self.client, self._ingest, [(keys, args)])
+            )
+            accepted, duplicates, unknown, over = replies[0]
+        else:
+            args = ["append", *settings, len(events), *event_args]
+            calls = [([self.keys.events], args)]
+            replies = await self._call(
+                "ingest", lambda: run_per_slot(self.client, self._ingest, calls)
+            )
+            accepted, duplicates, unknown, over = replies[0]
+            if accepted >= 0:  # duplicates too: a retry completes what a failure left undone
+                unknown, over = await self._apply_events(event_args, users, settings)
+        if accepted < 0:
+            raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
+        return Ingested(int(accepted), int(duplicates), int(unknown), int(over))
+
+    async def _apply_events(
+        self, event_args: list[str], users: list[str], settings: list
+    ) -> tuple[int, int]:
+        """Cluster: each event's update of its user's state, once per slot of users; the
+        purchases it kept out of state (unknown products, over the limit)."""
+        calls = []
+        for group in slot_groups(self.client, users):
+            args = ["apply", *settings, len(group)]
+            for i in group:
+                args += event_args[i * EVENT_ARGS : (i + 1) * EVENT_ARGS]
+            calls.append(([users[i] for i in group], args))
+        replies = await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
+        return sum(int(r[1]) for r in replies), sum(int(r[2]) for r in replies)
+
+
+def _event_args(events: list[Event], products: Container[str]) -> list[str]:
+    """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order), then
+    whether a purchase's product may enter its user's state (in `products`)."""
+    args: list[str] = []
+    for e in events:
+        holdable = e.action is Action.PURCHASE and e.item_id in products
+        args += [
+            e.event_id,
+            e.ts.isoformat(),
+            e.user_id,
+            e.item_id,
+            e.item_type.value,
+            e.action.value,
+            "" if e.watch_ratio is None else repr(e.watch_ratio),
+            e.request_id or "",
+            "" if e.amount is None else repr(e.amount),
+            "1" if holdable else "",
+        ]
+    return args

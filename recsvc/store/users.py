@@ -1,0 +1,191 @@
+"""User state: one round trip for everything a feed needs of its users, the per-day attach
+counters, and profiles (upstream's, with purchased products added).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
+from redis.commands.core import AsyncScript
+
+from recsvc.contract.keys import Keys
+from recsvc.contract.records import Profile, UserProfile
+from recsvc.contract.user_state import UserState
+from recsvc.store.client import (
+    run_per_slot,
+    slot_groups,
+    transaction,
+)
+from recsvc.store.gateway import (
+    Gateway,
+    int_or_none,
+    str_or_none,
+    utc_day,
+)
+
+CAPS_TTL_SECONDS = 2 * 24 * 3600
+
+
+# Reads the state of a batch of users in one call. KEYS: each user (Keys.user). ARGV:
+# prefix, '1' when there is a vector to read, its generation, the UTC day, the daily cap. Of
+# today's attach counters only the products at the cap come back. One key per user, the rest
+# built here: packing each argument was most of the client's cost (bench/serve.py).
+READ_SCRIPT = """
+local prefix, with_vector, generation, day = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local cap = tonumber(ARGV[5])
+local vectors = prefix .. ':vec:' .. generation .. ':'
+local out = {}
+for _, user in ipairs(KEYS) do
+  local vector = false
+  if with_vector then
+    vector = redis.call('GET', vectors .. string.sub(user, #prefix + 2))  -- '{u:<id>}'
+  end
+  local counts, capped = redis.call('HGETALL', user .. ':caps:' .. day), {}
+  for i = 1, #counts, 2 do
+    if tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
+  end
+  out[#out + 1] = {vector, redis.call('HGETALL', user .. ':profile'),
+    redis.call('SUNION', user .. ':holdings', user .. ':purchased'),
+    redis.call('LRANGE', user .. ':recent', 0, -1),
+    capped}
+end
+return out
+"""
+
+# Counts attached products, each only while under the cap: check and increment are one
+# step, so concurrent feeds of one user cannot both take the last slot. KEYS: the user of
+# each page (Keys.user; a user may have several pages). ARGV: UTC day, TTL of the counters,
+# the daily cap, then each page's products joined by ','. Returns "i=product" for each card
+# refused because at the cap, i the page's position from 1: those cards are withdrawn.
+COUNT_SCRIPT = """
+local day, ttl, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local refused = {}
+for entry, user in ipairs(KEYS) do
+  local key = user .. ':caps:' .. day
+  for product in string.gmatch(ARGV[3 + entry], '[^,]+') do
+    if tonumber(redis.call('HGET', key, product) or '0') < cap then
+      redis.call('HINCRBY', key, product, 1)
+    else
+      refused[#refused + 1] = entry .. '=' .. product
+    end
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+return refused
+"""
+
+
+class UserStore(Gateway):
+    """A user's state on the request path, the attach counters and profiles."""
+
+    @cached_property
+    def _read(self) -> AsyncScript:
+        return self.client.register_script(READ_SCRIPT)
+
+    @cached_property
+    def _count(self) -> AsyncScript:
+        return self.client.register_script(COUNT_SCRIPT)
+
+    # -- reads on the request path ------------------------------------------------------
+    async def user_states(
+        self, user_ids: list[str], generation: int | None, day: str, daily_cap: int
+    ) -> list[UserState]:
+        """Several users' vectors and states, in one round trip (one script per slot on a
+        Cluster); `capped` holds the products attached `daily_cap` times today."""
+        args = [
+            self.keys.prefix,
+            "0" if generation is None else "1",
+            str(generation or 0),
+            day,
+            str(daily_cap),
+        ]
+        users = [self.keys.user(user_id) for user_id in user_ids]
+        groups = slot_groups(self.client, users)
+        calls = [([users[i] for i in group], args) for group in groups]
+        replies = await self._call(
+            "user_state", lambda: run_per_slot(self.client, self._read, calls)
+        )
+        states: list[UserState] = [UserState()] * len(user_ids)
+        for group, reply in zip(groups, replies, strict=True):
+            for position, state in zip(group, reply, strict=True):
+                states[position] = _user_state(state)
+        return states
+
+    async def count_attached(
+        self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
+    ) -> list[set[str]]:
+        """Add one to today's attach counter of each product on each page (user, products),
+        while under the cap; per page, the products refused because at the cap already."""
+        pages = [i for i, (_, products) in enumerate(attached) if products]
+        refused: list[set[str]] = [set() for _ in attached]
+        if not pages:
+            return refused
+        users = [self.keys.user(attached[i][0]) for i in pages]
+        settings = [day, str(CAPS_TTL_SECONDS), str(daily_cap)]
+        groups = slot_groups(self.client, users)
+        calls = [
+            (
+                [users[i] for i in group],
+                [*settings, *(",".join(attached[pages[i]][1]) for i in group)],
+            )
+            for group in groups
+        ]
+        replies = await self._call(
+            "count_attached", lambda: run_per_slot(self.client, self._count, calls)
+        )
+        for group, reply in zip(groups, replies, strict=True):
+            for item in reply:
+                entry, product = item.decode().split("=", 1)
+                refused[pages[group[int(entry) - 1]]].add(product)
+        return refused
+
+    async def put_profile(self, user_id: str, profile: Profile) -> None:
+        async def work() -> list[Any]:
+            pipe = await transaction(self.client)
+            queue_profile(pipe, self.keys, user_id, profile)
+            return await pipe.execute()
+
+        await self._call("put_profile", work)
+
+    async def get_profile(self, user_id: str) -> UserProfile:
+        (state,) = await self.user_states([user_id], None, utc_day(), daily_cap=1)
+        return UserProfile(
+            risk_tolerance=state.risk_tolerance,
+            segment=state.segment,
+            lifecycle=state.lifecycle,  # type: ignore[arg-type]
+            holdings=sorted(state.holdings),
+        )
+
+
+def queue_profile(
+    pipe: Pipeline | ClusterPipeline, keys: Keys, user_id: str, profile: Profile
+) -> None:
+    """Queue the commands that replace one user's profile and upstream holdings (purchases
+    seen in events are kept apart, in `:purchased`, and survive)."""
+    fields = {
+        name: str(value)
+        for name, value in profile.model_dump(exclude={"holdings"}, mode="json").items()
+        if value is not None
+    }
+    pipe.delete(keys.profile(user_id), keys.holdings(user_id))
+    if fields:
+        pipe.hset(keys.profile(user_id), mapping=fields)  # type: ignore[arg-type]
+    if profile.holdings:
+        pipe.sadd(keys.holdings(user_id), *profile.holdings)
+
+
+def _user_state(reply: list[Any]) -> UserState:
+    vector, profile, holdings, recent, capped = reply
+    fields = dict(zip(profile[::2], profile[1::2], strict=True))
+    return UserState(
+        vector=vector,
+        risk_tolerance=int_or_none(fields.get(b"risk_tolerance")),
+        segment=str_or_none(fields.get(b"segment")),
+        lifecycle=str_or_none(fields.get(b"lifecycle")),
+        holdings=frozenset(h.decode() for h in holdings),
+        recent_raw=tuple(recent),
+        capped=frozenset(product.decode() for product in capped),
+    )
