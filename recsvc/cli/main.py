@@ -21,7 +21,7 @@ import typer
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.manifest import ArtifactError, read_manifest
-from recsvc.feed.ranker import load_array
+from recsvc.contract.manifest import load_array
 from recsvc.service.settings import Settings, SettingsError, load_settings
 from recsvc.store.client import REDIS_ERRORS, async_client
 

@@ -79,8 +79,10 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def load_array(path: Path) -> np.ndarray:
+    """A `.npy` file of the artifact (never a pickle), or an ArtifactError naming it."""
     try:
-        return np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
+        return array
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: unreadable array ({exc})") from None
 

@@ -37,5 +37,7 @@ def decode(packed: bytes, dimension: int) -> np.ndarray:
         raise ValueError(
             f"packed vector of {len(packed)} bytes, expected {SCALE_BYTES + dimension}"
         )
-    scale = np.frombuffer(packed, dtype="<f4", count=1)[0]
-    return np.frombuffer(packed, dtype=np.int8, offset=SCALE_BYTES).astype(np.float32) * scale
+    scale = np.float32(np.frombuffer(packed, dtype="<f4", count=1)[0])
+    components = np.frombuffer(packed, dtype=np.int8, offset=SCALE_BYTES).astype(np.float32)
+    decoded: np.ndarray = components * scale
+    return decoded
