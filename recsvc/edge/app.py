@@ -21,6 +21,7 @@ from recsvc.edge.api_docs import document_security
 from recsvc.edge.auth import KeyRing
 from recsvc.edge.deps import Runtime
 from recsvc.edge.gate import Gate
+from recsvc.edge.offline_docs import install_offline_docs
 from recsvc.edge.routes import catalog, events, experiments, feed, health, users
 from recsvc.service import logs
 from recsvc.service.batcher import FeedBatcher
@@ -130,7 +131,10 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Video feeds with compliant product attach for financial apps.",
         lifespan=lifespan,
+        docs_url=None,  # the pages below, with their assets served from here, not a CDN
+        redoc_url=None,
     )
+    install_offline_docs(app, title="recsvc")
     for module in (feed, events, users, catalog, experiments, health):
         app.include_router(module.router)
     app.add_exception_handler(405, method_not_allowed)
