@@ -1,0 +1,85 @@
+"""The A/B report (training.ab.report's dict) as a terminal table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.ab.stats import METRICS
+
+
+def report_text(report: dict[str, Any]) -> str:
+    """The report as a terminal table: one row per metric and treatment, then SRM and
+    attribution."""
+    control = report["control"]
+    mode = "sequential (always valid)" if report["sequential"] else "fixed horizon"
+    confidence = f"{1 - report['alpha']:.0%}"
+    lines = [
+        f"A/B report: {report['experiment']} (control {control}; {mode}, alpha "
+        f"{report['alpha']:g}; attribution window {report['window_hours']:g} h)",
+        "",
+        f"{'variant':<20} {'weight':>7} {'users':>10} {'exposures':>12}",
+    ]
+    for variant in report["variants"]:
+        lines.append(
+            f"{variant['name']:<20} {variant['weight']:>7.1%} {variant['users']:>10,} "
+            f"{variant['exposures']:>12,}"
+        )
+    lines += [
+        "",
+        f"{'metric':<23} {control[:12]:>12} {'vs variant':<14} {'value':>10}  "
+        f"{'difference [' + confidence + ' CI]':<28} {'p':>8} {'Holm p':>8}",
+    ]
+    for i, metric in enumerate(METRICS):
+        for j, comparison in enumerate(report["comparisons"]):
+            row = comparison["metrics"][i]
+            name = metric.name if j == 0 else ""
+            value = _value(row["control"], metric.kind) if j == 0 else ""
+            mark = (
+                f" * {row['winner']} wins"
+                if row["significant"] and row.get("winner")
+                else (" *" if row["significant"] else "")
+            )
+            lines.append(
+                f"{name:<23} {value:>12} {comparison['treatment'][:14]:<14} "
+                f"{_value(row['treatment'], metric.kind):>10}  {_difference(row):<28} "
+                f"{_p(row['p_value']):>8} {_p(row['adjusted_p']):>8}{mark}"
+            )
+    srm = report["srm"]
+    lines += [
+        f"* significant after Holm correction across metrics at alpha {report['alpha']:g}",
+        "",
+        ("SRM ALARM: the split of users is not the definition's, do not trust the metrics: "
+         if srm["alarm"] else "SRM ok: ") + srm["message"],
+    ]  # fmt: skip
+    a = report["attribution"]
+    lines.append(
+        f"attribution: {a['events_read']:,} events read; {a['attributed_by_request_id']:,} "
+        f"attributed by request id, {a['attributed_by_window']:,} by window; "
+        f"{a['not_attributed']:,} not attributed ({a['before_first_exposure']:,} before the "
+        f"first exposure, {a['outside_window']:,} outside the window, {a['not_shown']:,} of "
+        f"items not shown); {a['ignored']:,} ignored; {a['users_excluded']:,} users excluded"
+    )
+    lines += [f"note: {note}" for note in report["notes"]]
+    return "\n".join(lines)
+
+
+def _value(value: float | None, kind: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if kind == "ratio" else f"{value:,.3f}"
+
+
+def _difference(row: dict[str, Any]) -> str:
+    if row["relative_difference"] is None:
+        return "-"
+    text = f"{row['relative_difference']:+.1%}"
+    if row["ci_low"] is not None:
+        high = "inf" if row["ci_high"] is None else f"{row['ci_high']:+.1%}"
+        text += f" [{row['ci_low']:+.1%}, {high}]"
+    return text
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
