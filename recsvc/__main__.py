@@ -1,5 +1,5 @@
 """`python -m recsvc` runs the CLI."""
 
-from recsvc.cli.main import main
+from recsvc.cli.app import main
 
 main()

@@ -115,7 +115,7 @@ def build_variables() -> set[str]:
 def command_variables() -> set[str]:
     """The RECSVC_* variables that stand for a command's option (typer's envvar=), such as
     the nightly job's RECSVC_NIGHTLY_METRICS_FILE: not Settings either."""
-    text = (ROOT / "training" / "cli.py").read_text()
+    text = "\n".join(path.read_text() for path in (ROOT / "training" / "cli").glob("*.py"))
     return set(re.findall(rf'envvar="({ENV_PREFIX}[A-Z0-9_]+)"', text))
 
 

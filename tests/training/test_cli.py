@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.builders import block_events, event_rows, write_events_csv
+from training.cli.source import world_source
+from training.data.events import EventDataError, EventFormat
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k" / "u.data"
@@ -243,3 +245,38 @@ def test_unusable_inputs_and_paths_are_clear_errors_without_tracebacks(tmp_path:
         assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_a_world_brings_its_events_users_catalogue_and_ground_truth(tmp_path: Path) -> None:
+    from sandbox.world.generate import WorldSpec, generate_world, write_world
+
+    world = tmp_path / "world"
+    spec = WorldSpec(users=60, videos=30, products=6, events=1_500, days=3, seed=1)
+    write_world(generate_world(spec), world)
+
+    source = world_source(world, 0.05, truth=True)
+
+    assert (source.path, source.fmt, source.max_bad_share) == (
+        world / "events",
+        EventFormat.PARQUET,
+        0.05,
+    )
+    assert (source.users, source.catalog) == (world / "users.csv", world / "catalog")
+    assert source.truth is not None and len(source.truth.user_ids) == 60
+    other_users = tmp_path / "users.csv"
+    assert world_source(world, users=other_users).users == other_users
+    assert world_source(world).truth is None  # train has no oracle: the truth is not read
+
+
+def test_a_directory_that_is_not_a_world_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "events").mkdir()
+    with pytest.raises(EventDataError, match="not a synthetic world.*world.json, truth.npz"):
+        world_source(tmp_path)
+
+
+def test_an_unreadable_ground_truth_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "events").mkdir()
+    (tmp_path / "world.json").write_text("{}")
+    (tmp_path / "truth.npz").write_text("not an npz")
+    with pytest.raises(EventDataError, match=f"{tmp_path / 'truth.npz'} is unreadable"):
+        world_source(tmp_path, truth=True)

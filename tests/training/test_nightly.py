@@ -31,7 +31,8 @@ import redis
 from recsvc.contract.keys import Keys
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
-from training.nightly.run import NightlySpec, _window
+from training.nightly.spec import NightlySpec
+from training.nightly.window import load_window
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 
@@ -305,7 +306,7 @@ def test_future_dated_events_are_dropped_and_counted_not_used_as_the_holdout(
     (events / "day=2200-01-01").mkdir()
     pq.write_table(future, events / "day=2200-01-01" / "part-0.parquet")
 
-    _, data, last = _window(NightlySpec(events_dir=events, models_dir=tmp_path / "models"))
+    _, data, last = load_window(NightlySpec(events_dir=events, models_dir=tmp_path / "models"))
 
     assert data["validation"]["bad_counts"]["future_timestamp"] == 3
     assert last.year == 2026

@@ -37,31 +37,15 @@ from training.models.tuner import TuneBudget, TuneResult, tune
 
 @dataclass(frozen=True)
 class Source:
-    """Where the interactions come from; a synthetic world also brings its ground truth."""
+    """Where the interactions come from and, for a synthetic world, what it adds: a catalogue
+    (its retired items are neither ranked nor relevant) and the ground truth (the oracle)."""
 
     path: Path
     fmt: EventFormat = EventFormat.AUTO
-    world: Path | None = None
     max_bad_share: float = 0.01
     users: Path | None = None  # who is in which segment (CSV: user_id, segment)
-
-    @classmethod
-    def from_world(
-        cls, world: Path, max_bad_share: float = 0.01, users: Path | None = None
-    ) -> Source:
-        """A world directory written by `recsvc synth` (its users.csv unless `users` is given);
-        refused early when it is not one."""
-        missing = [name for name in WORLD_FILES if not (world / name).exists()]
-        if missing:
-            raise EventDataError(
-                f"{world} is not a synthetic world (recsvc synth): missing {', '.join(missing)}"
-            )
-        if users is None and (world / "users.csv").exists():
-            users = world / "users.csv"
-        return cls(world / "events", EventFormat.PARQUET, world, max_bad_share, users)
-
-
-WORLD_FILES = ("world.json", "events", "truth.npz")
+    catalog: Path | None = None  # videos.jsonl and products.jsonl, with each item's status
+    truth: Truth | None = None  # the world's ground truth: run_evaluate adds an oracle baseline
 
 
 @dataclass
@@ -135,21 +119,11 @@ def export_trained(
     return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
 
 
-def read_truth(world: Path) -> Truth:
-    """The world's ground truth, or an error that names the file."""
-    from sandbox.world.generate import load_truth
-
-    try:
-        return load_truth(world)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EventDataError(f"{world / 'truth.npz'} is unreadable: {exc}") from exc
-
-
-def retired_items(world: Path, index: ItemIndex) -> np.ndarray:
-    """Which items of the index the world's catalogue lists as retired (bool mask)."""
+def retired_items(catalog: Path, index: ItemIndex) -> np.ndarray:
+    """Which items of the index the catalogue directory lists as retired (bool mask)."""
     retired: set[str] = set()
     for name in ("videos", "products"):
-        path = world / "catalog" / f"{name}.jsonl"
+        path = catalog / f"{name}.jsonl"
         try:
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             retired.update(r[f"{name[:-1]}_id"] for r in rows if r["status"] != "live")
@@ -251,7 +225,7 @@ def run_evaluate(
     with stages.stage("split"):
         train, test = split(dataset, split_spec)
     index = dataset.interactions.index
-    retired = retired_items(source.world, index) if source.world is not None else None
+    retired = retired_items(source.catalog, index) if source.catalog is not None else None
     evaluated = evaluation_set(train.interactions, test, eval_spec, retired)
     if len(evaluated.users) == 0:
         raise ValueError(
@@ -259,7 +233,6 @@ def run_evaluate(
             f"held-out interactions ({evaluated.cold_users} held-out users have no training "
             "data); nothing to evaluate"
         )
-    truth = read_truth(source.world) if source.world is not None else None
     with stages.stage("tune"):
         params, tuning = choose_params(train, split_spec, params, budget, threads, show_progress)
     with stages.stage("fit"):
@@ -267,8 +240,8 @@ def run_evaluate(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress
         )
     scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
-    if truth is not None:
-        scorers.append(OracleScorer(truth, index))
+    if source.truth is not None:
+        scorers.append(OracleScorer(source.truth, index))
     with stages.stage("evaluate"):
         reports = {s.name: evaluate(s, evaluated, eval_spec).as_dict() for s in scorers}
     model = reports.pop("model")

@@ -30,7 +30,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
-from training.nightly.run import FAILED, GATE_METRICS, GATED
+from training.nightly.run import FAILED, GATED
+from training.nightly.spec import GATE_METRICS
 
 OUTCOMES = ("promoted", "challenger", "gated", "failed")
 METRICS = (*GATE_METRICS, "coverage_at_10", "product_hit_rate")

@@ -1,0 +1,184 @@
+"""`recsvc nightly`: the nightly job (training.nightly.run does the work) and the metrics
+file a scheduler's alerts read."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from training.cli.options import (
+    ExposuresDir,
+    TuneSeconds,
+    TuneTrials,
+    directory_option,
+    fail,
+    service_settings,
+)
+
+
+def nightly(
+    events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
+        "data/events"
+    ),
+    exposures: ExposuresDir = Path("data/exposures"),
+    window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="The metric the gate compares: ndcg_at_10, precision_at_10, "
+            "recall_at_10 or map_at_10."
+        ),
+    ] = "ndcg_at_10",
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="How much (relative: 0.02 is 2%) below the live model is still promoted.",
+            min=0,
+            max=0.99,
+        ),
+    ] = 0.02,
+    min_coverage: Annotated[
+        float,
+        typer.Option(
+            help="Coverage@10 floor: below it the model collapsed onto few items.", min=0, max=1
+        ),
+    ] = 0.05,
+    new_item_days: Annotated[
+        float,
+        typer.Option(help="A live item the model does not know passes if published this recently."),
+    ] = 7.0,
+    max_unknown_items: Annotated[
+        int,
+        typer.Option(
+            help="Old live items the new model may not know (dead content) and pass.", min=0
+        ),
+    ] = 0,
+    tune_seconds: TuneSeconds = 60,
+    tune_trials: TuneTrials = None,
+    challenger: Annotated[
+        bool,
+        typer.Option(
+            "--challenger",
+            help="Publish the new model as the challenger (for an A/B test), not live.",
+        ),
+    ] = False,
+    reports: Annotated[
+        Path, typer.Option(help="Where the reports and the metrics-history chart go.")
+    ] = Path("data/reports"),
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            metavar="FILE",
+            help="Users' segments from this CSV (user_id, segment) instead of the user "
+            "profiles in Redis.",
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            metavar="FILE.prom",
+            envvar="RECSVC_NIGHTLY_METRICS_FILE",
+            show_envvar=False,  # named in the command's help: rich would cut it in this column
+            help="After every run, write its outcome, time and metrics here for the node "
+            "exporter's textfile collector, which reads only *.prom files (docs/runbook.md).",
+        ),
+    ] = None,
+    gated_exit_code: Annotated[
+        int,
+        typer.Option(
+            help="Exit code of a gated run: 0 for a scheduler that counts any other as a failed "
+            "job (the report and the metrics file still say gated).",
+            min=0,
+            max=255,
+        ),
+    ] = 3,
+) -> None:
+    """Drain, retrain, compare with the live model, gate, publish, prune. Exit 0 promoted (or
+    published as challenger), 3 gated (--gated-exit-code), 1 failure. Uses RECSVC_REDIS_URL,
+    RECSVC_REDIS_PREFIX, RECSVC_REDIS_CLUSTER, RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS
+    and RECSVC_KEEP_VERSIONS.
+
+    --metrics-file defaults to RECSVC_NIGHTLY_METRICS_FILE."""
+    from recsvc.contract.keys import Keys
+    from recsvc.registry.locks import LockHeld
+    from recsvc.store.client import REDIS_ERRORS
+    from training.nightly.chart import write_history_chart
+    from training.nightly.report import summary, write_report
+    from training.nightly.run import FAILED, GATED, run_nightly
+    from training.nightly.spec import NightlySpec
+
+    started = time.time()
+    settings = service_settings("the Redis the service uses")
+    directory_option(reports, "--reports")
+    if users is not None and not users.is_file():
+        raise typer.BadParameter(f"{users} is not a file", param_hint="--users")
+    if metrics_file is not None and metrics_file.suffix != ".prom":  # the collector's only kind
+        raise typer.BadParameter(
+            f"{metrics_file} does not end in .prom", param_hint="--metrics-file"
+        )
+    if metrics_file is not None and metrics_file.is_dir():
+        raise typer.BadParameter(f"{metrics_file} is a directory", param_hint="--metrics-file")
+    try:
+        spec = NightlySpec(
+            events_dir=events,
+            models_dir=settings.models_dir,
+            exposures_dir=exposures,
+            window_days=window_days,
+            metric=metric,
+            tolerance=tolerance,
+            min_coverage=min_coverage,
+            new_item_days=new_item_days,
+            max_unknown_items=max_unknown_items,
+            tune_seconds=tune_seconds,
+            tune_trials=tune_trials,
+            grace_seconds=settings.version_grace_seconds,
+            keep_versions=settings.keep_versions,
+            challenger=challenger,
+            users=users,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        code, report = run_nightly(
+            settings.redis_url or "", Keys(settings.redis_prefix), spec, settings.redis_cluster
+        )
+    except LockHeld as exc:
+        record_metrics(metrics_file, FAILED, {}, started)
+        fail(str(exc))
+    except REDIS_ERRORS as exc:
+        record_metrics(metrics_file, FAILED, {}, started)
+        fail(f"nightly run could not start, the live model is untouched: {exc}")
+    record_metrics(metrics_file, code, report, started)
+    path = write_report(reports, code, report)
+    chart = reports / "metrics-history.png"
+    for warning in write_history_chart(reports, chart, metric):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(summary(code, report))
+    typer.echo(f"report: {path} (summary {path.with_suffix('.txt').name}, chart {chart.name})")
+    if code == FAILED:
+        typer.secho(
+            f"error: nightly run failed, the live model is untouched: {report.get('error')}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+    raise typer.Exit(gated_exit_code if code == GATED else code)
+
+
+def record_metrics(path: Path | None, code: int, report: dict[str, Any], started: float) -> None:
+    """The run's metrics file, when asked for. One that cannot be written is a warning, not a
+    failure: the model work is done, and the no-success alert sees a file that stops changing."""
+    from training.nightly.metrics import outcome, write_metrics
+
+    if path is None:
+        return
+    try:
+        write_metrics(path, outcome(code, report), started, time.time(), report)
+    except OSError as exc:
+        typer.secho(
+            f"warning: metrics not written to {path}: {exc}", fg=typer.colors.YELLOW, err=True
+        )

@@ -1,0 +1,22 @@
+"""The `recsvc.commands` entry point of the offline commands: `register(app)`."""
+
+from __future__ import annotations
+
+import typer
+
+from training.cli.ab import ab_report
+from training.cli.drain import drain
+from training.cli.nightly import nightly
+from training.cli.train import evaluate, export, train
+
+
+def register(app: typer.Typer) -> None:
+    """Add the offline commands to the recsvc CLI."""
+    app.command()(drain)
+    app.command()(nightly)
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(export)
+    ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
+    ab.command("report")(ab_report)
+    app.add_typer(ab, name="ab")

@@ -1,0 +1,166 @@
+"""`recsvc train`, `recsvc evaluate` and `recsvc export` (training.models.pipeline and
+training.models.export do the work)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training.cli.options import (
+    DEFAULTS,
+    Algorithm,
+    AlgorithmName,
+    Alpha,
+    Factors,
+    Format,
+    Interactions,
+    Iterations,
+    Json,
+    LogConfidence,
+    MaxBadShare,
+    ProtocolOption,
+    Regularization,
+    Seed,
+    Threads,
+    Tune,
+    TuneSeconds,
+    TuneTrials,
+    Users,
+    Weights,
+    World,
+    directory_option,
+    emit,
+    fail,
+    make_params,
+    parse_weights,
+)
+from training.cli.source import make_source
+from training.data.events import EventDataError, EventFormat
+from training.data.splits import Protocol, SplitSpec
+from training.evaluation.evaluate import EvalSpec
+from training.models.factors import ModelFitError
+from training.models.tuner import TuneBudget
+
+
+def train(
+    out: Annotated[Path, typer.Option(help="Directory for the factors.")] = Path("models/factors"),
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(help="Export a model version (ONNX + manifest) under this directory."),
+    ] = None,
+    interactions: Interactions = None,
+    fmt: Format = EventFormat.AUTO,
+    world: World = None,
+    users: Users = None,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    protocol: ProtocolOption = Protocol.RECOMMENDERS,
+    tune: Tune = False,
+    tune_seconds: TuneSeconds = 120.0,
+    tune_trials: TuneTrials = None,
+    algorithm: Algorithm = AlgorithmName.ALS,
+    factors: Factors = DEFAULTS.factors,
+    regularization: Regularization = DEFAULTS.regularization,
+    alpha: Alpha = DEFAULTS.alpha,
+    log_confidence: LogConfidence = False,
+    iterations: Iterations = DEFAULTS.iterations,
+    seed: Seed = DEFAULTS.seed,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Fit ALS on every event and save the factors (--tune: search hyper-parameters first).
+
+    With --models-dir, the exported model carries per-segment popularity when the users'
+    segments are known: --users FILE, or a world's users.csv."""
+    from training.evaluation.report import training_text
+    from training.models.pipeline import run_train
+
+    directory_option(out, "--out")
+    try:
+        params = make_params(
+            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+        )
+        report = run_train(
+            make_source(interactions, fmt, world, max_bad_share, users),
+            out,
+            params,
+            weights=parse_weights(weights),
+            budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
+            split_spec=SplitSpec(protocol),
+            threads=threads,
+            show_progress=sys.stderr.isatty(),
+            models_dir=models_dir,
+        )
+    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
+        fail(str(exc))
+    emit(report, training_text(report), as_json)
+
+
+def evaluate(
+    interactions: Interactions = None,
+    fmt: Format = EventFormat.AUTO,
+    world: World = None,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    protocol: ProtocolOption = Protocol.RECOMMENDERS,
+    holdout_days: Annotated[int, typer.Option(help="Days held out (temporal).", min=1)] = 1,
+    tune: Tune = False,
+    tune_seconds: TuneSeconds = 120.0,
+    tune_trials: TuneTrials = None,
+    algorithm: Algorithm = AlgorithmName.ALS,
+    factors: Factors = DEFAULTS.factors,
+    regularization: Regularization = DEFAULTS.regularization,
+    alpha: Alpha = DEFAULTS.alpha,
+    log_confidence: LogConfidence = False,
+    iterations: Iterations = DEFAULTS.iterations,
+    k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
+    product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
+    max_users: Annotated[
+        int, typer.Option(help="Evaluate at most this many users.", min=1)
+    ] = 20_000,
+    seed: Seed = DEFAULTS.seed,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Split the events, fit on the training part and score the held-out part."""
+    from training.evaluation.report import evaluation_text
+    from training.models.pipeline import run_evaluate
+
+    try:
+        params = make_params(
+            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+        )
+        report = run_evaluate(
+            make_source(interactions, fmt, world, max_bad_share, truth=True),
+            SplitSpec(protocol, holdout_days=holdout_days),
+            params,
+            weights=parse_weights(weights),
+            budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
+            eval_spec=EvalSpec(k=k, product_k=product_k, max_users=max_users),
+            threads=threads,
+            show_progress=sys.stderr.isatty(),
+        )
+    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
+        fail(str(exc))
+    emit(report, evaluation_text(report), as_json)
+
+
+def export(
+    factors: Annotated[Path, typer.Option(help="A factors directory written by recsvc train.")],
+    models_dir: Annotated[Path, typer.Option(help="Where model versions go.")] = Path("models"),
+) -> None:
+    """Export saved factors as a model version: ONNX ranking graph, arrays and manifest."""
+    from training.models.export import export_factors
+    from training.models.factors import load_factors
+
+    directory_option(models_dir, "--models-dir")
+    try:
+        fitted, index, description = load_factors(factors)
+        window = description.get("data", {}).get("window", {})
+        out = export_factors(models_dir, fitted, index, window, {})
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot export {factors}: {exc!r}")
+    typer.echo(f"exported model version {out.name} to {out}")
