@@ -15,7 +15,6 @@ under credit; p-nodisc would win under credit but has no disclosure.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from tests.service.conftest import (
     service_settings,
     serving,
 )
+from tests.service.polls import wait_for_polls
 
 RISK = {"p-dep": 1, "p-ins": 1, "p-nodisc": 1, "p-loan": 2, "p-pen": 2, "p-fund": 4}
 
@@ -230,13 +230,13 @@ def test_a_retired_product_stops_being_attached_within_5s(uncapped: httpx.Client
 
 
 def test_replacing_a_retired_record_without_a_status_keeps_it_retired(
-    uncapped: httpx.Client,
+    uncapped: httpx.Client, redis_url: str
 ) -> None:
     set_status(uncapped, "products", "p-dep", "retired")
     renamed = {"product_id": "p-dep", "name": "Easy Saver Plus", "category": "deposit"}
     response = uncapped.put("/v1/catalog/products/p-dep", json={**renamed, "risk_level": 1})
     assert response.status_code == 200 and response.json()["status"] == "retired"
-    time.sleep(0.5)  # a few polls
+    wait_for_polls(uncapped.get, redis_url, 2)  # the replica holds the replaced record
     assert "p-dep" not in attached(feed(uncapped, "u-save"))
 
 

@@ -11,7 +11,6 @@ Each test stops the session's Redis and always starts it again before it ends.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from tests.service.conftest import (
     service_settings,
     serving,
 )
+from tests.service.polls import wait_for_polls
 
 POPULAR_FIRST = ["v00", "v01", "v02"]  # planted global popularity
 SAVING_FIRST = ["v10", "v11", "v12"]  # u-save's published vector
@@ -261,7 +261,8 @@ def test_a_catalogue_lost_with_redis_data_is_kept_so_retired_items_stay_retired(
         return feed(service)["source"] == "cf"
 
     assert eventually(recovered, timeout=10)
-    time.sleep(0.5)  # several polls that find no catalogue in Redis
+    assert eventually(lambda: service.get("/readyz").json()["catalog_missing_in_redis"] is True)
+    wait_for_polls(service.get, redis_url, 2)  # more polls that find no catalogue in Redis
     assert video_ids(feed(service))[:2] == ["v11", "v12"]  # u-save's topic, v10 still retired
     assert service.get("/readyz").json()["catalog_missing_in_redis"] is True
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.service.conftest import (
     service_settings,
     serving,
 )
+from tests.service.polls import wait_for_polls
 
 SECOND_VERSION = "20260102T000000000000Z-second"
 BAD_VERSION = "20260102T000000000000Z-bad"
@@ -92,7 +92,14 @@ def test_a_new_version_is_served_within_seconds_without_a_failed_request(
         second = planted.write_planted_model(models_dir, SECOND_VERSION, user_scale=2.0)
         publish_model(redis_url, second)
         assert eventually(lambda: load.latest() == {SECOND_VERSION}), load.latest()
-        time.sleep(0.3)  # keep the load on after the switch
+        # Load kept on after the switch: through whole polls, and requests of every client.
+        wait_for_polls(service.get, redis_url, 2)
+        sent = [len(log) for log in load.outcomes]
+
+        def each_client_answered_again() -> bool:
+            return all(len(log) > n + 5 for log, n in zip(load.outcomes, sent, strict=True))
+
+        assert eventually(each_client_answered_again)
 
     outcomes = [outcome for log in load.outcomes for outcome in log]
     assert len(outcomes) > 30
@@ -148,7 +155,7 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(
     ready = service.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert ready.json()["model_version"] == PLANTED_VERSION
-    time.sleep(0.5)  # more polls: the bad version is not retried into service
+    wait_for_polls(service.get, redis_url, 2)  # more polls: the bad version is not retried
     body = feed(service)
     assert body["model_version"] == PLANTED_VERSION
     assert body["source"] == "cf"  # the old generation's vectors are still used

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from recsvc.registry.locks import LockHeld
 from recsvc.registry.publish import publish_lock
 from tests.service import planted
 from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
+from tests.service.polls import wait_for_polls
 from tests.service.test_reload import SECOND_VERSION, Load
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
@@ -46,7 +46,7 @@ def test_rollback_under_load_moves_every_request_back_without_a_failure(
         assert result.returncode == 0, result.stderr
         assert f"to {PLANTED_VERSION}" in result.stdout
         assert eventually(lambda: load.latest() == {PLANTED_VERSION}), load.latest()
-        time.sleep(0.3)
+        wait_for_polls(service.get, redis_url, 2)  # the load kept on through whole polls
     outcomes = [outcome for log in load.outcomes for outcome in log]
     failed = [outcome for outcome in outcomes if outcome[0] != 200]
     assert outcomes and failed == [], f"{len(failed)} of {len(outcomes)} failed: {failed[:3]}"
