@@ -2,7 +2,7 @@
 
 A logged exception is its type and its traceback's frames, never its message (nor those of
 its causes): a message may quote request or profile content (a pydantic ValidationError lists
-the input values), and the README promises profile contents are never logged.
+the input values), and docs/api.md promises request and profile contents are never logged.
 """
 
 from __future__ import annotations

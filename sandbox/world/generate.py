@@ -4,9 +4,9 @@
 feed; `Truth` holds the latent parameters and computes the exact propensities the events were
 drawn from. docs/synthetic-world.md states the generative story and its formulas.
 
-This module is the public API and the I/O; the parts live beside it: `world_vocabulary`
-(topics, segments, product kinds), `world_catalog`, `world_users`, `world_events` (the
-simulation), `world_truth`, `world_tables` (Arrow tables) and `world_sampling`.
+This module is the public API and the I/O; the parts live beside it in sandbox.world:
+vocabulary (topics, segments, product kinds), catalog, users, events (the simulation), truth,
+tables (Arrow tables) and sampling.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class Truth:
     user_topics: np.ndarray  # [U, T] float32 interests, rows sum to 1
     user_level: np.ndarray  # [U] float32 sophistication in [0, 1]
     user_risk: np.ndarray  # [U] int8 risk tolerance 1..5
-    user_segment: np.ndarray  # [U] int8 index into world_vocabulary.SEGMENTS
+    user_segment: np.ndarray  # [U] int8 index into vocabulary.SEGMENTS
     held_users: np.ndarray  # [H] int32: holdings before the window, as (user, product) rows
     held_products: np.ndarray  # [H] int32
     video_topics: np.ndarray  # [V, T] float32, rows sum to 1
