@@ -1,6 +1,6 @@
 """The alert rules load in Prometheus's own checker and do what their unit tests say, each
 alert has a runbook entry, and the Grafana dashboard's queries parse. (That every metric they
-name exists: tests/service/test_alert_metrics.py.)"""
+name exists: tests/http/test_alert_metrics.py.)"""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from recsvc.contract.keys import Keys
 from recsvc.registry.publish import PublishReport, publish
 from recsvc.store.client import async_client
 from sandbox.embedded_redis import EmbeddedCluster
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION
 
 KEYS = Keys()
 

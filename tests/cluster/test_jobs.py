@@ -17,8 +17,8 @@ from sandbox.embedded_redis import EmbeddedCluster
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
 from tests.cluster.conftest import KEYS, load_catalog_to_cluster, masters, publish_to_cluster
-from tests.service import planted
-from tests.service.conftest import service_settings, serving
+from tests.http import planted
+from tests.http.builders import service_settings, serving
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 FIRST, SECOND = "20260101T000000000000Z-first", "20260102T000000000000Z-second"

@@ -26,7 +26,7 @@ from tests.cluster.conftest import (
     node_of,
     publish_to_cluster,
 )
-from tests.service.conftest import PLANTED_VERSION, TestKeys, service_settings, serving
+from tests.http.builders import PLANTED_VERSION, TestKeys, service_settings, serving
 from training.data.drain import drain
 
 TOPIC_FIRST = {"u-ins": "v00", "u-save": "v10", "u-inv": "v20", "u-credit": "v30"}

@@ -27,7 +27,7 @@ USERS = [f"u{i:06d}" for i in range(20_000)]
 
 def documented_vectors() -> list[list[str]]:
     text = DOC.read_text()
-    table = text.split("<!-- test vectors: read by tests/recsvc/test_assignment.py -->")[1]
+    table = text.split("<!-- test vectors: read by tests/contract/test_assignment.py -->")[1]
     rows = [line for line in table.splitlines() if re.match(r"\| u\d", line)]
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 

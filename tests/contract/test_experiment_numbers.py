@@ -1,6 +1,6 @@
 """Every number of an experiment definition is finite: TOML spells infinity and not-a-number
 (`inf`, `-inf`, `nan`), and each is refused naming the experiment, variant and field, never a
-crash (a 500 from the API, a traceback from the CLI: see tests/service)."""
+crash (a 500 from the API, a traceback from the CLI: see tests/http)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import redis
 from recsvc.contract.keys import Keys
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY
-from tests.service.served import Served, planted_recsvc_serve
+from tests.http.served import Served, planted_recsvc_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from tests.builders import auth_header
-from tests.service.conftest import event_body
+from tests.http.builders import TestKeys, event_body
 
 FEED_USERS = ("u-save", "u-ins", "u-inv", "u-credit", "u-unknown")  # planted, and one cold
 EVENT_VIDEOS = ("v20", "v21", "v22", "v30")
@@ -190,3 +190,40 @@ def event_burst(base_url: str, posts: int) -> list[int]:
         return [response.status_code for response in responses]
 
     return asyncio.run(burst())
+
+
+class FeedLoop:
+    """Threads that request one user's feed without pause and record every outcome (status,
+    model version): what a switch of versions looks like to each client."""
+
+    def __init__(self, base_url: str, threads: int = 3) -> None:
+        self.base_url = base_url
+        self.stop = threading.Event()
+        self.outcomes: list[list[tuple[int, str | None]]] = [[] for _ in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._run, args=(log,), daemon=True) for log in self.outcomes
+        ]
+
+    def _run(self, log: list[tuple[int, str | None]]) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=10, auth=TestKeys()) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
+                except httpx.HTTPError as exc:
+                    log.append((0, repr(exc)))
+                    continue
+                version = response.json().get("model_version") if response.is_success else None
+                log.append((response.status_code, version))
+
+    def __enter__(self) -> FeedLoop:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+    def latest(self) -> set[str | None]:
+        return {log[-1][1] for log in self.outcomes if log}

@@ -19,7 +19,7 @@ import httpx
 import redis
 
 from recsvc.contract.keys import Keys
-from tests.service.conftest import eventually
+from tests.http.builders import eventually
 
 
 def wait_for_polls(

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import APP_KEY, auth_header, cli_environment
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
     eventually,
     load_planted_catalog,

@@ -26,7 +26,7 @@ import redis
 from recsvc.contract.keys import Keys
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import ADMIN_KEY, auth_header
-from tests.service.served import (
+from tests.http.served import (
     Served,
     feeds_while,
     planted_recsvc_serve,

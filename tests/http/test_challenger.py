@@ -27,11 +27,15 @@ import redis
 import redis.asyncio as aioredis
 
 from recsvc.contract.keys import Keys
-from recsvc.registry.publish import PublishReport
 from recsvc.registry.versions import RollbackError, rollback
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
-from tests.service.test_reload import SECOND_VERSION
+from tests.http import planted
+from tests.http.builders import (
+    PLANTED_VERSION,
+    SECOND_VERSION,
+    eventually,
+    publish_challenger,
+    publish_model,
+)
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 KEYS = Keys()
@@ -67,10 +71,6 @@ def start_recsvc(redis_url: str, models_dir: Path, *args: str, **env: str) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def publish_challenger(url: str, directory: Path, grace_seconds: int = 3600) -> PublishReport:
-    return publish_model(url, directory, grace_seconds, challenger=True)
 
 
 def roll_back(redis_url: str, to: str | None = None) -> dict[str, Any]:

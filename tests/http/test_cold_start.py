@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service import planted
-from tests.service.conftest import event_body
+from tests.http import planted
+from tests.http.builders import event_body
 
 BY_POPULARITY = sorted(
     planted.VIDEOS, key=lambda v: -float(planted.VIDEO_POPULARITY[planted.VIDEOS.index(v)])

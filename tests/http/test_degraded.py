@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.contract.keys import Keys
 from sandbox.embedded_redis import EmbeddedRedis
-from tests.service.conftest import (
+from tests.http.builders import (
     PLANTED_VERSION,
     eventually,
     load_planted_catalog,
@@ -30,7 +30,7 @@ from tests.service.conftest import (
     service_settings,
     serving,
 )
-from tests.service.polls import wait_for_polls
+from tests.http.polls import wait_for_polls
 
 POPULAR_FIRST = ["v00", "v01", "v02"]  # planted global popularity
 SAVING_FIRST = ["v10", "v11", "v12"]  # u-save's published vector

@@ -18,8 +18,8 @@ import redis
 
 from recsvc.contract.keys import Keys
 from tests.builders import cli_environment
-from tests.service.conftest import eventually
-from tests.service.test_attach_rules import attached, feed, planted_service, set_profile
+from tests.http.builders import eventually
+from tests.http.cards import attached, feed, planted_service, set_profile
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 LOAN = {"product_id": "p-loan", "name": "Flex Loan", "category": "credit", "risk_level": 2}

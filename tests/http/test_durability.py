@@ -16,7 +16,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.store.durability import assess
-from tests.service.conftest import (
+from tests.http.builders import (
     PLANTED_VERSION,
     eventually,
     load_planted_catalog,

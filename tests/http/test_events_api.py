@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from tests.service.conftest import service_settings, serving
+from tests.http.builders import service_settings, serving
 
 STREAM = "recsvc:events"
 

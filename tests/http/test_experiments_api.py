@@ -18,10 +18,8 @@ import redis
 from recsvc.contract.experiments import parse_experiments
 from recsvc.contract.keys import Keys
 from tests.builders import cf_vs_popular, champion_vs_challenger
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, eventually
-from tests.service.test_challenger import publish_challenger
-from tests.service.test_reload import SECOND_VERSION
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, SECOND_VERSION, eventually, publish_challenger
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 

@@ -19,7 +19,7 @@ redis-server, and concurrent clients requesting feeds and posting events through
 
 Each test prints its figure (`pytest -s` shows them). Where a test shows that something did
 not happen (no relapse, no retry, no switch back), it first waits for what would have shown
-it: the replica's polls (tests.service.polls) or a number of requests answered, never a sleep.
+it: the replica's polls (tests.http.polls) or a number of requests answered, never a sleep.
 """
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ from recsvc.contract.manifest import MODEL_FILE, sha256_file
 from recsvc.service.metrics import DEGRADED_CAUSES
 from sandbox.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import ADMIN_KEY, auth_header, cli_environment
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
     event_body,
     eventually,
     load_planted_catalog,
     publish_model,
 )
-from tests.service.load import Load, Outcome, event_burst, percentile
-from tests.service.polls import wait_for_polls
+from tests.http.load import Load, Outcome, event_burst, percentile
+from tests.http.polls import wait_for_polls
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
-from tests.service.conftest import (
+from tests.http.builders import (
     PLANTED_VERSION,
     load_planted_catalog,
     publish_model,

@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
-from tests.service.served import Served, planted_recsvc_serve
+from tests.http.served import Served, planted_recsvc_serve
 
 pytestmark = pytest.mark.slow
 

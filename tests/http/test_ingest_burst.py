@@ -30,7 +30,7 @@ import redis
 from recsvc.contract.keys import Keys
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
-from tests.service.served import (
+from tests.http.served import (
     Served,
     feeds_while,
     planted_recsvc_serve,

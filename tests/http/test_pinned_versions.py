@@ -21,9 +21,8 @@ import redis
 
 from recsvc.contract.keys import Keys
 from tests.builders import champion_vs_challenger, cli_environment
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
-from tests.service.test_reload import SECOND_VERSION
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, SECOND_VERSION, eventually, publish_model
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 

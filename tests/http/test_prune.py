@@ -29,8 +29,8 @@ from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import PAUSE_ENV
 from recsvc.registry.locks import LockHeld
 from recsvc.registry.versions import prune_versions
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, publish_model
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, publish_model
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 KEYS = Keys()

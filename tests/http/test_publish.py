@@ -26,8 +26,8 @@ from recsvc.contract import vectors
 from recsvc.contract.keys import Keys
 from recsvc.contract.manifest import ArtifactError
 from recsvc.registry.publish import LiveChanged, PublishReport, publish
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, publish_model
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, publish_model
 from training.models.export import export_model
 
 KEYS = Keys()

@@ -9,7 +9,6 @@ the replica keeps serving the version it had and stays ready.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,19 +18,19 @@ import pytest
 import redis
 
 from recsvc.contract.keys import Keys
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
-    TestKeys,
+    SECOND_VERSION,
     eventually,
     load_planted_catalog,
     publish_model,
     service_settings,
     serving,
 )
-from tests.service.polls import wait_for_polls
+from tests.http.load import FeedLoop
+from tests.http.polls import wait_for_polls
 
-SECOND_VERSION = "20260102T000000000000Z-second"
 BAD_VERSION = "20260102T000000000000Z-bad"
 
 
@@ -39,42 +38,6 @@ def feed(client: httpx.Client) -> dict:
     response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-class Load:
-    """Threads that request feeds without pause and record every outcome."""
-
-    def __init__(self, base_url: str, threads: int = 3) -> None:
-        self.base_url = base_url
-        self.stop = threading.Event()
-        self.outcomes: list[list[tuple[int, str | None]]] = [[] for _ in range(threads)]
-        self.threads = [
-            threading.Thread(target=self._run, args=(log,), daemon=True) for log in self.outcomes
-        ]
-
-    def _run(self, log: list[tuple[int, str | None]]) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=10, auth=TestKeys()) as client:
-            while not self.stop.is_set():
-                try:
-                    response = client.get("/v1/feed", params={"user_id": "u-save", "n": 3})
-                except httpx.HTTPError as exc:
-                    log.append((0, repr(exc)))
-                    continue
-                version = response.json().get("model_version") if response.is_success else None
-                log.append((response.status_code, version))
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(10)
-
-    def latest(self) -> set[str | None]:
-        return {log[-1][1] for log in self.outcomes if log}
 
 
 def set_pointer(redis_url: str, version: str, generation: int) -> None:
@@ -87,7 +50,7 @@ def test_a_new_version_is_served_within_seconds_without_a_failed_request(
 ) -> None:
     before = feed(service)
     assert before["model_version"] == PLANTED_VERSION
-    with Load(str(service.base_url)) as load:
+    with FeedLoop(str(service.base_url)) as load:
         assert eventually(lambda: all(len(log) >= 5 for log in load.outcomes))
         second = planted.write_planted_model(models_dir, SECOND_VERSION, user_scale=2.0)
         publish_model(redis_url, second)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.service.conftest import APP_KEY
+from tests.http.builders import APP_KEY
 
 
 def test_the_feed_request_id_is_the_client_given_x_request_id(service: httpx.Client) -> None:

@@ -22,10 +22,10 @@ import redis.asyncio as aioredis
 from recsvc.contract.keys import Keys
 from recsvc.registry.locks import LockHeld
 from recsvc.registry.publish import publish_lock
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, eventually, publish_model
-from tests.service.polls import wait_for_polls
-from tests.service.test_reload import SECOND_VERSION, Load
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, SECOND_VERSION, eventually, publish_model
+from tests.http.load import FeedLoop
+from tests.http.polls import wait_for_polls
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 
@@ -40,7 +40,7 @@ def test_rollback_under_load_moves_every_request_back_without_a_failure(
 ) -> None:
     second = planted.write_planted_model(models_dir, SECOND_VERSION, user_scale=2.0)
     publish_model(redis_url, second)
-    with Load(str(service.base_url)) as load:
+    with FeedLoop(str(service.base_url)) as load:
         assert eventually(lambda: load.latest() == {SECOND_VERSION}), load.latest()
         result = recsvc(redis_url, models_dir, "rollback")
         assert result.returncode == 0, result.stderr

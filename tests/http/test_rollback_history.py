@@ -19,9 +19,8 @@ import redis.asyncio as aioredis
 from recsvc.contract.keys import Keys
 from recsvc.registry.versions import RollbackError, rollback
 from tests.builders import cli_environment
-from tests.service import planted
-from tests.service.conftest import PLANTED_VERSION, publish_model
-from tests.service.test_reload import SECOND_VERSION
+from tests.http import planted
+from tests.http.builders import PLANTED_VERSION, SECOND_VERSION, publish_model
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 THIRD_VERSION = "20260103T000000000000Z-third"

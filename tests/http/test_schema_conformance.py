@@ -15,8 +15,8 @@ import pytest
 
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import ADMIN_KEY, APP_KEY
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
     load_planted_catalog,
     publish_model,

@@ -16,7 +16,7 @@ from recsvc.edge.app import create_app
 from recsvc.edge.auth import KeyRing
 from recsvc.service.settings import SettingsError
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
-from tests.service.conftest import (
+from tests.http.builders import (
     PLANTED_VERSION,
     event_body,
     load_planted_catalog,

@@ -24,13 +24,13 @@ from recsvc.edge.app import create_app
 from recsvc.service import logs
 from sandbox.embedded_redis import free_port
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
-from tests.service.conftest import (
+from tests.http.builders import (
     PLANTED_VERSION,
     load_planted_catalog,
     publish_model,
     service_settings,
 )
-from tests.service.served import recsvc_serve
+from tests.http.served import recsvc_serve
 
 SECRET = "acct-4711-private-banking"
 

@@ -19,8 +19,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from recsvc.contract.keys import Keys
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
     load_planted_catalog,
     publish_model,

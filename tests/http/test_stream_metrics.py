@@ -10,7 +10,7 @@ import httpx
 import redis
 
 from recsvc.contract.keys import Keys
-from tests.service.conftest import event_body, eventually
+from tests.http.builders import event_body, eventually
 from training.data.drain import drain
 
 

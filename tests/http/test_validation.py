@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from sandbox.embedded_redis import EmbeddedRedis
-from tests.service import planted
-from tests.service.conftest import (
+from tests.http import planted
+from tests.http.builders import (
     PLANTED_VERSION,
     TestKeys,
     load_planted_catalog,

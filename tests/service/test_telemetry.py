@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.service import planted
+from tests.http import planted
 
 LOAD_A_MODEL = """
 import sys

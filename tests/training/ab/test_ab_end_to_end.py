@@ -23,7 +23,7 @@ from recsvc.store.control import parse_pointer
 from sandbox.simulate import simulate
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cf_vs_popular, champion_vs_challenger, cli_environment
-from tests.service.conftest import publish_model, service_settings, serving
+from tests.http.builders import publish_model, service_settings, serving
 from training.ab.report import build_report, load_durations, load_exposures
 from training.data.drain import EXPOSURES, drain
 from training.data.events import load_events

@@ -17,7 +17,7 @@ import pytest
 from matplotlib.image import imread
 
 from recsvc.contract.experiments import Experiment, parse_experiments
-from tests.training.ab_builders import (
+from tests.training.ab.builders import (
     EXP,
     event,
     event_table,

@@ -14,7 +14,7 @@ import redis
 
 from recsvc.contract.experiments import Experiment, parse_experiments
 from recsvc.contract.keys import Keys
-from tests.training.ab_builders import (
+from tests.training.ab.builders import (
     DAY,
     DEFINITION,
     EXP,

@@ -17,7 +17,7 @@ from training.cli.source import world_source
 from training.data.events import EventDataError, EventFormat
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
-ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k" / "u.data"
+ML100K = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ml-100k" / "u.data"
 
 
 def recsvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ from training.data.events import (
     load_events,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 MOVIELENS_100K = REPO_ROOT / "../shared/data/ml-100k/u.data"
 NOON = datetime(2026, 11, 1, 12, tzinfo=UTC)
 NOON_UNIX = 1_793_534_400  # NOON as unix seconds

@@ -1,6 +1,6 @@
 """The nightly job's metrics file: the node exporter's textfile format, the outcome of the last
 run, a success kept through failures, replaced atomically. (Written by real runs:
-test_nightly.py; its names against the alert rules: tests/service/test_alert_metrics.py.)"""
+test_nightly.py; its names against the alert rules: tests/http/test_alert_metrics.py.)"""
 
 from __future__ import annotations
 
