@@ -64,7 +64,8 @@ class Metrics:
         )
         self.events = Counter(
             "recsvc_events_total",
-            "Events received, by outcome: accepted, duplicate, unavailable, stream_full; of the "
+            "Events received, by outcome: accepted, duplicate, unavailable, stream_full, busy "
+            "(Redis too busy to start the batch in time: 503 with Retry-After); of the "
             "accepted, not_applied_unknown_product and not_applied_state_full were kept in the "
             "stream but not in the user's state.",
             ["outcome"], registry=r,
@@ -86,7 +87,7 @@ class Metrics:
         self.redis_at_risk = Gauge(
             "recsvc_redis_at_risk",
             "1 when Redis is configured so that data can be lost, by risk: eviction "
-            "(maxmemory-policy not noeviction), no_persistence (no AOF), unknown (CONFIG refused).",
+            "(maxmemory-policy not noeviction), no_persistence (no AOF), unknown (INFO refused).",
             ["risk"], registry=r,
         )  # fmt: skip
         self.connections = Gauge(
