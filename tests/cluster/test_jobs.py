@@ -16,7 +16,7 @@ from recsvc.store.client import sync_client
 from sandbox.embedded_redis import EmbeddedCluster
 from sandbox.world.generate import WorldSpec, generate_world, write_world
 from tests.builders import cli_environment
-from tests.cluster.conftest import KEYS, load_catalog_to_cluster, masters, publish_to_cluster
+from tests.cluster.builders import KEYS, load_catalog_to_cluster, masters, publish_to_cluster
 from tests.http import planted
 from tests.http.builders import service_settings, serving
 

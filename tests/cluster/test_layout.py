@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis
 
 from sandbox.embedded_redis import EmbeddedCluster
-from tests.cluster.conftest import KEYS, keyslot
+from tests.cluster.builders import KEYS, keyslot
 
 
 def test_every_key_of_one_user_is_in_one_slot(redis_cluster: EmbeddedCluster) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from recsvc.store.client import sync_client
 from sandbox.embedded_redis import EmbeddedCluster
-from tests.cluster.conftest import KEYS, masters
+from tests.cluster.builders import KEYS, masters
 from training.data.segments import read_profiles
 
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from recsvc.store.client import sync_client
 from sandbox.embedded_redis import EmbeddedCluster
-from tests.cluster.conftest import (
+from tests.cluster.builders import (
     KEYS,
     keyslot,
     load_catalog_to_cluster,
