@@ -117,6 +117,11 @@ def is_disclosure(value: str | None) -> bool:
     return True
 
 
+# A view's watch ratio is the time watched over the video's duration: above 1 when the video
+# was replayed (real feed logs have them: about 14% of KuaiRand's rows). Above this ceiling a
+# value is not a replay but a unit mix-up (seconds for a ratio, a percentage): bad data.
+WATCH_RATIO_MAX = 100.0
+
 # Columns of an event, in order. Optional ones may be null.
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",

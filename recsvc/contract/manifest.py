@@ -24,6 +24,11 @@ OUTPUTS = ("video_index", "video_score", "product_index", "product_score")
 # service folds in with when a manifest predates `confidence_weights` in its params. A view
 # counts times its watch ratio when it has one.
 DEFAULT_CONFIDENCE_WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0, "purchase": 16.0}
+# A view's watch ratio counts up to this cap in its confidence (view weight × min(ratio, cap)):
+# by default a replay (ratio above 1) counts as one whole view. The trainer records its cap in
+# the manifest's params (`watch_ratio_cap`), and the service folds in with the same; a
+# manifest without one predates replays (every ratio was at most 1), for which 1 is exact.
+DEFAULT_WATCH_RATIO_CAP = 1.0
 
 
 class ArtifactError(ValueError):

@@ -15,7 +15,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from recsvc.contract.domain import ID_PATTERN, Action, ItemType, Lifecycle, NotABool
+from recsvc.contract.domain import (
+    ID_PATTERN,
+    WATCH_RATIO_MAX,
+    Action,
+    ItemType,
+    Lifecycle,
+    NotABool,
+)
 
 MAX_HOLDINGS = 1000  # products in one profile PUT
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
@@ -58,7 +65,9 @@ class Event(BaseModel):
     item_id: Id
     item_type: ItemType
     action: Action
-    watch_ratio: Annotated[float | None, NotABool] = Field(None, ge=0, le=1, allow_inf_nan=False)
+    watch_ratio: Annotated[float | None, NotABool] = Field(
+        None, ge=0, le=WATCH_RATIO_MAX, allow_inf_nan=False
+    )
     request_id: Id | None = None
     amount: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
 

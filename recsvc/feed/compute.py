@@ -97,7 +97,7 @@ def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | Non
             continue
         weight = model.weights.get(event.action, 0.0)
         if event.action == "view" and event.watch_ratio is not None:
-            weight *= event.watch_ratio
+            weight *= min(event.watch_ratio, model.watch_ratio_cap)
         confidence[position] += weight
     positive = {i: c for i, c in confidence.items() if c > 0}
     if not positive:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recsvc.contract.manifest import DEFAULT_CONFIDENCE_WEIGHTS, ArtifactError, load_array
+from recsvc.contract.manifest import (
+    DEFAULT_CONFIDENCE_WEIGHTS,
+    DEFAULT_WATCH_RATIO_CAP,
+    ArtifactError,
+    load_array,
+)
 from recsvc.feed.ranker import RankingModel
 
 
@@ -25,6 +30,7 @@ class ServingModel:
     segment_popularity: dict[str, np.ndarray]  # segment -> [V]
     item_position: dict[str, int]  # joint index: videos then products
     weights: dict[str, float]
+    watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
 
     @property
     def version(self) -> str:
@@ -54,6 +60,7 @@ class ServingModel:
             segment_popularity=segments,
             item_position={item: i for i, item in enumerate(items)},
             weights={**DEFAULT_CONFIDENCE_WEIGHTS, **manifest.params.get("confidence_weights", {})},
+            watch_ratio_cap=float(manifest.params.get("watch_ratio_cap", DEFAULT_WATCH_RATIO_CAP)),
         )
 
 

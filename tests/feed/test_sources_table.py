@@ -27,6 +27,7 @@ Global popularity ranks `v-b1 v-b0 v-a1 v-a0`, segment "young" `v-a1 v-a0 v-b0 v
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from recsvc.contract.manifest import DEFAULT_CONFIDENCE_WEIGHTS, Manifest
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
-from recsvc.feed.compute import FeedOptions, build_feeds, rank_inputs
+from recsvc.feed.compute import FeedOptions, build_feeds, rank_inputs, user_vector
 from recsvc.feed.model import ServingModel
 from recsvc.feed.ranker import RankingModel, session_options
 from training.models.export import IR_VERSION, OPSET, ranking_graph
@@ -271,3 +272,26 @@ def test_the_page_served(
     assert [item["video_id"] for item in feed.items] == videos
     assert feed.attached == attached
     assert [item["product"]["product_id"] for item in feed.items if item["product"]] == attached
+
+
+@pytest.mark.parametrize(
+    ("cap", "ratio", "counts_as"),
+    [
+        pytest.param(1.0, 3.0, 1.0, id="a replay counts as one whole view under the default cap"),
+        pytest.param(1.0, 0.4, 0.4, id="a partial view counts its ratio"),
+        pytest.param(2.0, 3.0, 2.0, id="a replay counts up to the model's cap"),
+        pytest.param(5.0, 3.0, 3.0, id="under the cap a replay counts its ratio"),
+    ],
+)
+def test_a_views_watch_ratio_counts_up_to_the_models_cap(
+    cap: float, ratio: float, counts_as: float
+) -> None:
+    """Fold-in weighs a view by min(watch ratio, the manifest's watch_ratio_cap), as training
+    does (training.data.matrix.ConfidenceWeights.per_event)."""
+    model = replace(MODEL, watch_ratio_cap=cap)
+    folded, source = user_vector(model, UserState(recent_raw=(event("v-b0", "view", ratio),)))
+    expected, _ = user_vector(model, UserState(recent_raw=(event("v-b0", "view", counts_as),)))
+    assert source is Source.FOLD_IN and folded is not None and expected is not None
+    assert np.allclose(folded, expected)
+    other, _ = user_vector(model, UserState(recent_raw=(event("v-b0", "view", 0.1),)))
+    assert other is not None and not np.allclose(folded, other)  # the ratio does count

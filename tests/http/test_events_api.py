@@ -82,6 +82,16 @@ def test_the_stream_holds_each_event_as_sent(
     assert stored["ts"] == "2026-01-02T03:04:05+00:00"  # a ts without a zone is UTC
 
 
+@pytest.mark.parametrize("ratio", [1.7, 5.0, 100.0])
+def test_a_replay_watch_ratio_is_accepted_and_stored_as_given(
+    service: httpx.Client, redis_client: redis.Redis, ratio: float
+) -> None:
+    """Above 1 is a replay, valid up to the ceiling (100); the feed caps it in fold-in."""
+    assert post(service, event("e1", watch_ratio=ratio)).json() == counts(1, 1, 0)
+    [(_, fields)] = redis_client.xrange(STREAM)
+    assert float(fields[b"watch_ratio"]) == ratio
+
+
 def test_reposting_the_same_event_ids_counts_duplicates_and_appends_nothing(
     service: httpx.Client, redis_client: redis.Redis
 ) -> None:
@@ -136,7 +146,7 @@ def test_views_clicks_and_impressions_hold_nothing(service: httpx.Client) -> Non
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
-        pytest.param({"watch_ratio": 1.5}, "watch_ratio", id="schema error"),
+        pytest.param({"watch_ratio": 100.5}, "watch_ratio", id="schema error"),
         pytest.param({"ts": "2100-01-01T00:00:00Z"}, "ts", id="ts in the future"),
     ],
 )

@@ -82,7 +82,7 @@ def event(**fields: Any) -> dict[str, Any]:
         pytest.param({"item_id": "-v10"}, "item_id", id="item_id starting with a dash"),
         pytest.param({"action": "like"}, "action", id="unknown action"),
         pytest.param({"item_type": "article"}, "item_type", id="unknown item_type"),
-        pytest.param({"watch_ratio": 1.5}, "watch_ratio", id="watch_ratio above 1"),
+        pytest.param({"watch_ratio": 100.5}, "watch_ratio", id="watch_ratio above its ceiling"),
         pytest.param({"watch_ratio": -0.1}, "watch_ratio", id="watch_ratio below 0"),
         pytest.param({"amount": -1.0}, "amount", id="negative amount"),
         pytest.param({"action": "purchase"}, "action", id="purchase of a video"),

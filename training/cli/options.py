@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from recsvc.contract.domain import WATCH_RATIO_MAX, Action
+from recsvc.contract.manifest import DEFAULT_WATCH_RATIO_CAP
 from training.data.events import EventFormat
 from training.data.matrix import ConfidenceWeights
 from training.data.splits import Protocol
@@ -60,6 +62,14 @@ Weights = Annotated[
     str,
     typer.Option(
         help="Confidence per action, e.g. 'click=2,purchase=8' (the rest keep their defaults)."
+    ),
+]
+WatchRatioCap = Annotated[
+    float,
+    typer.Option(
+        help="A view counts its watch ratio up to this: a replay (above 1) as this many views.",
+        min=0.01,
+        max=WATCH_RATIO_MAX,
     ),
 ]
 Tune = Annotated[bool, typer.Option("--tune", help="Search hyper-parameters first.")]
@@ -118,12 +128,13 @@ def make_params(
     )
 
 
-def parse_weights(text: str) -> ConfidenceWeights:
-    """'view=1,click=4' -> ConfidenceWeights; unknown actions and bad numbers are named."""
-    values: dict[str, float] = {}
+def parse_weights(text: str, watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP) -> ConfidenceWeights:
+    """'view=1,click=4' (and --watch-ratio-cap) -> ConfidenceWeights; unknown actions and bad
+    numbers are named."""
+    values: dict[str, float] = {"watch_ratio_cap": watch_ratio_cap}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, number = part.partition("=")
-        if name not in ConfidenceWeights.__dataclass_fields__:
+        if name not in {action.value for action in Action}:
             raise typer.BadParameter(f"unknown action {name!r} in --weights")
         try:
             values[name] = float(number)

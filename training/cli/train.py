@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from recsvc.contract.manifest import DEFAULT_WATCH_RATIO_CAP
 from training.cli.options import (
     DEFAULTS,
     Algorithm,
@@ -29,6 +30,7 @@ from training.cli.options import (
     TuneSeconds,
     TuneTrials,
     Users,
+    WatchRatioCap,
     Weights,
     World,
     directory_option,
@@ -57,6 +59,7 @@ def train(
     users: Users = None,
     max_bad_share: MaxBadShare = 0.01,
     weights: Weights = "",
+    watch_ratio_cap: WatchRatioCap = DEFAULT_WATCH_RATIO_CAP,
     protocol: ProtocolOption = Protocol.RECOMMENDERS,
     tune: Tune = False,
     tune_seconds: TuneSeconds = 120.0,
@@ -87,7 +90,7 @@ def train(
             make_source(interactions, fmt, world, max_bad_share, users),
             out,
             params,
-            weights=parse_weights(weights),
+            weights=parse_weights(weights, watch_ratio_cap),
             budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
             split_spec=SplitSpec(protocol),
             threads=threads,
@@ -105,6 +108,7 @@ def evaluate(
     world: World = None,
     max_bad_share: MaxBadShare = 0.01,
     weights: Weights = "",
+    watch_ratio_cap: WatchRatioCap = DEFAULT_WATCH_RATIO_CAP,
     protocol: ProtocolOption = Protocol.RECOMMENDERS,
     holdout_days: Annotated[int, typer.Option(help="Days held out (temporal).", min=1)] = 1,
     tune: Tune = False,
@@ -137,7 +141,7 @@ def evaluate(
             make_source(interactions, fmt, world, max_bad_share, truth=True),
             SplitSpec(protocol, holdout_days=holdout_days),
             params,
-            weights=parse_weights(weights),
+            weights=parse_weights(weights, watch_ratio_cap),
             budget=TuneBudget(tune_seconds, tune_trials) if tune else None,
             eval_spec=EvalSpec(k=k, product_k=product_k, max_users=max_users),
             threads=threads,

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsvc.contract.domain import Action, ItemType
-from recsvc.contract.manifest import DEFAULT_CONFIDENCE_WEIGHTS
+from recsvc.contract.manifest import DEFAULT_CONFIDENCE_WEIGHTS, DEFAULT_WATCH_RATIO_CAP
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,19 @@ class ConfidenceWeights:
     view: float = DEFAULT_CONFIDENCE_WEIGHTS["view"]  # times the watch ratio when it has one
     click: float = DEFAULT_CONFIDENCE_WEIGHTS["click"]
     purchase: float = DEFAULT_CONFIDENCE_WEIGHTS["purchase"]
+    # a view counts its watch ratio up to this (a replay, ratio above 1, as this many views)
+    watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"confidence weight {name!r} must be finite and >= 0, not {value}")
+        if self.watch_ratio_cap <= 0:
+            raise ValueError(f"watch_ratio_cap must be > 0, not {self.watch_ratio_cap}")
+
+    def per_action(self) -> dict[str, float]:
+        """The weight of each action (what the manifest's `confidence_weights` holds)."""
+        return {action.value: float(getattr(self, action.value)) for action in Action}
 
     def per_event(self, events: pa.Table) -> np.ndarray:
         """Confidence contributed by each event row (float32)."""
@@ -44,7 +52,7 @@ class ConfidenceWeights:
         ratio = events.column("watch_ratio").to_numpy(zero_copy_only=False).astype(np.float32)
         is_view = pc.equal(action, Action.VIEW.value).to_numpy(zero_copy_only=False)
         with_ratio = is_view & ~np.isnan(ratio)
-        weights[with_ratio] *= ratio[with_ratio]
+        weights[with_ratio] *= np.minimum(ratio[with_ratio], np.float32(self.watch_ratio_cap))
         return weights
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsvc.contract.domain import Action, ItemType
+from recsvc.contract.domain import WATCH_RATIO_MAX, Action, ItemType
 
 ID_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id")
 MAX_EXAMPLES = 5
@@ -121,7 +121,7 @@ def row_codes(events: pa.Table, unparsable: dict[BadReason, np.ndarray]) -> np.n
         BadReason.BAD_TIMESTAMP: pc.is_null(events.column("ts")),
         BadReason.UNKNOWN_ACTION: _not_in(events.column("action"), Action),
         BadReason.UNKNOWN_ITEM_TYPE: _not_in(events.column("item_type"), ItemType),
-        BadReason.WATCH_RATIO_OUT_OF_RANGE: _outside_unit_interval(events.column("watch_ratio")),
+        BadReason.WATCH_RATIO_OUT_OF_RANGE: _outside_watch_range(events.column("watch_ratio")),
         BadReason.BAD_AMOUNT: _negative_or_not_finite(events.column("amount")),
     }
     codes = np.zeros(events.num_rows, dtype=np.uint8)
@@ -189,9 +189,10 @@ def _not_in(values: pa.ChunkedArray, vocabulary: type[StrEnum]) -> pa.ChunkedArr
     return pc.invert(pc.is_in(values, pa.array([member.value for member in vocabulary])))
 
 
-def _outside_unit_interval(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """True where a value is present and not in [0, 1] (NaN included); null is allowed."""
-    inside = pc.and_(pc.greater_equal(values, 0), pc.less_equal(values, 1))
+def _outside_watch_range(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where a value is present and not in [0, WATCH_RATIO_MAX] (NaN included); null is
+    allowed. Above 1 is a replay, valid."""
+    inside = pc.and_(pc.greater_equal(values, 0), pc.less_equal(values, WATCH_RATIO_MAX))
     return pc.fill_null(pc.invert(inside), False)
 
 

@@ -115,7 +115,10 @@ def export_trained(
     }
     if segments is not None:
         popularity.update(segment_popularity(segments, dataset.interactions))
-    params = {"confidence_weights": dataset.weights.__dict__}
+    params = {
+        "confidence_weights": dataset.weights.per_action(),
+        "watch_ratio_cap": dataset.weights.watch_ratio_cap,
+    }
     return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
 
 

@@ -60,7 +60,7 @@ CSV_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown_action", {"action": "VIEW"}, "action='VIEW'"),  # the vocabulary is lower case
     ("unknown_item_type", {"item_type": "podcast"}, "item_type='podcast'"),
     ("unknown_item_type", {"item_type": None}, "item_type=null"),
-    ("watch_ratio_out_of_range", {"watch_ratio": 1.5}, "watch_ratio='1.5'"),
+    ("watch_ratio_out_of_range", {"watch_ratio": 100.5}, "watch_ratio='100.5'"),
     ("watch_ratio_out_of_range", {"watch_ratio": -0.1}, "watch_ratio='-0.1'"),
     ("watch_ratio_out_of_range", {"watch_ratio": "NaN"}, "watch_ratio='NaN'"),
     ("watch_ratio_out_of_range", {"watch_ratio": "half"}, "watch_ratio='half'"),
@@ -94,7 +94,7 @@ def test_each_csv_fault_is_counted_with_file_line_field_and_value(
         ("bad_timestamp", {"ts": None}, "ts=null"),
         ("unknown_action", {"action": "like"}, "action='like'"),
         ("unknown_item_type", {"item_type": "podcast"}, "item_type='podcast'"),
-        ("watch_ratio_out_of_range", {"watch_ratio": 1.5}, "watch_ratio=1.5"),
+        ("watch_ratio_out_of_range", {"watch_ratio": 100.5}, "watch_ratio=100.5"),
         ("watch_ratio_out_of_range", {"watch_ratio": float("nan")}, "watch_ratio=nan"),
         ("bad_amount", {"amount": -5.0}, "amount=-5.0"),
         ("bad_amount", {"amount": float("nan")}, "amount=nan"),
@@ -145,7 +145,7 @@ def test_a_duplicate_of_a_bad_row_is_kept_since_the_bad_row_is_not(tmp_path: Pat
 
 def test_a_row_with_several_faults_counts_once_under_the_first_reason(tmp_path: Path) -> None:
     rows = event_rows(5)
-    rows[1] = event_row(1, user_id="", action="like", watch_ratio=7, event_id="e0000")
+    rows[1] = event_row(1, user_id="", action="like", watch_ratio=700, event_id="e0000")
     rows[2] = event_row(2, action="like", item_type="podcast", amount=-1)
     path = write_events_csv(tmp_path / "events.csv", rows)
 
@@ -429,7 +429,7 @@ def test_rows_read_are_accepted_or_counted_across_files_and_reasons(tmp_path: Pa
     first = event_rows(50)
     first[3] = event_row(3, user_id=None)
     first[4] = event_row(4, ts="never")
-    first[5] = event_row(5, watch_ratio=2)
+    first[5] = event_row(5, watch_ratio=200)
     second = event_rows(50, start=50)
     second[0] = event_row(50, event_id="e0001")
     second[1] = event_row(51, item_type="podcast")
@@ -566,3 +566,15 @@ def test_repeats_compares_values_exactly_whatever_the_hashes_said() -> None:
     # Candidates picked by a (colliding) hash need not all repeat: "c" alone is not one.
     later, kept = repeats(values, rows[[0, 3, 5]])
     assert (later.tolist(), kept.tolist()) == ([5], [0])
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.5, 5.0, 100.0])
+def test_a_replay_watch_ratio_is_accepted_and_kept_as_given(tmp_path: Path, ratio: float) -> None:
+    """A ratio above 1 is a replay (real logs: about 14% of KuaiRand's rows): valid up to
+    recsvc.contract.domain.WATCH_RATIO_MAX; training caps it in confidence, not on reading."""
+    path = write_events_csv(tmp_path / "events.csv", [event_row(0, watch_ratio=ratio)])
+
+    table, report = load_events(path, max_bad_share=0.0)
+
+    assert report.rows_bad == 0
+    assert table.column("watch_ratio").to_pylist() == [ratio]

@@ -78,3 +78,28 @@ def test_matrix_is_float32_csr_with_sorted_indices() -> None:
     m = build_interactions(event_table([{"user_id": "a", "item_id": f"v{i}"} for i in (3, 1, 2)]))
     assert m.confidence.dtype == np.float32
     assert m.confidence.has_sorted_indices
+
+
+def test_a_replay_counts_up_to_the_watch_ratio_cap() -> None:
+    """A watch ratio above 1 is a replay: a view weighs view × min(ratio, cap)."""
+    events = event_table(
+        [
+            {"user_id": "a", "item_id": "v1", "watch_ratio": 3.0},
+            {"user_id": "a", "item_id": "v2", "watch_ratio": 0.5},
+            {"user_id": "a", "item_id": "v3", "watch_ratio": 1.5},
+        ]
+    )
+    assert ConfidenceWeights().per_event(events).tolist() == [1.0, 0.5, 1.0]
+    capped = ConfidenceWeights(view=2.0, watch_ratio_cap=2.0).per_event(events)
+    assert capped.tolist() == [4.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize("cap", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_watch_ratio_cap_that_is_not_positive_and_finite_is_refused(cap: float) -> None:
+    with pytest.raises(ValueError, match="watch_ratio_cap"):
+        ConfidenceWeights(watch_ratio_cap=cap)
+
+
+def test_the_manifest_gets_the_weight_of_each_action_and_the_cap_apart() -> None:
+    weights = ConfidenceWeights(click=2.0, watch_ratio_cap=3.0)
+    assert weights.per_action() == {"impression": 0.0, "view": 1.0, "click": 2.0, "purchase": 16.0}

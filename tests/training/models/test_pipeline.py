@@ -15,11 +15,11 @@ import training.models.pipeline
 import training.models.tuner
 from tests.builders import block_events, event_rows, write_events_csv
 from training.data.events import EventDataError, load_events
-from training.data.matrix import Interactions, build_interactions, pair_keys
+from training.data.matrix import ConfidenceWeights, Interactions, build_interactions, pair_keys
 from training.data.splits import Dataset, Protocol, SplitSpec, split
 from training.evaluation.evaluate import EvalSpec, EvaluationSet, evaluation_set
 from training.models.factors import FitParams, fit
-from training.models.pipeline import Source, run_evaluate
+from training.models.pipeline import Source, run_evaluate, run_train
 from training.models.tuner import TuneBudget
 
 
@@ -131,3 +131,21 @@ def test_an_unreadable_catalogue_is_an_error_naming_the_file(tmp_path: Path) -> 
     missing = tmp_path / "no-catalog"
     with pytest.raises(EventDataError, match=f"{missing / 'videos.jsonl'} is unreadable"):
         run_evaluate(Source(path, catalog=missing), SplitSpec(Protocol.PER_USER), FitParams())
+
+
+def test_the_exported_manifest_carries_the_weights_and_the_watch_ratio_cap(
+    tmp_path: Path,
+) -> None:
+    """The service folds a user's recent events in with exactly what training used."""
+    path = tmp_path / "events.parquet"
+    pq.write_table(block_events(groups=2, users_per_group=10), path)
+    weights = ConfidenceWeights(click=2.0, watch_ratio_cap=2.5)
+
+    report = run_train(
+        Source(path), tmp_path / "out", FitParams(factors=2), weights=weights,
+        models_dir=tmp_path / "models",
+    )  # fmt: skip
+
+    params = json.loads((Path(report["model_dir"]) / "manifest.json").read_text())["params"]
+    assert params["confidence_weights"] == weights.per_action()
+    assert params["watch_ratio_cap"] == 2.5
