@@ -4,8 +4,10 @@ watches to reload.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +25,18 @@ from recsvc.store.gateway import (
 )
 
 CATALOG_WRITE_ATTEMPTS = 50
+# Catalogue writes in Redis at once, from one replica. A burst of admin PUTs (a back office
+# re-sending its catalogue) otherwise queues every script inside Redis at once: the last ones
+# wait past the Redis timeout (seen: 5 of 200 PUTs at once answered 503 on two loaded cores),
+# and a feed's read waits behind them all. Waiting here costs nothing in Redis; a write that
+# cannot start within CATALOG_WAIT_SECONDS is answered 503 with Retry-After.
+CATALOG_SLOTS = 4
+CATALOG_WAIT_SECONDS = 10.0
+
+
+class CatalogBusy(RedisUnavailable):
+    """This replica has had more catalogue writes than it lets Redis take at once, for
+    longer than CATALOG_WAIT_SECONDS: retry (Redis itself is fine)."""
 
 
 class CatalogContended(RedisUnavailable):
@@ -86,6 +100,26 @@ class CatalogStore(Gateway):
     def _catalog_cas(self) -> AsyncScript:
         return self.client.register_script(CATALOG_CAS_SCRIPT)
 
+    @cached_property
+    def _catalog_slots(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(CATALOG_SLOTS)
+
+    @asynccontextmanager
+    async def _catalog_turn(self) -> AsyncIterator[None]:
+        """A turn to write the catalogue (at most CATALOG_SLOTS writes in Redis at once)."""
+        try:
+            await asyncio.wait_for(self._catalog_slots.acquire(), CATALOG_WAIT_SECONDS)
+        except TimeoutError:
+            raise CatalogBusy(
+                f"this replica is busy writing other catalogue records (more than "
+                f"{CATALOG_SLOTS} at once for {CATALOG_WAIT_SECONDS:g}s); nothing was written, "
+                "retry"
+            ) from None
+        try:
+            yield
+        finally:
+            self._catalog_slots.release()
+
     async def catalog_records(self) -> tuple[str | None, dict[bytes, bytes], dict[bytes, bytes]]:
         """The catalogue's revision and raw records, read in one transaction."""
 
@@ -116,7 +150,10 @@ class CatalogStore(Gateway):
             variants = [record]
         keys = [hash_key, self.keys.catalog_revision]
         args = [item_id, new_revision(), *(json.dumps(v) for v in variants)]
-        written = await self._call("put_catalog", lambda: self._catalog_put(keys=keys, args=args))
+        async with self._catalog_turn():
+            written = await self._call(
+                "put_catalog", lambda: self._catalog_put(keys=keys, args=args)
+            )
         return variants[int(written) - 1]
 
     async def set_catalog_status(
@@ -162,7 +199,8 @@ class CatalogStore(Gateway):
                 "being written; retry"
             )
 
-        return await self._call(operation, work)
+        async with self._catalog_turn():
+            return await self._call(operation, work)
 
     async def get_catalog_record(self, hash_key: str, item_id: str) -> dict | None:
         raw = await self._call("get_catalog", lambda: self.client.hget(hash_key, item_id))
