@@ -9,12 +9,27 @@ from typing import Annotated, Any
 
 import typer
 
+from recsvc.contract.manifest import DEFAULT_WATCH_RATIO_CAP
 from training.cli.options import (
+    DEFAULTS,
+    Algorithm,
+    AlgorithmName,
+    Alpha,
     ExposuresDir,
+    Factors,
+    Iterations,
+    LogConfidence,
+    MaxBadShare,
+    Regularization,
+    Seed,
     TuneSeconds,
     TuneTrials,
+    WatchRatioCap,
+    Weights,
     directory_option,
     fail,
+    make_params,
+    parse_weights,
     service_settings,
 )
 
@@ -56,8 +71,25 @@ def nightly(
             help="Old live items the new model may not know (dead content) and pass.", min=0
         ),
     ] = 0,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    watch_ratio_cap: WatchRatioCap = DEFAULT_WATCH_RATIO_CAP,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune/--no-tune",
+            help="Search hyper-parameters from the options below, or fit with them as given.",
+        ),
+    ] = True,
     tune_seconds: TuneSeconds = 60,
     tune_trials: TuneTrials = None,
+    algorithm: Algorithm = AlgorithmName.ALS,
+    factors: Factors = DEFAULTS.factors,
+    regularization: Regularization = DEFAULTS.regularization,
+    alpha: Alpha = DEFAULTS.alpha,
+    log_confidence: LogConfidence = False,
+    iterations: Iterations = DEFAULTS.iterations,
+    seed: Seed = DEFAULTS.seed,
     challenger: Annotated[
         bool,
         typer.Option(
@@ -99,7 +131,8 @@ def nightly(
     ] = 3,
 ) -> None:
     """Drain, retrain, compare with the live model, gate, publish, prune. Exit 0 promoted (or
-    published as challenger), 3 gated (--gated-exit-code), 1 failure. Uses RECSVC_REDIS_URL,
+    published as challenger), 3 gated (--gated-exit-code), 1 failure. The data and model
+    options are train's and evaluate's. Uses RECSVC_REDIS_URL,
     RECSVC_REDIS_PREFIX, RECSVC_REDIS_CLUSTER, RECSVC_MODELS_DIR, RECSVC_VERSION_GRACE_SECONDS
     and RECSVC_KEEP_VERSIONS.
 
@@ -134,8 +167,13 @@ def nightly(
             min_coverage=min_coverage,
             new_item_days=new_item_days,
             max_unknown_items=max_unknown_items,
-            tune_seconds=tune_seconds,
-            tune_trials=tune_trials,
+            tune_seconds=tune_seconds if tune else None,
+            tune_trials=tune_trials if tune else None,
+            max_bad_share=max_bad_share,
+            weights=parse_weights(weights, watch_ratio_cap),
+            params=make_params(
+                algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+            ),
             grace_seconds=settings.version_grace_seconds,
             keep_versions=settings.keep_versions,
             challenger=challenger,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.data.matrix import ConfidenceWeights
 from training.models.factors import FitParams
 
 GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
@@ -31,12 +32,16 @@ class NightlySpec:
     keep_versions: int = 5
     challenger: bool = False  # publish as the challenger: nothing goes live
     users: Path | None = None  # users' segments from this CSV, not from the Redis profiles
-    params: FitParams = field(default_factory=FitParams)
+    params: FitParams = field(default_factory=FitParams)  # the tuner's base, or the fit's
+    max_bad_share: float = 0.01  # more invalid rows than this share fails the run
+    weights: ConfidenceWeights = field(default_factory=ConfidenceWeights)
 
     def __post_init__(self) -> None:
         if self.metric not in GATE_METRICS:
             raise ValueError(f"metric {self.metric!r} is not one of {', '.join(GATE_METRICS)}")
         if not 0 <= self.tolerance < 1:
             raise ValueError(f"tolerance must be in [0, 1) (0.02 is 2%), not {self.tolerance}")
+        if not 0 <= self.max_bad_share <= 1:
+            raise ValueError(f"max_bad_share must be in [0, 1], not {self.max_bad_share}")
         if not 0 <= self.min_coverage <= 1:
             raise ValueError(f"min_coverage must be in [0, 1], not {self.min_coverage}")

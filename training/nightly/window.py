@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from training.data.events import load_events
-from training.data.matrix import ConfidenceWeights, build_interactions
+from training.data.matrix import build_interactions
 from training.data.splits import Dataset
 from training.nightly.spec import NightlySpec
 
@@ -21,7 +21,7 @@ FUTURE_SLACK = timedelta(hours=1)  # events later than now + this are dropped as
 
 def load_window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any], datetime]:
     """The window's dataset, its description for the report, and its last event."""
-    events, validation = load_events(spec.events_dir)
+    events, validation = load_events(spec.events_dir, max_bad_share=spec.max_bad_share)
     # An event stamped in the future (a device clock) would move the holdout day past every
     # real event and empty it: dropped, and counted with the bad rows.
     horizon = pa.scalar(datetime.now(UTC) + FUTURE_SLACK, type=events.schema.field("ts").type)
@@ -38,7 +38,7 @@ def load_window(spec: NightlySpec) -> tuple[Dataset, dict[str, Any], datetime]:
     start = start.replace(hour=0, minute=0, second=0, microsecond=0)
     events = events.filter(pc.greater_equal(events.column("ts"), start))
     first = pc.min(events.column("ts")).as_py()
-    weights = ConfidenceWeights()
+    weights = spec.weights
     interactions = build_interactions(events, weights)
     data = {
         "window": {"first_event": str(first), "last_event": str(last)},
