@@ -22,6 +22,7 @@ and generation.
     <p>:{u:<id>}:recent             list, newest first, of "item_type|item_id|action|ratio"
     <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
     <p>:{u:<id>}:ev:<event_id>      Cluster only: the event's update of the user's state is done
+    <p>:{u:<id>}:backfill           the id of the history backfill that seeded this user's state
     <p>:events                      stream of accepted events (the nightly job drains it)
     <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
                                     length, so that ids containing ':' cannot share one)
@@ -134,6 +135,11 @@ class Keys:
 
     def recent(self, user_id: str) -> str:
         return f"{self.user(user_id)}:recent"
+
+    def backfilled(self, user_id: str) -> str:
+        """The id of the history backfill (recsvc state backfill) that seeded the user's
+        recent items and purchases: a second run of the same backfill skips the user."""
+        return f"{self.user(user_id)}:backfill"
 
     def caps(self, user_id: str, day: str) -> str:
         return f"{self.user(user_id)}:caps:{day}"

@@ -43,6 +43,13 @@ class UserState:
         return [_recent(entry) for entry in self.recent_raw]
 
 
+def recent_entry(item_type: str, item_id: str, action: str, watch_ratio: float | None) -> str:
+    """One entry of a user's recent list, as the ingest script writes it (a ratio as its
+    shortest exact text, as the API's float prints)."""
+    ratio = "" if watch_ratio is None else repr(float(watch_ratio))
+    return f"{item_type}|{item_id}|{action}|{ratio}"
+
+
 def _recent(entry: bytes) -> RecentEvent:
     item_type, item_id, action, ratio = entry.decode().split("|")
     return RecentEvent(item_type, item_id, action, float(ratio) if ratio else None)

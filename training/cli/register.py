@@ -7,6 +7,7 @@ import typer
 from training.cli.ab import ab_report
 from training.cli.drain import drain
 from training.cli.nightly import nightly
+from training.cli.state import backfill
 from training.cli.train import evaluate, export, train
 
 
@@ -20,3 +21,6 @@ def register(app: typer.Typer) -> None:
     ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
     ab.command("report")(ab_report)
     app.add_typer(ab, name="ab")
+    state = typer.Typer(no_args_is_help=True, help="The service's online state: seeding it.")
+    state.command("backfill")(backfill)
+    app.add_typer(state, name="state")
