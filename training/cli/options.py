@@ -16,6 +16,7 @@ from training.data.events import EventFormat
 from training.data.matrix import ConfidenceWeights
 from training.data.splits import Protocol
 from training.models.factors import FitParams
+from training.models.tuner import Objective
 
 if TYPE_CHECKING:
     from recsvc.service.settings import Settings
@@ -70,6 +71,16 @@ WatchRatioCap = Annotated[
         help="A view counts its watch ratio up to this: a replay (above 1) as this many views.",
         min=0.01,
         max=WATCH_RATIO_MAX,
+    ),
+]
+VideoWeight = Annotated[
+    float,
+    typer.Option(help="Tuner objective: weight of the video NDCG@10 (0 leaves it out).", min=0),
+]
+ProductWeight = Annotated[
+    float,
+    typer.Option(
+        help="Tuner objective: weight of the product hit rate@5 (0 leaves it out).", min=0
     ),
 ]
 Tune = Annotated[bool, typer.Option("--tune", help="Search hyper-parameters first.")]
@@ -144,6 +155,14 @@ def parse_weights(text: str, watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP) -
         return ConfidenceWeights(**values)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def make_objective(video_weight: float, product_weight: float) -> Objective:
+    """The tuner's objective from --video-weight and --product-weight."""
+    try:
+        return Objective(video_weight, product_weight)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--video-weight/--product-weight") from None
 
 
 def directory_option(path: Path, option: str) -> Path:

@@ -32,7 +32,7 @@ from training.evaluation.evaluate import (
     evaluation_set,
 )
 from training.models.factors import Factors, FitParams, fit, save_factors
-from training.models.tuner import TuneBudget, TuneResult, tune
+from training.models.tuner import Objective, TuneBudget, TuneResult, tune
 
 
 @dataclass(frozen=True)
@@ -144,12 +144,19 @@ def choose_params(
     budget: TuneBudget | None,
     threads: int | None,
     show_progress: bool,
+    objective: Objective | None = None,
 ) -> tuple[FitParams, TuneResult | None]:
     """The given parameters, or the tuner's best when a budget is given."""
     if budget is None:
         return base, None
     result = tune(
-        train, split_spec, budget, base=base, threads=threads, show_progress=show_progress
+        train,
+        split_spec,
+        budget,
+        base=base,
+        objective=objective,
+        threads=threads,
+        show_progress=show_progress,
     )
     return result.best, result
 
@@ -161,6 +168,7 @@ def run_train(
     *,
     weights: ConfidenceWeights | None = None,
     budget: TuneBudget | None = None,
+    objective: Objective | None = None,
     split_spec: SplitSpec | None = None,
     threads: int | None = None,
     show_progress: bool = False,
@@ -175,7 +183,7 @@ def run_train(
     dataset, data = load_dataset(source, weights or ConfidenceWeights(), stages)
     with stages.stage("tune"):
         params, tuning = choose_params(
-            dataset, split_spec or SplitSpec(), params, budget, threads, show_progress
+            dataset, split_spec or SplitSpec(), params, budget, threads, show_progress, objective
         )
     with stages.stage("fit"):
         factors = fit(
@@ -216,6 +224,7 @@ def run_evaluate(
     *,
     weights: ConfidenceWeights | None = None,
     budget: TuneBudget | None = None,
+    objective: Objective | None = None,
     eval_spec: EvalSpec | None = None,
     threads: int | None = None,
     show_progress: bool = False,
@@ -237,7 +246,9 @@ def run_evaluate(
             "data); nothing to evaluate"
         )
     with stages.stage("tune"):
-        params, tuning = choose_params(train, split_spec, params, budget, threads, show_progress)
+        params, tuning = choose_params(
+            train, split_spec, params, budget, threads, show_progress, objective
+        )
     with stages.stage("fit"):
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress

@@ -16,7 +16,14 @@ import numpy as np
 from tqdm import tqdm
 
 from training.data.splits import Dataset, Protocol, SplitSpec, split
-from training.evaluation.evaluate import EvalSpec, FactorScorer, evaluate, evaluation_set
+from training.evaluation.evaluate import (
+    EvalSpec,
+    FactorScorer,
+    PopularityScorer,
+    ScorerReport,
+    evaluate,
+    evaluation_set,
+)
 from training.models.factors import FitParams, ModelFitError, fit
 
 FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -33,6 +40,54 @@ class TuneBudget:
     def __post_init__(self) -> None:
         if self.seconds <= 0 or (self.max_trials is not None and self.max_trials < 1):
             raise ValueError("the tuning budget needs seconds > 0 and max_trials >= 1")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the tuner maximises on its validation split: the weighted mean of the video
+    NDCG@k and the product hit rate@k' (EvalSpec's k and product_k). A part the validation
+    split cannot measure (no video held out, no product bought) drops out, so videos-only
+    data tunes on videos and products-only data on products; a weight of 0 leaves a part out
+    on purpose. Equal weights by default: both metrics lie in [0, 1]."""
+
+    video_weight: float = 1.0
+    product_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        weights = (self.video_weight, self.product_weight)
+        if not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) == 0:
+            raise ValueError(
+                f"objective weights must be finite, >= 0 and not both 0, not {weights}"
+            )
+
+    def parts(self, report: ScorerReport) -> list[tuple[str, float, float]]:
+        """(name, weight, value) of each part the report measures and the weights keep."""
+        parts = []
+        if self.video_weight > 0 and report.videos.users > 0:
+            parts.append(("video ndcg", self.video_weight, report.videos.ndcg))
+        if self.product_weight > 0 and report.product_hit_rate is not None:
+            parts.append(("product hit rate", self.product_weight, report.product_hit_rate))
+        return parts
+
+    def score(self, report: ScorerReport) -> float:
+        parts = self.parts(report)
+        if not parts:
+            return 0.0
+        return sum(w * v for _, w, v in parts) / sum(w for _, w, _ in parts)
+
+    def describe(self, report: ScorerReport, spec: EvalSpec) -> str:
+        """The objective as measured, e.g. '(1×video NDCG@10 + 1×product hit rate@5) / 2'."""
+        names = {
+            "video ndcg": f"video NDCG@{spec.k}",
+            "product hit rate": f"product hit rate@{spec.product_k}",
+        }
+        parts = self.parts(report)
+        if not parts:
+            return "nothing the weights keep can be measured on this data"
+        if len(parts) == 1:
+            return names[parts[0][0]]
+        total = sum(w for _, w, _ in parts)
+        return "(" + " + ".join(f"{w:g}×{names[n]}" for n, w, _ in parts) + f") / {total:g}"
 
 
 @dataclass(frozen=True)
@@ -125,7 +180,7 @@ def tune(
     *,
     base: FitParams | None = None,
     eval_spec: EvalSpec | None = None,
-    objective: str = "ndcg",
+    objective: Objective | None = None,
     validation_ratio: float = 0.8,
     threads: int | None = None,
     show_progress: bool = False,
@@ -133,6 +188,7 @@ def tune(
     """Search hyper-parameters on a validation split of `train`; return the best and every trial."""
     started = time.perf_counter()
     base = base or FitParams()
+    objective = objective or Objective()
     eval_spec = eval_spec or EvalSpec(max_users=5_000)
     spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=validation_ratio)
     fit_part, held_out = split(train, spec)
@@ -142,10 +198,19 @@ def tune(
             f"the tuner's {_describe(spec)} of the training data leaves no user to validate on; "
             "the training part is too small or too short for this protocol"
         )
+    probe = evaluate(PopularityScorer(fit_part.interactions), validation, eval_spec)
+    if not objective.parts(probe):
+        raise ValueError(
+            "the tuner's objective measures nothing on this data: the validation split "
+            f"holds {probe.videos.users} users with a held-out video and "
+            f"{'no' if probe.product_hit_rate is None else 'some'} purchases, and the weights "
+            f"are video {objective.video_weight:g}, product {objective.product_weight:g}"
+        )
     matrix = fit_part.interactions.confidence
     rng = np.random.default_rng(base.seed)
 
     trials: list[Trial] = []
+    described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
     while True:
         elapsed = time.perf_counter() - started
@@ -171,7 +236,8 @@ def tune(
             report = evaluate(
                 FactorScorer(factors, fit_part.interactions.index), validation, eval_spec
             )
-            score = float(getattr(report.videos, objective))
+            score = objective.score(report)
+            described = described or objective.describe(report, eval_spec)
         except ModelFitError:
             score = float("-inf")
         trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
@@ -182,7 +248,7 @@ def tune(
     return TuneResult(
         best=best.params,
         best_score=best.score,
-        objective=f"{objective}_at_{eval_spec.k} on videos",
+        objective=described or "none (every fit failed)",
         validation=f"{_describe(spec)} of the training data, {len(validation.users)} users",
         seconds=time.perf_counter() - started,
         trials=trials,

@@ -162,7 +162,9 @@ def _run(
         else None
     )
     with _stage(stages, lease, "tune"):
-        params, tuning = choose_params(train, split_spec, spec.params, budget, None, False)
+        params, tuning = choose_params(
+            train, split_spec, spec.params, budget, None, False, spec.objective
+        )
     report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
     with _stage(stages, lease, "fit_holdout"):
         factors = fit(train.interactions.confidence, params)

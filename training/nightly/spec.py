@@ -11,6 +11,7 @@ from pathlib import Path
 
 from training.data.matrix import ConfidenceWeights
 from training.models.factors import FitParams
+from training.models.tuner import Objective
 
 GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
 
@@ -35,6 +36,7 @@ class NightlySpec:
     params: FitParams = field(default_factory=FitParams)  # the tuner's base, or the fit's
     max_bad_share: float = 0.01  # more invalid rows than this share fails the run
     weights: ConfidenceWeights = field(default_factory=ConfidenceWeights)
+    objective: Objective = field(default_factory=Objective)  # what the tuner maximises
 
     def __post_init__(self) -> None:
         if self.metric not in GATE_METRICS:

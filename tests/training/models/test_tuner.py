@@ -4,11 +4,13 @@ reproducible, and only ever sees the training part."""
 import numpy as np
 import pytest
 
-from tests.builders import block_events
+from tests.builders import block_events, event_table
 from training.data.matrix import build_interactions, pair_keys
 from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.evaluation.evaluate import ScorerReport
+from training.evaluation.metrics import RankingMetrics
 from training.models.factors import FitParams
-from training.models.tuner import TuneBudget, perturb, sample_params, tune
+from training.models.tuner import Objective, TuneBudget, perturb, sample_params, tune
 
 
 def training_part() -> Dataset:
@@ -75,3 +77,70 @@ def test_samples_stay_inside_the_search_space() -> None:
 def test_an_empty_budget_is_refused() -> None:
     with pytest.raises(ValueError):
         TuneBudget(seconds=0)
+
+
+def report(ndcg: float, users: int, hit_rate: float | None) -> ScorerReport:
+    videos = RankingMetrics(k=10, users=users, precision=0.0, recall=0.0, ndcg=ndcg, map=0.0,
+                            coverage=0.0)  # fmt: skip
+    return ScorerReport("model", videos, hit_rate, 0 if hit_rate is None else 10)
+
+
+@pytest.mark.parametrize(
+    ("objective", "measured", "expected"),
+    [
+        pytest.param(Objective(), report(0.2, 50, 0.6), 0.4, id="equal weights: the mean"),
+        pytest.param(Objective(1, 3), report(0.2, 50, 0.6), 0.5, id="weighted mean"),
+        pytest.param(Objective(), report(0.0, 0, 0.6), 0.6, id="no video held out: products"),
+        pytest.param(Objective(), report(0.2, 50, None), 0.2, id="no purchase: videos alone"),
+        pytest.param(Objective(1, 0), report(0.2, 50, 0.6), 0.2, id="weight 0 leaves it out"),
+        pytest.param(Objective(0, 1), report(0.0, 0, None), 0.0, id="nothing measured: 0"),
+    ],
+)
+def test_the_objective_blends_the_parts_the_data_has(
+    objective: Objective, measured: ScorerReport, expected: float
+) -> None:
+    assert objective.score(measured) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("weights", [(0, 0), (-1, 1), (1, float("nan")), (float("inf"), 1)])
+def test_objective_weights_that_are_negative_not_finite_or_both_zero_are_refused(
+    weights: tuple[float, float],
+) -> None:
+    with pytest.raises(ValueError, match="objective weights"):
+        Objective(*weights)
+
+
+def products_only() -> Dataset:
+    """Users in four groups, each buying eight of their group's twelve products: no video."""
+    rng = np.random.default_rng(5)
+    rows = [
+        {"user_id": f"u{g}-{u}", "item_id": f"p{g}-{p}", "item_type": "product",
+         "action": "purchase"}
+        for g in range(4)
+        for u in range(30)
+        for p in rng.choice(12, 8, replace=False)
+    ]  # fmt: skip
+    events = event_table(rows)
+    data = Dataset(build_interactions(events), events)
+    return split(data, SplitSpec(Protocol.PER_USER))[0]
+
+
+def test_on_products_only_the_tuner_tunes_on_the_product_hit_rate() -> None:
+    """Before, the objective was video NDCG only: every trial scored 0 on products-only data
+    and the defaults were kept whatever they were worth."""
+    result = tune(
+        products_only(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=6), threads=1
+    )
+    assert result.objective == "product hit rate@5"
+    assert result.best_score > 0
+    assert len({t.score for t in result.trials}) > 1  # the trials are told apart
+
+
+def test_an_objective_that_measures_nothing_on_the_data_is_refused_before_any_trial() -> None:
+    with pytest.raises(ValueError, match="measures nothing"):
+        tune(
+            products_only(),
+            SplitSpec(Protocol.PER_USER),
+            TuneBudget(60, max_trials=2),
+            objective=Objective(video_weight=1, product_weight=0),
+        )
