@@ -17,6 +17,10 @@ import numpy as np
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+# Families whose user vector is the user's confidence row times a matrix (low-rank EASE) export
+# that matrix, items × dimension: the service folds a user in as Σ c_i · row_i, with no solve.
+# Without it, fold-in is the ALS closed form over the item factors.
+PROJECTION_FILE = "item_projection.npy"
 # Graph inputs and outputs, by name (the ranking graph's interface).
 INPUTS = ("user", "video_bias", "product_bias", "k", "attach_weights")
 OUTPUTS = ("video_index", "video_score", "product_index", "product_score")

@@ -19,7 +19,7 @@ from recsvc.contract import vectors
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules, UnknownRiskPolicy, choose_attachments
-from recsvc.feed.foldin import fold_in
+from recsvc.feed.foldin import fold_in, project
 from recsvc.feed.model import ServingModel
 from recsvc.feed.ranker import Ranked
 
@@ -105,9 +105,12 @@ def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | Non
     items = np.fromiter(positive.keys(), dtype=np.int64)
     values = np.fromiter(positive.values(), dtype=np.float64)
     ranking = model.ranking
-    vector = fold_in(
-        ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params
-    )
+    if model.projection is not None:  # EASE: the history times the projection, as trained
+        vector = project(model.projection, items, values, ranking.manifest.params)
+    else:
+        vector = fold_in(
+            ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params
+        )
     return vector, Source.FOLD_IN
 
 

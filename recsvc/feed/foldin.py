@@ -1,4 +1,6 @@
-"""Fold-in: a user vector from the user's recent items, by the ALS closed form, in numpy.
+"""Fold-in: a user vector from the user's recent items, by the ALS closed form, in numpy
+(or, for a projection family such as low-rank EASE, the items' confidences times the
+projection: `project`).
 
 For a user with items i and summed event confidences r_i (as the trainer builds them), with
 c_i = alpha · f(r_i) where f is the identity or log1p (the model's `confidence` parameter):
@@ -37,3 +39,19 @@ def fold_in(
     a += (y * (c - 1.0)[:, None]).T @ y
     b = (c[:, None] * y).sum(axis=0)
     return np.linalg.solve(a, b).astype(np.float32)
+
+
+def project(
+    projection: np.ndarray,
+    items: np.ndarray,
+    confidences: np.ndarray,
+    params: Mapping[str, Any],
+) -> np.ndarray:
+    """The user vector of a projection family (low-rank EASE): Σ_i f(r_i) · projection_i, with
+    f as in fold_in (alpha does not enter: training gives EASE the transformed matrix as is)."""
+    values = np.asarray(confidences, dtype=np.float64)
+    if params.get("confidence", "linear") == "log":
+        values = np.log1p(values)
+    rows = projection[np.asarray(items)].astype(np.float64)
+    vector: np.ndarray = (values @ rows).astype(np.float32)
+    return vector

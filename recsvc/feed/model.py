@@ -13,6 +13,7 @@ import numpy as np
 from recsvc.contract.manifest import (
     DEFAULT_CONFIDENCE_WEIGHTS,
     DEFAULT_WATCH_RATIO_CAP,
+    PROJECTION_FILE,
     ArtifactError,
     load_array,
 )
@@ -31,6 +32,8 @@ class ServingModel:
     item_position: dict[str, int]  # joint index: videos then products
     weights: dict[str, float]
     watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
+    # items × dimension, for families whose fold-in is the confidence row times it (EASE)
+    projection: np.ndarray | None = None
 
     @property
     def version(self) -> str:
@@ -53,6 +56,14 @@ class ServingModel:
             rows = np.log1p(table).astype(np.float32)
             segments = {str(s): row for s, row in zip(ids, rows, strict=True)}
         items = [*manifest.video_ids, *manifest.product_ids]
+        projection = None
+        if PROJECTION_FILE in manifest.files:
+            projection = load_array(directory / PROJECTION_FILE).astype(np.float32)
+            expected = (len(items), manifest.dimension)
+            if projection.shape != expected:
+                raise ArtifactError(
+                    f"{directory / PROJECTION_FILE}: shape {projection.shape}, expected {expected}"
+                )
         return cls(
             ranking=ranking,
             generation=generation,
@@ -61,6 +72,7 @@ class ServingModel:
             item_position={item: i for i, item in enumerate(items)},
             weights={**DEFAULT_CONFIDENCE_WEIGHTS, **manifest.params.get("confidence_weights", {})},
             watch_ratio_cap=float(manifest.params.get("watch_ratio_cap", DEFAULT_WATCH_RATIO_CAP)),
+            projection=projection,
         )
 
 

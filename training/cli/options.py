@@ -91,9 +91,13 @@ TuneTrials = Annotated[int | None, typer.Option(help="Tuner trial budget.", min=
 class AlgorithmName(StrEnum):
     ALS = "als"
     BPR = "bpr"
+    EASE = "ease"
 
 
-Algorithm = Annotated[AlgorithmName, typer.Option(help="implicit's ALS or BPR.")]
+Algorithm = Annotated[
+    AlgorithmName,
+    typer.Option(help="implicit's ALS or BPR, or low-rank EASE (--regularization is its λ)."),
+]
 Factors = Annotated[int, typer.Option(help="Embedding dimension.", min=1)]
 Regularization = Annotated[float, typer.Option(help="L2 regularisation.", min=0)]
 Alpha = Annotated[float, typer.Option(help="Confidence scale.", min=0)]
@@ -129,7 +133,7 @@ def make_params(
 ) -> FitParams:
     """FitParams from the command-line options."""
     return FitParams(
-        algorithm="bpr" if algorithm is AlgorithmName.BPR else "als",
+        algorithm=algorithm.value,  # type: ignore[arg-type]
         factors=factors,
         regularization=regularization,
         alpha=alpha,

@@ -20,7 +20,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from recsvc.contract.manifest import MODEL_FILE, Manifest, sha256_file, write_manifest
+from recsvc.contract.manifest import (
+    MODEL_FILE,
+    PROJECTION_FILE,
+    Manifest,
+    sha256_file,
+    write_manifest,
+)
 from training.data.matrix import ItemIndex
 from training.models.factors import Factors
 
@@ -152,6 +158,7 @@ def export_factors(
     extra manifest params (e.g. the confidence weights, which fold-in needs)."""
     arrays = {
         **(popularity or {}),
+        **({} if factors.projection is None else {PROJECTION_FILE: factors.projection}),
         "user_factors.npy": factors.user,
         "user_ids.npy": index.user_ids.astype(str),
     }

@@ -1,4 +1,5 @@
-"""Collaborative-filtering factors: fitting implicit's ALS (or BPR), saving and loading them.
+"""Collaborative-filtering factors: fitting implicit's ALS (or BPR), or low-rank EASE
+(training.models.ease), saving and loading them.
 
 BLAS runs single-threaded inside the fit: implicit parallelises over users itself, and a
 multi-threaded OpenBLAS underneath it oversubscribes the cores (implicit warns about it).
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from training.data.matrix import ItemIndex
 
-Algorithm = Literal["als", "bpr"]
+Algorithm = Literal["als", "bpr", "ease"]
 Confidence = Literal["linear", "log"]
 
 
@@ -32,7 +33,7 @@ class FitParams:
 
     algorithm: Algorithm = "als"
     factors: int = 64
-    regularization: float = 0.05
+    regularization: float = 0.05  # EASE: its λ
     alpha: float = 1.0  # confidence scale: the matrix is multiplied by it
     confidence: Confidence = "linear"  # "log": cells become log1p(confidence) before alpha
     iterations: int = 15
@@ -61,6 +62,8 @@ class Factors:
     item: np.ndarray  # [I, d] float32
     params: FitParams
     fit_seconds: float = 0.0
+    # EASE only: items × d; a user's vector is their confidence row times it (their fold-in)
+    projection: np.ndarray | None = None
 
     def scores(self, user_rows: np.ndarray, items: slice | np.ndarray) -> np.ndarray:
         """Dot products of the chosen users with the chosen items."""
@@ -99,6 +102,8 @@ def fit(
     bad = int((~np.isfinite(data.data)).sum())
     if bad:
         raise ModelFitError(f"the confidence matrix has {bad} non-finite values; refusing to fit")
+    if params.algorithm == "ease":
+        return _fit_ease(data, params)
     with threadpool_limits(limits=1, user_api="blas"):
         if params.algorithm == "als":
             model = AlternatingLeastSquares(
@@ -131,6 +136,18 @@ def fit(
     if not (np.isfinite(user).all() and np.isfinite(item).all()):
         raise ModelFitError(f"the fit with {params} produced non-finite factors")
     return Factors(user=user, item=item, params=params, fit_seconds=seconds)
+
+
+def _fit_ease(data: sp.csr_matrix, params: FitParams) -> Factors:
+    from training.models.ease import EaseTooLarge, fit_ease
+
+    try:
+        user, item, projection, seconds = fit_ease(data, params.regularization, params.factors)
+    except (EaseTooLarge, np.linalg.LinAlgError) as exc:
+        raise ModelFitError(f"EASE with {params}: {exc}") from exc
+    if not (np.isfinite(user).all() and np.isfinite(item).all()):
+        raise ModelFitError(f"the fit with {params} produced non-finite factors")
+    return Factors(user, item, params, seconds, projection)
 
 
 FACTOR_FILES = ("user_factors.npy", "item_factors.npy", "user_ids.npy", "item_ids.npy")

@@ -74,6 +74,11 @@ def factor_scorer(planted: Planted) -> Scorer:
     return FactorScorer(fit(planted.train.confidence, params), planted.train.index)
 
 
+def ease_scorer(planted: Planted) -> Scorer:
+    params = FitParams(algorithm="ease", factors=8, regularization=20.0)
+    return FactorScorer(fit(planted.train.confidence, params), planted.train.index, "ease")
+
+
 def popularity_scorer(planted: Planted) -> Scorer:
     return PopularityScorer(planted.train)
 
@@ -104,6 +109,7 @@ def live_scorer(planted: Planted) -> Scorer:
 
 SCORERS: dict[str, Callable[[Planted], Scorer]] = {
     "factors": factor_scorer,
+    "ease": ease_scorer,
     "popularity": popularity_scorer,
     "oracle": oracle_scorer,
     "live": live_scorer,

@@ -144,3 +144,14 @@ def test_an_objective_that_measures_nothing_on_the_data_is_refused_before_any_tr
             TuneBudget(60, max_trials=2),
             objective=Objective(video_weight=1, product_weight=0),
         )
+
+
+def test_a_search_keeps_to_the_base_family_ease_included() -> None:
+    base = FitParams(algorithm="ease", factors=8, regularization=50.0)
+    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=6),
+                  base=base)  # fmt: skip
+    assert {t.params.algorithm for t in result.trials} == {"ease"}
+    assert len({t.params.regularization for t in result.trials}) > 1  # λ is searched
+    als = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4),
+               threads=1)  # fmt: skip
+    assert {t.params.algorithm for t in als.trials} == {"als"}
