@@ -11,14 +11,21 @@ products the service would consider attaching), products the user had in trainin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from training.data.matrix import Interactions, ItemIndex
-from training.evaluation.metrics import RankingMetrics, hit_rate, ranking_metrics, top_k
+from training.evaluation.metrics import (
+    RankingMetrics,
+    hit_rate,
+    per_user_hits,
+    per_user_ndcg,
+    ranking_metrics,
+    top_k,
+)
 from training.models.factors import Factors
 
 
@@ -134,6 +141,12 @@ class ScorerReport:
     videos: RankingMetrics
     product_hit_rate: float | None
     product_pairs: int
+    # Per user, for intervals and paired comparisons (training.evaluation.intervals): video
+    # NDCG of each user with a held-out video, and each buyer's pairs found and pairs, in the
+    # evaluation set's user order (the same users for every scorer of one set).
+    ndcg_per_user: np.ndarray | None = field(default=None, repr=False, compare=False)
+    product_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
+    product_pairs_per_user: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -224,13 +237,16 @@ def evaluate(scorer: Scorer, data: EvaluationSet, spec: EvalSpec) -> ScorerRepor
     relevant = data.test.confidence[users][:, index.videos]
     relevant.sort_indices()
     live_videos = int((~data.retired[index.videos]).sum())
-    videos = ranking_metrics(ranked_videos(scorer, data, spec), relevant, spec.k, live_videos)
+    top_videos = ranked_videos(scorer, data, spec)
+    videos = ranking_metrics(top_videos, relevant, spec.k, live_videos)
+    ndcg = per_user_ndcg(top_videos, relevant, spec.k)
 
     bought_test = data.test.purchases[users][:, index.products]
     if index.n_items == index.n_videos or bought_test.nnz == 0:
-        return ScorerReport(scorer.name, videos, None, 0)
+        return ScorerReport(scorer.name, videos, None, 0, ndcg)
     bought_test.sort_indices()
     buyers = np.flatnonzero(np.diff(bought_test.indptr) > 0)
     top_products = ranked_products(scorer, data, users[buyers], spec)
     rate, pairs = hit_rate(top_products, bought_test[buyers])
-    return ScorerReport(scorer.name, videos, rate, pairs)
+    hits, per_user = per_user_hits(top_products, bought_test[buyers])
+    return ScorerReport(scorer.name, videos, rate, pairs, ndcg, hits, per_user)

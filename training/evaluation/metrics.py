@@ -81,8 +81,6 @@ def ranking_metrics(
     if users == 0:
         return RankingMetrics(k, 0, 0.0, 0.0, 0.0, 0.0, coverage)
 
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discount)[np.minimum(n_rel, k).astype(int) - 1]
     ranks = np.arange(1, k + 1)
     precision_at_rank = np.cumsum(hits, axis=1) / ranks
     return RankingMetrics(
@@ -90,10 +88,37 @@ def ranking_metrics(
         users=users,
         precision=float(np.mean(hits.sum(axis=1) / k)),
         recall=float(np.mean(hits.sum(axis=1) / n_rel)),
-        ndcg=float(np.mean((hits * discount).sum(axis=1) / ideal)),
+        ndcg=float(np.mean(_ndcg(hits, n_rel, k))),
         map=float(np.mean((precision_at_rank * hits).sum(axis=1) / np.minimum(n_rel, k))),
         coverage=coverage,
     )
+
+
+def _ndcg(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_rel, k).astype(int) - 1]
+    return np.asarray((hits * discount).sum(axis=1) / ideal)
+
+
+def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
+    """NDCG@k of each user with a relevant item (rows of `relevant` in order): what
+    ranking_metrics averages, kept per user for intervals and paired comparisons."""
+    top = top[:, :k]
+    if top.shape[1] < k:
+        pad = np.full((top.shape[0], k - top.shape[1]), -1, dtype=top.dtype)
+        top = np.hstack([top, pad])
+    n_relevant = np.diff(relevant.indptr)
+    evaluated = n_relevant > 0
+    hits = hit_matrix(top, relevant)[evaluated].astype(np.float64)
+    return _ndcg(hits, n_relevant[evaluated].astype(np.float64), k)
+
+
+def per_user_hits(top: np.ndarray, relevant: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's relevant pairs found in their list, and their relevant pairs: hit_rate is
+    the first summed over the second summed."""
+    return hit_matrix(top, relevant).sum(axis=1).astype(np.float64), np.diff(
+        relevant.indptr
+    ).astype(np.float64)
 
 
 def hit_rate(top: np.ndarray, relevant: sp.csr_matrix) -> tuple[float, int]:

@@ -102,6 +102,16 @@ def comparison_lines(report: dict[str, Any]) -> list[str]:
             )
         if parts:
             lines.append(f"Model {verb}: " + ", ".join(parts))
+    versus = report.get("vs_popularity") or {}
+    for key, metric in versus.get("metrics", {}).items():
+        diff = metric["difference"]
+        label = "product hit rate" if key == "product_hit_rate" else f"video NDCG@{k}"
+        lines.append(
+            f"  {label} difference with popularity {diff['value']:+.4f}, "
+            f"{versus['level']:.0%} interval [{diff['low']:+.4f}, {diff['high']:+.4f}] "
+            "(paired bootstrap over users)"
+        )
+    lines += [f"WARNING: {warning}" for warning in report.get("warnings", [])]
     return lines
 
 

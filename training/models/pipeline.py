@@ -31,6 +31,7 @@ from training.evaluation.evaluate import (
     evaluate,
     evaluation_set,
 )
+from training.evaluation.intervals import versus
 from training.models.factors import Factors, FitParams, fit, save_factors
 from training.models.tuner import Objective, TuneBudget, TuneResult, tune
 
@@ -257,7 +258,9 @@ def run_evaluate(
     if source.truth is not None:
         scorers.append(OracleScorer(source.truth, index))
     with stages.stage("evaluate"):
-        reports = {s.name: evaluate(s, evaluated, eval_spec).as_dict() for s in scorers}
+        scored = {s.name: evaluate(s, evaluated, eval_spec) for s in scorers}
+        comparison = versus(scored["model"], scored["popularity"], eval_spec.k, eval_spec.product_k)
+    reports = {name: report.as_dict() for name, report in scored.items()}
     model = reports.pop("model")
     return {
         **{key: value for key, value in model.items() if key != "name"},
@@ -269,6 +272,8 @@ def run_evaluate(
         "evaluated_users": len(evaluated.users),
         "cold_users": evaluated.cold_users,
         "baselines": reports,
+        "vs_popularity": comparison,
+        "warnings": comparison["warnings"],
         "data": data,
         "tuning": tuning.as_dict() if tuning else None,
         "stages": stages.records,
