@@ -22,7 +22,7 @@ from training.evaluation.metrics import (
     RankingMetrics,
     hit_rate,
     per_user_hits,
-    per_user_ndcg,
+    per_user_ranking,
     ranking_metrics,
     top_k,
 )
@@ -144,7 +144,7 @@ class ScorerReport:
     # Per user, for intervals and paired comparisons (training.evaluation.intervals): video
     # NDCG of each user with a held-out video, and each buyer's pairs found and pairs, in the
     # evaluation set's user order (the same users for every scorer of one set).
-    ndcg_per_user: np.ndarray | None = field(default=None, repr=False, compare=False)
+    per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     product_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
     product_pairs_per_user: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -239,14 +239,14 @@ def evaluate(scorer: Scorer, data: EvaluationSet, spec: EvalSpec) -> ScorerRepor
     live_videos = int((~data.retired[index.videos]).sum())
     top_videos = ranked_videos(scorer, data, spec)
     videos = ranking_metrics(top_videos, relevant, spec.k, live_videos)
-    ndcg = per_user_ndcg(top_videos, relevant, spec.k)
+    per_user = per_user_ranking(top_videos, relevant, spec.k)
 
     bought_test = data.test.purchases[users][:, index.products]
     if index.n_items == index.n_videos or bought_test.nnz == 0:
-        return ScorerReport(scorer.name, videos, None, 0, ndcg)
+        return ScorerReport(scorer.name, videos, None, 0, per_user)
     bought_test.sort_indices()
     buyers = np.flatnonzero(np.diff(bought_test.indptr) > 0)
     top_products = ranked_products(scorer, data, users[buyers], spec)
     rate, pairs = hit_rate(top_products, bought_test[buyers])
-    hits, per_user = per_user_hits(top_products, bought_test[buyers])
-    return ScorerReport(scorer.name, videos, rate, pairs, ndcg, hits, per_user)
+    hits, pairs_per_user = per_user_hits(top_products, bought_test[buyers])
+    return ScorerReport(scorer.name, videos, rate, pairs, per_user, hits, pairs_per_user)

@@ -111,14 +111,13 @@ def versus(model: Any, baseline: Any, k: int, product_k: int) -> dict[str, Any]:
     interval."""
     out: dict[str, Any] = {"baseline": baseline.name, "level": LEVEL, "metrics": {}}
     warnings = []
-    if model.ndcg_per_user is not None and len(model.ndcg_per_user):
+    ours, theirs = model.per_user.get(f"ndcg_at_{k}"), baseline.per_user.get(f"ndcg_at_{k}")
+    if ours is not None and theirs is not None and len(ours):
         name = f"video NDCG@{k}"
         out["metrics"][f"ndcg_at_{k}"] = {
-            "model": mean_interval(model.ndcg_per_user).as_dict(),
-            baseline.name: mean_interval(baseline.ndcg_per_user).as_dict(),
-            "difference": (
-                diff := paired_mean_difference(model.ndcg_per_user, baseline.ndcg_per_user)
-            ).as_dict(),
+            "model": mean_interval(ours).as_dict(),
+            baseline.name: mean_interval(theirs).as_dict(),
+            "difference": (diff := paired_mean_difference(ours, theirs)).as_dict(),
         }
         if diff.low <= 0:
             warnings.append(_warning(name, baseline.name, diff))

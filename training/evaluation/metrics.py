@@ -100,9 +100,10 @@ def _ndcg(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
     return np.asarray((hits * discount).sum(axis=1) / ideal)
 
 
-def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
-    """NDCG@k of each user with a relevant item (rows of `relevant` in order): what
-    ranking_metrics averages, kept per user for intervals and paired comparisons."""
+def per_user_ranking(top: np.ndarray, relevant: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
+    """Precision, recall, NDCG and MAP at k of each user with a relevant item (rows of
+    `relevant` in order), keyed as RankingMetrics.as_dict names them: what ranking_metrics
+    averages, kept per user for intervals and paired comparisons."""
     top = top[:, :k]
     if top.shape[1] < k:
         pad = np.full((top.shape[0], k - top.shape[1]), -1, dtype=top.dtype)
@@ -110,7 +111,14 @@ def per_user_ndcg(top: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarra
     n_relevant = np.diff(relevant.indptr)
     evaluated = n_relevant > 0
     hits = hit_matrix(top, relevant)[evaluated].astype(np.float64)
-    return _ndcg(hits, n_relevant[evaluated].astype(np.float64), k)
+    n_rel = n_relevant[evaluated].astype(np.float64)
+    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return {
+        f"precision_at_{k}": hits.sum(axis=1) / k,
+        f"recall_at_{k}": hits.sum(axis=1) / np.maximum(n_rel, 1),
+        f"ndcg_at_{k}": _ndcg(hits, n_rel, k),
+        f"map_at_{k}": (precision_at_rank * hits).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1),
+    }
 
 
 def per_user_hits(top: np.ndarray, relevant: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,14 @@ this order:
 2. the new model's coverage@10 is below `spec.min_coverage` (it collapsed onto few items);
 3. more live catalogue items than `spec.max_unknown_items` are unknown to the new model and
    not explicitly new (the catalogue check's reasons); fewer is a note, not a reason;
-4. the new model's `spec.metric` is below the live model's by more than `spec.tolerance`
-   (relative), or there is a live model that could not be evaluated (not in the models dir).
+4. the new model is worse than the live one beyond the noise: the paired difference on
+   `spec.metric` over the holdout's users (new − live, with its bootstrap interval) lies
+   wholly below −`spec.tolerance` × the live model's value; the same for the product hit
+   rate when the holdout has purchases (else a note says products were not evaluated). A
+   difference within the noise neither gates nor, being noise, counts as a loss. Without
+   the intervals (a caller with point figures only), the new figure below the live one by
+   more than the tolerance. Or there is a live model that could not be evaluated (not in
+   the models dir).
 
 Otherwise promoted: on the sanity checks alone when there is no live model yet. The
 popularity baseline is reported beside the two models, but no rule compares with it.
@@ -31,6 +37,7 @@ from typing import Literal
 import numpy as np
 
 from training.data.catalog_check import CatalogCheck
+from training.evaluation.intervals import Interval
 from training.nightly.spec import NightlySpec
 
 Verdict = Literal["promote", "gated"]
@@ -73,6 +80,8 @@ def decide(
     live_version: str | None,
     catalog: CatalogCheck | None,
     spec: NightlySpec,
+    difference: Interval | None = None,
+    product_difference: Interval | None = None,
 ) -> Decision:
     """The gate on the evaluated figures: the new model's factors and holdout metrics, the
     live model's metrics on the same holdout (None: not evaluated) and its version (None: no
@@ -95,7 +104,29 @@ def decide(
                 f"{unknown} live items unknown to the new model, within --max-unknown-items "
                 f"{spec.max_unknown_items}: {named}"
             )
-    if live is not None:
+    compared = ""
+    if live is not None and difference is not None:
+        floor = -spec.tolerance * live[spec.metric]
+        text = _difference(spec.metric, difference)
+        if difference.high < floor:
+            reasons.append(
+                f"{text}: the new model is worse than the live one beyond the noise (the "
+                f"interval is wholly below -{spec.tolerance:.0%} of the live "
+                f"{live[spec.metric]:.4f})"
+            )
+        compared = f"{text}: not worse than the live model beyond the noise"
+        live_rate = live.get("product_hit_rate")
+        if product_difference is not None and live_rate is not None:
+            text = _difference("product hit rate", product_difference)
+            if product_difference.high < -spec.tolerance * live_rate:
+                reasons.append(f"{text}: the new model is worse than the live one beyond the noise")
+            notes.append(f"{text}: not worse beyond the noise")
+        else:
+            notes.append(
+                "products not evaluated: no evaluated user bought on the holdout (or the live "
+                "model knows no product); the gate decided on videos alone"
+            )
+    elif live is not None:
         floor = live[spec.metric] * (1 - spec.tolerance)
         if new[spec.metric] < floor:
             reasons.append(
@@ -115,5 +146,16 @@ def decide(
         )
     return Decision(
         "promote",
-        (f"{spec.metric} not below the live model's by more than {spec.tolerance:.0%}", *notes),
+        (
+            compared
+            or f"{spec.metric} not below the live model's by more than {spec.tolerance:.0%}",
+            *notes,
+        ),
+    )
+
+
+def _difference(metric: str, difference: Interval) -> str:
+    return (
+        f"{metric} difference new - live {difference.value:+.4f}, 95% interval "
+        f"[{difference.low:+.4f}, {difference.high:+.4f}]"
     )

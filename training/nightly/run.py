@@ -52,8 +52,14 @@ from training.evaluation.evaluate import (
     EvalSpec,
     FactorScorer,
     PopularityScorer,
+    ScorerReport,
     evaluate,
     evaluation_set,
+)
+from training.evaluation.intervals import (
+    Interval,
+    paired_mean_difference,
+    paired_ratio_difference,
 )
 from training.evaluation.live_scorer import LiveModelScorer
 from training.models.factors import fit
@@ -170,15 +176,14 @@ def _run(
         factors = fit(train.interactions.confidence, params)
     index = dataset.interactions.index
     with _stage(stages, lease, "evaluate"):
-        scores = {
-            "new": evaluate(FactorScorer(factors, index), evaluated, EvalSpec()).as_dict(),
-            "popularity": evaluate(
-                PopularityScorer(train.interactions), evaluated, EvalSpec()
-            ).as_dict(),
+        scored = {
+            "new": evaluate(FactorScorer(factors, index), evaluated, EvalSpec()),
+            "popularity": evaluate(PopularityScorer(train.interactions), evaluated, EvalSpec()),
         }
         if live_dir is not None and (live_dir / "manifest.json").is_file():
-            scorer = LiveModelScorer(live_dir, index)
-            scores["live"] = evaluate(scorer, evaluated, EvalSpec()).as_dict()
+            scored["live"] = evaluate(LiveModelScorer(live_dir, index), evaluated, EvalSpec())
+        scores = {name: result.as_dict() for name, result in scored.items()}
+        difference, product_difference = paired_differences(scored, spec.metric)
         catalog = live_catalog(client, keys)
         checked = (
             check_catalog(
@@ -188,7 +193,12 @@ def _run(
             else None
         )
     report.update(
-        metrics=scores, catalog_check=checked.as_dict() if checked else "no catalogue in Redis"
+        differences={
+            spec.metric: difference.as_dict() if difference else None,
+            "product_hit_rate": product_difference.as_dict() if product_difference else None,
+        },
+        metrics=scores,
+        catalog_check=checked.as_dict() if checked else "no catalogue in Redis",
     )
     gate = decide(
         user_factors=factors.user,
@@ -198,6 +208,8 @@ def _run(
         live_version=live.version if live else None,
         catalog=checked,
         spec=spec,
+        difference=difference,
+        product_difference=product_difference,
     )
     reasons = list(gate.reasons)
     report.update(decision=gate.decision, reasons=reasons)
@@ -227,6 +239,22 @@ def _run(
         except (LockHeld, OSError, *REDIS_ERRORS) as exc:  # the model is live: still exit 0
             report["prune_warning"] = f"old versions not pruned this time: {exc}"
     return PROMOTED
+
+
+def paired_differences(
+    scored: dict[str, ScorerReport], metric: str
+) -> tuple[Interval | None, Interval | None]:
+    """New − live on the gate metric and on the product hit rate, paired over the holdout's
+    users, with bootstrap intervals; None where there is no live model or nothing to pair."""
+    new, live = scored["new"], scored.get("live")
+    if live is None or metric not in new.per_user or len(new.per_user[metric]) == 0:
+        return None, None
+    difference = paired_mean_difference(new.per_user[metric], live.per_user[metric])
+    products = None
+    pairs = new.product_pairs_per_user
+    if new.product_hits is not None and live.product_hits is not None and pairs is not None:
+        products = paired_ratio_difference(new.product_hits, live.product_hits, pairs)
+    return difference, products
 
 
 async def _publish(

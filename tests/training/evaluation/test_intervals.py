@@ -60,7 +60,7 @@ def test_a_paired_difference_is_narrower_than_comparing_two_intervals() -> None:
 def report(name: str, ndcg: np.ndarray, hits: np.ndarray, pairs: np.ndarray) -> ScorerReport:
     videos = RankingMetrics(10, len(ndcg), 0.0, 0.0, float(ndcg.mean()), 0.0, 0.0)
     rate = float(hits.sum() / pairs.sum())
-    return ScorerReport(name, videos, rate, int(pairs.sum()), ndcg, hits, pairs)
+    return ScorerReport(name, videos, rate, int(pairs.sum()), {"ndcg_at_10": ndcg}, hits, pairs)
 
 
 def test_a_noise_level_difference_is_warned_about_and_a_clear_win_is_not() -> None:

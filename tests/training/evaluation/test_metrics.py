@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.evaluation.metrics import hit_matrix, hit_rate, ranking_metrics, top_k
+from training.evaluation.metrics import (
+    hit_matrix,
+    hit_rate,
+    per_user_ranking,
+    ranking_metrics,
+    top_k,
+)
 
 
 def relevant(rows: list[list[int]], n_items: int = 8) -> sp.csr_matrix:
@@ -97,3 +103,16 @@ def test_ndcg_ideal_is_capped_at_k_when_more_items_are_relevant() -> None:
     assert m.ndcg == pytest.approx(1.0)
     miss_first = ranking_metrics(np.array([[5, 1]]), relevant([[0, 1, 2, 3]]), k=2, n_candidates=8)
     assert miss_first.ndcg == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+
+
+def test_the_per_user_values_average_to_the_metrics() -> None:
+    rng = np.random.default_rng(4)
+    relevant = sp.random(40, 30, density=0.1, format="csr", random_state=5)
+    relevant.data[:] = 1.0
+    relevant.sort_indices()
+    top = np.argsort(-rng.random((40, 30)), axis=1)[:, :10]
+    metrics = ranking_metrics(top, relevant, 10, 30).as_dict()
+    per_user = per_user_ranking(top, relevant, 10)
+    for name, values in per_user.items():
+        assert len(values) == metrics["users"]
+        assert values.mean() == pytest.approx(metrics[name])

@@ -165,7 +165,7 @@ def test_a_good_night_promotes_and_a_worse_one_is_gated(
     shuffle_users_before_last_day(events)  # ...and the history behind it is planted worse
     second = nightly(redis_url, tmp_path, events)
     assert second.returncode == 3, second.stderr + second.stdout
-    assert "gated" in second.stdout and "below the live model" in second.stdout
+    assert "gated" in second.stdout and "worse than the live one beyond the noise" in second.stdout
     assert client.get(Keys().model_current) == live  # nothing changed live
     gated = reports(tmp_path)[-1]
     for report_name, model in (("new", "candidate"), ("live", "current")):

@@ -3,9 +3,11 @@
 `decide` gates (the live model stays) for every rule that fails, with one reason each, in
 this order: the new factors hold NaN or infinity; coverage@10 is below the floor; more live
 catalogue items than allowed are unknown to the new model and not new; the gate metric is
-below the live model's by more than the tolerance (relative), or the live model could not be
-evaluated. Otherwise it promotes: "on the sanity checks alone" when there is no live model
-yet, with a note naming the unknown live items it let through.
+below the live model's by more than the tolerance (relative) -- or, given the paired
+difference over the holdout's users with its interval (as the nightly run gives it), worse
+beyond the noise: the interval wholly below minus the tolerance, on videos and on products --
+or the live model could not be evaluated. Otherwise it promotes: "on the sanity checks
+alone" when there is no live model yet, with a note naming the unknown live items it let through.
 
 Before any training, `nothing_new` gates a run with no event after the live model's training
 window; `holdout_start` is where the holdout both models are compared on begins: the last
@@ -22,6 +24,7 @@ import numpy as np
 import pytest
 
 from training.data.catalog_check import CatalogCheck
+from training.evaluation.intervals import Interval, paired_mean_difference
 from training.nightly.decision import Decision, decide, holdout_start, nothing_new
 from training.nightly.spec import NightlySpec
 
@@ -257,3 +260,100 @@ def test_the_holdout_is_the_last_day_the_live_model_has_not_seen(
     live_end: datetime | None, start: datetime
 ) -> None:
     assert holdout_start(LAST_EVENT, live_end) == start
+
+
+# The paired rule: new − live over the holdout's users, with its 95% interval (live NDCG 0.5,
+# so the 2% tolerance puts the floor at −0.01). A difference within the noise neither gates
+# nor counts as a loss; one wholly below the floor gates.
+NOISE = Interval(-0.02, -0.06, +0.02)  # a point drop of 4%, within the noise
+WORSE = Interval(-0.05, -0.08, -0.02)  # worse beyond the noise and the tolerance
+SLIGHT = Interval(-0.01, -0.015, -0.005)  # worse, but the interval reaches inside the tolerance
+BETTER = Interval(+0.04, +0.01, +0.07)
+NO_PRODUCTS = (
+    "products not evaluated: no evaluated user bought on the holdout (or the live model knows "
+    "no product); the gate decided on videos alone"
+)
+
+
+def paired(difference: Interval) -> str:
+    return (
+        f"ndcg_at_10 difference new - live {difference.value:+.4f}, 95% interval "
+        f"[{difference.low:+.4f}, {difference.high:+.4f}]"
+    )
+
+
+PAIRED = [
+    pytest.param(
+        {"difference": NOISE, "new": {**NEW, "ndcg_at_10": 0.48}}, "promote",
+        [f"{paired(NOISE)}: not worse than the live model beyond the noise", NO_PRODUCTS],
+        id="promoted: a 4% point drop within the noise (the point rule would gate)",
+    ),
+    pytest.param(
+        {"difference": WORSE}, "gated",
+        [f"{paired(WORSE)}: the new model is worse than the live one beyond the noise (the "
+         "interval is wholly below -2% of the live 0.5000)"],
+        id="gated: worse beyond the noise, whatever the point figures say",
+    ),
+    pytest.param(
+        {"difference": SLIGHT}, "promote",
+        [f"{paired(SLIGHT)}: not worse than the live model beyond the noise", NO_PRODUCTS],
+        id="promoted: worse, but not wholly beyond the tolerance",
+    ),
+    pytest.param(
+        {"difference": SLIGHT, "spec": spec(tolerance=0.0)}, "gated",
+        [f"{paired(SLIGHT)}: the new model is worse than the live one beyond the noise (the "
+         "interval is wholly below -0% of the live 0.5000)"],
+        id="gated: tolerance 0, worse beyond the noise",
+    ),
+    pytest.param(
+        {"difference": BETTER, "live": {**LIVE, "product_hit_rate": 0.5},
+         "product_difference": Interval(-0.2, -0.3, -0.1)},
+        "gated",
+        ["product hit rate difference new - live -0.2000, 95% interval [-0.3000, -0.1000]: "
+         "the new model is worse than the live one beyond the noise"],
+        id="gated: better on videos, worse on products beyond the noise",
+    ),
+    pytest.param(
+        {"difference": BETTER, "live": {**LIVE, "product_hit_rate": 0.5},
+         "product_difference": Interval(0.0, -0.05, 0.05)},
+        "promote",
+        [f"{paired(BETTER)}: not worse than the live model beyond the noise",
+         "product hit rate difference new - live +0.0000, 95% interval [-0.0500, +0.0500]: "
+         "not worse beyond the noise"],
+        id="promoted: products evaluated and not worse",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "decision", "reasons"), PAIRED)
+def test_the_gate_on_the_paired_difference(
+    changes: dict[str, Any], decision: str, reasons: list[str]
+) -> None:
+    figures: dict[str, Any] = {
+        "user_factors": FINITE,
+        "item_factors": FINITE,
+        "new": NEW,
+        "live": LIVE,
+        "live_version": LIVE_VERSION,
+        "catalog": catalogue(),
+        "spec": SPEC,
+        **changes,
+    }
+    assert decide(**figures) == Decision(decision, tuple(reasons))
+
+
+def test_a_noise_level_difference_neither_gates_nor_promotes_a_worse_model() -> None:
+    """Through the real intervals: a new model equal to the live one up to per-user noise is
+    promoted; one worse by 10% on every user, with the same noise, is gated."""
+    rng = np.random.default_rng(7)
+    live_users = rng.random(2000)
+    noise = rng.normal(0, 0.1, 2000)
+    live = {**LIVE, "ndcg_at_10": float(live_users.mean())}
+    same = paired_mean_difference(live_users + noise, live_users)
+    worse = paired_mean_difference(live_users * 0.9 + noise, live_users)
+    assert decide(user_factors=FINITE, item_factors=FINITE, new=NEW, live=live,
+                  live_version=LIVE_VERSION, catalog=None, spec=SPEC,
+                  difference=same).decision == "promote"  # fmt: skip
+    assert decide(user_factors=FINITE, item_factors=FINITE, new=NEW, live=live,
+                  live_version=LIVE_VERSION, catalog=None, spec=SPEC,
+                  difference=worse).decision == "gated"  # fmt: skip
