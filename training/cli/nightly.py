@@ -17,6 +17,7 @@ from training.cli.options import (
     Alpha,
     ExposuresDir,
     Factors,
+    HalfLifeDays,
     Iterations,
     LogConfidence,
     MaxBadShare,
@@ -77,6 +78,7 @@ def nightly(
     max_bad_share: MaxBadShare = 0.01,
     weights: Weights = "",
     watch_ratio_cap: WatchRatioCap = DEFAULT_WATCH_RATIO_CAP,
+    half_life_days: HalfLifeDays = 0.0,
     tune: Annotated[
         bool,
         typer.Option(
@@ -175,7 +177,7 @@ def nightly(
             tune_seconds=tune_seconds if tune else None,
             tune_trials=tune_trials if tune else None,
             max_bad_share=max_bad_share,
-            weights=parse_weights(weights, watch_ratio_cap),
+            weights=parse_weights(weights, watch_ratio_cap, half_life_days),
             objective=make_objective(video_weight, product_weight),
             params=make_params(
                 algorithm, factors, regularization, alpha, log_confidence, iterations, seed

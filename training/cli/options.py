@@ -73,6 +73,14 @@ WatchRatioCap = Annotated[
         max=WATCH_RATIO_MAX,
     ),
 ]
+HalfLifeDays = Annotated[
+    float,
+    typer.Option(
+        help="Recency: an event's weight halves every this many days before the last event "
+        "(0: off, all ages count the same).",
+        min=0,
+    ),
+]
 VideoWeight = Annotated[
     float,
     typer.Option(help="Tuner objective: weight of the video NDCG@10 (0 leaves it out).", min=0),
@@ -143,10 +151,15 @@ def make_params(
     )
 
 
-def parse_weights(text: str, watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP) -> ConfidenceWeights:
+def parse_weights(
+    text: str, watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP, half_life_days: float = 0.0
+) -> ConfidenceWeights:
     """'view=1,click=4' (and --watch-ratio-cap) -> ConfidenceWeights; unknown actions and bad
     numbers are named."""
-    values: dict[str, float] = {"watch_ratio_cap": watch_ratio_cap}
+    values: dict[str, float] = {
+        "watch_ratio_cap": watch_ratio_cap,
+        "half_life_days": half_life_days,
+    }
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, number = part.partition("=")
         if name not in {action.value for action in Action}:

@@ -29,6 +29,9 @@ class ConfidenceWeights:
     purchase: float = DEFAULT_CONFIDENCE_WEIGHTS["purchase"]
     # a view counts its watch ratio up to this (a replay, ratio above 1, as this many views)
     watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
+    # recency: an event's weight halves every this many days of age at the last event of
+    # the data (the window's end); 0 is off, every event counting the same whatever its age
+    half_life_days: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -38,7 +41,8 @@ class ConfidenceWeights:
             raise ValueError(f"watch_ratio_cap must be > 0, not {self.watch_ratio_cap}")
 
     def per_action(self) -> dict[str, float]:
-        """The weight of each action (what the manifest's `confidence_weights` holds)."""
+        """The weight of each action (what the manifest's `confidence_weights` holds; the
+        service's fold-in reads recent events, for which recency changes nothing)."""
         return {action.value: float(getattr(self, action.value)) for action in Action}
 
     def per_event(self, events: pa.Table) -> np.ndarray:
@@ -53,6 +57,14 @@ class ConfidenceWeights:
         is_view = pc.equal(action, Action.VIEW.value).to_numpy(zero_copy_only=False)
         with_ratio = is_view & ~np.isnan(ratio)
         weights[with_ratio] *= np.minimum(ratio[with_ratio], np.float32(self.watch_ratio_cap))
+        if self.half_life_days > 0 and events.num_rows:
+            ts = (
+                events.column("ts")
+                .cast(pa.timestamp("ms", tz="UTC"))
+                .to_numpy(zero_copy_only=False)
+            )
+            age_days = (ts.max() - ts).astype("timedelta64[ms]").astype(np.float64) / 86_400_000
+            weights *= np.power(0.5, age_days / self.half_life_days).astype(np.float32)
         return weights
 
 

@@ -1,9 +1,11 @@
 """The joint user × item matrix: confidences, column layout, purchases."""
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
-from tests.builders import event_table
+from tests.builders import EPOCH, event_table
 from training.data.matrix import ConfidenceWeights, aggregate, build_index, build_interactions
 
 
@@ -103,3 +105,26 @@ def test_a_watch_ratio_cap_that_is_not_positive_and_finite_is_refused(cap: float
 def test_the_manifest_gets_the_weight_of_each_action_and_the_cap_apart() -> None:
     weights = ConfidenceWeights(click=2.0, watch_ratio_cap=3.0)
     assert weights.per_action() == {"impression": 0.0, "view": 1.0, "click": 2.0, "purchase": 16.0}
+
+
+def test_recency_halves_an_events_weight_every_half_life_before_the_last_event() -> None:
+    """Hand-worked: with a 2-day half-life, events 0, 2 and 4 days before the last one weigh
+    1, 1/2 and 1/4 of what they would; off (0), every age counts the same."""
+    last = EPOCH + timedelta(days=4)
+    events = event_table(
+        [
+            {"user_id": "a", "item_id": "v1", "ts": last - timedelta(days=4)},
+            {"user_id": "a", "item_id": "v2", "ts": last - timedelta(days=2)},
+            {"user_id": "a", "item_id": "v3", "ts": last, "action": "click"},
+        ]
+    )
+    assert ConfidenceWeights().per_event(events).tolist() == [1.0, 1.0, 4.0]
+    recent = ConfidenceWeights(half_life_days=2.0).per_event(events)
+    assert recent.tolist() == pytest.approx([0.25, 0.5, 4.0])
+    m = build_interactions(events, ConfidenceWeights(half_life_days=2.0))
+    assert m.confidence.toarray().tolist() == [pytest.approx([0.25, 0.5, 4.0])]
+
+
+def test_a_negative_half_life_is_refused() -> None:
+    with pytest.raises(ValueError, match="half_life_days"):
+        ConfidenceWeights(half_life_days=-1.0)
