@@ -146,6 +146,8 @@ def choose_params(
     threads: int | None,
     show_progress: bool,
     objective: Objective | None = None,
+    eval_spec: EvalSpec | None = None,
+    retired: np.ndarray | None = None,
 ) -> tuple[FitParams, TuneResult | None]:
     """The given parameters, or the tuner's best when a budget is given."""
     if budget is None:
@@ -156,6 +158,8 @@ def choose_params(
         budget,
         base=base,
         objective=objective,
+        eval_spec=eval_spec,
+        retired=retired,
         threads=threads,
         show_progress=show_progress,
     )
@@ -248,8 +252,9 @@ def run_evaluate(
         )
     with stages.stage("tune"):
         params, tuning = choose_params(
-            train, split_spec, params, budget, threads, show_progress, objective
-        )
+            train, split_spec, params, budget, threads, show_progress, objective, eval_spec,
+            retired,
+        )  # fmt: skip
     with stages.stage("fit"):
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress

@@ -205,17 +205,22 @@ def tune(
     eval_spec: EvalSpec | None = None,
     objective: Objective | None = None,
     validation_ratio: float = 0.8,
+    retired: np.ndarray | None = None,
     threads: int | None = None,
     show_progress: bool = False,
 ) -> TuneResult:
-    """Search hyper-parameters on a validation split of `train`; return the best and every trial."""
+    """Search hyper-parameters on a validation split of `train`; return the best and every
+    trial. `eval_spec` gives the cut-offs (k, product_k) the objective is measured at (at most
+    5,000 validation users); `retired` (a bool mask over the items) leaves retired items out
+    of the validation, as the evaluation leaves them out of the test."""
     started = time.perf_counter()
     base = base or FitParams()
     objective = objective or Objective()
-    eval_spec = eval_spec or EvalSpec(max_users=5_000)
+    eval_spec = eval_spec or EvalSpec()
+    eval_spec = replace(eval_spec, max_users=min(eval_spec.max_users or 5_000, 5_000))
     spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=validation_ratio)
     fit_part, held_out = split(train, spec)
-    validation = evaluation_set(fit_part.interactions, held_out, eval_spec)
+    validation = evaluation_set(fit_part.interactions, held_out, eval_spec, retired)
     if len(validation.users) == 0:
         raise ValueError(
             f"the tuner's {_describe(spec)} of the training data leaves no user to validate on; "

@@ -7,7 +7,7 @@ import pytest
 from tests.builders import block_events, event_table
 from training.data.matrix import build_interactions, pair_keys
 from training.data.splits import Dataset, Protocol, SplitSpec, split
-from training.evaluation.evaluate import ScorerReport
+from training.evaluation.evaluate import EvalSpec, ScorerReport
 from training.evaluation.metrics import RankingMetrics
 from training.models.factors import FitParams
 from training.models.tuner import Objective, TuneBudget, perturb, sample_params, tune
@@ -155,3 +155,12 @@ def test_a_search_keeps_to_the_base_family_ease_included() -> None:
     als = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4),
                threads=1)  # fmt: skip
     assert {t.params.algorithm for t in als.trials} == {"als"}
+
+
+def test_the_objective_is_measured_at_the_evaluations_cut_offs() -> None:
+    """`recsvc evaluate --k 5 --product-k 3` tunes for what it reports, not @10 and @5."""
+    result = tune(
+        training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=2),
+        eval_spec=EvalSpec(k=5, product_k=3), threads=1,
+    )  # fmt: skip
+    assert result.objective == "(1×video NDCG@5 + 1×product hit rate@3) / 2"
