@@ -69,6 +69,21 @@ def spec(**changes: Any) -> NightlySpec:
     return NightlySpec(events_dir=Path("events"), models_dir=Path("models"), **changes)
 
 
+def decide_with(**changes: Any) -> Decision:
+    """The gate on a run as good as the live model, but for `changes`."""
+    figures: dict[str, Any] = {
+        "user_factors": FINITE,
+        "item_factors": FINITE,
+        "new": NEW,
+        "live": LIVE,
+        "live_version": LIVE_VERSION,
+        "catalog": catalogue(),
+        "spec": SPEC,
+        **changes,
+    }
+    return decide(**figures)
+
+
 # (what differs from a run as good as the live model, decision, reasons)
 GATE = [
     # -- the factors are finite
@@ -196,17 +211,7 @@ GATE = [
 
 @pytest.mark.parametrize(("changes", "decision", "reasons"), GATE)
 def test_the_gate(changes: dict[str, Any], decision: str, reasons: list[str]) -> None:
-    figures: dict[str, Any] = {
-        "user_factors": FINITE,
-        "item_factors": FINITE,
-        "new": NEW,
-        "live": LIVE,
-        "live_version": LIVE_VERSION,
-        "catalog": catalogue(),
-        "spec": SPEC,
-        **changes,
-    }
-    assert decide(**figures) == Decision(decision, tuple(reasons))
+    assert decide_with(**changes) == Decision(decision, tuple(reasons))
 
 
 LAST_EVENT = datetime(2026, 11, 8, 23, 0, tzinfo=UTC)
@@ -329,17 +334,7 @@ PAIRED = [
 def test_the_gate_on_the_paired_difference(
     changes: dict[str, Any], decision: str, reasons: list[str]
 ) -> None:
-    figures: dict[str, Any] = {
-        "user_factors": FINITE,
-        "item_factors": FINITE,
-        "new": NEW,
-        "live": LIVE,
-        "live_version": LIVE_VERSION,
-        "catalog": catalogue(),
-        "spec": SPEC,
-        **changes,
-    }
-    assert decide(**figures) == Decision(decision, tuple(reasons))
+    assert decide_with(**changes) == Decision(decision, tuple(reasons))
 
 
 def test_a_noise_level_difference_neither_gates_nor_promotes_a_worse_model() -> None:
@@ -351,9 +346,5 @@ def test_a_noise_level_difference_neither_gates_nor_promotes_a_worse_model() -> 
     live = {**LIVE, "ndcg_at_10": float(live_users.mean())}
     same = paired_mean_difference(live_users + noise, live_users)
     worse = paired_mean_difference(live_users * 0.9 + noise, live_users)
-    assert decide(user_factors=FINITE, item_factors=FINITE, new=NEW, live=live,
-                  live_version=LIVE_VERSION, catalog=None, spec=SPEC,
-                  difference=same).decision == "promote"  # fmt: skip
-    assert decide(user_factors=FINITE, item_factors=FINITE, new=NEW, live=live,
-                  live_version=LIVE_VERSION, catalog=None, spec=SPEC,
-                  difference=worse).decision == "gated"  # fmt: skip
+    assert decide_with(live=live, catalog=None, difference=same).decision == "promote"
+    assert decide_with(live=live, catalog=None, difference=worse).decision == "gated"
