@@ -21,7 +21,8 @@ exclusions):
    (4 and 5 also choose their input X: recsvc's confidence matrix, or 1 per pair);
 6. EASE + recency prior (temporal only): per user, EASE's scores standardised (z-score
    over the block), plus w · log1p(n_W) / log1p(max n_W), n_W an item's users in the last W
-   hours before the cutoff; λ is EASE's (candidate 4), W and w chosen here.
+   hours before the cutoff; λ is EASE's (candidate 4), W and w chosen here from the tuner's
+   own grid for its trending prior (training.models.trending).
 
 Every peer's parameters are chosen on the tuner's own validation split (an inner split of the
 training part: the same protocol with seed + 1 and train ratio 0.8, evaluated on at most 5,000
@@ -83,6 +84,7 @@ from training.evaluation.evaluate import (
 from training.models.ease import EASE_MAX_ITEMS, ease_weights
 from training.models.factors import FitParams
 from training.models.pipeline import Stages, load_dataset, retired_items, run_evaluate
+from training.models.trending import TRENDING_HOURS, TRENDING_WEIGHTS
 from training.models.tuner import Objective, TuneBudget
 
 DATASETS = ("ml100k", "kuairand", "coil2000", "synthetic")
@@ -101,8 +103,9 @@ EASE_LAMBDAS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0, 10000.0)
 KNN_NEIGHBOURS = (20, 50, 100, 200, 500, 1000)
 INPUTS = ("confidence", "binary")  # EASE and kNN: on recsvc's confidences, or on 1 per pair
 RECENT_HOURS = 24.0
-PRIOR_HOURS = (6.0, 24.0, 72.0)
-PRIOR_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0)
+# the peer's prior grid is the tuner's own (training.models.trending), off included
+PRIOR_HOURS = TRENDING_HOURS
+PRIOR_WEIGHTS = (0.0, *TRENDING_WEIGHTS)
 SCORE_BATCH = 1024
 
 

@@ -21,6 +21,12 @@ MANIFEST_FILE = "manifest.json"
 # that matrix, items × dimension: the service folds a user in as Σ c_i · row_i, with no solve.
 # Without it, fold-in is the ALS closed form over the item factors.
 PROJECTION_FILE = "item_projection.npy"
+# The trending prior, one value in [0, 1] per video (what was popular in the last hours of the
+# training data), present when the trainer turned it on; the manifest's params then hold
+# `trending`: {"weight": w, "hours": h, "until": the data's last event}. The service adds
+# w · σ_u · prior[v] to user u's video scores, σ_u the spread of the user's scores over the
+# videos (training.models.trending explains the blend).
+TRENDING_FILE = "trending_prior.npy"
 # Graph inputs and outputs, by name (the ranking graph's interface).
 INPUTS = ("user", "video_bias", "product_bias", "k", "attach_weights")
 OUTPUTS = ("video_index", "video_score", "product_index", "product_score")

@@ -155,7 +155,10 @@ def rank_inputs(
             # chosen by their affinity with the video alone (the user term is zero).
             segment = None if popular else model.segment_popularity.get(state.segment or "")
             source = Source.POPULARITY if segment is None else Source.SEGMENT_POPULARITY
-            video_bias[b] += model.video_popularity if segment is None else segment
+            scores = model.video_popularity if segment is None else segment
+            video_bias[b] += scores
+            if model.trending is not None and not popular:  # the prior, as for a vector
+                video_bias[b] += scores.std() * model.trending
         else:
             users[b] = vector
         sources.append(source)
@@ -166,6 +169,9 @@ def rank_inputs(
             option.unknown_risk,
             out=product_bias[b],
         )
+    trending = model.trending_bias(users)  # zero for the rows without a vector
+    if trending is not None:
+        video_bias += trending
     weights = options[0].attach_weights
     return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
 

@@ -14,6 +14,7 @@ from recsvc.contract.manifest import (
     DEFAULT_CONFIDENCE_WEIGHTS,
     DEFAULT_WATCH_RATIO_CAP,
     PROJECTION_FILE,
+    TRENDING_FILE,
     ArtifactError,
     load_array,
 )
@@ -34,6 +35,10 @@ class ServingModel:
     watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
     # items × dimension, for families whose fold-in is the confidence row times it (EASE)
     projection: np.ndarray | None = None
+    # the trending prior times its weight [V], and the video factors' covariance [d, d]
+    # (a user's score spread over the videos is sqrt(uᵀ C u)); None when the model has none
+    trending: np.ndarray | None = None
+    video_covariance: np.ndarray | None = None
 
     @property
     def version(self) -> str:
@@ -64,6 +69,7 @@ class ServingModel:
                 raise ArtifactError(
                     f"{directory / PROJECTION_FILE}: shape {projection.shape}, expected {expected}"
                 )
+        trending, covariance = _trending(directory, ranking)
         return cls(
             ranking=ranking,
             generation=generation,
@@ -73,7 +79,51 @@ class ServingModel:
             weights={**DEFAULT_CONFIDENCE_WEIGHTS, **manifest.params.get("confidence_weights", {})},
             watch_ratio_cap=float(manifest.params.get("watch_ratio_cap", DEFAULT_WATCH_RATIO_CAP)),
             projection=projection,
+            trending=trending,
+            video_covariance=covariance,
         )
+
+    def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
+        """w · σ_u · prior for each user row [B, d] -> [B, V]; None without a prior."""
+        if self.trending is None or self.video_covariance is None:
+            return None
+        spread = score_spread(users, self.video_covariance)
+        return np.asarray(spread[:, None] * self.trending[None, :], dtype=np.float32)
+
+
+def video_covariance(videos: np.ndarray) -> np.ndarray:
+    """The population covariance [d, d] of the video factors [V, d]."""
+    centred = videos.astype(np.float64) - videos.astype(np.float64).mean(axis=0)
+    return np.asarray(centred.T @ centred / max(len(videos), 1), dtype=np.float32)
+
+
+def score_spread(users: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Each user row's standard deviation of u · v over the videos: sqrt(uᵀ C u) [B]."""
+    quadratic = np.einsum("bd,de,be->b", users, covariance, users)
+    return np.asarray(np.sqrt(np.maximum(quadratic, 0)), dtype=np.float32)
+
+
+def _trending(
+    directory: Path, ranking: RankingModel
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    manifest = ranking.manifest
+    if TRENDING_FILE not in manifest.files:
+        return None, None
+    settings = manifest.params.get("trending")
+    weight = settings.get("weight") if isinstance(settings, dict) else None
+    if not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
+        raise ArtifactError(
+            f"{directory / 'manifest.json'}: params.trending.weight must be a number >= 0 "
+            f"when {TRENDING_FILE} is present, not {weight!r}"
+        )
+    prior = load_array(directory / TRENDING_FILE)
+    if prior.shape != (ranking.n_videos,) or not np.isfinite(prior).all():
+        raise ArtifactError(
+            f"{directory / TRENDING_FILE}: shape {prior.shape} (expected {(ranking.n_videos,)}) "
+            "or non-finite values"
+        )
+    covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
+    return (float(weight) * prior).astype(np.float32), covariance
 
 
 def _optional(directory: Path, name: str, size: int) -> np.ndarray:

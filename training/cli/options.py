@@ -123,6 +123,20 @@ ExposuresDir = Annotated[
     Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
 ]
 
+TrendingHours = Annotated[
+    float,
+    typer.Option(
+        help="Trending prior: popularity over this many last hours of the data.", min=0.01
+    ),
+]
+TrendingWeight = Annotated[
+    float,
+    typer.Option(
+        help="Trending prior's weight, in units of a user's score spread (0: off; --tune "
+        "chooses it on temporal data).",
+        min=0,
+    ),
+]
 LogConfidence = Annotated[
     bool, typer.Option("--log-confidence", help="Use log1p(confidence) before alpha.")
 ]
@@ -138,6 +152,8 @@ def make_params(
     log_confidence: bool,
     iterations: int,
     seed: int,
+    trending_hours: float = DEFAULTS.trending_hours,
+    trending_weight: float = DEFAULTS.trending_weight,
 ) -> FitParams:
     """FitParams from the command-line options."""
     return FitParams(
@@ -148,6 +164,8 @@ def make_params(
         confidence="log" if log_confidence else "linear",
         iterations=iterations,
         seed=seed,
+        trending_hours=trending_hours,
+        trending_weight=trending_weight,
     )
 
 

@@ -28,6 +28,8 @@ from training.cli.options import (
     Regularization,
     Seed,
     Threads,
+    TrendingHours,
+    TrendingWeight,
     Tune,
     TuneSeconds,
     TuneTrials,
@@ -77,6 +79,8 @@ def train(
     alpha: Alpha = DEFAULTS.alpha,
     log_confidence: LogConfidence = False,
     iterations: Iterations = DEFAULTS.iterations,
+    trending_hours: TrendingHours = DEFAULTS.trending_hours,
+    trending_weight: TrendingWeight = DEFAULTS.trending_weight,
     seed: Seed = DEFAULTS.seed,
     threads: Threads = None,
     as_json: Json = False,
@@ -91,7 +95,15 @@ def train(
     directory_option(out, "--out")
     try:
         params = make_params(
-            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+            algorithm,
+            factors,
+            regularization,
+            alpha,
+            log_confidence,
+            iterations,
+            seed,
+            trending_hours,
+            trending_weight,
         )
         report = run_train(
             make_source(interactions, fmt, world, max_bad_share, users),
@@ -131,6 +143,8 @@ def evaluate(
     alpha: Alpha = DEFAULTS.alpha,
     log_confidence: LogConfidence = False,
     iterations: Iterations = DEFAULTS.iterations,
+    trending_hours: TrendingHours = DEFAULTS.trending_hours,
+    trending_weight: TrendingWeight = DEFAULTS.trending_weight,
     k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
     product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
     max_users: Annotated[
@@ -146,7 +160,15 @@ def evaluate(
 
     try:
         params = make_params(
-            algorithm, factors, regularization, alpha, log_confidence, iterations, seed
+            algorithm,
+            factors,
+            regularization,
+            alpha,
+            log_confidence,
+            iterations,
+            seed,
+            trending_hours,
+            trending_weight,
         )
         report = run_evaluate(
             make_source(interactions, fmt, world, max_bad_share, truth=True),

@@ -27,6 +27,7 @@ from training.evaluation.metrics import (
     top_k,
 )
 from training.models.factors import Factors
+from training.models.trending import blend
 
 
 class Scorer(Protocol):
@@ -41,14 +42,20 @@ class Scorer(Protocol):
 
 @dataclass
 class FactorScorer:
-    """Dot products of the learnt user and item factors."""
+    """Dot products of the learnt user and item factors; with a trending prior over the
+    videos, video scores are blended with it at the fit's `trending_weight`, as served."""
 
     factors: Factors
     index: ItemIndex
     name: str = "model"
+    trending: np.ndarray | None = None  # [videos], training.models.trending.trending_prior
 
     def video_scores(self, users: np.ndarray) -> np.ndarray:
-        return self.factors.scores(users, self.index.videos)
+        scores = self.factors.scores(users, self.index.videos)
+        weight = self.factors.params.trending_weight
+        if self.trending is None or weight == 0:
+            return scores
+        return blend(scores, self.trending, weight)
 
     def product_scores(self, users: np.ndarray) -> np.ndarray:
         return self.factors.scores(users, self.index.products)

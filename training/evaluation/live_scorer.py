@@ -4,7 +4,8 @@ same holdout as the model it trains, in the same run.
 The live model is an exported model directory (models/<version>/). Its ids are matched to the
 new dataset's index: a user it has a vector for is scored by that vector; a user it does not
 know gets its video popularity, as the service would serve them (without fold-in); a video or
-product it does not know scores −inf, since it could never recommend one.
+product it does not know scores −inf, since it could never recommend one. A model exported
+with a trending prior adds it as the service does (recsvc.feed.model), over its own videos.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsvc.contract.manifest import load_array, read_manifest
+from recsvc.contract.manifest import TRENDING_FILE, load_array, read_manifest
+from recsvc.feed.model import score_spread, video_covariance
 from training.data.matrix import ItemIndex
 
 UNKNOWN = -1
@@ -41,6 +43,8 @@ class LiveModelScorer:
     _videos: np.ndarray = field(init=False, repr=False)
     _products: np.ndarray = field(init=False, repr=False)
     _popularity: np.ndarray = field(init=False, repr=False)
+    _trending: np.ndarray | None = field(init=False, repr=False, default=None)
+    _covariance: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         manifest = read_manifest(self.directory)
@@ -63,9 +67,18 @@ class LiveModelScorer:
         self._popularity = np.where(
             video_pos != UNKNOWN, live_popularity[np.maximum(video_pos, 0)], -np.inf
         ).astype(np.float32)
+        if TRENDING_FILE in manifest.files:
+            weight = float(manifest.params["trending"]["weight"])
+            prior = load_array(self.directory / TRENDING_FILE).astype(np.float32)
+            known = video_pos != UNKNOWN
+            self._trending = np.where(known, weight * prior[np.maximum(video_pos, 0)], 0)
+            self._covariance = video_covariance(items[:n_videos])
 
     def video_scores(self, users: np.ndarray) -> np.ndarray:
         scores = self._scores(users, self._videos)
+        if self._trending is not None and self._covariance is not None:
+            spread = score_spread(self._user_vectors[users], self._covariance)
+            scores += spread[:, None] * self._trending[None, :]
         cold = ~self._has_vector[users]
         scores[cold] = self._popularity
         return scores

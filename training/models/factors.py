@@ -39,10 +39,19 @@ class FitParams:
     iterations: int = 15
     learning_rate: float = 0.01  # BPR only
     seed: int = 42
+    # The trending prior (training.models.trending): popularity over the last `trending_hours`
+    # of the data, added to video scores with this weight (in units of the user's score
+    # spread). 0 is off. Not used by the fit itself: the scorer, the export and the service do.
+    trending_hours: float = 24.0
+    trending_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.factors < 1 or self.iterations < 1:
             raise ValueError("factors and iterations must be at least 1")
+        if not (self.trending_hours > 0 and np.isfinite(self.trending_hours)):
+            raise ValueError(f"trending_hours must be > 0, not {self.trending_hours}")
+        if not (self.trending_weight >= 0 and np.isfinite(self.trending_weight)):
+            raise ValueError(f"trending_weight must be >= 0, not {self.trending_weight}")
         if self.regularization < 0 or self.alpha <= 0 or self.learning_rate <= 0:
             raise ValueError("regularization must be >= 0; alpha and learning_rate > 0")
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from recsvc.contract.manifest import TRENDING_FILE
 from training.data.events import EventDataError, EventFormat, load_events
 from training.data.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.data.segments import Segments, read_users_file, segment_popularity
@@ -33,6 +34,7 @@ from training.evaluation.evaluate import (
 )
 from training.evaluation.intervals import versus
 from training.models.factors import Factors, FitParams, fit, save_factors
+from training.models.trending import last_event, trending_prior
 from training.models.tuner import Objective, TuneBudget, TuneResult, tune
 
 
@@ -116,11 +118,38 @@ def export_trained(
     }
     if segments is not None:
         popularity.update(segment_popularity(segments, dataset.interactions))
-    params = {
+    params: dict[str, Any] = {
         "confidence_weights": dataset.weights.per_action(),
         "watch_ratio_cap": dataset.weights.watch_ratio_cap,
     }
+    fit_params = factors.params
+    if fit_params.trending_weight > 0 and dataset.events is not None:
+        popularity[TRENDING_FILE] = trending_prior(
+            dataset.events, index, dataset.weights, fit_params.trending_hours
+        )
+        params["trending"] = {
+            "weight": fit_params.trending_weight,
+            "hours": fit_params.trending_hours,
+            "until": str(last_event(dataset.events)),
+        }
     return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
+
+
+def model_scorer(factors: Factors, train: Dataset) -> FactorScorer:
+    """The model as the service ranks with it: factors plus, when the fit's params turn it on,
+    the trending prior over the training data's last `trending_hours`."""
+    scorer = FactorScorer(factors, train.interactions.index)
+    params = factors.params
+    if params.trending_weight > 0:
+        if train.events is None:
+            raise ValueError(
+                f"a trending weight of {params.trending_weight:g} needs event times, and this "
+                "split keeps none (per-pair protocols): use --protocol temporal, or a weight of 0"
+            )
+        scorer.trending = trending_prior(
+            train.events, train.interactions.index, train.weights, params.trending_hours
+        )
+    return scorer
 
 
 def retired_items(catalog: Path, index: ItemIndex) -> np.ndarray:
@@ -259,7 +288,7 @@ def run_evaluate(
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress
         )
-    scorers: list[Scorer] = [FactorScorer(factors, index), PopularityScorer(train.interactions)]
+    scorers: list[Scorer] = [model_scorer(factors, train), PopularityScorer(train.interactions)]
     if source.truth is not None:
         scorers.append(OracleScorer(source.truth, index))
     with stages.stage("evaluate"):

@@ -2,8 +2,11 @@
 the training data only (the test part is never seen while choosing).
 
 The search starts from the default parameters, samples the space at random for the first half
-of the budget, then refines: each further trial perturbs one of the best three so far. Every
-trial is recorded, so the report can say what was tried and what it scored.
+of the budget, then refines: each further trial perturbs one of the best three so far. Where
+the validation split has event times (the temporal protocol), the last fifth of the budget
+chooses the trending prior (training.models.trending) for the best fits: every window and
+weight of one grid, off included. Every trial is recorded, so the report can say what was
+tried and what it scored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tqdm import tqdm
 from training.data.splits import Dataset, Protocol, SplitSpec, split
 from training.evaluation.evaluate import (
     EvalSpec,
+    EvaluationSet,
     FactorScorer,
     PopularityScorer,
     ScorerReport,
@@ -25,13 +29,16 @@ from training.evaluation.evaluate import (
     evaluation_set,
 )
 from training.models.ease import EASE_MAX_ITEMS
-from training.models.factors import FitParams, ModelFitError, fit
+from training.models.factors import Factors, FitParams, ModelFitError, fit
+from training.models.trending import TRENDING_HOURS, TRENDING_WEIGHTS, trending_prior
 
 FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 ITERATION_CHOICES = (10, 15, 20, 30)
 REGULARIZATION_LOG10 = (-3.0, 2.0)
 ALPHA_LOG10 = (-1.3, 2.0)
 EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
+TRENDING_SHARE = 0.2  # of a clock budget, kept for the trending prior's grid
+TRENDING_LEADERS = 2  # the best fits whose trending prior is chosen
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class Objective:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    phase: str  # "default", "random" or "refine"
+    phase: str  # "default", "random", "refine" or "trending"
     params: FitParams
     score: float  # the objective on the validation split; -inf when the fit failed
     seconds: float
@@ -247,6 +254,14 @@ def tune(
             f"{EASE_MAX_ITEMS:,}; use --algorithm als"
         )
 
+    # the trending prior needs event times and a video part in the objective
+    with_trending = fit_part.events is not None and any(
+        name == "video ndcg" for name, _, _ in objective.parts(probe)
+    )
+    if not with_trending:
+        base = replace(base, trending_weight=0.0)
+    search_seconds = budget.seconds * (1 - TRENDING_SHARE if with_trending else 1)
+
     trials: list[Trial] = []
     described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
@@ -258,9 +273,9 @@ def tune(
             exploring = len(trials) < budget.max_trials / 2
         else:
             mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
-            if trials and elapsed + mean_trial > budget.seconds:
+            if trials and elapsed + mean_trial > search_seconds:
                 break
-            exploring = elapsed < budget.seconds / 2
+            exploring = elapsed < search_seconds / 2
         if not trials:
             phase, params = "default", base
         elif exploring:
@@ -281,6 +296,12 @@ def tune(
         trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
         progress.update(1)
         progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
+    if with_trending:
+        deadline = None if budget.max_trials is not None else started + budget.seconds
+        trials += trending_trials(
+            trials, fit_part, validation, eval_spec, objective, deadline, threads
+        )
+        progress.update(len(trials) - progress.n)
     progress.close()
     best = max(trials, key=lambda t: t.score)
     return TuneResult(
@@ -291,3 +312,50 @@ def tune(
         seconds=time.perf_counter() - started,
         trials=trials,
     )
+
+
+def trending_trials(
+    trials: list[Trial],
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    objective: Objective,
+    deadline: float | None,
+    threads: int | None,
+) -> list[Trial]:
+    """The trending prior's grid (every window × weight, and off) on each of the best
+    `TRENDING_LEADERS` fits so far, refitted once each; stops at the deadline, if any."""
+    assert fit_part.events is not None
+    index = fit_part.interactions.index
+    priors = {
+        hours: trending_prior(fit_part.events, index, fit_part.weights, hours)
+        for hours in TRENDING_HOURS
+    }
+    grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
+    leaders: list[FitParams] = []
+    for trial in sorted(trials, key=lambda t: t.score, reverse=True):
+        plain = replace(trial.params, trending_weight=0.0)
+        if np.isfinite(trial.score) and plain not in leaders:
+            leaders.append(plain)
+    added: list[Trial] = []
+    for params in leaders[:TRENDING_LEADERS]:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        try:
+            factors = fit(fit_part.interactions.confidence, params, threads=threads)
+        except ModelFitError:
+            continue
+        fit_seconds = time.perf_counter() - started
+        for hours, weight in grid:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            started = time.perf_counter()
+            chosen = replace(params, trending_hours=hours, trending_weight=weight)
+            scorer = FactorScorer(Factors(factors.user, factors.item, chosen), index)
+            scorer.trending = priors[hours]
+            score = objective.score(evaluate(scorer, validation, eval_spec))
+            seconds = time.perf_counter() - started + fit_seconds
+            added.append(Trial(len(trials) + len(added), "trending", chosen, score, seconds))
+            fit_seconds = 0.0
+    return added

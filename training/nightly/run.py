@@ -50,7 +50,6 @@ from training.data.segments import read_profiles, read_users_file
 from training.data.splits import Protocol, SplitSpec, split_at
 from training.evaluation.evaluate import (
     EvalSpec,
-    FactorScorer,
     PopularityScorer,
     ScorerReport,
     evaluate,
@@ -63,7 +62,7 @@ from training.evaluation.intervals import (
 )
 from training.evaluation.live_scorer import LiveModelScorer
 from training.models.factors import fit
-from training.models.pipeline import Stages, choose_params, export_trained
+from training.models.pipeline import Stages, choose_params, export_trained, model_scorer
 from training.models.tuner import TuneBudget
 from training.nightly.decision import decide, holdout_start, nothing_new
 from training.nightly.live import live_catalog, trained_until
@@ -177,7 +176,7 @@ def _run(
     index = dataset.interactions.index
     with _stage(stages, lease, "evaluate"):
         scored = {
-            "new": evaluate(FactorScorer(factors, index), evaluated, EvalSpec()),
+            "new": evaluate(model_scorer(factors, train), evaluated, EvalSpec()),
             "popularity": evaluate(PopularityScorer(train.interactions), evaluated, EvalSpec()),
         }
         if live_dir is not None and (live_dir / "manifest.json").is_file():

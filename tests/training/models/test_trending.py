@@ -1,0 +1,168 @@
+"""The trending prior (training.models.trending): counted by hand, blended as the service
+blends it, chosen by the tuner only where time exists, and exported so the service applies
+the same blend through its ONNX bias input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsvc.contract.manifest import TRENDING_FILE
+from recsvc.feed.model import ServingModel
+from tests.builders import block_events, event_row, event_table
+from training.data.matrix import ConfidenceWeights, build_index, build_interactions
+from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.evaluation.evaluate import FactorScorer
+from training.models.factors import FitParams, fit
+from training.models.pipeline import Source, export_trained, model_scorer, run_evaluate
+from training.models.trending import blend, trending_prior
+from training.models.tuner import TuneBudget, tune
+
+END = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def at(hours_before_end: float, user: str, item: str, action: str = "view") -> dict:
+    ts = END - timedelta(hours=hours_before_end)
+    return {"user_id": user, "item_id": item, "action": action, "ts": ts}
+
+
+def test_the_prior_counts_users_in_the_window_by_hand() -> None:
+    events = event_table(
+        [
+            at(0, "u1", "v-hot"),  # the last event: the window ends here
+            at(1, "u2", "v-hot"),
+            at(2, "u2", "v-hot"),  # the same user again: still two users
+            at(3, "u3", "v-warm"),
+            at(3, "u4", "v-warm", action="impression"),  # weighs 0: does not count
+            at(30, "u5", "v-old"),  # outside a 24-hour window
+            at(30, "u6", "v-old"),
+        ]
+    )
+    index = build_index(events)
+    prior = trending_prior(events, index, ConfidenceWeights(), hours=24)
+    by_id = dict(zip(index.video_ids.tolist(), prior.tolist(), strict=True))
+    assert by_id["v-hot"] == pytest.approx(1.0)  # log1p(2) / log1p(2)
+    assert by_id["v-warm"] == pytest.approx(math.log1p(1) / math.log1p(2))
+    assert by_id["v-old"] == 0.0
+    wide = dict(
+        zip(
+            index.video_ids.tolist(),
+            trending_prior(events, index, ConfidenceWeights(), 48),
+            strict=True,
+        )
+    )
+    assert wide["v-old"] == pytest.approx(1.0)  # two users in 48 hours, as many as v-hot
+
+
+def test_the_blend_orders_as_z_scores_plus_the_weighted_prior() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(3.0, 2.0, size=(20, 30)).astype(np.float32)
+    prior = rng.random(30).astype(np.float32)
+    for weight in (0.0, 0.3, 3.0, 100.0):
+        z = (scores - scores.mean(axis=1, keepdims=True)) / scores.std(axis=1, keepdims=True)
+        want = np.argsort(-(z + weight * prior), axis=1, kind="stable")
+        got = np.argsort(-blend(scores, prior, weight), axis=1, kind="stable")
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(blend(scores, prior, 0.0), scores)  # off is off
+
+
+def test_the_service_blends_exactly_as_the_offline_scorer(tmp_path: Path) -> None:
+    events = block_events(groups=3, users_per_group=20, videos_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    params = FitParams(factors=6, iterations=5, trending_hours=48, trending_weight=3.0)
+    factors = fit(dataset.interactions.confidence, params, threads=1)
+    data = {"window": {"first_event": "", "last_event": ""}}
+    model_dir = export_trained(tmp_path, factors, dataset, data, {})
+    model = ServingModel.load(model_dir, None)
+    manifest = model.ranking.manifest
+    assert TRENDING_FILE in manifest.files
+    assert (
+        manifest.params["trending"]["weight"] == 3.0 and manifest.params["trending"]["hours"] == 48
+    )
+
+    users = np.arange(dataset.interactions.index.n_users)
+    offline = model_scorer(factors, dataset).video_scores(users)
+    plain = FactorScorer(factors, dataset.interactions.index).video_scores(users)
+    assert not np.allclose(offline, plain)  # the prior moves the scores
+    served = factors.user @ model.ranking.item_factors[: model.ranking.n_videos].T
+    served = served + model.trending_bias(factors.user)  # what rank_inputs adds to the bias
+    np.testing.assert_allclose(served, offline, rtol=1e-4, atol=1e-4)
+    zero_bias = np.zeros((len(users), model.ranking.n_products), np.float32)
+    ranked = model.ranking.rank(factors.user, served - plain, zero_bias, k=5)
+    want = np.argsort(-offline, axis=1, kind="stable")[:, :5]
+    agree = (ranked.video_index == want).mean()
+    assert agree > 0.99  # float32 ties aside, the graph ranks as the offline scorer
+
+
+def test_a_model_without_the_prior_exports_none(tmp_path: Path) -> None:
+    events = block_events(groups=2, users_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    factors = fit(dataset.interactions.confidence, FitParams(factors=4, iterations=3), threads=1)
+    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model = ServingModel.load(model_dir, None)
+    assert TRENDING_FILE not in model.ranking.manifest.files and model.trending is None
+    assert model.trending_bias(factors.user) is None
+
+
+def trending_world(days: int = 6) -> Dataset:
+    """Users who each watch a few random videos a day, and, each day, most users also watch
+    that day's hit: a fresh video every day. Yesterday's hits predict today's nothing, the last
+    hours predict the rest of the day: what a trending prior is for."""
+    rng = np.random.default_rng(4)
+    rows = []
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for day in range(days):
+        hit = f"v-hit{day}"
+        for u in range(60):
+            for _ in range(3):
+                minute = int(rng.integers(0, 24 * 60))
+                ts = start + timedelta(days=day, minutes=minute)
+                rows.append(
+                    {"user_id": f"u{u}", "item_id": f"v{int(rng.integers(0, 40))}", "ts": ts}
+                )
+            if rng.random() < 0.7:
+                minute = int(rng.integers(0, 24 * 60))
+                ts = start + timedelta(days=day, minutes=minute)
+                rows.append({"user_id": f"u{u}", "item_id": hit, "ts": ts})
+    events = event_table(rows)
+    return Dataset(build_interactions(events), events, ConfidenceWeights())
+
+
+def test_the_tuner_turns_the_prior_on_where_the_last_hours_predict() -> None:
+    data = trending_world()
+    spec = SplitSpec(Protocol.TEMPORAL, holdout_days=1)
+    train, _ = split(data, spec)
+    result = tune(train, spec, TuneBudget(60, max_trials=4), base=FitParams(factors=4), threads=1)
+    phases = [t.phase for t in result.trials]
+    assert phases.count("trending") >= 2 * 31 - 1  # the grid on both leaders (31 points each)
+    off = max(
+        t.score for t in result.trials if t.phase == "trending" and t.params.trending_weight == 0
+    )
+    assert result.best.trending_weight > 0
+    assert result.best_score > off  # chosen because it scored better on validation
+
+
+def test_a_per_pair_split_has_no_time_and_no_prior() -> None:
+    events = block_events(groups=3, users_per_group=20)
+    data = Dataset(build_interactions(events), events)
+    spec = SplitSpec(Protocol.PER_USER)
+    train, _ = split(data, spec)
+    base = FitParams(factors=4, trending_weight=2.0)
+    result = tune(train, spec, TuneBudget(60, max_trials=3), base=base, threads=1)
+    assert {t.phase for t in result.trials} <= {"default", "random", "refine"}
+    assert all(t.params.trending_weight == 0 for t in result.trials)
+
+
+def test_evaluate_refuses_a_prior_on_a_split_without_times(tmp_path: Path) -> None:
+    from tests.builders import write_events_csv
+
+    rows = [event_row(i, user_id=f"u{i % 7}", item_id=f"v{i % 11}") for i in range(200)]
+    path = write_events_csv(tmp_path / "events.csv", rows)
+    params = replace(FitParams(factors=4, iterations=3), trending_weight=1.0)
+    with pytest.raises(ValueError, match="trending weight of 1 needs event times"):
+        run_evaluate(Source(path), SplitSpec(Protocol.PER_USER), params, threads=1)
