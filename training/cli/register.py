@@ -8,7 +8,7 @@ from training.cli.ab import ab_report
 from training.cli.drain import drain
 from training.cli.nightly import nightly
 from training.cli.state import backfill
-from training.cli.train import evaluate, export, train
+from training.cli.train import compare, evaluate, export, train
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(evaluate)
     app.command()(export)
+    app.command()(compare)
     ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
     ab.command("report")(ab_report)
     app.add_typer(ab, name="ab")

@@ -202,3 +202,51 @@ def export(
     except (OSError, ValueError, KeyError) as exc:
         fail(f"cannot export {factors}: {exc!r}")
     typer.echo(f"exported model version {out.name} to {out}")
+
+
+def compare(
+    candidate: Annotated[
+        list[str],
+        typer.Option(
+            help="A model to fit, NAME:key=value,... with fit parameters for keys, e.g. "
+            "als:factors=32 (repeat it; the first is the reference).",
+        ),
+    ],
+    interactions: Interactions = None,
+    fmt: Format = EventFormat.AUTO,
+    world: World = None,
+    max_bad_share: MaxBadShare = 0.01,
+    weights: Weights = "",
+    watch_ratio_cap: WatchRatioCap = DEFAULT_WATCH_RATIO_CAP,
+    half_life_days: HalfLifeDays = 0.0,
+    protocol: ProtocolOption = Protocol.RECOMMENDERS,
+    holdout_days: Annotated[int, typer.Option(help="Days held out (temporal).", min=1)] = 1,
+    k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
+    product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
+    max_users: Annotated[
+        int, typer.Option(help="Evaluate at most this many users.", min=1)
+    ] = 20_000,
+    seed: Seed = DEFAULTS.seed,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Fit several models on one split and compare them with the baselines: each one's
+    metrics and its paired difference to the first, with 95% intervals over users."""
+    from training.models.compare import compare_text, parse_candidate, run_compare
+
+    try:
+        candidates = [parse_candidate(text, seed) for text in candidate]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--candidate") from None
+    try:
+        report = run_compare(
+            make_source(interactions, fmt, world, max_bad_share),
+            SplitSpec(protocol, holdout_days=holdout_days),
+            candidates,
+            weights=parse_weights(weights, watch_ratio_cap, half_life_days),
+            eval_spec=EvalSpec(k=k, product_k=product_k, max_users=max_users),
+            threads=threads,
+        )
+    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
+        fail(str(exc))
+    emit(report, compare_text(report), as_json)

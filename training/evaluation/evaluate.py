@@ -84,6 +84,32 @@ class PopularityScorer:
         return np.broadcast_to(self._products, (len(users), len(self._products)))
 
 
+@dataclass
+class TrendingScorer:
+    """Videos by a trending prior (users in the last hours of the training data), ties broken
+    by all-time users; products as PopularityScorer. The baseline a model of a time-ordered
+    log must beat, besides popularity."""
+
+    prior: np.ndarray  # [videos], training.models.trending.trending_prior
+    train: Interactions
+    name: str = "trending_24h"
+
+    def __post_init__(self) -> None:
+        popularity = PopularityScorer(self.train)
+        one = np.zeros(1, dtype=np.int64)
+        ever = popularity.video_scores(one)[0]
+        order = np.lexsort((ever, self.prior))  # by prior, then all-time users
+        self._videos = np.empty(len(order), dtype=np.float32)
+        self._videos[order] = np.arange(len(order), dtype=np.float32)
+        self._products = popularity.product_scores(one)[0]
+
+    def video_scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._videos, (len(users), len(self._videos)))
+
+    def product_scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._products, (len(users), len(self._products)))
+
+
 class Truth(Protocol):
     """What the oracle needs of a synthetic world's ground truth."""
 

@@ -28,6 +28,7 @@ from training.evaluation.evaluate import (
     OracleScorer,
     PopularityScorer,
     Scorer,
+    TrendingScorer,
     Truth,
     evaluate,
     evaluation_set,
@@ -150,6 +151,19 @@ def model_scorer(factors: Factors, train: Dataset) -> FactorScorer:
             train.events, train.interactions.index, train.weights, params.trending_hours
         )
     return scorer
+
+
+TRENDING_BASELINE = "trending_24h"
+
+
+def baselines(train: Dataset) -> list[Scorer]:
+    """Popularity and, where the training part has event times, last-24-hours popularity."""
+    scorers: list[Scorer] = [PopularityScorer(train.interactions)]
+    if train.events is not None and train.events.num_rows:
+        index = train.interactions.index
+        prior = trending_prior(train.events, index, train.weights, 24.0)
+        scorers.append(TrendingScorer(prior, train.interactions, TRENDING_BASELINE))
+    return scorers
 
 
 def retired_items(catalog: Path, index: ItemIndex) -> np.ndarray:
@@ -288,12 +302,16 @@ def run_evaluate(
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress
         )
-    scorers: list[Scorer] = [model_scorer(factors, train), PopularityScorer(train.interactions)]
+    scorers = [model_scorer(factors, train), *baselines(train)]
     if source.truth is not None:
         scorers.append(OracleScorer(source.truth, index))
     with stages.stage("evaluate"):
         scored = {s.name: evaluate(s, evaluated, eval_spec) for s in scorers}
-        comparison = versus(scored["model"], scored["popularity"], eval_spec.k, eval_spec.product_k)
+        comparisons = {
+            name: versus(scored["model"], scored[name], eval_spec.k, eval_spec.product_k)
+            for name in scored
+            if name in ("popularity", TRENDING_BASELINE)
+        }
     reports = {name: report.as_dict() for name, report in scored.items()}
     model = reports.pop("model")
     return {
@@ -306,8 +324,13 @@ def run_evaluate(
         "evaluated_users": len(evaluated.users),
         "cold_users": evaluated.cold_users,
         "baselines": reports,
-        "vs_popularity": comparison,
-        "warnings": comparison["warnings"],
+        "vs_popularity": comparisons["popularity"],
+        **(
+            {"vs_trending": comparisons[TRENDING_BASELINE]}
+            if TRENDING_BASELINE in comparisons
+            else {}
+        ),
+        "warnings": [w for c in comparisons.values() for w in c["warnings"]],
         "data": data,
         "tuning": tuning.as_dict() if tuning else None,
         "stages": stages.records,
