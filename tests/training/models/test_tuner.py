@@ -10,7 +10,14 @@ from training.data.splits import Dataset, Protocol, SplitSpec, split
 from training.evaluation.evaluate import EvalSpec, ScorerReport
 from training.evaluation.metrics import RankingMetrics
 from training.models.factors import FitParams
-from training.models.tuner import Objective, TuneBudget, perturb, sample_params, tune
+from training.models.tuner import (
+    EASE_RACE_ITEMS,
+    Objective,
+    TuneBudget,
+    perturb,
+    sample_params,
+    tune,
+)
 
 
 def training_part() -> Dataset:
@@ -29,7 +36,7 @@ def test_trials_start_from_the_defaults_and_the_best_is_the_top_scorer() -> None
     )
     assert len(result.trials) == 12
     assert result.trials[0].phase == "default" and result.trials[0].params == base
-    assert {t.phase for t in result.trials[1:]} == {"random", "refine"}
+    assert {t.phase for t in result.trials[1:]} <= {"race", "random", "refine"}
     assert result.best_score == max(t.score for t in result.trials)
     assert result.best_score > result.trials[0].score  # the search improved on a poor start
     assert len(result.as_dict()["trials"]) == 12
@@ -152,9 +159,30 @@ def test_a_search_keeps_to_the_base_family_ease_included() -> None:
                   base=base)  # fmt: skip
     assert {t.params.algorithm for t in result.trials} == {"ease"}
     assert len({t.params.regularization for t in result.trials}) > 1  # λ is searched
-    als = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4),
-               threads=1)  # fmt: skip
-    assert {t.params.algorithm for t in als.trials} == {"als"}
+
+
+def test_an_als_search_races_ease_then_keeps_to_the_winner() -> None:
+    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=20),
+                  threads=1)  # fmt: skip
+    race = [t for t in result.trials if t.phase in ("default", "race")]
+    rest = [t for t in result.trials if t.phase not in ("default", "race")]
+    assert len(race) == 6  # 30% of 20 trials: 3 per family, the default counting for ALS
+    assert [t.params.algorithm for t in race].count("ease") == 3
+    items = training_part().interactions.index.n_items
+    assert {t.params.factors for t in race if t.params.algorithm == "ease"} == {items}  # full
+    winner = max(race, key=lambda t: t.score).params.algorithm
+    assert rest and {t.params.algorithm for t in rest} == {winner}
+    assert result.best.algorithm == winner
+
+
+def test_no_race_where_ease_is_costly() -> None:
+    events = block_events(groups=2, users_per_group=40, videos_per_group=EASE_RACE_ITEMS // 2 + 5)
+    data = Dataset(build_interactions(events), events)
+    train = split(data, SplitSpec(Protocol.PER_USER))[0]
+    assert train.interactions.index.n_items > EASE_RACE_ITEMS
+    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4), threads=1)
+    assert {t.params.algorithm for t in result.trials} == {"als"}
+    assert "race" not in {t.phase for t in result.trials}
 
 
 def test_the_objective_is_measured_at_the_evaluations_cut_offs() -> None:
