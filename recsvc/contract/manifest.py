@@ -27,6 +27,9 @@ PROJECTION_FILE = "item_projection.npy"
 # w · σ_u · prior[v] to user u's video scores, σ_u the spread of the user's scores over the
 # videos (training.models.trending explains the blend).
 TRENDING_FILE = "trending_prior.npy"
+# (a, b) of the attach score a·(user·product) + b·(video·product): the trainer records its
+# choice in the params (`attach_weights`); a manifest without one is served with these.
+DEFAULT_ATTACH_WEIGHTS = (1.0, 1.0)
 # Graph inputs and outputs, by name (the ranking graph's interface).
 INPUTS = ("user", "video_bias", "product_bias", "k", "attach_weights")
 OUTPUTS = ("video_index", "video_score", "product_index", "product_score")

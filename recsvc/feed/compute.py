@@ -32,7 +32,8 @@ class FeedOptions:
     ranker: str = "cf"  # "popular": global popularity, whatever the user's vector
     attach: bool = True
     max_attached: int = 3
-    attach_weights: tuple[float, float] = (1.0, 1.0)  # user·product, video·product
+    # (a, b) of the attach score a·(user·product) + b·(video·product); None: the model's
+    attach_weights: tuple[float | None, float | None] = (None, None)
     daily_cap: int = 3
     model: str = "current"  # current, challenger or a version
     unknown_risk: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
@@ -48,8 +49,8 @@ class FeedOptions:
             attach=bool(overrides.get("attach", self.attach)),
             max_attached=int(overrides.get("max_attached_per_page", self.max_attached)),
             attach_weights=(
-                float(overrides.get("attach_user_weight", user)),
-                float(overrides.get("attach_video_weight", video)),
+                _number(overrides.get("attach_user_weight", user)),
+                _number(overrides.get("attach_video_weight", video)),
             ),
             daily_cap=int(overrides.get("daily_cap_per_product", self.daily_cap)),
             model=str(overrides.get("model", self.model)),
@@ -57,10 +58,14 @@ class FeedOptions:
         )
 
     @property
-    def batch_key(self) -> tuple[str, tuple[float, float], int]:
+    def batch_key(self) -> tuple[str, tuple[float | None, float | None], int]:
         """Requests with equal keys can share a batch: one model, one set of attach weights
         (a graph input) and one daily cap (read with the users' state)."""
         return self.model, self.attach_weights, self.daily_cap
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,12 @@ def rank_inputs(
     trending = model.trending_bias(users)  # zero for the rows without a vector
     if trending is not None:
         video_bias += trending
-    weights = options[0].attach_weights
+    user_weight, video_weight = options[0].attach_weights
+    model_user, model_video = model.attach_weights
+    weights = (
+        model_user if user_weight is None else user_weight,
+        model_video if video_weight is None else video_weight,
+    )
     return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
 
 

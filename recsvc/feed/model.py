@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from recsvc.contract.manifest import (
+    DEFAULT_ATTACH_WEIGHTS,
     DEFAULT_CONFIDENCE_WEIGHTS,
     DEFAULT_WATCH_RATIO_CAP,
     PROJECTION_FILE,
@@ -39,6 +41,9 @@ class ServingModel:
     # (a user's score spread over the videos is sqrt(uᵀ C u)); None when the model has none
     trending: np.ndarray | None = None
     video_covariance: np.ndarray | None = None
+    # (a, b) of the attach score, as the trainer chose them (params.attach_weights); a model
+    # without them gets (1, 1), what every model before them was served with
+    attach_weights: tuple[float, float] = DEFAULT_ATTACH_WEIGHTS
 
     @property
     def version(self) -> str:
@@ -81,6 +86,7 @@ class ServingModel:
             projection=projection,
             trending=trending,
             video_covariance=covariance,
+            attach_weights=_attach_weights(directory, manifest.params),
         )
 
     def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
@@ -101,6 +107,22 @@ def score_spread(users: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """Each user row's standard deviation of u · v over the videos: sqrt(uᵀ C u) [B]."""
     quadratic = np.einsum("bd,de,be->b", users, covariance, users)
     return np.asarray(np.sqrt(np.maximum(quadratic, 0)), dtype=np.float32)
+
+
+def _attach_weights(directory: Path, params: dict[str, Any]) -> tuple[float, float]:
+    weights = params.get("attach_weights", DEFAULT_ATTACH_WEIGHTS)
+    valid = (
+        isinstance(weights, (list, tuple))
+        and len(weights) == 2
+        and all(isinstance(w, (int, float)) and np.isfinite(w) and w >= 0 for w in weights)
+        and sum(weights) > 0
+    )
+    if not valid:
+        raise ArtifactError(
+            f"{directory / 'manifest.json'}: params.attach_weights must be two numbers >= 0, "
+            f"not both 0, not {weights!r}"
+        )
+    return float(weights[0]), float(weights[1])
 
 
 def _trending(

@@ -55,8 +55,12 @@ class Settings(BaseSettings):
     max_attached_per_page: int = Field(3, ge=0, le=100)
     daily_cap_per_product: int = Field(3, ge=1, le=1000)
     unknown_risk_policy: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
-    attach_user_weight: float = Field(1.0, ge=0)
-    attach_video_weight: float = Field(1.0, ge=0)
+    attach_user_weight: float | None = Field(
+        None, ge=0, description="a in a·(user·product) + b·(video·product); unset: the model's."
+    )
+    attach_video_weight: float | None = Field(
+        None, ge=0, description="b in that score; unset: the model's."
+    )
     recent_events_limit: int = Field(200, ge=1, le=10_000)
     stream_max_len: int = Field(1_000_000, ge=1000)
     exposure_stream_max_len: int = Field(

@@ -77,6 +77,13 @@ def evaluation_text(report: dict[str, Any]) -> str:
     ]
     lines += [_metric_row(name, row, k) for name, row in report["baselines"].items()]
     lines += ["", *comparison_lines(report)]
+    if report.get("attach"):
+        attach = report["attach"]
+        a, b = attach["weights"]
+        lines.append(
+            f"Cards: {attach['hit_rate']:.1%} of {attach['pairs']:,} held-out purchases were on "
+            f"the buyer's page (attach weights a={a:g}, b={b:g})"
+        )
     stages = ", ".join(f"{name} {s['seconds']:.1f}s" for name, s in report["stages"].items())
     lines.append(f"Time: {report['seconds']:.1f} s ({stages})")
     return "\n".join(lines)

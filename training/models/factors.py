@@ -44,6 +44,11 @@ class FitParams:
     # spread). 0 is off. Not used by the fit itself: the scorer, the export and the service do.
     trending_hours: float = 24.0
     trending_weight: float = 0.0
+    # The attach score a · (u · p) + b · (v · p) of a product card under video v
+    # (training.evaluation.attach): exported for the service, which uses them unless its
+    # settings or an experiment variant say otherwise.
+    attach_user_weight: float = 1.0
+    attach_video_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.factors < 1 or self.iterations < 1:
@@ -52,6 +57,9 @@ class FitParams:
             raise ValueError(f"trending_hours must be > 0, not {self.trending_hours}")
         if not (self.trending_weight >= 0 and np.isfinite(self.trending_weight)):
             raise ValueError(f"trending_weight must be >= 0, not {self.trending_weight}")
+        attach = (self.attach_user_weight, self.attach_video_weight)
+        if not all(np.isfinite(w) and w >= 0 for w in attach) or sum(attach) == 0:
+            raise ValueError(f"attach weights must be >= 0 and not both 0, not {attach}")
         if self.regularization < 0 or self.alpha <= 0 or self.learning_rate <= 0:
             raise ValueError("regularization must be >= 0; alpha and learning_rate > 0")
 

@@ -22,6 +22,7 @@ from training.data.events import EventDataError, EventFormat, load_events
 from training.data.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.data.segments import Segments, read_users_file, segment_popularity
 from training.data.splits import Dataset, SplitSpec, split
+from training.evaluation.attach import attach_hit_rate
 from training.evaluation.evaluate import (
     EvalSpec,
     FactorScorer,
@@ -36,7 +37,7 @@ from training.evaluation.evaluate import (
 from training.evaluation.intervals import versus
 from training.models.factors import Factors, FitParams, fit, save_factors
 from training.models.trending import last_event, trending_prior
-from training.models.tuner import Objective, TuneBudget, TuneResult, tune
+from training.models.tuner import Objective, TuneBudget, TuneResult, tune, with_half_life
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def export_trained(
         "watch_ratio_cap": dataset.weights.watch_ratio_cap,
     }
     fit_params = factors.params
+    params["attach_weights"] = [fit_params.attach_user_weight, fit_params.attach_video_weight]
     if fit_params.trending_weight > 0 and dataset.events is not None:
         popularity[TRENDING_FILE] = trending_prior(
             dataset.events, index, dataset.weights, fit_params.trending_hours
@@ -209,6 +211,13 @@ def choose_params(
     return result.best, result
 
 
+def tuned_data(data: Dataset, tuning: TuneResult | None) -> Dataset:
+    """`data` as the tuner chose to weigh it: rebuilt at its recency half-life, if it chose one."""
+    if tuning is None or tuning.half_life_days is None:
+        return data
+    return with_half_life(data, tuning.half_life_days)
+
+
 def run_train(
     source: Source,
     out: Path,
@@ -233,6 +242,7 @@ def run_train(
         params, tuning = choose_params(
             dataset, split_spec or SplitSpec(), params, budget, threads, show_progress, objective
         )
+        dataset = tuned_data(dataset, tuning)
     with stages.stage("fit"):
         factors = fit(
             dataset.interactions.confidence, params, threads=threads, show_progress=show_progress
@@ -241,7 +251,7 @@ def run_train(
         "model": params.algorithm,
         "params": params.as_dict(),
         "data": data,
-        "weights": (weights or ConfidenceWeights()).__dict__,
+        "weights": dataset.weights.__dict__,
         "tuning": tuning.as_dict() if tuning else None,
         "out": str(out),
     }
@@ -298,11 +308,13 @@ def run_evaluate(
             train, split_spec, params, budget, threads, show_progress, objective, eval_spec,
             retired,
         )  # fmt: skip
+        train = tuned_data(train, tuning)
     with stages.stage("fit"):
         factors = fit(
             train.interactions.confidence, params, threads=threads, show_progress=show_progress
         )
-    scorers = [model_scorer(factors, train), *baselines(train)]
+    model = model_scorer(factors, train)
+    scorers = [model, *baselines(train)]
     if source.truth is not None:
         scorers.append(OracleScorer(source.truth, index))
     with stages.stage("evaluate"):
@@ -312,10 +324,12 @@ def run_evaluate(
             for name in scored
             if name in ("popularity", TRENDING_BASELINE)
         }
+        attach_weights = (params.attach_user_weight, params.attach_video_weight)
+        attach = attach_hit_rate(model, evaluated, eval_spec, attach_weights)
     reports = {name: report.as_dict() for name, report in scored.items()}
-    model = reports.pop("model")
+    ours = reports.pop("model")
     return {
-        **{key: value for key, value in model.items() if key != "name"},
+        **{key: value for key, value in ours.items() if key != "name"},
         "model": params.algorithm,
         "params": params.as_dict(),
         "protocol": split_spec.protocol.value,
@@ -324,6 +338,10 @@ def run_evaluate(
         "evaluated_users": len(evaluated.users),
         "cold_users": evaluated.cold_users,
         "baselines": reports,
+        # the cards a page would carry (training.evaluation.attach), None where unmeasurable
+        "attach": None
+        if attach is None
+        else {"weights": list(attach_weights), "hit_rate": attach[0], "pairs": attach[1]},
         "vs_popularity": comparisons["popularity"],
         **(
             {"vs_trending": comparisons[TRENDING_BASELINE]}

@@ -20,7 +20,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from recsvc.contract.manifest import DEFAULT_ATTACH_WEIGHTS
+from training.data.matrix import aggregate
 from training.data.splits import Dataset, Protocol, SplitSpec, split
+from training.evaluation.attach import choose_attach_weights
 from training.evaluation.evaluate import (
     EvalSpec,
     EvaluationSet,
@@ -39,7 +42,10 @@ ITERATION_CHOICES = (10, 15, 20, 30)
 REGULARIZATION_LOG10 = (-3.0, 2.0)
 ALPHA_LOG10 = (-1.3, 2.0)
 EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
-TRENDING_SHARE = 0.2  # of a clock budget, kept for the trending prior's grid
+TRENDING_SHARE = 0.25  # of a clock budget, kept for the trending prior's grid and recency
+# Recency (ConfidenceWeights.half_life_days) tried on the best fit where events have times;
+# the data's own setting (off by default) is always a candidate too.
+HALF_LIVES = (1.0, 3.0, 7.0, 30.0)
 RACE_SHARE = 0.3  # of the search, in which the families take turns before one is chosen
 # EASE joins an ALS search (the race) only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
@@ -113,10 +119,12 @@ class Objective:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    phase: str  # "default", "race", "random", "refine" or "trending"
+    phase: str  # "default", "race", "random", "refine", "trending" or "recency"
     params: FitParams
     score: float  # the objective on the validation split; -inf when the fit failed
     seconds: float
+    # recency: the half-life the confidence matrix was rebuilt with; None: the data's own
+    half_life_days: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +133,7 @@ class Trial:
             "score": self.score if np.isfinite(self.score) else None,
             "seconds": round(self.seconds, 3),
             "params": self.params.as_dict(),
+            **({"half_life_days": self.half_life_days} if self.half_life_days is not None else {}),
         }
 
 
@@ -136,10 +145,16 @@ class TuneResult:
     validation: str
     seconds: float
     trials: list[Trial] = field(default_factory=list)
+    # the attach weights' grid on the validation split with the best fit (empty: not measurable)
+    attach: list[dict[str, Any]] = field(default_factory=list)
+    # the recency the tuner chose (ConfidenceWeights.half_life_days); None: left as given
+    half_life_days: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "objective": self.objective,
+            "attach": self.attach,
+            "half_life_days": self.half_life_days,
             "validation": self.validation,
             "best_score": self.best_score if np.isfinite(self.best_score) else None,
             "best_params": self.best.as_dict(),
@@ -276,6 +291,10 @@ def tune(
     if not with_trending:
         base = replace(base, trending_weight=0.0)
     search_seconds = budget.seconds * (1 - TRENDING_SHARE if with_trending else 1)
+    index = fit_part.interactions.index
+    attaches = int(
+        index.n_videos > 0 and index.n_items > index.n_videos and validation.test.purchases.nnz > 0
+    )
 
     trials: list[Trial] = []
     family: str | None = None if len(families) > 1 else base.algorithm
@@ -289,7 +308,8 @@ def tune(
             exploring = len(trials) < budget.max_trials / 2
         else:
             mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
-            if trials and elapsed + mean_trial > search_seconds:
+            # room for one more trial, and for the attach weights' refit after the search
+            if trials and elapsed + mean_trial * (1 + attaches) > search_seconds:
                 break
             exploring = elapsed < search_seconds / 2
         # The race: each family in turn (the one with the least time so far, or the fewest
@@ -330,13 +350,47 @@ def tune(
         progress.update(1)
         progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
     if with_trending:
-        deadline = None if budget.max_trials is not None else started + budget.seconds
+        mean_fit = float(np.mean([t.seconds for t in trials]))
+        deadline = (
+            None
+            if budget.max_trials is not None
+            else started + budget.seconds - mean_fit * attaches
+        )
+        # the best fit's prior, then recency on it, then the next leaders' priors
+        best_fits = trending_leaders(trials)
         trials += trending_trials(
+            trials, best_fits[:1], fit_part, validation, eval_spec, objective, deadline, threads
+        )
+        trials += recency_trials(
             trials, fit_part, validation, eval_spec, objective, deadline, threads
+        )
+        trials += trending_trials(
+            trials,
+            best_fits[1:TRENDING_LEADERS],
+            fit_part,
+            validation,
+            eval_spec,
+            objective,
+            deadline,
+            threads,
         )
         progress.update(len(trials) - progress.n)
     progress.close()
     best = max(trials, key=lambda t: t.score)
+    chosen_part = (
+        fit_part if best.half_life_days is None else with_half_life(fit_part, best.half_life_days)
+    )
+    attach_weights, attach_trials = attach_choice(
+        best.params, chosen_part, validation, eval_spec, threads
+    )
+    best = replace(
+        best,
+        params=replace(
+            best.params,
+            attach_user_weight=attach_weights[0],
+            attach_video_weight=attach_weights[1],
+        ),
+    )
     return TuneResult(
         best=best.params,
         best_score=best.score,
@@ -344,11 +398,58 @@ def tune(
         validation=f"{_describe(spec)} of the training data, {len(validation.users)} users",
         seconds=time.perf_counter() - started,
         trials=trials,
+        attach=attach_trials,
+        half_life_days=best.half_life_days,
     )
+
+
+def attach_choice(
+    params: FitParams,
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    threads: int | None,
+) -> tuple[tuple[float, float], list[dict[str, Any]]]:
+    """The attach weights (a, b) for the chosen fit: its refit on the validation split's fit
+    part, each grid point's attach hit rate (training.evaluation.attach); the defaults when
+    the split holds no purchase to measure it."""
+    index = fit_part.interactions.index
+    if index.n_videos == 0 or index.n_items == index.n_videos or validation.test.purchases.nnz == 0:
+        return DEFAULT_ATTACH_WEIGHTS, []
+    try:
+        factors = fit(fit_part.interactions.confidence, params, threads=threads)
+    except ModelFitError:
+        return DEFAULT_ATTACH_WEIGHTS, []
+    scorer = FactorScorer(factors, index)
+    if params.trending_weight > 0 and fit_part.events is not None:
+        scorer.trending = trending_prior(
+            fit_part.events, index, fit_part.weights, params.trending_hours
+        )
+    return choose_attach_weights(scorer, validation, eval_spec)
+
+
+def trending_leaders(trials: list[Trial]) -> list[FitParams]:
+    """The distinct parameters of the best trials, best first, with the prior off."""
+    leaders: list[FitParams] = []
+    for trial in sorted(trials, key=lambda t: t.score, reverse=True):
+        plain = replace(trial.params, trending_weight=0.0)
+        if np.isfinite(trial.score) and plain not in leaders:
+            leaders.append(plain)
+    return leaders
+
+
+def with_half_life(data: Dataset, days: float) -> Dataset:
+    """`data` with its confidence matrix rebuilt at another recency half-life (0: off)."""
+    if data.events is None:
+        raise ValueError("recency needs event times, and this data keeps none")
+    weights = replace(data.weights, half_life_days=days)
+    interactions = aggregate(data.events, data.interactions.index, weights)
+    return Dataset(interactions, data.events, weights)
 
 
 def trending_trials(
     trials: list[Trial],
+    leaders: list[FitParams],
     fit_part: Dataset,
     validation: EvaluationSet,
     eval_spec: EvalSpec,
@@ -356,8 +457,8 @@ def trending_trials(
     deadline: float | None,
     threads: int | None,
 ) -> list[Trial]:
-    """The trending prior's grid (every window × weight, and off) on each of the best
-    `TRENDING_LEADERS` fits so far, refitted once each; stops at the deadline, if any."""
+    """The trending prior's grid (every window × weight, and off) on each leader, refitted
+    once each; stops at the deadline, if any."""
     assert fit_part.events is not None
     index = fit_part.interactions.index
     priors = {
@@ -365,13 +466,8 @@ def trending_trials(
         for hours in TRENDING_HOURS
     }
     grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
-    leaders: list[FitParams] = []
-    for trial in sorted(trials, key=lambda t: t.score, reverse=True):
-        plain = replace(trial.params, trending_weight=0.0)
-        if np.isfinite(trial.score) and plain not in leaders:
-            leaders.append(plain)
     added: list[Trial] = []
-    for params in leaders[:TRENDING_LEADERS]:
+    for params in leaders:
         if deadline is not None and time.perf_counter() > deadline:
             break
         started = time.perf_counter()
@@ -391,4 +487,46 @@ def trending_trials(
             seconds = time.perf_counter() - started + fit_seconds
             added.append(Trial(len(trials) + len(added), "trending", chosen, score, seconds))
             fit_seconds = 0.0
+    return added
+
+
+def recency_trials(
+    trials: list[Trial],
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    objective: Objective,
+    deadline: float | None,
+    threads: int | None,
+) -> list[Trial]:
+    """The best trial so far refitted on the confidence matrix rebuilt at each half-life of
+    HALF_LIVES (ages at the fit part's last event), its trending prior unchanged."""
+    assert fit_part.events is not None
+    best = max(trials, key=lambda t: t.score)
+    if not np.isfinite(best.score):
+        return []
+    index = fit_part.interactions.index
+    params = best.params
+    prior = (
+        trending_prior(fit_part.events, index, fit_part.weights, params.trending_hours)
+        if params.trending_weight > 0
+        else None
+    )
+    added: list[Trial] = []
+    for days in HALF_LIVES:
+        if days == fit_part.weights.half_life_days:
+            continue  # the search itself ran with it
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        matrix = with_half_life(fit_part, days).interactions.confidence
+        try:
+            factors = fit(matrix, params, threads=threads)
+        except ModelFitError:
+            continue
+        scorer = FactorScorer(factors, index)
+        scorer.trending = prior
+        score = objective.score(evaluate(scorer, validation, eval_spec))
+        seconds = time.perf_counter() - started
+        added.append(Trial(len(trials) + len(added), "recency", params, score, seconds, days))
     return added

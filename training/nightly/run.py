@@ -62,7 +62,13 @@ from training.evaluation.intervals import (
 )
 from training.evaluation.live_scorer import LiveModelScorer
 from training.models.factors import fit
-from training.models.pipeline import Stages, choose_params, export_trained, model_scorer
+from training.models.pipeline import (
+    Stages,
+    choose_params,
+    export_trained,
+    model_scorer,
+    tuned_data,
+)
 from training.models.tuner import TuneBudget
 from training.nightly.decision import decide, holdout_start, nothing_new
 from training.nightly.live import live_catalog, trained_until
@@ -170,6 +176,7 @@ def _run(
         params, tuning = choose_params(
             train, split_spec, spec.params, budget, None, False, spec.objective
         )
+    train, dataset = tuned_data(train, tuning), tuned_data(dataset, tuning)
     report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
     with _stage(stages, lease, "fit_holdout"):
         factors = fit(train.interactions.confidence, params)

@@ -133,7 +133,17 @@ def test_the_tuner_reports_its_trials(planted_parquet: Path) -> None:
     )
     trials = report["tuning"]["trials"]
     assert len(trials) == 4 and trials[0]["phase"] == "default"
-    assert report["params"] == max(trials, key=lambda t: t["score"])["params"]
+    best = max(trials, key=lambda t: t["score"])["params"]
+    chosen = report["tuning"]["best_params"]
+    assert report["params"] == chosen
+    # the best trial's parameters, with the attach weights the tuner then chose on them
+    attach = ("attach_user_weight", "attach_video_weight")
+    assert {k: v for k, v in chosen.items() if k not in attach} == {
+        k: v for k, v in best.items() if k not in attach
+    }
+    grid = report["tuning"]["attach"]
+    top = max(grid, key=lambda point: point["attach_hit_rate"])["weights"]
+    assert [chosen[k] for k in attach] == top
 
 
 def test_too_many_bad_rows_fail_with_the_file_line_and_reason(tmp_path: Path) -> None:

@@ -166,3 +166,25 @@ def test_evaluate_refuses_a_prior_on_a_split_without_times(tmp_path: Path) -> No
     params = replace(FitParams(factors=4, iterations=3), trending_weight=1.0)
     with pytest.raises(ValueError, match="trending weight of 1 needs event times"):
         run_evaluate(Source(path), SplitSpec(Protocol.PER_USER), params, threads=1)
+
+
+def test_the_tuner_tries_recency_on_its_best_fit_and_keeps_the_best() -> None:
+    from training.models.pipeline import tuned_data
+    from training.models.tuner import HALF_LIVES
+
+    data = trending_world()
+    spec = SplitSpec(Protocol.TEMPORAL, holdout_days=1)
+    train, _ = split(data, spec)
+    result = tune(train, spec, TuneBudget(60, max_trials=4), base=FitParams(factors=4), threads=1)
+    recency = [t for t in result.trials if t.phase == "recency"]
+    assert [t.half_life_days for t in recency] == list(HALF_LIVES)
+    before = [t for t in result.trials if t.number < recency[0].number]
+    assert {t.params for t in recency} == {max(before, key=lambda t: t.score).params}
+    best = max(result.trials, key=lambda t: t.score)
+    assert result.half_life_days == best.half_life_days
+    rebuilt = tuned_data(train, result)
+    if result.half_life_days is None:
+        assert rebuilt is train
+    else:  # the matrix the final fit sees is weighed as the winning trial's was
+        assert rebuilt.weights.half_life_days == result.half_life_days
+        assert rebuilt.interactions.confidence.sum() < train.interactions.confidence.sum()

@@ -192,3 +192,29 @@ def test_the_objective_is_measured_at_the_evaluations_cut_offs() -> None:
         eval_spec=EvalSpec(k=5, product_k=3), threads=1,
     )  # fmt: skip
     assert result.objective == "(1×video NDCG@5 + 1×product hit rate@3) / 2"
+
+
+def test_the_attach_weights_are_chosen_on_validation_where_purchases_exist() -> None:
+    from training.evaluation.attach import ATTACH_WEIGHTS
+
+    events = block_events(groups=4, users_per_group=30, videos_per_group=10, products_per_group=3)
+    data = Dataset(build_interactions(events), events)
+    train = split(data, SplitSpec(Protocol.PER_USER))[0]
+    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4), threads=1)
+    assert [tuple(point["weights"]) for point in result.attach] == list(ATTACH_WEIGHTS)
+    best = max(result.attach, key=lambda point: point["attach_hit_rate"])
+    chosen = (result.best.attach_user_weight, result.best.attach_video_weight)
+    assert chosen == tuple(best["weights"])  # the first of the best, as the grid is ordered
+    assert result.as_dict()["attach"] == result.attach
+
+
+def test_without_products_the_attach_weights_keep_their_defaults() -> None:
+    import pyarrow.compute as pc
+
+    events = block_events(groups=3, users_per_group=20)
+    events = events.filter(pc.equal(events.column("item_type"), "video"))  # videos only
+    data = Dataset(build_interactions(events), events)
+    train = split(data, SplitSpec(Protocol.PER_USER))[0]
+    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=2), threads=1)
+    assert result.attach == []
+    assert (result.best.attach_user_weight, result.best.attach_video_weight) == (1.0, 1.0)
