@@ -468,7 +468,8 @@ def trending_trials(
     grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
     added: list[Trial] = []
     for params in leaders:
-        if deadline is not None and time.perf_counter() > deadline:
+        last = added[-1].seconds if added else 0.0
+        if deadline is not None and time.perf_counter() + last > deadline:
             break
         started = time.perf_counter()
         try:
@@ -516,7 +517,8 @@ def recency_trials(
     for days in HALF_LIVES:
         if days == fit_part.weights.half_life_days:
             continue  # the search itself ran with it
-        if deadline is not None and time.perf_counter() > deadline:
+        last = added[-1].seconds if added else 0.0  # the next one should take as long
+        if deadline is not None and time.perf_counter() + last > deadline:
             break
         started = time.perf_counter()
         matrix = with_half_life(fit_part, days).interactions.confidence
