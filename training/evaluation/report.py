@@ -11,13 +11,30 @@ def _number(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _params(params: dict[str, Any]) -> str:
+def _params(params: dict[str, Any], half_life_days: float | None = None) -> str:
+    """The fit parameters worth a glance; the trending prior, attach weights and recency
+    only where they differ from off and the defaults."""
     shown = ("algorithm", "factors", "regularization", "alpha", "confidence", "iterations")
-    return ", ".join(
+    parts = [
         f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
         for key, value in params.items()
         if key in shown
-    )
+    ]
+    if params.get("trending_weight"):
+        parts.append(f"trending {params['trending_weight']:g} over {params['trending_hours']:g} h")
+    attach = (params.get("attach_user_weight", 1.0), params.get("attach_video_weight", 1.0))
+    if attach != (1.0, 1.0):
+        parts.append(f"attach a={attach[0]:g}, b={attach[1]:g}")
+    if half_life_days is not None:
+        parts.append(f"half-life {half_life_days:g} d")
+    return ", ".join(parts)
+
+
+def _half_life(report: dict[str, Any]) -> float | None:
+    """The recency the tuner chose, if it chose one."""
+    tuning = report.get("tuning") or {}
+    chosen = tuning.get("half_life_days")
+    return float(chosen) if chosen is not None else None
 
 
 def data_lines(data: dict[str, Any]) -> list[str]:
@@ -49,7 +66,7 @@ def tuning_lines(tuning: dict[str, Any] | None, top: int = 5) -> list[str]:
     for trial in ranked[:top]:
         lines.append(
             f"  {trial['number']:>4} {trial['phase']:<8} {_number(trial['score'])} "
-            f"{trial['seconds']:>6.2f}  {_params(trial['params'])}"
+            f"{trial['seconds']:>6.2f}  {_params(trial['params'], trial.get('half_life_days'))}"
         )
     return lines
 
@@ -68,7 +85,7 @@ def evaluation_text(report: dict[str, Any]) -> str:
         f"evaluated ({report['cold_users']:,} held-out users without training data skipped)",
         *data_lines(report["data"]),
         *tuning_lines(report["tuning"]),
-        f"Model: {_params(report['params'])}",
+        f"Model: {_params(report['params'], _half_life(report))}",
         "",
         f"  {'':<11}"
         + "".join(f"{c + '@' + str(k):>13}" for c in COLUMNS)
@@ -130,7 +147,7 @@ def training_text(report: dict[str, Any]) -> str:
         [
             *data_lines(report["data"]),
             *tuning_lines(report["tuning"]),
-            f"Model: {_params(report['params'])}",
+            f"Model: {_params(report['params'], _half_life(report))}",
             f"Factors written to {report['out']}",
             *(
                 [f"Model version exported to {report['model_dir']}", segments_line(report)]

@@ -37,7 +37,8 @@ from training.evaluation.evaluate import (
 from training.evaluation.intervals import versus
 from training.models.factors import Factors, FitParams, fit, save_factors
 from training.models.trending import last_event, trending_prior
-from training.models.tuner import Objective, TuneBudget, TuneResult, tune, with_half_life
+from training.models.tuner import Objective, TuneBudget, TuneResult, tune
+from training.models.tuner_phases import with_half_life
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 the training data only (the test part is never seen while choosing).
 
 The search starts from the default parameters. An ALS search on a catalogue small enough for
-EASE first races the two families (they take turns for 30% of the search) and keeps to the
-family of the best trial. It samples the space at random for the first half of the budget,
-then refines: each further trial perturbs one of the best three so far. Where
-the validation split has event times (the temporal protocol), the last fifth of the budget
-chooses the trending prior (training.models.trending) for the best fits: every window and
-weight of one grid, off included. Every trial is recorded, so the report can say what was
-tried and what it scored.
+EASE shares its time with EASE, the two families taking turns. It samples the space at random
+for the first half of the budget, then refines: each further trial perturbs one of its
+family's best three so far. On a random (per-pair) split the best of each family are then
+scored on two more random splits, and the choice goes by the mean over the three. Where
+the validation split has event times (the temporal protocol), the last quarter of the budget
+goes to the late phases (training.models.tuner_phases): the trending prior for the best fits
+(every window and weight of one grid, off included) and recency; then the attach weights.
+Every trial is recorded, so the report can say what was tried and what it scored.
 """
 
 from __future__ import annotations
@@ -20,13 +21,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from recsvc.contract.manifest import DEFAULT_ATTACH_WEIGHTS
-from training.data.matrix import aggregate
 from training.data.splits import Dataset, Protocol, SplitSpec, split
-from training.evaluation.attach import choose_attach_weights
 from training.evaluation.evaluate import (
     EvalSpec,
-    EvaluationSet,
     FactorScorer,
     PopularityScorer,
     ScorerReport,
@@ -34,8 +31,17 @@ from training.evaluation.evaluate import (
     evaluation_set,
 )
 from training.models.ease import EASE_MAX_ITEMS
-from training.models.factors import Factors, FitParams, ModelFitError, fit
-from training.models.trending import TRENDING_HOURS, TRENDING_WEIGHTS, trending_prior
+from training.models.factors import FitParams, ModelFitError, fit
+from training.models.tuner_phases import (
+    TRENDING_LEADERS,
+    Trial,
+    attach_choice,
+    recency_trials,
+    revalidated,
+    trending_leaders,
+    trending_trials,
+    with_half_life,
+)
 
 FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 ITERATION_CHOICES = (10, 15, 20, 30)
@@ -43,10 +49,7 @@ REGULARIZATION_LOG10 = (-3.0, 2.0)
 ALPHA_LOG10 = (-1.3, 2.0)
 EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
 TRENDING_SHARE = 0.25  # of a clock budget, kept for the trending prior's grid and recency
-# Recency (ConfidenceWeights.half_life_days) tried on the best fit where events have times;
-# the data's own setting (off by default) is always a candidate too.
-HALF_LIVES = (1.0, 3.0, 7.0, 30.0)
-RACE_SHARE = 0.3  # of the search, in which the families take turns before one is chosen
+REVALIDATE_SHARE = 0.15  # of a clock budget on a per-pair split, kept for revalidation
 # EASE joins an ALS search (the race) only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
 # a handful of trials in its share of the race cannot show what it is worth.
@@ -55,13 +58,14 @@ EASE_RACE_ITEMS = 2_500
 # was chosen on noise: COIL 2000 (22 products) picked rank 8 on validation, hit@5 0.9405 on
 # the test part against 0.9474 for every rank >= 22 (λ 1 to 100 alike).
 EASE_RANK = 256
-TRENDING_LEADERS = 2  # the best fits whose trending prior is chosen
 
 
 @dataclass(frozen=True)
 class TuneBudget:
     seconds: float = 120.0
-    max_trials: int | None = None  # when set, exactly this many trials and no clock: reproducible
+    # when set, this many search trials (the late phases' grids come on top) and no clock:
+    # reproducible
+    max_trials: int | None = None
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or (self.max_trials is not None and self.max_trials < 1):
@@ -114,27 +118,6 @@ class Objective:
             return names[parts[0][0]]
         total = sum(w for _, w, _ in parts)
         return "(" + " + ".join(f"{w:g}×{names[n]}" for n, w, _ in parts) + f") / {total:g}"
-
-
-@dataclass(frozen=True)
-class Trial:
-    number: int
-    phase: str  # "default", "race", "random", "refine", "trending" or "recency"
-    params: FitParams
-    score: float  # the objective on the validation split; -inf when the fit failed
-    seconds: float
-    # recency: the half-life the confidence matrix was rebuilt with; None: the data's own
-    half_life_days: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "phase": self.phase,
-            "score": self.score if np.isfinite(self.score) else None,
-            "seconds": round(self.seconds, 3),
-            "params": self.params.as_dict(),
-            **({"half_life_days": self.half_life_days} if self.half_life_days is not None else {}),
-        }
 
 
 @dataclass
@@ -272,10 +255,12 @@ def tune(
         )
     matrix = fit_part.interactions.confidence
     rng = np.random.default_rng(base.seed)
-    # The race: an ALS search races low-rank EASE where EASE is cheap (EASE_RACE_ITEMS), then
-    # keeps to the family of the race's best trial. Measured: a race without the item limit
-    # chose EASE on KuaiRand-Pure's 6,361 videos on 3 ALS and 2 EASE trials (NDCG@10 0.0372
-    # against 0.0416 for ALS alone, both with the trending prior).
+    # Families: an ALS search shares its time with low-rank EASE where EASE is cheap
+    # (EASE_RACE_ITEMS), the two taking turns for the whole search. Measured and dropped:
+    # a race (30% of the search, then the winner's family alone) chose EASE on KuaiRand-Pure's
+    # 6,361 videos on 3 ALS and 2 EASE trials (NDCG@10 0.0372 against 0.0416 for ALS alone),
+    # and, once EASE was fast, on MovieLens-100K (P@10 0.419, NDCG@10 0.485 against 0.432,
+    # 0.497 for ALS): ALS's five parameters need more trials than the race gave them.
     if base.algorithm == "ease" and matrix.shape[1] > EASE_MAX_ITEMS:
         raise ValueError(
             f"EASE needs a dense item matrix: {matrix.shape[1]:,} items, at most "
@@ -290,14 +275,17 @@ def tune(
     )
     if not with_trending:
         base = replace(base, trending_weight=0.0)
-    search_seconds = budget.seconds * (1 - TRENDING_SHARE if with_trending else 1)
+    # per-pair splits are random: the leaders are scored again on fresh ones at the end
+    revalidates = spec.protocol is not Protocol.TEMPORAL
+    search_seconds = budget.seconds * (
+        1 - (TRENDING_SHARE if with_trending else 0) - (REVALIDATE_SHARE if revalidates else 0)
+    )
     index = fit_part.interactions.index
     attaches = int(
         index.n_videos > 0 and index.n_items > index.n_videos and validation.test.purchases.nnz > 0
     )
 
     trials: list[Trial] = []
-    family: str | None = None if len(families) > 1 else base.algorithm
     described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
     while True:
@@ -312,30 +300,23 @@ def tune(
             if trials and elapsed + mean_trial * (1 + attaches) > search_seconds:
                 break
             exploring = elapsed < search_seconds / 2
-        # The race: each family in turn (the one with the least time so far, or the fewest
-        # trials under a trial budget) until each has had its share of RACE_SHARE.
+        # the families take turns: the one with the least time so far (the fewest trials
+        # under a trial budget) runs next, and searches around its own leaders
         spent = {
             f: sum(t.seconds if budget.max_trials is None else 1.0 for t in own)
             for f in families
             for own in [[t for t in trials if t.params.algorithm == f]]
         }
-        scale = budget.max_trials if budget.max_trials is not None else search_seconds
-        racing = family is None and min(spent.values()) < scale * RACE_SHARE / len(families)
+        family = min(families, key=spent.__getitem__)
+        own = [t for t in trials if t.params.algorithm == family]
         if not trials:
             phase, params = "default", base
-        elif racing:
-            runner = min(families, key=spent.__getitem__)
-            phase, params = "race", sample_params(rng, base, (runner,), items)
+        elif exploring or not own:
+            phase, params = "random", sample_params(rng, base, (family,), items)
         else:
-            if family is None:  # the race is over: its best trial's family has the rest
-                family = max(trials, key=lambda t: t.score).params.algorithm
-            own = [t for t in trials if t.params.algorithm == family]
-            if exploring or not own:
-                phase, params = "random", sample_params(rng, base, (family,), items)
-            else:
-                leaders = sorted(own, key=lambda t: t.score, reverse=True)[:3]
-                phase = "refine"
-                params = perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
+            leaders = sorted(own, key=lambda t: t.score, reverse=True)[:3]
+            phase = "refine"
+            params = perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
         trial_started = time.perf_counter()
         try:
             factors = fit(matrix, params, threads=threads)
@@ -349,6 +330,11 @@ def tune(
         trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
         progress.update(1)
         progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
+    if revalidates:
+        deadline = None if budget.max_trials is not None else started + budget.seconds
+        trials += revalidated(
+            trials, train, spec, families, eval_spec, objective, retired, deadline, threads
+        )
     if with_trending:
         mean_fit = float(np.mean([t.seconds for t in trials]))
         deadline = (
@@ -376,7 +362,9 @@ def tune(
         )
         progress.update(len(trials) - progress.n)
     progress.close()
-    best = max(trials, key=lambda t: t.score)
+    # a revalidated score is a mean over several random splits: the choice is among those
+    final = [t for t in trials if t.phase == "revalidated"] or trials
+    best = max(final, key=lambda t: t.score)
     chosen_part = (
         fit_part if best.half_life_days is None else with_half_life(fit_part, best.half_life_days)
     )
@@ -401,134 +389,3 @@ def tune(
         attach=attach_trials,
         half_life_days=best.half_life_days,
     )
-
-
-def attach_choice(
-    params: FitParams,
-    fit_part: Dataset,
-    validation: EvaluationSet,
-    eval_spec: EvalSpec,
-    threads: int | None,
-) -> tuple[tuple[float, float], list[dict[str, Any]]]:
-    """The attach weights (a, b) for the chosen fit: its refit on the validation split's fit
-    part, each grid point's attach hit rate (training.evaluation.attach); the defaults when
-    the split holds no purchase to measure it."""
-    index = fit_part.interactions.index
-    if index.n_videos == 0 or index.n_items == index.n_videos or validation.test.purchases.nnz == 0:
-        return DEFAULT_ATTACH_WEIGHTS, []
-    try:
-        factors = fit(fit_part.interactions.confidence, params, threads=threads)
-    except ModelFitError:
-        return DEFAULT_ATTACH_WEIGHTS, []
-    scorer = FactorScorer(factors, index)
-    if params.trending_weight > 0 and fit_part.events is not None:
-        scorer.trending = trending_prior(
-            fit_part.events, index, fit_part.weights, params.trending_hours
-        )
-    return choose_attach_weights(scorer, validation, eval_spec)
-
-
-def trending_leaders(trials: list[Trial]) -> list[FitParams]:
-    """The distinct parameters of the best trials, best first, with the prior off."""
-    leaders: list[FitParams] = []
-    for trial in sorted(trials, key=lambda t: t.score, reverse=True):
-        plain = replace(trial.params, trending_weight=0.0)
-        if np.isfinite(trial.score) and plain not in leaders:
-            leaders.append(plain)
-    return leaders
-
-
-def with_half_life(data: Dataset, days: float) -> Dataset:
-    """`data` with its confidence matrix rebuilt at another recency half-life (0: off)."""
-    if data.events is None:
-        raise ValueError("recency needs event times, and this data keeps none")
-    weights = replace(data.weights, half_life_days=days)
-    interactions = aggregate(data.events, data.interactions.index, weights)
-    return Dataset(interactions, data.events, weights)
-
-
-def trending_trials(
-    trials: list[Trial],
-    leaders: list[FitParams],
-    fit_part: Dataset,
-    validation: EvaluationSet,
-    eval_spec: EvalSpec,
-    objective: Objective,
-    deadline: float | None,
-    threads: int | None,
-) -> list[Trial]:
-    """The trending prior's grid (every window × weight, and off) on each leader, refitted
-    once each; stops at the deadline, if any."""
-    assert fit_part.events is not None
-    index = fit_part.interactions.index
-    priors = {
-        hours: trending_prior(fit_part.events, index, fit_part.weights, hours)
-        for hours in TRENDING_HOURS
-    }
-    grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
-    added: list[Trial] = []
-    for params in leaders:
-        last = added[-1].seconds if added else 0.0
-        if deadline is not None and time.perf_counter() + last > deadline:
-            break
-        started = time.perf_counter()
-        try:
-            factors = fit(fit_part.interactions.confidence, params, threads=threads)
-        except ModelFitError:
-            continue
-        fit_seconds = time.perf_counter() - started
-        for hours, weight in grid:
-            if deadline is not None and time.perf_counter() > deadline:
-                break
-            started = time.perf_counter()
-            chosen = replace(params, trending_hours=hours, trending_weight=weight)
-            scorer = FactorScorer(Factors(factors.user, factors.item, chosen), index)
-            scorer.trending = priors[hours]
-            score = objective.score(evaluate(scorer, validation, eval_spec))
-            seconds = time.perf_counter() - started + fit_seconds
-            added.append(Trial(len(trials) + len(added), "trending", chosen, score, seconds))
-            fit_seconds = 0.0
-    return added
-
-
-def recency_trials(
-    trials: list[Trial],
-    fit_part: Dataset,
-    validation: EvaluationSet,
-    eval_spec: EvalSpec,
-    objective: Objective,
-    deadline: float | None,
-    threads: int | None,
-) -> list[Trial]:
-    """The best trial so far refitted on the confidence matrix rebuilt at each half-life of
-    HALF_LIVES (ages at the fit part's last event), its trending prior unchanged."""
-    assert fit_part.events is not None
-    best = max(trials, key=lambda t: t.score)
-    if not np.isfinite(best.score):
-        return []
-    index = fit_part.interactions.index
-    params = best.params
-    prior = (
-        trending_prior(fit_part.events, index, fit_part.weights, params.trending_hours)
-        if params.trending_weight > 0
-        else None
-    )
-    added: list[Trial] = []
-    for days in HALF_LIVES:
-        if days == fit_part.weights.half_life_days:
-            continue  # the search itself ran with it
-        last = added[-1].seconds if added else 0.0  # the next one should take as long
-        if deadline is not None and time.perf_counter() + last > deadline:
-            break
-        started = time.perf_counter()
-        matrix = with_half_life(fit_part, days).interactions.confidence
-        try:
-            factors = fit(matrix, params, threads=threads)
-        except ModelFitError:
-            continue
-        scorer = FactorScorer(factors, index)
-        scorer.trending = prior
-        score = objective.score(evaluate(scorer, validation, eval_spec))
-        seconds = time.perf_counter() - started
-        added.append(Trial(len(trials) + len(added), "recency", params, score, seconds, days))
-    return added

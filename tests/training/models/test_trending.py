@@ -170,7 +170,7 @@ def test_evaluate_refuses_a_prior_on_a_split_without_times(tmp_path: Path) -> No
 
 def test_the_tuner_tries_recency_on_its_best_fit_and_keeps_the_best() -> None:
     from training.models.pipeline import tuned_data
-    from training.models.tuner import HALF_LIVES
+    from training.models.tuner_phases import HALF_LIVES
 
     data = trending_world()
     spec = SplitSpec(Protocol.TEMPORAL, holdout_days=1)

@@ -1,6 +1,8 @@
 """The tuner: it records every trial, starts from the defaults, respects its budget, is
 reproducible, and only ever sees the training part."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -34,12 +36,15 @@ def test_trials_start_from_the_defaults_and_the_best_is_the_top_scorer() -> None
         base=base,
         threads=1,
     )
-    assert len(result.trials) == 12
-    assert result.trials[0].phase == "default" and result.trials[0].params == base
-    assert {t.phase for t in result.trials[1:]} <= {"race", "random", "refine"}
-    assert result.best_score == max(t.score for t in result.trials)
-    assert result.best_score > result.trials[0].score  # the search improved on a poor start
-    assert len(result.as_dict()["trials"]) == 12
+    search = [t for t in result.trials if t.phase != "revalidated"]
+    assert len(search) == 12
+    assert search[0].phase == "default" and search[0].params == base
+    assert {t.phase for t in search[1:]} <= {"random", "refine"}
+    # a random split: the choice is among the revalidated leaders, by their mean
+    revalidated = [t for t in result.trials if t.phase == "revalidated"]
+    assert revalidated and result.best_score == max(t.score for t in revalidated)
+    assert result.best_score > search[0].score  # the search improved on a poor start
+    assert len(result.as_dict()["trials"]) == len(result.trials)
 
 
 def test_tuning_is_reproducible() -> None:
@@ -161,18 +166,24 @@ def test_a_search_keeps_to_the_base_family_ease_included() -> None:
     assert len({t.params.regularization for t in result.trials}) > 1  # λ is searched
 
 
-def test_an_als_search_races_ease_then_keeps_to_the_winner() -> None:
-    result = tune(training_part(), SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=20),
-                  threads=1)  # fmt: skip
-    race = [t for t in result.trials if t.phase in ("default", "race")]
-    rest = [t for t in result.trials if t.phase not in ("default", "race")]
-    assert len(race) == 6  # 30% of 20 trials: 3 per family, the default counting for ALS
-    assert [t.params.algorithm for t in race].count("ease") == 3
-    items = training_part().interactions.index.n_items
-    assert {t.params.factors for t in race if t.params.algorithm == "ease"} == {items}  # full
-    winner = max(race, key=lambda t: t.score).params.algorithm
-    assert rest and {t.params.algorithm for t in rest} == {winner}
-    assert result.best.algorithm == winner
+def test_an_als_search_shares_its_time_with_ease_and_revalidates_both() -> None:
+    from training.models.tuner_phases import REVALIDATE_LEADERS
+
+    train = training_part()
+    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=20), threads=1)
+    search = [t for t in result.trials if t.phase != "revalidated"]
+    families = [t.params.algorithm for t in search]
+    assert families.count("als") == families.count("ease") == 10  # turns, by trial count
+    items = train.interactions.index.n_items
+    assert {t.params.factors for t in search if t.params.algorithm == "ease"} == {items}  # full
+    revalidated = [t for t in result.trials if t.phase == "revalidated"]
+    for family in ("als", "ease"):  # the best few of each family, scored again
+        own = sorted((t for t in search if t.params.algorithm == family), key=lambda t: -t.score)
+        again = [t.params for t in revalidated if t.params.algorithm == family]
+        assert len(again) == REVALIDATE_LEADERS and again[0] == own[0].params
+    chosen = max(revalidated, key=lambda t: t.score).params
+    attach = {"attach_user_weight": 1.0, "attach_video_weight": 1.0}  # chosen after, apart
+    assert replace(result.best, **attach) == replace(chosen, **attach)
 
 
 def test_no_race_where_ease_is_costly() -> None:
@@ -182,7 +193,6 @@ def test_no_race_where_ease_is_costly() -> None:
     assert train.interactions.index.n_items > EASE_RACE_ITEMS
     result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4), threads=1)
     assert {t.params.algorithm for t in result.trials} == {"als"}
-    assert "race" not in {t.phase for t in result.trials}
 
 
 def test_the_objective_is_measured_at_the_evaluations_cut_offs() -> None:

@@ -1,0 +1,252 @@
+"""The tuner's late phases, after its search (training.models.tuner): the trending prior's
+grid and recency on the best fits where events have times, and the attach weights on the
+chosen fit. Each records what it tried as trials, so the report says what was measured.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsvc.contract.manifest import DEFAULT_ATTACH_WEIGHTS
+from training.data.matrix import aggregate
+from training.data.splits import Dataset, SplitSpec, split
+from training.evaluation.attach import choose_attach_weights
+from training.evaluation.evaluate import (
+    EvalSpec,
+    EvaluationSet,
+    FactorScorer,
+    evaluate,
+    evaluation_set,
+)
+from training.models.factors import Factors, FitParams, ModelFitError, fit
+from training.models.trending import TRENDING_HOURS, TRENDING_WEIGHTS, trending_prior
+
+if TYPE_CHECKING:  # the objective lives with the tuner, which imports this module
+    from training.models.tuner import Objective
+
+# Recency (ConfidenceWeights.half_life_days) tried on the best fit where events have times;
+# the data's own setting (off by default) is always a candidate too.
+HALF_LIVES = (1.0, 3.0, 7.0, 30.0)
+TRENDING_LEADERS = 2  # the best fits whose trending prior is chosen
+# The best of many trials on one random split is optimistic (the winner's curse), the more so
+# for the family with more parameters: the best few of each family are scored again on more
+# random splits and compared by their mean over all of them.
+REVALIDATE_LEADERS = 3
+REVALIDATE_SPLITS = 2
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    phase: str  # "default", "race", "random", "refine", "trending" or "recency"
+    params: FitParams
+    score: float  # the objective on the validation split; -inf when the fit failed
+    seconds: float
+    # recency: the half-life the confidence matrix was rebuilt with; None: the data's own
+    half_life_days: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "phase": self.phase,
+            "score": self.score if np.isfinite(self.score) else None,
+            "seconds": round(self.seconds, 3),
+            "params": self.params.as_dict(),
+            **({"half_life_days": self.half_life_days} if self.half_life_days is not None else {}),
+        }
+
+
+def revalidated(
+    trials: list[Trial],
+    train: Dataset,
+    spec: SplitSpec,
+    families: tuple[str, ...],
+    eval_spec: EvalSpec,
+    objective: Objective,
+    retired: np.ndarray | None,
+    deadline: float | None,
+    threads: int | None,
+) -> list[Trial]:
+    """The best REVALIDATE_LEADERS distinct trials of each family, refitted on
+    REVALIDATE_SPLITS more random validation splits (the seeds after `spec`'s), as
+    "revalidated" trials scoring their mean over every split. A leader the deadline leaves
+    short of a split is not among them; none at all when the deadline comes first."""
+    leaders: list[Trial] = []
+    for family in families:
+        own = sorted(
+            (t for t in trials if t.params.algorithm == family and np.isfinite(t.score)),
+            key=lambda t: t.score,
+            reverse=True,
+        )
+        kept: list[Trial] = []
+        for trial in own:
+            if trial.params not in [t.params for t in kept]:
+                kept.append(trial)
+            if len(kept) == REVALIDATE_LEADERS:
+                break
+        leaders += kept
+    scores = {trial.number: [trial.score] for trial in leaders}
+    seconds = {trial.number: 0.0 for trial in leaders}
+    for extra in range(1, REVALIDATE_SPLITS + 1):
+        fit_part, held_out = split(train, replace(spec, seed=spec.seed + extra))
+        validation = evaluation_set(fit_part.interactions, held_out, eval_spec, retired)
+        if len(validation.users) == 0:
+            return []
+        for trial in leaders:
+            if deadline is not None and time.perf_counter() + trial.seconds > deadline:
+                continue
+            started = time.perf_counter()
+            try:
+                factors = fit(fit_part.interactions.confidence, trial.params, threads=threads)
+                scorer = FactorScorer(factors, fit_part.interactions.index)
+                score = objective.score(evaluate(scorer, validation, eval_spec))
+            except ModelFitError:
+                score = float("-inf")
+            scores[trial.number].append(score)
+            seconds[trial.number] += time.perf_counter() - started
+    complete = [t for t in leaders if len(scores[t.number]) == REVALIDATE_SPLITS + 1]
+    return [
+        Trial(
+            len(trials) + i,
+            "revalidated",
+            t.params,
+            float(np.mean(scores[t.number])),
+            seconds[t.number],
+        )
+        for i, t in enumerate(complete)
+    ]
+
+
+def attach_choice(
+    params: FitParams,
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    threads: int | None,
+) -> tuple[tuple[float, float], list[dict[str, Any]]]:
+    """The attach weights (a, b) for the chosen fit: its refit on the validation split's fit
+    part, each grid point's attach hit rate (training.evaluation.attach); the defaults when
+    the split holds no purchase to measure it."""
+    index = fit_part.interactions.index
+    if index.n_videos == 0 or index.n_items == index.n_videos or validation.test.purchases.nnz == 0:
+        return DEFAULT_ATTACH_WEIGHTS, []
+    try:
+        factors = fit(fit_part.interactions.confidence, params, threads=threads)
+    except ModelFitError:
+        return DEFAULT_ATTACH_WEIGHTS, []
+    scorer = FactorScorer(factors, index)
+    if params.trending_weight > 0 and fit_part.events is not None:
+        scorer.trending = trending_prior(
+            fit_part.events, index, fit_part.weights, params.trending_hours
+        )
+    return choose_attach_weights(scorer, validation, eval_spec)
+
+
+def trending_leaders(trials: list[Trial]) -> list[FitParams]:
+    """The distinct parameters of the best trials, best first, with the prior off."""
+    leaders: list[FitParams] = []
+    for trial in sorted(trials, key=lambda t: t.score, reverse=True):
+        plain = replace(trial.params, trending_weight=0.0)
+        if np.isfinite(trial.score) and plain not in leaders:
+            leaders.append(plain)
+    return leaders
+
+
+def with_half_life(data: Dataset, days: float) -> Dataset:
+    """`data` with its confidence matrix rebuilt at another recency half-life (0: off)."""
+    if data.events is None:
+        raise ValueError("recency needs event times, and this data keeps none")
+    weights = replace(data.weights, half_life_days=days)
+    interactions = aggregate(data.events, data.interactions.index, weights)
+    return Dataset(interactions, data.events, weights)
+
+
+def trending_trials(
+    trials: list[Trial],
+    leaders: list[FitParams],
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    objective: Objective,
+    deadline: float | None,
+    threads: int | None,
+) -> list[Trial]:
+    """The trending prior's grid (every window × weight, and off) on each leader, refitted
+    once each; stops at the deadline, if any."""
+    assert fit_part.events is not None
+    index = fit_part.interactions.index
+    priors = {
+        hours: trending_prior(fit_part.events, index, fit_part.weights, hours)
+        for hours in TRENDING_HOURS
+    }
+    grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
+    added: list[Trial] = []
+    for params in leaders:
+        last = added[-1].seconds if added else 0.0
+        if deadline is not None and time.perf_counter() + last > deadline:
+            break
+        started = time.perf_counter()
+        try:
+            factors = fit(fit_part.interactions.confidence, params, threads=threads)
+        except ModelFitError:
+            continue
+        fit_seconds = time.perf_counter() - started
+        for hours, weight in grid:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            started = time.perf_counter()
+            chosen = replace(params, trending_hours=hours, trending_weight=weight)
+            scorer = FactorScorer(Factors(factors.user, factors.item, chosen), index)
+            scorer.trending = priors[hours]
+            score = objective.score(evaluate(scorer, validation, eval_spec))
+            seconds = time.perf_counter() - started + fit_seconds
+            added.append(Trial(len(trials) + len(added), "trending", chosen, score, seconds))
+            fit_seconds = 0.0
+    return added
+
+
+def recency_trials(
+    trials: list[Trial],
+    fit_part: Dataset,
+    validation: EvaluationSet,
+    eval_spec: EvalSpec,
+    objective: Objective,
+    deadline: float | None,
+    threads: int | None,
+) -> list[Trial]:
+    """The best trial so far refitted on the confidence matrix rebuilt at each half-life of
+    HALF_LIVES (ages at the fit part's last event), its trending prior unchanged."""
+    assert fit_part.events is not None
+    best = max(trials, key=lambda t: t.score)
+    if not np.isfinite(best.score):
+        return []
+    index = fit_part.interactions.index
+    params = best.params
+    prior = (
+        trending_prior(fit_part.events, index, fit_part.weights, params.trending_hours)
+        if params.trending_weight > 0
+        else None
+    )
+    added: list[Trial] = []
+    for days in HALF_LIVES:
+        if days == fit_part.weights.half_life_days:
+            continue  # the search itself ran with it
+        last = added[-1].seconds if added else 0.0  # the next one should take as long
+        if deadline is not None and time.perf_counter() + last > deadline:
+            break
+        started = time.perf_counter()
+        matrix = with_half_life(fit_part, days).interactions.confidence
+        try:
+            factors = fit(matrix, params, threads=threads)
+        except ModelFitError:
+            continue
+        scorer = FactorScorer(factors, index)
+        scorer.trending = prior
+        score = objective.score(evaluate(scorer, validation, eval_spec))
+        seconds = time.perf_counter() - started
+        added.append(Trial(len(trials) + len(added), "recency", params, score, seconds, days))
+    return added
