@@ -4,8 +4,8 @@ and time budget, both refitted on the training part and scored on the test part.
 Issue 15 asked whether a library built for the search (Optuna's TPE) gets more from the same
 budget than the shipped search. This script measures it on the datasets of bench/quality.py
 that have no time (MovieLens-100K, COIL 2000: no trending prior or recency phase, which TPE
-would not change): the shipped tuner as `--tune` runs it (its ALS-against-EASE race
-included) against TPE over the ALS space.
+would not change): the shipped tuner as `--tune` runs it (ALS and EASE sharing the time,
+then revalidation) against TPE over the ALS space.
 
 Optuna is not a dependency of recsvc: `pip install optuna` first (the script says so when it
 is absent). Usage: python bench/search.py [--datasets ml100k,coil2000] [--seconds 120]

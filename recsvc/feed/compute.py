@@ -160,10 +160,7 @@ def rank_inputs(
             # chosen by their affinity with the video alone (the user term is zero).
             segment = None if popular else model.segment_popularity.get(state.segment or "")
             source = Source.POPULARITY if segment is None else Source.SEGMENT_POPULARITY
-            scores = model.video_popularity if segment is None else segment
-            video_bias[b] += scores
-            if model.trending is not None and not popular:  # the prior, as for a vector
-                video_bias[b] += scores.std() * model.trending
+            video_bias[b] += model.video_popularity if segment is None else segment
         else:
             users[b] = vector
         sources.append(source)

@@ -130,6 +130,11 @@ def _trending(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     manifest = ranking.manifest
     if TRENDING_FILE not in manifest.files:
+        if manifest.params.get("trending"):
+            raise ArtifactError(
+                f"{directory / 'manifest.json'}: params.trending is set and {TRENDING_FILE} is "
+                "not among the files"
+            )
         return None, None
     settings = manifest.params.get("trending")
     weight = settings.get("weight") if isinstance(settings, dict) else None
@@ -139,10 +144,11 @@ def _trending(
             f"when {TRENDING_FILE} is present, not {weight!r}"
         )
     prior = load_array(directory / TRENDING_FILE)
-    if prior.shape != (ranking.n_videos,) or not np.isfinite(prior).all():
+    in_range = np.isfinite(prior).all() and prior.min(initial=0) >= 0 and prior.max(initial=0) <= 1
+    if prior.shape != (ranking.n_videos,) or not in_range or weight > 1e6:
         raise ArtifactError(
-            f"{directory / TRENDING_FILE}: shape {prior.shape} (expected {(ranking.n_videos,)}) "
-            "or non-finite values"
+            f"{directory / TRENDING_FILE}: shape {prior.shape} (expected {(ranking.n_videos,)}), "
+            f"values outside [0, 1] or a weight {weight!r} beyond 1e6"
         )
     covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
     return (float(weight) * prior).astype(np.float32), covariance

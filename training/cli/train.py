@@ -197,10 +197,19 @@ def export(
     directory_option(models_dir, "--models-dir")
     try:
         fitted, index, description = load_factors(factors)
+        if fitted.params.trending_weight > 0:
+            raise ValueError(
+                f"these factors were fitted with a trending prior (weight "
+                f"{fitted.params.trending_weight:g}), which needs the events to build: "
+                "export with `recsvc train --models-dir` instead"
+            )
         window = description.get("data", {}).get("window", {})
-        out = export_factors(models_dir, fitted, index, window, {})
+        params = {
+            "attach_weights": [fitted.params.attach_user_weight, fitted.params.attach_video_weight]
+        }
+        out = export_factors(models_dir, fitted, index, window, {}, params=params)
     except (OSError, ValueError, KeyError) as exc:
-        fail(f"cannot export {factors}: {exc!r}")
+        fail(f"cannot export {factors}: {exc}")
     typer.echo(f"exported model version {out.name} to {out}")
 
 

@@ -64,7 +64,10 @@ class ConfidenceWeights:
                 .to_numpy(zero_copy_only=False)
             )
             age_days = (ts.max() - ts).astype("timedelta64[ms]").astype(np.float64) / 86_400_000
-            weights *= np.power(0.5, age_days / self.half_life_days).astype(np.float32)
+            decay = np.power(0.5, age_days / self.half_life_days).astype(np.float32)
+            # an old event weighs almost nothing but is never dropped: float32 would reach 0
+            # after about 149 half-lives, and a dropped pair would become a full negative
+            weights *= np.maximum(decay, np.finfo(np.float32).tiny)
         return weights
 
 

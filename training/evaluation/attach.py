@@ -17,9 +17,9 @@ from recsvc.contract.manifest import DEFAULT_ATTACH_WEIGHTS
 from recsvc.feed.attach import choose_attachments
 from training.evaluation.evaluate import EvalSpec, EvaluationSet, FactorScorer, ranked_videos
 
-# (a, b): user only, mixtures from mostly-user to mostly-video, and video only
+# (a, b): mixtures from mostly-user to mostly-video, and video only. Never b = 0: the user's
+# best product would then win under every video, and a page would carry one card.
 ATTACH_WEIGHTS = (
-    (1.0, 0.0),
     (1.0, 0.1),
     (1.0, 0.3),
     (1.0, 1.0),
@@ -71,11 +71,16 @@ def attach_hit_rate(
 def choose_attach_weights(
     scorer: FactorScorer, data: EvaluationSet, spec: EvalSpec
 ) -> tuple[tuple[float, float], list[dict[str, object]]]:
-    """The grid's best (a, b) on `data` (ties: the earlier, so user-heavier) and every point's
-    figure; the service's default and an empty list when the data cannot measure it."""
+    """The grid's best (a, b) on `data` and every point's figure. The service's default stays
+    unless a point does strictly better (ties and a split with nothing found keep it); the
+    default and an empty list when the data cannot measure it."""
     tried: list[dict[str, object]] = []
     best: tuple[tuple[float, float], float] | None = None
-    for weights in ATTACH_WEIGHTS:
+    weights_order = [
+        DEFAULT_ATTACH_WEIGHTS,
+        *(w for w in ATTACH_WEIGHTS if w != DEFAULT_ATTACH_WEIGHTS),
+    ]
+    for weights in weights_order:
         measured = attach_hit_rate(scorer, data, spec, weights)
         if measured is None:
             return DEFAULT_ATTACH_WEIGHTS, []

@@ -104,7 +104,9 @@ def paired_ratio_difference(
     )
 
 
-def versus(model: Any, baseline: Any, k: int, product_k: int) -> dict[str, Any]:
+def versus(
+    model: Any, baseline: Any, k: int, product_k: int, products: bool = True
+) -> dict[str, Any]:
     """The model against a baseline scored on the same evaluation set (ScorerReports): each
     one's interval and the paired difference, for the video NDCG and the product hit rate
     where the data has them; and a warning for each the model does not win beyond its
@@ -121,7 +123,7 @@ def versus(model: Any, baseline: Any, k: int, product_k: int) -> dict[str, Any]:
         }
         if diff.low <= 0:
             warnings.append(_warning(name, baseline.name, diff))
-    if model.product_hits is not None and baseline.product_hits is not None:
+    if products and model.product_hits is not None and baseline.product_hits is not None:
         name = f"product hit rate@{product_k}"
         pairs = model.product_pairs_per_user
         out["metrics"]["product_hit_rate"] = {

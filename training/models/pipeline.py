@@ -321,7 +321,14 @@ def run_evaluate(
     with stages.stage("evaluate"):
         scored = {s.name: evaluate(s, evaluated, eval_spec) for s in scorers}
         comparisons = {
-            name: versus(scored["model"], scored[name], eval_spec.k, eval_spec.product_k)
+            # the trending baseline ranks products as popularity does: videos only
+            name: versus(
+                scored["model"],
+                scored[name],
+                eval_spec.k,
+                eval_spec.product_k,
+                products=name == "popularity",
+            )
             for name in scored
             if name in ("popularity", TRENDING_BASELINE)
         }

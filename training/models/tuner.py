@@ -50,10 +50,10 @@ ALPHA_LOG10 = (-1.3, 2.0)
 EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
 TRENDING_SHARE = 0.25  # of a clock budget, kept for the trending prior's grid and recency
 REVALIDATE_SHARE = 0.15  # of a clock budget on a per-pair split, kept for revalidation
-# EASE joins an ALS search (the race) only where its fit is cheap: its Gram inversion grows
+# EASE joins an ALS search only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
-# a handful of trials in its share of the race cannot show what it is worth.
-EASE_RACE_ITEMS = 2_500
+# a handful of trials in its share of the search cannot show what it is worth.
+EASE_SHARE_ITEMS = 2_500
 # EASE's rank in a search: the full model, up to this. A lower rank only approximates it and
 # was chosen on noise: COIL 2000 (22 products) picked rank 8 on validation, hit@5 0.9405 on
 # the test part against 0.9474 for every rank >= 22 (λ 1 to 100 alike).
@@ -256,7 +256,7 @@ def tune(
     matrix = fit_part.interactions.confidence
     rng = np.random.default_rng(base.seed)
     # Families: an ALS search shares its time with low-rank EASE where EASE is cheap
-    # (EASE_RACE_ITEMS), the two taking turns for the whole search. Measured and dropped:
+    # (EASE_SHARE_ITEMS), the two taking turns for the whole search. Measured and dropped:
     # a race (30% of the search, then the winner's family alone) chose EASE on KuaiRand-Pure's
     # 6,361 videos on 3 ALS and 2 EASE trials (NDCG@10 0.0372 against 0.0416 for ALS alone),
     # and, once EASE was fast, on MovieLens-100K (P@10 0.419, NDCG@10 0.485 against 0.432,
@@ -266,15 +266,15 @@ def tune(
             f"EASE needs a dense item matrix: {matrix.shape[1]:,} items, at most "
             f"{EASE_MAX_ITEMS:,}; use --algorithm als"
         )
-    races = base.algorithm == "als" and matrix.shape[1] <= EASE_RACE_ITEMS
-    families: tuple[str, ...] = ("als", "ease") if races else (base.algorithm,)
+    shares = base.algorithm == "als" and matrix.shape[1] <= EASE_SHARE_ITEMS
+    families: tuple[str, ...] = ("als", "ease") if shares else (base.algorithm,)
     items = matrix.shape[1]
     # the trending prior needs event times and a video part in the objective
     with_trending = fit_part.events is not None and any(
         name == "video ndcg" for name, _, _ in objective.parts(probe)
     )
-    if not with_trending:
-        base = replace(base, trending_weight=0.0)
+    # the search runs without the prior: the late phase's grid chooses it, off included
+    base = replace(base, trending_weight=0.0)
     # per-pair splits are random: the leaders are scored again on fresh ones at the end
     revalidates = spec.protocol is not Protocol.TEMPORAL
     search_seconds = budget.seconds * (
@@ -297,7 +297,7 @@ def tune(
         else:
             mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
             # room for one more trial, and for the attach weights' refit after the search
-            if trials and elapsed + mean_trial * (1 + attaches) > search_seconds:
+            if trials and elapsed + mean_trial * (1 + 2 * attaches) > search_seconds:
                 break
             exploring = elapsed < search_seconds / 2
         # the families take turns: the one with the least time so far (the fewest trials
@@ -330,18 +330,15 @@ def tune(
         trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
         progress.update(1)
         progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
+    # what the attach weights' refit and grid need after everything else: two mean trials
+    reserve = 2 * float(np.mean([t.seconds for t in trials])) * attaches
     if revalidates:
-        deadline = None if budget.max_trials is not None else started + budget.seconds
+        deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
         trials += revalidated(
             trials, train, spec, families, eval_spec, objective, retired, deadline, threads
         )
     if with_trending:
-        mean_fit = float(np.mean([t.seconds for t in trials]))
-        deadline = (
-            None
-            if budget.max_trials is not None
-            else started + budget.seconds - mean_fit * attaches
-        )
+        deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
         # the best fit's prior, then recency on it, then the next leaders' priors
         best_fits = trending_leaders(trials)
         trials += trending_trials(

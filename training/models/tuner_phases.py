@@ -42,7 +42,8 @@ REVALIDATE_SPLITS = 2
 @dataclass(frozen=True)
 class Trial:
     number: int
-    phase: str  # "default", "race", "random", "refine", "trending" or "recency"
+    # "default", "random", "refine", "revalidated", "trending" or "recency"
+    phase: str
     params: FitParams
     score: float  # the objective on the validation split; -inf when the fit failed
     seconds: float
@@ -146,6 +147,16 @@ def attach_choice(
     return choose_attach_weights(scorer, validation, eval_spec)
 
 
+def refit_seconds(trials: list[Trial], params: FitParams) -> float:
+    """How long a fit of `params` (prior aside) took in the trials: the longest trial of it,
+    the one that fitted rather than only re-scored; 0 when none did."""
+
+    def plain(p: FitParams) -> FitParams:
+        return replace(p, trending_weight=0.0, trending_hours=FitParams().trending_hours)
+
+    return max((t.seconds for t in trials if plain(t.params) == plain(params)), default=0.0)
+
+
 def trending_leaders(trials: list[Trial]) -> list[FitParams]:
     """The distinct parameters of the best trials, best first, with the prior off."""
     leaders: list[FitParams] = []
@@ -186,8 +197,7 @@ def trending_trials(
     grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
     added: list[Trial] = []
     for params in leaders:
-        last = added[-1].seconds if added else 0.0
-        if deadline is not None and time.perf_counter() + last > deadline:
+        if deadline is not None and time.perf_counter() + refit_seconds(trials, params) > deadline:
             break
         started = time.perf_counter()
         try:
@@ -196,7 +206,8 @@ def trending_trials(
             continue
         fit_seconds = time.perf_counter() - started
         for hours, weight in grid:
-            if deadline is not None and time.perf_counter() > deadline:
+            last = added[-1].seconds if added and not fit_seconds else 0.0  # one evaluation
+            if deadline is not None and time.perf_counter() + last > deadline:
                 break
             started = time.perf_counter()
             chosen = replace(params, trending_hours=hours, trending_weight=weight)
@@ -235,7 +246,8 @@ def recency_trials(
     for days in HALF_LIVES:
         if days == fit_part.weights.half_life_days:
             continue  # the search itself ran with it
-        last = added[-1].seconds if added else 0.0  # the next one should take as long
+        # the next one should take as long as the last, or as the fit it repeats
+        last = added[-1].seconds if added else refit_seconds(trials, params)
         if deadline is not None and time.perf_counter() + last > deadline:
             break
         started = time.perf_counter()

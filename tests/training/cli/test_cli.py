@@ -132,8 +132,12 @@ def test_the_tuner_reports_its_trials(planted_parquet: Path) -> None:
         )
     )
     trials = report["tuning"]["trials"]
-    assert len(trials) == 4 and trials[0]["phase"] == "default"
-    best = max(trials, key=lambda t: t["score"])["params"]
+    search = [t for t in trials if t["phase"] != "revalidated"]
+    assert len(search) == 4 and search[0]["phase"] == "default"
+    # a per-user split is random: the choice is among the leaders scored on more splits
+    revalidated = [t for t in trials if t["phase"] == "revalidated"]
+    assert revalidated
+    best = max(revalidated, key=lambda t: t["score"])["params"]
     chosen = report["tuning"]["best_params"]
     assert report["params"] == chosen
     # the best trial's parameters, with the attach weights the tuner then chose on them

@@ -68,12 +68,22 @@ def test_a_held_product_is_never_attached() -> None:
     assert rate == (0.0, 1)
 
 
-def test_the_grid_chooses_the_best_ratio_and_reports_every_point() -> None:
+def test_the_grid_moves_off_the_default_only_for_a_strictly_better_ratio() -> None:
     scorer, data = planted()
     weights, tried = choose_attach_weights(scorer, data, EvalSpec(k=2))
-    assert len(tried) == len(ATTACH_WEIGHTS)
-    assert tried[0]["attach_hit_rate"] == 0.0 and weights != (1.0, 0.0)
-    assert max(t["attach_hit_rate"] for t in tried) == 1.0
+    assert tried[0]["weights"] == [1.0, 1.0] and len(tried) == len(ATTACH_WEIGHTS)
+    assert tried[0]["attach_hit_rate"] == 0.0  # (1, 1): p-a under both videos
+    assert weights != (1.0, 1.0) and max(t["attach_hit_rate"] for t in tried) == 1.0
+    assert all(w[1] > 0 for w in ATTACH_WEIGHTS)  # never one card per page by design
+
+
+def test_a_split_where_nothing_is_found_keeps_the_default() -> None:
+    scorer, data = planted()
+    # the held-out purchase is p-held, which training holds: no point can ever find it
+    bought_held = sp.csr_matrix(([1.0], ([0], [5])), shape=(1, 6), dtype=np.float32)
+    nothing = replace(data, test=replace(data.test, purchases=bought_held))
+    weights, tried = choose_attach_weights(scorer, nothing, EvalSpec(k=2))
+    assert {t["attach_hit_rate"] for t in tried} == {0.0} and weights == (1.0, 1.0)
 
 
 def test_data_without_videos_or_purchases_measures_nothing() -> None:

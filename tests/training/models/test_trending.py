@@ -188,3 +188,84 @@ def test_the_tuner_tries_recency_on_its_best_fit_and_keeps_the_best() -> None:
     else:  # the matrix the final fit sees is weighed as the winning trial's was
         assert rebuilt.weights.half_life_days == result.half_life_days
         assert rebuilt.interactions.confidence.sum() < train.interactions.confidence.sum()
+
+
+def test_users_without_a_vector_are_ranked_by_popularity_alone(tmp_path: Path) -> None:
+    from recsvc.contract.catalog import Catalog
+    from recsvc.contract.user_state import UserState
+    from recsvc.feed.attach import ItemRules
+    from recsvc.feed.compute import FeedOptions, rank_inputs
+
+    events = block_events(groups=3, users_per_group=20, videos_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    params = FitParams(factors=6, iterations=5, trending_hours=48, trending_weight=3.0)
+    factors = fit(dataset.interactions.confidence, params, threads=1)
+    model = ServingModel.load(export_trained(tmp_path, factors, dataset, {"window": {}}, {}), None)
+    assert model.trending is not None
+    manifest = model.ranking.manifest
+    rules = ItemRules.compile(manifest.video_ids, manifest.product_ids, Catalog("r", {}, {}))
+    cold = UserState(capped=frozenset())  # no vector, no events, no segment
+    inputs = rank_inputs(model, rules, [cold], [5], [FeedOptions()])
+    # σ_u = 0 without a vector: the prior adds nothing, as the offline evaluation measures
+    np.testing.assert_array_equal(inputs.video_bias[0], model.video_popularity)
+
+
+def test_a_manifest_naming_a_prior_without_its_file_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from recsvc.contract.manifest import ArtifactError
+
+    events = block_events(groups=2, users_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    factors = fit(dataset.interactions.confidence, FitParams(factors=4, iterations=3), threads=1)
+    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    path = model_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["params"]["trending"] = {"weight": 3.0, "hours": 24.0, "until": "x"}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="params.trending is set and trending_prior.npy"):
+        ServingModel.load(model_dir, None)
+
+
+def test_export_refuses_factors_fitted_with_a_prior_and_keeps_attach_weights(
+    tmp_path: Path,
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from training.models.factors import save_factors
+
+    events = block_events(groups=2, users_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    recsvc = str(Path(sys.executable).with_name("recsvc"))
+    index = dataset.interactions.index
+    for name, params in {
+        "prior": FitParams(factors=4, iterations=3, trending_weight=2.0),
+        "attach": FitParams(factors=4, iterations=3, attach_video_weight=3.0),
+    }.items():
+        save_factors(
+            fit(dataset.interactions.confidence, params, threads=1), index, tmp_path / name, {}
+        )
+    args = ["export", "--models-dir", str(tmp_path / "models"), "--factors"]
+    refused = subprocess.run(
+        [recsvc, *args, str(tmp_path / "prior")], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "recsvc train --models-dir" in " ".join(
+        refused.stderr.split()
+    )
+    done = subprocess.run([recsvc, *args, str(tmp_path / "attach")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (version,) = (tmp_path / "models").iterdir()
+    assert json.loads((version / "manifest.json").read_text())["params"]["attach_weights"] == [
+        1.0,
+        3.0,
+    ]
+
+
+def test_recency_never_drops_an_old_event() -> None:
+    events = event_table([at(0, "u1", "v-new"), at(24 * 400, "u1", "v-old")])  # 400 days old
+    weights = ConfidenceWeights(half_life_days=1.0).per_event(events)
+    assert weights[0] == pytest.approx(1.0) and 0 < weights[1] < 1e-30  # tiny, not zero
+    matrix = build_interactions(events, ConfidenceWeights(half_life_days=1.0)).confidence
+    assert matrix.nnz == 2  # the old pair is still a pair, not a negative
