@@ -180,6 +180,8 @@ def rank_inputs(
         model_user if user_weight is None else user_weight,
         model_video if video_weight is None else video_weight,
     )
+    if weights[0] + weights[1] == 0:  # a setting zeroed the model's only weight: keep the model's
+        weights = (model_user, model_video)
     return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
 
 

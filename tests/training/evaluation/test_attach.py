@@ -100,6 +100,8 @@ def test_data_without_videos_or_purchases_measures_nothing() -> None:
         (FeedOptions(), (1.0, 3.0), (1.0, 3.0)),  # settings unset: the model's choice
         (FeedOptions(attach_weights=(2.0, None)), (1.0, 3.0), (2.0, 3.0)),  # a setting wins
         (FeedOptions().with_overrides({"attach_video_weight": 0.5}), (1.0, 3.0), (1.0, 0.5)),
+        # a setting that would leave both at 0 (cards chosen by nothing) leaves the model's
+        (FeedOptions(attach_weights=(None, 0.0)), (0.0, 1.0), (0.0, 1.0)),
     ],
 )
 def test_the_service_serves_the_models_weights_unless_told_otherwise(
