@@ -39,6 +39,7 @@ from recsvc.contract.domain import ID_PATTERN
 from recsvc.contract.keys import Keys
 from recsvc.contract.manifest import ArtifactError, load_array
 from recsvc.contract.pause_points import pause_point
+from recsvc.feed.model import ServingModel
 from recsvc.feed.ranker import RankingModel
 from recsvc.registry.locks import Lease, async_redis_lock
 from recsvc.store.client import REDIS_ERRORS, AsyncClient, slot_groups, transaction, used_memory
@@ -81,8 +82,9 @@ class PublishReport:
 
 
 def read_user_vectors(directory: Path) -> tuple[RankingModel, np.ndarray, np.ndarray]:
-    """Verify the model directory and read its user ids and factors."""
-    model = RankingModel.load(directory)
+    """Verify the model directory, as a replica will load it (graph, arrays, trending prior,
+    projection, attach weights), and read its user ids and factors."""
+    model = ServingModel.load(directory, None).ranking
     if "user_factors.npy" not in model.manifest.files:
         raise ArtifactError(f"{directory}: no user_factors.npy to publish")
     factors = load_array(directory / "user_factors.npy")

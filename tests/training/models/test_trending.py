@@ -269,3 +269,23 @@ def test_recency_never_drops_an_old_event() -> None:
     assert weights[0] == pytest.approx(1.0) and 0 < weights[1] < 1e-30  # tiny, not zero
     matrix = build_interactions(events, ConfidenceWeights(half_life_days=1.0)).confidence
     assert matrix.nnz == 2  # the old pair is still a pair, not a negative
+
+
+def test_publish_refuses_a_model_a_replica_would_refuse(tmp_path: Path) -> None:
+    import json
+
+    from recsvc.contract.manifest import ArtifactError
+    from recsvc.registry.publish import read_user_vectors
+
+    events = block_events(groups=2, users_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    params = FitParams(factors=4, iterations=3, trending_weight=2.0)
+    factors = fit(dataset.interactions.confidence, params, threads=1)
+    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    read_user_vectors(model_dir)  # a sound model reads
+    path = model_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["params"]["trending"]["weight"] = -1  # the graph loads; the replica refuses it
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="params.trending.weight"):
+        read_user_vectors(model_dir)
