@@ -286,6 +286,10 @@ def tune(
     )
 
     trials: list[Trial] = []
+    # running per-family state, so that a trial costs the same whatever came before it
+    spent = dict.fromkeys(families, 0.0)  # seconds, or trials under a trial budget
+    leaders: dict[str, list[Trial]] = {f: [] for f in families}  # each family's best three
+    total_seconds, best_score = 0.0, float("-inf")
     described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
     while True:
@@ -295,28 +299,22 @@ def tune(
                 break
             exploring = len(trials) < budget.max_trials / 2
         else:
-            mean_trial = np.mean([t.seconds for t in trials]) if trials else 0.0
+            mean_trial = total_seconds / len(trials) if trials else 0.0
             # room for one more trial, and for the attach weights' refit after the search
             if trials and elapsed + mean_trial * (1 + 2 * attaches) > search_seconds:
                 break
             exploring = elapsed < search_seconds / 2
         # the families take turns: the one with the least time so far (the fewest trials
         # under a trial budget) runs next, and searches around its own leaders
-        spent = {
-            f: sum(t.seconds if budget.max_trials is None else 1.0 for t in own)
-            for f in families
-            for own in [[t for t in trials if t.params.algorithm == f]]
-        }
         family = min(families, key=spent.__getitem__)
-        own = [t for t in trials if t.params.algorithm == family]
+        own = leaders[family]
         if not trials:
             phase, params = "default", base
         elif exploring or not own:
             phase, params = "random", sample_params(rng, base, (family,), items)
         else:
-            leaders = sorted(own, key=lambda t: t.score, reverse=True)[:3]
             phase = "refine"
-            params = perturb(leaders[int(rng.integers(len(leaders)))].params, rng)
+            params = perturb(own[int(rng.integers(len(own)))].params, rng)
         trial_started = time.perf_counter()
         try:
             factors = fit(matrix, params, threads=threads)
@@ -327,9 +325,15 @@ def tune(
             described = described or objective.describe(report, eval_spec)
         except ModelFitError:
             score = float("-inf")
-        trials.append(Trial(len(trials), phase, params, score, time.perf_counter() - trial_started))
+        trial = Trial(len(trials), phase, params, score, time.perf_counter() - trial_started)
+        trials.append(trial)
+        total_seconds += trial.seconds
+        best_score = max(best_score, score)
+        spent[params.algorithm] += trial.seconds if budget.max_trials is None else 1.0
+        ranked = leaders[params.algorithm] + [trial]  # stable: earlier trials first on ties
+        leaders[params.algorithm] = sorted(ranked, key=lambda t: t.score, reverse=True)[:3]
         progress.update(1)
-        progress.set_postfix(best=f"{max(t.score for t in trials):.4f}")
+        progress.set_postfix(best=f"{best_score:.4f}")
     # what the attach weights' refit and grid need after everything else: two mean trials
     reserve = 2 * float(np.mean([t.seconds for t in trials])) * attaches
     if revalidates:
