@@ -25,10 +25,11 @@ exclusions):
    own grid for its trending prior (training.models.trending).
 
 Every peer's parameters are chosen on the tuner's own validation split (an inner split of the
-training part: the same protocol with seed + 1 and train ratio 0.8, evaluated on at most 5,000
-users; training.models.tuner.tune), by the tuner's objective (video NDCG@10 and product hit
-rate@5, equally weighted, a part the data cannot measure left out); then refit on the whole
-training part. The test part is never seen while choosing.
+training part: the same protocol with seed + 1 and train ratio 0.8, one pair of every group of
+two or more held out, evaluated on at most 5,000 users; training.models.tuner.validation_spec),
+by the tuner's objective (video NDCG@10 and product hit rate@5, equally weighted, a part the
+data cannot measure left out); then refit on the whole training part. The test part is never
+seen while choosing.
 
 Headline metric: ml100k, kuairand and synthetic video NDCG@10; coil2000 product hit rate@5.
 ratio_to_best_peer = recsvc tuned's headline / the best peer's on the test part (the best by
@@ -59,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ from training.models.ease import EASE_MAX_ITEMS, ease_weights
 from training.models.factors import FitParams
 from training.models.pipeline import Stages, load_dataset, retired_items, run_evaluate
 from training.models.trending import TRENDING_HOURS, TRENDING_WEIGHTS
-from training.models.tuner import Objective, TuneBudget
+from training.models.tuner import Objective, TuneBudget, validation_spec
 
 DATASETS = ("ml100k", "kuairand", "coil2000", "synthetic")
 HEADLINE = {
@@ -94,9 +95,7 @@ HEADLINE = {
     "coil2000": "product_hit_at_5",
     "synthetic": "ndcg_at_10",
 }
-# What the tuner validates on (training.models.tuner.tune): the same protocol, seed + 1,
-# train ratio 0.8, at most 5,000 users.
-VALIDATION_RATIO = 0.8
+# What the tuner validates on (training.models.tuner.validation_spec): at most 5,000 users.
 VALIDATION_SPEC = EvalSpec(max_users=5_000)
 EVAL_SPEC = EvalSpec()  # what `recsvc evaluate` uses: k 10, product k 5, 20,000 users
 EASE_LAMBDAS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0, 10000.0)
@@ -541,7 +540,7 @@ def run_dataset(prepared: Prepared, tune_seconds: float, seed: int) -> dict[str,
     retired = retired_items(source.catalog, index) if source.catalog is not None else None
     evaluated = evaluation_set(train.interactions, test, EVAL_SPEC, retired)
     # The tuner's validation split (training.models.tuner.tune), never the test part.
-    inner_spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=VALIDATION_RATIO)
+    inner_spec = validation_spec(split_spec)
     fit_part, held_out = split(train, inner_spec)
     validation = evaluation_set(fit_part.interactions, held_out, VALIDATION_SPEC)
     temporal = split_spec.protocol is Protocol.TEMPORAL

@@ -45,6 +45,14 @@ class SplitSpec:
     train_ratio: float = 0.75
     seed: int = 42
     holdout_days: int = 1
+    # per-pair protocols: hold out at least one pair of every group (user or item) with two or
+    # more, where round(ratio·n) would keep them all. The tuner's validation splits do: split
+    # again, the training part's groups are smaller, and without it a user the test part
+    # evaluates (3 pairs: 2 kept, 1 held out) is never validated (2 pairs left: both kept),
+    # so the validation leans to heavy users and chooses for them. On COIL 2000 (most
+    # customers hold 1 to 4 policies) it chose ALS (validation 0.877, test hit@5 0.942) over
+    # EASE (0.870, 0.947); holding one out, 0.921 against 0.924 and EASE is chosen.
+    hold_one: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.train_ratio < 1:
@@ -53,8 +61,11 @@ class SplitSpec:
             raise ValueError(f"holdout_days must be at least 1, not {self.holdout_days}")
 
 
-def stratified_mask(groups: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """True for the pairs that go to train: round(ratio·n) random pairs of every group."""
+def stratified_mask(
+    groups: np.ndarray, ratio: float, seed: int, hold_one: bool = False
+) -> np.ndarray:
+    """True for the pairs that go to train: round(ratio·n) random pairs of every group (with
+    `hold_one`, at most n - 1 of a group of n >= 2)."""
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(groups)), groups))
     sorted_groups = groups[order]
@@ -63,7 +74,10 @@ def stratified_mask(groups: np.ndarray, ratio: float, seed: int) -> np.ndarray:
     rank_in_group = np.arange(len(groups)) - np.repeat(starts, sizes)
     in_train = np.empty(len(groups), dtype=bool)
     # np.round rounds halves to even; Python's round in the Recommenders code does too
-    in_train[order] = rank_in_group < np.repeat(np.round(sizes * ratio), sizes)
+    kept = np.round(sizes * ratio)
+    if hold_one:
+        kept = np.where(sizes >= 2, np.minimum(kept, sizes - 1), kept)
+    in_train[order] = rank_in_group < np.repeat(kept, sizes)
     return in_train
 
 
@@ -73,7 +87,7 @@ def split(data: Dataset, spec: SplitSpec) -> tuple[Dataset, Interactions]:
         return _split_temporal(data, spec.holdout_days)
     pairs = data.interactions.confidence.tocoo()
     groups = pairs.col if spec.protocol is Protocol.RECOMMENDERS else pairs.row
-    in_train = stratified_mask(groups.astype(np.int64), spec.train_ratio, spec.seed)
+    in_train = stratified_mask(groups.astype(np.int64), spec.train_ratio, spec.seed, spec.hold_one)
     train = data.interactions.keep_pairs(in_train)
     return Dataset(train, None, data.weights), data.interactions.keep_pairs(~in_train)
 

@@ -2,13 +2,13 @@
 the training data only (the test part is never seen while choosing).
 
 The search starts from the default parameters. An ALS search on a catalogue small enough for
-EASE shares its time with EASE, the two families taking turns. It samples the space at random
-for the first half of the budget, then refines: each further trial perturbs one of its
-family's best three so far. On a random (per-pair) split the best of each family are then
-scored on two more random splits, and the choice goes by the mean over the three. Where
-the validation split has event times (the temporal protocol), the last quarter of the budget
-goes to the late phases (training.models.tuner_phases): the trending prior for the best fits
-(every window and weight of one grid, off included) and recency; then the attach weights.
+EASE shares its time with EASE, the two families taking turns, each walked by its own
+Optuna TPE study (training.models.search). On a random (per-pair) split the best three of
+each family are then scored on two more random splits, and the choice goes by the mean over
+the three. Where the validation split has event times (the temporal protocol), the last
+quarter of the budget goes to the late phases (training.models.tuner_phases): the trending
+prior for the best fits (every window and weight of one grid, off included) and recency;
+then the attach weights.
 Every trial is recorded, so the report can say what was tried and what it scored.
 """
 
@@ -32,32 +32,25 @@ from training.evaluation.evaluate import (
 )
 from training.models.ease import EASE_MAX_ITEMS
 from training.models.factors import FitParams, ModelFitError, fit
+from training.models.search import FamilySearch, Sampler
 from training.models.tuner_phases import (
     TRENDING_LEADERS,
     Trial,
     attach_choice,
     recency_trials,
     revalidated,
+    temporal_folds,
     trending_leaders,
     trending_trials,
     with_half_life,
 )
 
-FACTOR_CHOICES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-ITERATION_CHOICES = (10, 15, 20, 30)
-REGULARIZATION_LOG10 = (-3.0, 2.0)
-ALPHA_LOG10 = (-1.3, 2.0)
-EASE_LAMBDA_LOG10 = (0.0, 4.0)  # EASE's λ: from almost none to heavy shrinkage
-TRENDING_SHARE = 0.25  # of a clock budget, kept for the trending prior's grid and recency
+TRENDING_SHARE = 0.35  # of a clock budget, kept for the trending prior's grid and recency
 REVALIDATE_SHARE = 0.15  # of a clock budget on a per-pair split, kept for revalidation
 # EASE joins an ALS search only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
 # a handful of trials in its share of the search cannot show what it is worth.
 EASE_SHARE_ITEMS = 2_500
-# EASE's rank in a search: the full model, up to this. A lower rank only approximates it and
-# was chosen on noise: COIL 2000 (22 products) picked rank 8 on validation, hit@5 0.9405 on
-# the test part against 0.9474 for every rank >= 22 (λ 1 to 100 alike).
-EASE_RANK = 256
 
 
 @dataclass(frozen=True)
@@ -146,67 +139,11 @@ class TuneResult:
         }
 
 
-def sample_params(
-    rng: np.random.Generator,
-    base: FitParams,
-    families: tuple[str, ...] = ("als",),
-    items: int = EASE_RANK,
-) -> FitParams:
-    """A random point of the search space: a family among `families`, then its parameters
-    (EASE's rank is min(items, EASE_RANK), not searched)."""
-    family = str(rng.choice(families)) if len(families) > 1 else families[0]
-    if family == "ease":
-        return replace(
-            base,
-            algorithm="ease",
-            factors=min(items, EASE_RANK),
-            regularization=float(10 ** rng.uniform(*EASE_LAMBDA_LOG10)),
-            confidence=str(rng.choice(["linear", "log"])),  # type: ignore[arg-type]
-        )
-    return replace(
-        base,
-        algorithm=family,  # type: ignore[arg-type]
-        factors=int(rng.choice(FACTOR_CHOICES)),
-        regularization=float(10 ** rng.uniform(*REGULARIZATION_LOG10)),
-        alpha=float(10 ** rng.uniform(*ALPHA_LOG10)),
-        confidence=str(rng.choice(["linear", "log"])),  # type: ignore[arg-type]
-        iterations=int(rng.choice(ITERATION_CHOICES)),
-    )
-
-
-def _neighbour(choices: tuple[int, ...], value: int, rng: np.random.Generator) -> int:
-    position = choices.index(value) if value in choices else len(choices) // 2
-    step = int(rng.choice([-1, 1]))
-    return choices[min(max(position + step, 0), len(choices) - 1)]
-
-
-def perturb(params: FitParams, rng: np.random.Generator) -> FitParams:
-    """A point near `params`: scales jittered multiplicatively, choices moved one step."""
-    factors = params.factors
-    if rng.random() < 0.5:
-        factors = _neighbour(FACTOR_CHOICES, factors, rng)
-    iterations = params.iterations
-    if rng.random() < 0.3:
-        iterations = _neighbour(ITERATION_CHOICES, iterations, rng)
-    if params.algorithm == "ease":  # λ and the confidence transform only
-        return replace(
-            params,
-            regularization=float(params.regularization * np.exp(rng.normal(0, 0.5))),
-            confidence=("log" if params.confidence == "linear" else "linear")
-            if rng.random() < 0.1
-            else params.confidence,
-        )
-    confidence = params.confidence
-    if rng.random() < 0.1:
-        confidence = "log" if confidence == "linear" else "linear"
-    return replace(
-        params,
-        factors=factors,
-        iterations=iterations,
-        confidence=confidence,
-        regularization=float(params.regularization * np.exp(rng.normal(0, 0.5))),
-        alpha=float(params.alpha * np.exp(rng.normal(0, 0.5))),
-    )
+def validation_spec(split_spec: SplitSpec, ratio: float = 0.8) -> SplitSpec:
+    """The tuner's validation split of a training part made by `split_spec`: the same
+    protocol, the next seed, `ratio` kept, and on per-pair protocols one pair held out of
+    every group of two or more (SplitSpec.hold_one)."""
+    return replace(split_spec, seed=split_spec.seed + 1, train_ratio=ratio, hold_one=True)
 
 
 def _describe(spec: SplitSpec) -> str:
@@ -227,17 +164,19 @@ def tune(
     retired: np.ndarray | None = None,
     threads: int | None = None,
     show_progress: bool = False,
+    sampler: Sampler = "tpe",
 ) -> TuneResult:
     """Search hyper-parameters on a validation split of `train`; return the best and every
     trial. `eval_spec` gives the cut-offs (k, product_k) the objective is measured at (at most
     5,000 validation users); `retired` (a bool mask over the items) leaves retired items out
-    of the validation, as the evaluation leaves them out of the test."""
+    of the validation, as the evaluation leaves them out of the test. `sampler` "random" walks
+    the same space at random instead of TPE (bench/search.py compares the two)."""
     started = time.perf_counter()
     base = base or FitParams()
     objective = objective or Objective()
     eval_spec = eval_spec or EvalSpec()
     eval_spec = replace(eval_spec, max_users=min(eval_spec.max_users or 5_000, 5_000))
-    spec = replace(split_spec, seed=split_spec.seed + 1, train_ratio=validation_ratio)
+    spec = validation_spec(split_spec, validation_ratio)
     fit_part, held_out = split(train, spec)
     validation = evaluation_set(fit_part.interactions, held_out, eval_spec, retired)
     if len(validation.users) == 0:
@@ -254,7 +193,6 @@ def tune(
             f"are video {objective.video_weight:g}, product {objective.product_weight:g}"
         )
     matrix = fit_part.interactions.confidence
-    rng = np.random.default_rng(base.seed)
     # Families: an ALS search shares its time with low-rank EASE where EASE is cheap
     # (EASE_SHARE_ITEMS), the two taking turns for the whole search. Measured and dropped:
     # a race (30% of the search, then the winner's family alone) chose EASE on KuaiRand-Pure's
@@ -285,10 +223,13 @@ def tune(
         index.n_videos > 0 and index.n_items > index.n_videos and validation.test.purchases.nnz > 0
     )
 
+    searches = {
+        family: FamilySearch(family, base, items, base.seed + number, sampler)
+        for number, family in enumerate(families)
+    }
     trials: list[Trial] = []
     # running per-family state, so that a trial costs the same whatever came before it
     spent = dict.fromkeys(families, 0.0)  # seconds, or trials under a trial budget
-    leaders: dict[str, list[Trial]] = {f: [] for f in families}  # each family's best three
     total_seconds, best_score = 0.0, float("-inf")
     described = ""
     progress = tqdm(desc="tuning", unit="trial", disable=not show_progress, leave=False)
@@ -297,25 +238,19 @@ def tune(
         if budget.max_trials is not None:  # a trial budget ignores the clock: reproducible
             if len(trials) >= budget.max_trials:
                 break
-            exploring = len(trials) < budget.max_trials / 2
         else:
             mean_trial = total_seconds / len(trials) if trials else 0.0
             # room for one more trial, and for the attach weights' refit after the search
             if trials and elapsed + mean_trial * (1 + 2 * attaches) > search_seconds:
                 break
-            exploring = elapsed < search_seconds / 2
         # the families take turns: the one with the least time so far (the fewest trials
-        # under a trial budget) runs next, and searches around its own leaders
+        # under a trial budget) runs next, on the point its own search asks for
         family = min(families, key=spent.__getitem__)
-        own = leaders[family]
+        trial_started = time.perf_counter()
         if not trials:
             phase, params = "default", base
-        elif exploring or not own:
-            phase, params = "random", sample_params(rng, base, (family,), items)
         else:
-            phase = "refine"
-            params = perturb(own[int(rng.integers(len(own)))].params, rng)
-        trial_started = time.perf_counter()
+            phase, params = "search", searches[family].ask()
         try:
             factors = fit(matrix, params, threads=threads)
             report = evaluate(
@@ -325,13 +260,15 @@ def tune(
             described = described or objective.describe(report, eval_spec)
         except ModelFitError:
             score = float("-inf")
+        if phase == "default":
+            searches[params.algorithm].record(params, score)
+        else:
+            searches[family].tell(score)
         trial = Trial(len(trials), phase, params, score, time.perf_counter() - trial_started)
         trials.append(trial)
         total_seconds += trial.seconds
         best_score = max(best_score, score)
         spent[params.algorithm] += trial.seconds if budget.max_trials is None else 1.0
-        ranked = leaders[params.algorithm] + [trial]  # stable: earlier trials first on ties
-        leaders[params.algorithm] = sorted(ranked, key=lambda t: t.score, reverse=True)[:3]
         progress.update(1)
         progress.set_postfix(best=f"{best_score:.4f}")
     # what the attach weights' refit and grid need after everything else: two mean trials
@@ -343,28 +280,26 @@ def tune(
         )
     if with_trending:
         deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
-        # the best fit's prior, then recency on it, then the next leaders' priors
+        # the best fit's prior, then recency on it, then the next leaders' priors; each
+        # scored by its mean over the validation day and the days before it
+        folds = temporal_folds(fit_part, validation, spec, eval_spec, retired)
         best_fits = trending_leaders(trials)
         trials += trending_trials(
-            trials, best_fits[:1], fit_part, validation, eval_spec, objective, deadline, threads
+            trials, best_fits[:1], folds, eval_spec, objective, deadline, threads
         )
-        trials += recency_trials(
-            trials, fit_part, validation, eval_spec, objective, deadline, threads
-        )
+        trials += recency_trials(trials, folds, eval_spec, objective, deadline, threads)
         trials += trending_trials(
-            trials,
-            best_fits[1:TRENDING_LEADERS],
-            fit_part,
-            validation,
-            eval_spec,
-            objective,
-            deadline,
-            threads,
+            trials, best_fits[1:TRENDING_LEADERS], folds, eval_spec, objective, deadline, threads
         )
         progress.update(len(trials) - progress.n)
     progress.close()
-    # a revalidated score is a mean over several random splits: the choice is among those
-    final = [t for t in trials if t.phase == "revalidated"] or trials
+    # a revalidated or late-phase score is a mean over several splits or days: the choice is
+    # among those, where there are any
+    final = (
+        [t for t in trials if t.phase == "revalidated"]
+        or [t for t in trials if t.phase in ("trending", "recency")]
+        or trials
+    )
     best = max(final, key=lambda t: t.score)
     chosen_part = (
         fit_part if best.half_life_days is None else with_half_life(fit_part, best.half_life_days)

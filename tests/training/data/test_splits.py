@@ -22,6 +22,15 @@ def test_every_group_keeps_round_ratio_of_its_pairs_in_train() -> None:
     assert per_group == [1, 2, 3, 6, 8]  # round(0.75 n), halves to even
 
 
+def test_hold_one_holds_out_a_pair_of_every_group_of_two_or_more() -> None:
+    groups = np.repeat(np.arange(5), [1, 2, 3, 4, 10])
+    mask = stratified_mask(groups, 0.8, seed=42, hold_one=True)
+    per_group = [int(mask[groups == g].sum()) for g in range(5)]
+    # round(0.8 n) would keep [1, 2, 2, 3, 8]: the group of 2 now holds one out, a lone
+    # pair stays in train (nothing would be left to learn the group from)
+    assert per_group == [1, 1, 2, 3, 8]
+
+
 @pytest.mark.parametrize("protocol", [Protocol.RECOMMENDERS, Protocol.PER_USER])
 def test_random_protocols_partition_the_pairs(protocol: Protocol) -> None:
     data = dataset()

@@ -139,12 +139,54 @@ def test_the_tuner_turns_the_prior_on_where_the_last_hours_predict() -> None:
     train, _ = split(data, spec)
     result = tune(train, spec, TuneBudget(60, max_trials=4), base=FitParams(factors=4), threads=1)
     phases = [t.phase for t in result.trials]
-    assert phases.count("trending") >= 2 * 31 - 1  # the grid on both leaders (31 points each)
+    # the grid on both leaders (31 points each) on the validation day, the best six of each on
+    # every fold
+    assert phases.count("screen") == 2 * 31 and phases.count("trending") == 2 * 6
     off = max(
-        t.score for t in result.trials if t.phase == "trending" and t.params.trending_weight == 0
+        t.score for t in result.trials if t.phase == "screen" and t.params.trending_weight == 0
     )
     assert result.best.trending_weight > 0
     assert result.best_score > off  # chosen because it scored better on validation
+    # the choice is among the trials scored on every fold
+    assert result.best_score == max(
+        t.score for t in result.trials if t.phase in ("trending", "recency")
+    )
+
+
+def test_the_prior_is_chosen_by_its_mean_over_the_validation_day_and_the_days_before() -> None:
+    from training.evaluation.evaluate import EvalSpec, FactorScorer, evaluate, evaluation_set
+    from training.models.factors import Factors, fit
+    from training.models.tuner import Objective, validation_spec
+    from training.models.tuner_phases import TEMPORAL_FOLDS, temporal_folds, trending_trials
+
+    data = trending_world()
+    spec = SplitSpec(Protocol.TEMPORAL, holdout_days=1)
+    train, _ = split(data, spec)
+    inner = validation_spec(spec)
+    fit_part, held_out = split(train, inner)
+    validation = evaluation_set(fit_part.interactions, held_out, EvalSpec())
+    folds = temporal_folds(fit_part, validation, inner, EvalSpec(), None)
+    assert len(folds) == TEMPORAL_FOLDS
+    ends = [part.events.column("ts").to_pylist()[-1] for part, _ in folds]  # type: ignore[union-attr]
+    assert ends[0] > ends[1] > ends[2]  # each fold a day before the last
+    params = FitParams(factors=4, iterations=5)
+    trials = trending_trials([], [params], folds, EvalSpec(), Objective(), None, 1)
+    screened = [t for t in trials if t.phase == "screen"]
+    finalists = [t for t in trials if t.phase == "trending"]
+    assert len(screened) == 31 and len(finalists) == 6
+    assert {t.params for t in finalists} <= {t.params for t in screened}
+    # a finalist's score, worked by hand: its mean over the three folds
+    chosen = finalists[0].params
+    by_hand = []
+    for part, held in folds:
+        factors = fit(part.interactions.confidence, chosen, threads=1)
+        scorer = FactorScorer(Factors(factors.user, factors.item, chosen), part.interactions.index)
+        assert part.events is not None
+        scorer.trending = trending_prior(
+            part.events, part.interactions.index, part.weights, chosen.trending_hours
+        )
+        by_hand.append(Objective().score(evaluate(scorer, held, EvalSpec())))
+    assert finalists[0].score == pytest.approx(np.mean(by_hand))
 
 
 def test_a_per_pair_split_has_no_time_and_no_prior() -> None:
@@ -154,7 +196,7 @@ def test_a_per_pair_split_has_no_time_and_no_prior() -> None:
     train, _ = split(data, spec)
     base = FitParams(factors=4, trending_weight=2.0)
     result = tune(train, spec, TuneBudget(60, max_trials=3), base=base, threads=1)
-    assert "trending" not in {t.phase for t in result.trials}
+    assert not {"screen", "trending", "recency"} & {t.phase for t in result.trials}
     assert all(t.params.trending_weight == 0 for t in result.trials)
 
 
@@ -178,9 +220,10 @@ def test_the_tuner_tries_recency_on_its_best_fit_and_keeps_the_best() -> None:
     result = tune(train, spec, TuneBudget(60, max_trials=4), base=FitParams(factors=4), threads=1)
     recency = [t for t in result.trials if t.phase == "recency"]
     assert [t.half_life_days for t in recency] == list(HALF_LIVES)
-    before = [t for t in result.trials if t.number < recency[0].number]
+    before = [t for t in result.trials if t.number < recency[0].number and t.phase == "trending"]
     assert {t.params for t in recency} == {max(before, key=lambda t: t.score).params}
-    best = max(result.trials, key=lambda t: t.score)
+    late = [t for t in result.trials if t.phase in ("trending", "recency")]
+    best = max(late, key=lambda t: t.score)
     assert result.half_life_days == best.half_life_days
     rebuilt = tuned_data(train, result)
     if result.half_life_days is None:
