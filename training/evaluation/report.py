@@ -60,8 +60,13 @@ def tuning_lines(tuning: dict[str, Any] | None, top: int = 5) -> list[str]:
         f"{tuning['objective']} on a {tuning['validation']}",
         f"  {'#':>4} {'phase':<8} {'score':>7} {'secs':>6}  params",
     ]
+    among = set(tuning.get("chosen_among") or [t["phase"] for t in trials])
+    if among != {t["phase"] for t in trials}:
+        lines.insert(1, f"  chosen among the {', '.join(sorted(among))} trials (listed first)")
     ranked = sorted(
-        trials, key=lambda t: t["score"] if t["score"] is not None else -1, reverse=True
+        trials,
+        key=lambda t: (t["phase"] in among, t["score"] if t["score"] is not None else -1),
+        reverse=True,
     )
     for trial in ranked[:top]:
         lines.append(

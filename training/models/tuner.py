@@ -6,9 +6,10 @@ EASE shares its time with EASE, the two families taking turns, each walked by it
 Optuna TPE study (training.models.search). On a random (per-pair) split the best three of
 each family are then scored on two more random splits, and the choice goes by the mean over
 the three. Where the validation split has event times (the temporal protocol), the last
-quarter of the budget goes to the late phases (training.models.tuner_phases): the trending
-prior for the best fits (every window and weight of one grid, off included) and recency;
-then the attach weights.
+35% of the budget goes to the late phases (training.models.tuner_phases): the trending
+prior for the best fits (every window and weight of one grid, off included) and recency,
+each chosen by its mean over the validation day and the two days before it; then the
+attach weights.
 Every trial is recorded, so the report can say what was tried and what it scored.
 """
 
@@ -37,6 +38,7 @@ from training.models.tuner_phases import (
     TRENDING_LEADERS,
     Trial,
     attach_choice,
+    chosen_among,
     recency_trials,
     revalidated,
     temporal_folds,
@@ -136,6 +138,9 @@ class TuneResult:
             "best_params": self.best.as_dict(),
             "seconds": round(self.seconds, 2),
             "trials": [trial.as_dict() for trial in self.trials],
+            # the phases the choice was made among (their scores are means over several
+            # splits or days; the other trials' are not comparable with them)
+            "chosen_among": sorted({t.phase for t in chosen_among(self.trials)}),
         }
 
 
@@ -295,11 +300,7 @@ def tune(
     progress.close()
     # a revalidated or late-phase score is a mean over several splits or days: the choice is
     # among those, where there are any
-    final = (
-        [t for t in trials if t.phase == "revalidated"]
-        or [t for t in trials if t.phase in ("trending", "recency")]
-        or trials
-    )
+    final = chosen_among(trials)
     best = max(final, key=lambda t: t.score)
     chosen_part = (
         fit_part if best.half_life_days is None else with_half_life(fit_part, best.half_life_days)

@@ -45,6 +45,20 @@ TEMPORAL_FOLDS = 3
 TRENDING_FINALISTS = 6  # of the prior's grid on the validation day, scored on every fold
 
 
+# The phases whose scores are means over several splits or days, in order: the choice is
+# among the first group that has trials (all trials where none has).
+CHOSEN_AMONG = (("revalidated",), ("trending", "recency"))
+
+
+def chosen_among(trials: list[Trial]) -> list[Trial]:
+    """The trials the tuner chooses from (CHOSEN_AMONG)."""
+    for phases in CHOSEN_AMONG:
+        found = [t for t in trials if t.phase in phases]
+        if found:
+            return found
+    return trials
+
+
 @dataclass(frozen=True)
 class Trial:
     number: int
