@@ -2,7 +2,8 @@
 the training data only (the test part is never seen while choosing).
 
 The search starts from the default parameters. An ALS search on a catalogue small enough for
-EASE shares its time with EASE, the two families taking turns, each walked by its own
+EASE shares its time with EASE, the two families taking turns (time in proportion to the
+parameters each searches), each walked by its own
 Optuna TPE study (training.models.search). On a random (per-pair) split the best three of
 each family are then scored on two more random splits, and the choice goes by the mean over
 the three. Where the validation split has event times (the temporal protocol), the last
@@ -33,7 +34,7 @@ from training.evaluation.evaluate import (
 )
 from training.models.ease import EASE_MAX_ITEMS
 from training.models.factors import FitParams, ModelFitError, fit
-from training.models.search import FamilySearch, Sampler
+from training.models.search import FamilySearch, Sampler, space
 from training.models.tuner_phases import (
     TRENDING_LEADERS,
     Trial,
@@ -248,9 +249,9 @@ def tune(
             # room for one more trial, and for the attach weights' refit after the search
             if trials and elapsed + mean_trial * (1 + 2 * attaches) > search_seconds:
                 break
-        # the families take turns: the one with the least time so far (the fewest trials
-        # under a trial budget) runs next, on the point its own search asks for
-        family = min(families, key=spent.__getitem__)
+        # the families take turns: the one with the least time so far per searched parameter
+        # (the fewest trials under a trial budget) runs next, on the point its search asks for
+        family = min(families, key=lambda f: spent[f] / len(space(f)))
         trial_started = time.perf_counter()
         if not trials:
             phase, params = "default", base
