@@ -3,15 +3,14 @@ the training data only (the test part is never seen while choosing).
 
 The search starts from the default parameters. An ALS search on a catalogue small enough for
 EASE shares its time with EASE, the two families taking turns (time in proportion to the
-parameters each searches), each walked by its own
-Optuna TPE study (training.models.search). On a random (per-pair) split the best three of
-each family are then scored on two more random splits, and the choice goes by the mean over
-the three. Where the validation split has event times (the temporal protocol), the last
-35% of the budget goes to the late phases (training.models.tuner_phases): the trending
-prior for the best fits (every window and weight of one grid, off included) and recency,
-each chosen by its mean over the validation day and the two days before it; then the
-attach weights.
-Every trial is recorded, so the report can say what was tried and what it scored.
+parameters each searches), each walked by its own Optuna TPE study (training.models.search).
+On a random (per-pair) split the best three of each family are then scored on two more random
+splits, and the choice goes by the mean over the three. Where the validation split has event
+times (the temporal protocol), the last 35% of the budget goes to the late phases
+(training.models.tuner_phases): the trending prior for the best fits (every window and
+weight of one grid, off included) and recency, each chosen by its mean over the validation
+day and the two days before it; then the attach weights. Every trial is recorded, so the
+report can say what was tried and what it scored.
 """
 
 from __future__ import annotations
