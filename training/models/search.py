@@ -19,6 +19,7 @@ from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
+    IntDistribution,
 )
 from optuna.trial import TrialState, create_trial
 
@@ -46,11 +47,13 @@ def space(family: str) -> dict[str, BaseDistribution]:
             "confidence": confidence,
         }
     return {
-        "factors": CategoricalDistribution(FACTOR_CHOICES),
+        # the choices' positions, numbers to TPE: it models which sizes do well as a range,
+        # where unordered categories would leave it to learn each size on its own
+        "factors_step": IntDistribution(0, len(FACTOR_CHOICES) - 1),
         "log10_regularization": FloatDistribution(*REGULARIZATION_LOG10),
         "log10_alpha": FloatDistribution(*ALPHA_LOG10),
         "confidence": confidence,
-        "iterations": CategoricalDistribution(ITERATION_CHOICES),
+        "iterations_step": IntDistribution(0, len(ITERATION_CHOICES) - 1),
     }
 
 
@@ -67,11 +70,11 @@ def to_params(base: FitParams, family: str, point: dict[str, Any], items: int) -
     return replace(
         base,
         algorithm=family,  # type: ignore[arg-type]
-        factors=int(point["factors"]),
+        factors=FACTOR_CHOICES[int(point["factors_step"])],
         regularization=float(10 ** point["log10_regularization"]),
         alpha=float(10 ** point["log10_alpha"]),
         confidence=point["confidence"],
-        iterations=int(point["iterations"]),
+        iterations=ITERATION_CHOICES[int(point["iterations_step"])],
     )
 
 
@@ -83,10 +86,12 @@ def to_point(params: FitParams) -> dict[str, Any] | None:
         return None
     point["log10_regularization"] = float(np.log10(params.regularization))
     if params.algorithm != "ease":
+        if params.factors not in FACTOR_CHOICES or params.iterations not in ITERATION_CHOICES:
+            return None
         point.update(
-            factors=params.factors,
+            factors_step=FACTOR_CHOICES.index(params.factors),
             log10_alpha=float(np.log10(params.alpha)),
-            iterations=params.iterations,
+            iterations_step=ITERATION_CHOICES.index(params.iterations),
         )
     distributions = space(params.algorithm)
     for name, distribution in distributions.items():
