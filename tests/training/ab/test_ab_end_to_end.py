@@ -125,22 +125,26 @@ def test_champion_against_challenger_then_promote(
         assert client.put("/v1/admin/experiments", content=CHAMPION.encode()).status_code == 200
         versions = {"live": live.version, "challenger": challenger.version}
         expected = parse_experiments(CHAMPION)
-        # until the replica serves the definition and both models: the challenger loads in the
-        # background (an ONNX session on a loaded machine can take seconds), so wait by the clock
+
+        def wanted(body: dict) -> str:
+            [assignment] = expected.assign(body["user_id"])
+            return versions[assignment.variant]
+
+        # until the replica serves the definition and both models. The challenger loads in the
+        # background (an ONNX session on a loaded machine can take seconds): wait by the clock,
+        # and for a whole round served after it, not one that straddles the load (its first
+        # users still on the live model, the later ones on both)
         deadline = time.monotonic() + 60
         while True:
             bodies = [client.get("/v1/feed", params={"user_id": f"u{i:05d}"}).json()
                       for i in range(20)]  # fmt: skip
-            if all(b["experiments"] for b in bodies) and {
-                b["model_version"] for b in bodies
-            } == set(versions.values()):
-                break
-            if time.monotonic() > deadline:
+            settled = all(b["experiments"] and b["model_version"] == wanted(b) for b in bodies)
+            if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        assert {b["model_version"] for b in bodies} == set(versions.values())
         for body in bodies:
-            [assignment] = expected.assign(body["user_id"])
-            assert body["model_version"] == versions[assignment.variant]
+            assert body["model_version"] == wanted(body)
         ran = simulate(str(client.base_url), world, days=1, users_per_day=1000, seed=9)
         assert ran.failed_feeds == 0
         drain(connection, tmp_path / "drained-events")
