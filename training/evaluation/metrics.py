@@ -154,12 +154,17 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     k = min(k, cols)
     if k == 0 or n == 0:
         return np.empty((n, k), dtype=np.int64)
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # the k-th best score per row
+    kth = np.partition(scores, cols - k, axis=1)[:, cols - k : cols - k + 1]  # k-th best per row
     above = scores > kth
     at_cut = scores == kth
     # take every score above the cut, then the lowest-index ones equal to it until k are taken
     needed = k - above.sum(axis=1, keepdims=True)
-    chosen = above | (at_cut & (np.cumsum(at_cut, axis=1) <= needed))
+    chosen = above | at_cut
+    # only rows with more ties at the cut than places left need the running count
+    crowded = np.flatnonzero(at_cut.sum(axis=1) > needed[:, 0])
+    if crowded.size:
+        ties = at_cut[crowded]
+        chosen[crowded] = above[crowded] | (ties & (np.cumsum(ties, axis=1) <= needed[crowded]))
     candidates = np.nonzero(chosen)[1].reshape(n, k)  # ascending column index per row
     order = np.argsort(-np.take_along_axis(scores, candidates, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(candidates, order, axis=1)

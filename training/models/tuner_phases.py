@@ -196,7 +196,21 @@ def with_half_life(data: Dataset, days: float) -> Dataset:
     return Dataset(interactions, data.events, weights)
 
 
-Fold = tuple[Dataset, EvaluationSet]  # a fit part and the validation set held out after it
+class Fold:
+    """A fit part and the validation set held out after it, with the fit part's trending
+    priors (one per window of TRENDING_HOURS), each computed once and kept."""
+
+    def __init__(self, part: Dataset, validation: EvaluationSet) -> None:
+        self.part, self.validation = part, validation
+        self._priors: dict[float, np.ndarray] = {}
+
+    def prior(self, hours: float) -> np.ndarray:
+        if hours not in self._priors:
+            events = self.part.events
+            assert events is not None  # a temporal split keeps its events
+            index, weights = self.part.interactions.index, self.part.weights
+            self._priors[hours] = trending_prior(events, index, weights, hours)
+        return self._priors[hours]
 
 
 def temporal_folds(
@@ -209,7 +223,7 @@ def temporal_folds(
     """The validation split and up to TEMPORAL_FOLDS - 1 earlier ones: each the same temporal
     split applied again to the fit part before it (the day before, then the one before that).
     A fold left with no user to validate on ends the list."""
-    folds: list[Fold] = [(fit_part, validation)]
+    folds = [Fold(fit_part, validation)]
     earlier = fit_part
     while len(folds) < TEMPORAL_FOLDS:
         try:
@@ -219,14 +233,8 @@ def temporal_folds(
         evaluated = evaluation_set(earlier.interactions, held_out, eval_spec, retired)
         if len(evaluated.users) == 0 or earlier.interactions.confidence.nnz == 0:
             break
-        folds.append((earlier, evaluated))
+        folds.append(Fold(earlier, evaluated))
     return folds
-
-
-def _prior(fold: Fold, hours: float) -> np.ndarray:
-    part = fold[0]
-    assert part.events is not None
-    return trending_prior(part.events, part.interactions.index, part.weights, hours)
 
 
 def trending_trials(
@@ -242,7 +250,6 @@ def trending_trials(
     scored on the validation day ("screen" trials), the TRENDING_FINALISTS best of them also
     on the earlier folds and scored by their mean over all ("trending" trials). Each leader is
     refitted once per fold. Stops at the deadline, if any."""
-    priors = [{hours: _prior(fold, hours) for hours in TRENDING_HOURS} for fold in folds]
     grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
     added: list[Trial] = []
 
@@ -250,10 +257,10 @@ def trending_trials(
         return deadline is not None and time.perf_counter() + seconds > deadline
 
     def scored(fold: int, factors: Factors, chosen: FitParams) -> float:
-        part, validation = folds[fold]
+        part = folds[fold].part
         scorer = FactorScorer(Factors(factors.user, factors.item, chosen), part.interactions.index)
-        scorer.trending = priors[fold][chosen.trending_hours]
-        return objective.score(evaluate(scorer, validation, eval_spec))
+        scorer.trending = folds[fold].prior(chosen.trending_hours)
+        return objective.score(evaluate(scorer, folds[fold].validation, eval_spec))
 
     def record(phase: str, chosen: FitParams, score: float, seconds: float) -> None:
         added.append(Trial(len(trials) + len(added), phase, chosen, score, seconds))
@@ -263,7 +270,7 @@ def trending_trials(
             break
         started = time.perf_counter()
         try:
-            first = fit(folds[0][0].interactions.confidence, params, threads=threads)
+            first = fit(folds[0].part.interactions.confidence, params, threads=threads)
         except ModelFitError:
             continue
         fit_seconds = time.perf_counter() - started
@@ -284,7 +291,7 @@ def trending_trials(
         started = time.perf_counter()
         try:
             fitted = [
-                fit(folds[f][0].interactions.confidence, params, threads=threads) for f in earlier
+                fit(folds[f].part.interactions.confidence, params, threads=threads) for f in earlier
             ]
         except ModelFitError:
             continue
@@ -314,13 +321,9 @@ def recency_trials(
         return []
     best = max(late, key=lambda t: t.score)
     params = best.params
-    priors = [
-        _prior(fold, params.trending_hours) if params.trending_weight > 0 else None
-        for fold in folds
-    ]
     added: list[Trial] = []
     for days in HALF_LIVES:
-        if days == folds[0][0].weights.half_life_days:
+        if days == folds[0].part.weights.half_life_days:
             continue  # the search itself ran with it
         # the next one should take as long as the last, or as the fits it repeats
         last = added[-1].seconds if added else refit_seconds(trials, params) * len(folds)
@@ -329,12 +332,13 @@ def recency_trials(
         started = time.perf_counter()
         scores = []
         try:
-            for (part, validation), prior in zip(folds, priors, strict=True):
-                matrix = with_half_life(part, days).interactions.confidence
+            for fold in folds:
+                matrix = with_half_life(fold.part, days).interactions.confidence
                 factors = fit(matrix, params, threads=threads)
-                scorer = FactorScorer(factors, part.interactions.index)
-                scorer.trending = prior
-                scores.append(objective.score(evaluate(scorer, validation, eval_spec)))
+                scorer = FactorScorer(factors, fold.part.interactions.index)
+                if params.trending_weight > 0:
+                    scorer.trending = fold.prior(params.trending_hours)
+                scores.append(objective.score(evaluate(scorer, fold.validation, eval_spec)))
         except ModelFitError:
             continue
         seconds = time.perf_counter() - started

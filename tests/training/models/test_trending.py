@@ -167,7 +167,7 @@ def test_the_prior_is_chosen_by_its_mean_over_the_validation_day_and_the_days_be
     validation = evaluation_set(fit_part.interactions, held_out, EvalSpec())
     folds = temporal_folds(fit_part, validation, inner, EvalSpec(), None)
     assert len(folds) == TEMPORAL_FOLDS
-    ends = [part.events.column("ts").to_pylist()[-1] for part, _ in folds]  # type: ignore[union-attr]
+    ends = [f.part.events.column("ts").to_pylist()[-1] for f in folds]  # type: ignore[union-attr]
     assert ends[0] > ends[1] > ends[2]  # each fold a day before the last
     params = FitParams(factors=4, iterations=5)
     trials = trending_trials([], [params], folds, EvalSpec(), Objective(), None, 1)
@@ -178,7 +178,8 @@ def test_the_prior_is_chosen_by_its_mean_over_the_validation_day_and_the_days_be
     # a finalist's score, worked by hand: its mean over the three folds
     chosen = finalists[0].params
     by_hand = []
-    for part, held in folds:
+    for fold in folds:
+        part, held = fold.part, fold.validation
         factors = fit(part.interactions.confidence, chosen, threads=1)
         scorer = FactorScorer(Factors(factors.user, factors.item, chosen), part.interactions.index)
         assert part.events is not None
