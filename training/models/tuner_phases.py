@@ -1,6 +1,7 @@
-"""The tuner's late phases, after its search (training.models.tuner): the trending prior's
-grid and recency on the best fits where events have times, and the attach weights on the
-chosen fit. Each records what it tried as trials, so the report says what was measured.
+"""The tuner's phases beside its search (training.models.tuner): revalidation on per-pair
+splits, the trending prior's grid and recency on the best fits where events have times, and
+the attach weights on the chosen fit. Each records what it tried as trials, so the report says
+what was measured.
 """
 
 from __future__ import annotations
@@ -237,6 +238,53 @@ def temporal_folds(
     return folds
 
 
+# The trending prior's grid: off, then every window × weight.
+PRIOR_GRID = ((TRENDING_HOURS[0], 0.0),) + tuple(
+    (h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS
+)
+
+
+def with_prior(params: FitParams, hours: float, weight: float) -> FitParams:
+    return replace(params, trending_hours=hours, trending_weight=weight)
+
+
+def served_score(
+    fold: Fold, factors: Factors, chosen: FitParams, eval_spec: EvalSpec, objective: Objective
+) -> float:
+    """The objective of `factors` on `fold`'s validation set with the trending prior of
+    `chosen` (its window and weight; 0 is off), as the service would rank."""
+    index = fold.part.interactions.index
+    scorer = FactorScorer(Factors(factors.user, factors.item, chosen), index)
+    if chosen.trending_weight > 0:
+        scorer.trending = fold.prior(chosen.trending_hours)
+    return objective.score(evaluate(scorer, fold.validation, eval_spec))
+
+
+def screen_prior(
+    first_number: int,
+    factors: Factors,
+    params: FitParams,
+    fold: Fold,
+    eval_spec: EvalSpec,
+    objective: Objective,
+    deadline: float | None,
+    fit_seconds: float = 0.0,
+) -> list[Trial]:
+    """Every point of PRIOR_GRID on one fit, scored on `fold` ("screen" trials numbered from
+    `first_number`; the first carries the fit's seconds). Stops at the deadline, if any."""
+    screened: list[Trial] = []
+    for hours, weight in PRIOR_GRID:
+        last = screened[-1].seconds if screened else 0.0
+        if deadline is not None and time.perf_counter() + last > deadline:
+            break
+        started = time.perf_counter()
+        chosen = with_prior(params, hours, weight)
+        score = served_score(fold, factors, chosen, eval_spec, objective)
+        seconds = time.perf_counter() - started + (0.0 if screened else fit_seconds)
+        screened.append(Trial(first_number + len(screened), "screen", chosen, score, seconds))
+    return screened
+
+
 def trending_trials(
     trials: list[Trial],
     leaders: list[FitParams],
@@ -246,21 +294,14 @@ def trending_trials(
     deadline: float | None,
     threads: int | None,
 ) -> list[Trial]:
-    """The trending prior's grid (every window × weight, and off) on each leader: every point
-    scored on the validation day ("screen" trials), the TRENDING_FINALISTS best of them also
-    on the earlier folds and scored by their mean over all ("trending" trials). Each leader is
+    """The trending prior's grid (PRIOR_GRID) on each leader: every point scored on the
+    validation day ("screen" trials), the TRENDING_FINALISTS best of them also on the
+    earlier folds and scored by their mean over all ("trending" trials). Each leader is
     refitted once per fold. Stops at the deadline, if any."""
-    grid = [(TRENDING_HOURS[0], 0.0)] + [(h, w) for h in TRENDING_HOURS for w in TRENDING_WEIGHTS]
     added: list[Trial] = []
 
     def late(seconds: float) -> bool:
         return deadline is not None and time.perf_counter() + seconds > deadline
-
-    def scored(fold: int, factors: Factors, chosen: FitParams) -> float:
-        part = folds[fold].part
-        scorer = FactorScorer(Factors(factors.user, factors.item, chosen), part.interactions.index)
-        scorer.trending = folds[fold].prior(chosen.trending_hours)
-        return objective.score(evaluate(scorer, folds[fold].validation, eval_spec))
 
     def record(phase: str, chosen: FitParams, score: float, seconds: float) -> None:
         added.append(Trial(len(trials) + len(added), phase, chosen, score, seconds))
@@ -274,16 +315,12 @@ def trending_trials(
         except ModelFitError:
             continue
         fit_seconds = time.perf_counter() - started
-        screened: list[tuple[float, FitParams]] = []
-        for hours, weight in grid:
-            if late(added[-1].seconds if added and not fit_seconds else 0.0):
-                break
-            started = time.perf_counter()
-            chosen = replace(params, trending_hours=hours, trending_weight=weight)
-            score = scored(0, first, chosen)
-            record("screen", chosen, score, time.perf_counter() - started + fit_seconds)
-            screened.append((score, chosen))
-            fit_seconds = 0.0
+        screens = screen_prior(
+            len(trials) + len(added), first, params, folds[0], eval_spec, objective, deadline,
+            fit_seconds,
+        )  # fmt: skip
+        added += screens
+        screened = [(t.score, t.params) for t in screens]
         finalists = sorted(screened, key=lambda s: s[0], reverse=True)[:TRENDING_FINALISTS]
         earlier = range(1, len(folds))
         if not finalists or late(refit_seconds(trials, params) * len(earlier)):
@@ -298,7 +335,9 @@ def trending_trials(
         fit_seconds = time.perf_counter() - started
         for score, chosen in finalists:
             started = time.perf_counter()
-            scores = [score] + [scored(f, fitted[f - 1], chosen) for f in earlier]
+            scores = [score] + [
+                served_score(folds[f], fitted[f - 1], chosen, eval_spec, objective) for f in earlier
+            ]
             seconds = time.perf_counter() - started + fit_seconds
             record("trending", chosen, float(np.mean(scores)), seconds)
             fit_seconds = 0.0
