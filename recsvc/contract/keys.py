@@ -26,6 +26,9 @@ and generation.
     <p>:events                      stream of accepted events (the nightly job drains it)
     <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
                                     length, so that ids containing ':' cannot share one)
+    <p>:trend:{<p>:events}:<hour>   hash video_id -> users' views and clicks in that UTC hour
+                                    (hours since the epoch; written with the event's append, in
+                                    the stream's slot; expires TREND_KEEP_HOURS after the hour)
     <p>:exposures                   stream of feeds served to users in experiments
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
@@ -83,6 +86,11 @@ class Keys:
         lost. The old markers expire on their own.
         """
         return f"{self.prefix}:ev:{{{self.events}}}:{len(user_id.encode())}/{user_id}:{event_id}"
+
+    def trend(self, hour: int) -> str:
+        """The live trending counts of one UTC hour (hours since the epoch), in the event
+        stream's slot: the INGEST script counts an event in the same step as its append."""
+        return f"{self.prefix}:trend:{{{self.events}}}:{hour}"
 
     @property
     def exposures(self) -> str:

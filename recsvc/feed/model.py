@@ -5,7 +5,8 @@ Loaded from a model directory (files only: the snapshot watcher decides when, an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ class ServingModel:
     # (a user's score spread over the videos is sqrt(uᵀ C u)); None when the model has none
     trending: np.ndarray | None = None
     video_covariance: np.ndarray | None = None
+    # the prior's window in hours (None: no live prior), the weighted prior as exported (what
+    # `trending` falls back to without live counts), and the revision of the live counts
+    # `trending` was computed from (recsvc.service.trends; -1: none yet)
+    trending_hours: float | None = None
+    exported_trending: np.ndarray | None = None
+    trend_revision: int = -1
     # (a, b) of the attach score, as the trainer chose them (params.attach_weights); a model
     # without them gets (1, 1), what every model before them was served with
     attach_weights: tuple[float, float] = DEFAULT_ATTACH_WEIGHTS
@@ -74,7 +81,7 @@ class ServingModel:
                 raise ArtifactError(
                     f"{directory / PROJECTION_FILE}: shape {projection.shape}, expected {expected}"
                 )
-        trending, covariance = _trending(directory, ranking)
+        trending, covariance, hours = _trending(directory, ranking)
         return cls(
             ranking=ranking,
             generation=generation,
@@ -86,8 +93,32 @@ class ServingModel:
             projection=projection,
             trending=trending,
             video_covariance=covariance,
+            trending_hours=hours,
+            exported_trending=trending,
             attach_weights=_attach_weights(directory, manifest.params),
         )
+
+    def with_live_trending(self, counts: Mapping[str, int], revision: int) -> ServingModel:
+        """This model with its trending prior computed from live counts (video id -> its
+        views and clicks in the model's window) as the trainer computed it from events:
+        weight · log1p(count) / its maximum over the model's videos. As exported where none
+        of the model's videos has a count (no events yet, or Redis lost them)."""
+        if self.exported_trending is None or self.trending_hours is None:
+            return replace(self, trend_revision=revision)
+        ids = self.ranking.manifest.video_ids
+        counts_array = np.fromiter((counts.get(v, 0) for v in ids), np.float64, len(ids))
+        logged = np.log1p(counts_array)
+        top = logged.max(initial=0.0)
+        if top <= 0:
+            return replace(self, trending=self.exported_trending, trend_revision=revision)
+        weight = self.exported_weight
+        live = (weight * logged / top).astype(np.float32)
+        return replace(self, trending=live, trend_revision=revision)
+
+    @property
+    def exported_weight(self) -> float:
+        settings = self.ranking.manifest.params.get("trending") or {}
+        return float(settings.get("weight", 0.0))
 
     def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
         """w · σ_u · prior for each user row [B, d] -> [B, V]; None without a prior."""
@@ -127,7 +158,9 @@ def _attach_weights(directory: Path, params: dict[str, Any]) -> tuple[float, flo
 
 def _trending(
     directory: Path, ranking: RankingModel
-) -> tuple[np.ndarray | None, np.ndarray | None]:
+) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
+    """The weighted prior, the video factors' covariance and the prior's window in hours
+    (None where the manifest gives none: the prior is then served as exported only)."""
     manifest = ranking.manifest
     if TRENDING_FILE not in manifest.files:
         if manifest.params.get("trending"):
@@ -135,7 +168,7 @@ def _trending(
                 f"{directory / 'manifest.json'}: params.trending is set and {TRENDING_FILE} is "
                 "not among the files"
             )
-        return None, None
+        return None, None, None
     settings = manifest.params.get("trending")
     weight = settings.get("weight") if isinstance(settings, dict) else None
     if not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
@@ -150,8 +183,17 @@ def _trending(
             f"{directory / TRENDING_FILE}: shape {prior.shape} (expected {(ranking.n_videos,)}), "
             f"values outside [0, 1] or a weight {weight!r} beyond 1e6"
         )
+    hours = settings.get("hours") if isinstance(settings, dict) else None
+    if hours is not None and (
+        not isinstance(hours, (int, float)) or not np.isfinite(hours) or not 0 < hours <= 168
+    ):
+        raise ArtifactError(
+            f"{directory / 'manifest.json'}: params.trending.hours must be a number in "
+            f"(0, 168], not {hours!r}"
+        )
     covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
-    return (float(weight) * prior).astype(np.float32), covariance
+    window = None if hours is None else float(hours)
+    return (float(weight) * prior).astype(np.float32), covariance, window
 
 
 def _optional(directory: Path, name: str, size: int) -> np.ndarray:

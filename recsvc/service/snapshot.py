@@ -22,6 +22,7 @@ from recsvc.contract.experiments import Experiments, parse_experiments, require_
 from recsvc.contract.manifest import is_version_dir, version_dirs
 from recsvc.feed.attach import ItemRules
 from recsvc.feed.model import ServingModel
+from recsvc.service.trends import LiveTrends
 from recsvc.store.control import Pointer
 from recsvc.store.gateway import RedisUnavailable
 from recsvc.store.state import FeatureStore
@@ -93,6 +94,7 @@ class Serving:
         # pinned version may reach this replica's disk later).
         self.refused_experiments: dict[str, float] = {}
         self.missing_models: set[str] = set()  # named by variants, not published
+        self.trends = LiveTrends()
 
     async def load_version(self, version: str, generation: int | None) -> bool:
         """Load, verify and swap in a model version; keep the current one if it fails."""
@@ -157,6 +159,31 @@ class Serving:
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
         await self._load_others(polled.challenger)
+        await self.refresh_trends()
+
+    async def refresh_trends(self) -> None:
+        """The live trending counts, read when due (LiveTrends), put into every loaded model
+        with a trending prior whose prior was computed from older counts."""
+        snapshot = self.snapshot
+        models = [snapshot.model, *(m for m, _ in snapshot.others.values())]
+        windows = [m.trending_hours for m in models if m is not None and m.trending_hours]
+        if not windows:
+            return
+        if self.trends.due(time.monotonic()):
+            await self.trends.refresh(self.store, max(windows))
+        revision = self.trends.revision
+
+        def live(model: ServingModel) -> ServingModel:
+            if model.trend_revision == revision or model.trending_hours is None:
+                return model
+            return model.with_live_trending(self.trends.counts(model.trending_hours), revision)
+
+        snapshot = self.snapshot  # taken again: no await from here to the swap
+        self.snapshot = replace(
+            snapshot,
+            model=None if snapshot.model is None else live(snapshot.model),
+            others={key: (live(m), rules) for key, (m, rules) in snapshot.others.items()},
+        )
 
     async def _load_others(self, challenger: Pointer | None) -> None:
         """Hold the models the experiments' variants name (and only those), each with its

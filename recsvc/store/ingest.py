@@ -12,13 +12,14 @@ and completes the state: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Container
 from dataclasses import dataclass
 from functools import cached_property
 
 from redis.commands.core import AsyncScript
 
-from recsvc.contract.domain import Action
+from recsvc.contract.domain import Action, ItemType
 from recsvc.contract.records import Event
 from recsvc.store.client import (
     run_per_slot,
@@ -65,11 +66,14 @@ class Ingested:
 
 # Appends a batch of validated events and updates each user's recent items and purchases.
 # ARGV: mode, prefix, max stream length, dedup TTL, recent limit, purchased limit, event
-# count, then 10 fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS and `holdable` ('1'
-# when a purchase's product is in the catalogue). A purchase enters the user's purchased set
-# only when holdable and while the set is under the limit (SCARD checked and SADD done in one
-# step); else it is counted as not applied (the stream keeps it: the nightly job learns from
-# it). One user's state stays bounded, so reading it stays fast. Modes:
+# count, then EVENT_ARGS (12) fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS,
+# `holdable` ('1' when a purchase's product is in the catalogue), then the UTC hour whose
+# trending counts the event enters ('' for none) and when that hour's counts expire (epoch
+# seconds). A new event's count is added in the same step as its append (Keys.trend, the
+# stream's slot), so a retried batch never counts an event twice. A purchase enters the
+# user's purchased set only when holdable and while the set is under the limit (SCARD checked
+# and SADD done in one step); else it is counted as not applied (the stream keeps it: the
+# nightly job learns from it). One user's state stays bounded, so reading it stays fast. Modes:
 # - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
 #   step. Refuses the whole batch when the stream has no room (never trims accepted events
 #   away), skips events already accepted (the marker Keys.event_accepted), and updates the
@@ -101,7 +105,7 @@ end
 if mode == 'apply' then
   local applied = 0
   for i = 0, n - 1 do
-    local o = 7 + i * 10
+    local o = 7 + i * 12
     local user = KEYS[i + 1]
     if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
       apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7], ARGV[o + 10])
@@ -114,7 +118,7 @@ local stream = KEYS[1]
 if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
 local accepted, duplicates = 0, 0
 for i = 0, n - 1 do
-  local o = 7 + i * 10
+  local o = 7 + i * 12
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
   -- Keys.event_accepted: the user id with its length, as ids may contain ':'
@@ -124,6 +128,12 @@ for i = 0, n - 1 do
       'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
       'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
     if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio, ARGV[o + 10]) end
+    if ARGV[o + 11] ~= '' then
+      -- Keys.trend: the hour's counts, in the stream's slot
+      local trend = prefix .. ':trend:{' .. stream .. '}:' .. ARGV[o + 11]
+      redis.call('HINCRBY', trend, item, 1)
+      redis.call('EXPIREAT', trend, ARGV[o + 12])
+    end
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
@@ -132,7 +142,14 @@ end
 return {accepted, duplicates, unknown, full}
 """
 
-EVENT_ARGS = 10  # the INGEST script's arguments per event
+EVENT_ARGS = 12  # the INGEST script's arguments per event
+# An hour's trending counts are kept this long after it ends: the longest window the trainer's
+# trending prior can choose (training.models.trending.TRENDING_HOURS, a week) and one more
+# hour, since a window of h hours reads the hour under way and the h before it.
+TREND_KEEP_HOURS = 169
+# The actions that count as a video's user in the trending counts: those the trainer's
+# prior counts (positive confidence weight by default; an impression weighs 0).
+TREND_ACTIONS = frozenset({Action.VIEW, Action.CLICK})
 
 
 class IngestStore(Gateway):
@@ -190,7 +207,7 @@ class IngestStore(Gateway):
     ) -> Ingested:
         settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
-        event_args = _event_args(events, products)
+        event_args = _event_args(events, products, time.time())
         if not self._cluster:  # one atomic script: the stream, then each event's user
             args = ["all", *settings, len(events), *event_args]
             keys = [self.keys.events, *users]
@@ -226,12 +243,27 @@ class IngestStore(Gateway):
         return sum(int(r[1]) for r in replies), sum(int(r[2]) for r in replies)
 
 
-def _event_args(events: list[Event], products: Container[str]) -> list[str]:
-    """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order), then
-    whether a purchase's product may enter its user's state (in `products`)."""
+def trend_hour(event: Event, now: float) -> int | None:
+    """The UTC hour (since the epoch) whose trending counts `event` enters: the hour of its
+    time, or of `now` for an event stamped in the future; None for an event that does not
+    count (not a view or click of a video, a view watched for 0, or older than the counts
+    are kept)."""
+    if event.item_type is not ItemType.VIDEO or event.action not in TREND_ACTIONS:
+        return None
+    if event.action is Action.VIEW and event.watch_ratio is not None and event.watch_ratio <= 0:
+        return None  # a view of ratio 0 weighs nothing in training either
+    hour = int(min(event.ts.timestamp(), now) // 3600)
+    return hour if hour >= int(now // 3600) - TREND_KEEP_HOURS else None
+
+
+def _event_args(events: list[Event], products: Container[str], now: float) -> list[str]:
+    """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order),
+    whether a purchase's product may enter its user's state (in `products`), and the hour of
+    trending counts it enters with that hour's expiry (trend_hour)."""
     args: list[str] = []
     for e in events:
         holdable = e.action is Action.PURCHASE and e.item_id in products
+        hour = trend_hour(e, now)
         args += [
             e.event_id,
             e.ts.isoformat(),
@@ -243,5 +275,7 @@ def _event_args(events: list[Event], products: Container[str]) -> list[str]:
             e.request_id or "",
             "" if e.amount is None else repr(e.amount),
             "1" if holdable else "",
+            "" if hour is None else str(hour),
+            "" if hour is None else str((hour + 1 + TREND_KEEP_HOURS) * 3600),
         ]
     return args

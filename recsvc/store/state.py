@@ -1,10 +1,10 @@
 """The feature store: the service's whole view of Redis, one object over its aggregates.
 
 Each aggregate lives in its own module with its Lua scripts beside it: user state and profiles
-(users), event ingestion (ingest), exposures and stream sizes (streams), the catalogue
-(catalog) and the pointers a replica polls (control). All of them call Redis through one
-gateway (gateway: the client, the key layout and the circuit breaker), so one breaker guards
-every call of a replica.
+(users), event ingestion (ingest), exposures and stream sizes (streams), the live trending
+counts (trends), the catalogue (catalog) and the pointers a replica polls (control). All of
+them call Redis through one gateway (gateway: the client, the key layout and the circuit
+breaker), so one breaker guards every call of a replica.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from recsvc.store.catalog import CatalogStore
 from recsvc.store.control import ControlStore
 from recsvc.store.ingest import IngestStore
 from recsvc.store.streams import StreamStore
+from recsvc.store.trends import TrendStore
 from recsvc.store.users import UserStore
 
 
-class FeatureStore(UserStore, IngestStore, StreamStore, CatalogStore, ControlStore):
+class FeatureStore(UserStore, IngestStore, StreamStore, CatalogStore, ControlStore, TrendStore):
     """Everything the service reads and writes in Redis, through one breaker."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+from redis.crc import key_slot
 
 from recsvc.store.client import sync_client
 from sandbox.embedded_redis import EmbeddedCluster
@@ -134,6 +135,11 @@ def test_events_are_accepted_once_and_drained_once(
     cluster = sync_client(cluster_url, cluster=True)
     try:
         assert all(cluster.llen(KEYS.recent(f"u-{i}")) == (2 if i == 3 else 1) for i in range(30))
+        # the 30 views counted once in the live trending counts, in the stream's slot
+        hour = int(time.time() // 3600)
+        trend = [cluster.hgetall(KEYS.trend(h)) for h in (hour - 1, hour)]
+        assert sum(int(counts.get(b"v10", 0)) for counts in trend) == 30
+        assert key_slot(KEYS.trend(hour).encode()) == key_slot(KEYS.events.encode())
         report = drain(cluster, tmp_path / "events", KEYS)
         assert (report.read, report.written) == (31, 31)
         assert cluster.xlen(KEYS.events) == 0

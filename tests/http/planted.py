@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from recsvc.contract.manifest import TRENDING_FILE
 from training.models.export import export_model
 
 DIM = 4
@@ -75,8 +76,11 @@ def video_records() -> list[dict[str, Any]]:
     return [{"video_id": v, "title": f"{TOPICS[int(v[1])]} #{v[2]}"} for v in VIDEOS]
 
 
-def write_planted_model(models_dir: Path, version: str, user_scale: float = 1.0) -> Path:
-    """Export the planted model as models_dir/<version>/ (through the real exporter)."""
+def write_planted_model(
+    models_dir: Path, version: str, user_scale: float = 1.0, trending_weight: float = 0.0
+) -> Path:
+    """Export the planted model as models_dir/<version>/ (through the real exporter); with a
+    trending weight, a trending prior over 24 hours that is 0 for every video as exported."""
     users = np.zeros((len(USERS), DIM), dtype=np.float32)
     for i, axis in enumerate(USERS.values()):
         users[i, axis] = user_scale
@@ -92,7 +96,11 @@ def write_planted_model(models_dir: Path, version: str, user_scale: float = 1.0)
         "user_factors.npy": users,
         "user_ids.npy": np.array(list(USERS)),
     }
-    info = {"params": {"regularization": 0.1, "alpha": 1.0, "confidence": "linear"}}
+    params: dict[str, Any] = {"regularization": 0.1, "alpha": 1.0, "confidence": "linear"}
+    if trending_weight > 0:
+        arrays[TRENDING_FILE] = np.zeros(len(VIDEOS), dtype=np.float32)
+        params["trending"] = {"weight": trending_weight, "hours": 24.0}
+    info = {"params": params}
     items = np.vstack([video_factors(), product_factors()])
     return export_model(
         models_dir, items, np.array(VIDEOS), np.array(PRODUCT_IDS), info, version, arrays

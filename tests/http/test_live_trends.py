@@ -1,0 +1,41 @@
+"""Through the real service and a real Redis: views of a video count at once, and within
+seconds every feed of a model with a trending prior ranks with the new counts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.http.builders import (
+    PLANTED_VERSION,
+    event_body,
+    eventually,
+    load_planted_catalog,
+    publish_model,
+    service_settings,
+    serving,
+)
+from tests.http.cards import feed, videos
+from tests.http.planted import write_planted_model
+
+
+def test_views_of_a_video_lift_it_in_every_feed_within_seconds(
+    redis_url: str, tmp_path: Path
+) -> None:
+    models_dir = tmp_path / "models"
+    write_planted_model(models_dir, PLANTED_VERSION, trending_weight=10.0)
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    with serving(service_settings(redis_url, models_dir)) as client:
+        # the exported prior is 0 everywhere: the insurance user gets insurance first
+        assert videos(feed(client, "u-ins"))[:3] == ["v00", "v01", "v02"]
+        posted = [event_body(f"viewer-{i}", "v32", "view") for i in range(5)]
+        response = client.post("/v1/events", json={"events": posted})
+        assert response.status_code == 202 and response.json()["accepted"] == 5
+        started = time.monotonic()
+        # v32 (credit) is now the top video of the last 24 hours: at weight 10 it outweighs
+        # the user's own scores (spread about 0.4)
+        assert eventually(lambda: videos(feed(client, "u-ins"))[0] == "v32", timeout=15)
+        lifted_after = time.monotonic() - started
+        assert videos(feed(client, "u-save"))[0] == "v32"  # every user with a vector
+        assert lifted_after < 15
