@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from recsvc.contract.catalog import Catalog, ProductRecord
+from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import RISK_LEVELS
 
 BLOCKED = np.float32(-np.inf)
@@ -48,6 +48,8 @@ class ItemRules:
     cards: tuple[dict[str, Any] | None, ...]  # the response's product card, score aside
     video_position: Mapping[str, int]
     product_position: Mapping[str, int]
+    # [V] each video's topics in the catalogue (none for a video without a record)
+    video_topics: tuple[tuple[str, ...], ...]
     # Per risk tolerance t (index 1 to 5): product_block, with every product of a risk level
     # above t blocked too (one copy per request instead of a compare and a mask).
     by_tolerance: tuple[np.ndarray, ...]
@@ -74,6 +76,7 @@ class ItemRules:
             products=products,
             cards=tuple(_card(r) if r else None for r in products),
             video_position={v: i for i, v in enumerate(video_ids)},
+            video_topics=tuple(_topics(catalog.videos.get(v)) for v in video_ids),
             product_position={p: i for i, p in enumerate(product_ids)},
             by_tolerance=by_tolerance,
         )
@@ -146,3 +149,7 @@ def choose_attachments(
             chosen[j] = product
             used.add(product)
     return chosen
+
+
+def _topics(record: VideoRecord | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(record.topics)) if record is not None else ()

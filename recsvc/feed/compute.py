@@ -23,6 +23,9 @@ from recsvc.feed.foldin import fold_in, project
 from recsvc.feed.model import ServingModel
 from recsvc.feed.ranker import Ranked
 
+# A page with a topic limit is chosen from this many times its size of the best candidates.
+DIVERSITY_POOL = 3
+
 
 @dataclass(frozen=True)
 class FeedOptions:
@@ -37,6 +40,8 @@ class FeedOptions:
     daily_cap: int = 3
     model: str = "current"  # current, challenger or a version
     unknown_risk: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
+    # at most this many videos of one topic before the page's other videos (0: no limit)
+    max_per_topic: int = 0
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -55,6 +60,7 @@ class FeedOptions:
             daily_cap=int(overrides.get("daily_cap_per_product", self.daily_cap)),
             model=str(overrides.get("model", self.model)),
             unknown_risk=self.unknown_risk,
+            max_per_topic=int(overrides.get("max_videos_per_topic", self.max_per_topic)),
         )
 
     @property
@@ -182,7 +188,13 @@ def rank_inputs(
     )
     if weights[0] + weights[1] == 0:  # a setting zeroed the model's only weight: keep the model's
         weights = (model_user, model_video)
-    return RankInputs(users, video_bias, product_bias, max(sizes), weights, sources)
+    # a topic limit draws from more candidates than the page holds
+    pool = max(
+        (n * DIVERSITY_POOL for n, o in zip(sizes, options, strict=True) if o.max_per_topic),
+        default=0,
+    )
+    k = max(max(sizes), min(pool, model.ranking.n_videos))
+    return RankInputs(users, video_bias, product_bias, k, weights, sources)
 
 
 def pages(
@@ -199,19 +211,49 @@ def pages(
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
     video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
-    return [
-        _page(
-            model,
-            rules,
-            source,
-            video_index[b][: sizes[b]],
-            video_score[b][: sizes[b]],
-            product_index[b][: sizes[b]],
-            product_score[b][: sizes[b]],
-            options[b].max_attached if options[b].attach else 0,
+    feeds = []
+    for b, source in enumerate(inputs.sources):
+        cap = options[b].max_per_topic
+        if cap:
+            live = [j for j, score in enumerate(video_score[b]) if score != -math.inf]
+            topics = rules.video_topics
+            kept = diversified(live, [topics[video_index[b][j]] for j in live], cap, sizes[b])
+        else:
+            kept = list(range(min(sizes[b], len(video_index[b]))))
+        feeds.append(
+            _page(
+                model,
+                rules,
+                source,
+                [video_index[b][j] for j in kept],
+                [video_score[b][j] for j in kept],
+                [product_index[b][j] for j in kept],
+                [product_score[b][j] for j in kept],
+                options[b].max_attached if options[b].attach else 0,
+            )
         )
-        for b, source in enumerate(inputs.sources)
-    ]
+    return feeds
+
+
+def diversified(
+    candidates: list[int], topics: list[tuple[str, ...]], cap: int, size: int
+) -> list[int]:
+    """Up to `size` of `candidates` (best first): each in turn while every topic of it has
+    fewer than `cap` videos on the page so far, then, where too few remain, the ones passed
+    over, best first. A video without topics is never passed over."""
+    chosen: list[int] = []
+    passed: list[int] = []
+    counts: dict[str, int] = defaultdict(int)
+    for candidate, its_topics in zip(candidates, topics, strict=True):
+        if len(chosen) == size:
+            break
+        if all(counts[t] < cap for t in its_topics):
+            chosen.append(candidate)
+            for topic in its_topics:
+                counts[topic] += 1
+        else:
+            passed.append(candidate)
+    return (chosen + passed)[:size]
 
 
 def build_feeds(

@@ -98,6 +98,7 @@ class FeedBatcher:
             attach_weights=(settings.attach_user_weight, settings.attach_video_weight),
             daily_cap=settings.daily_cap_per_product,
             unknown_risk=settings.unknown_risk_policy,
+            max_per_topic=settings.max_videos_per_topic,
         )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []

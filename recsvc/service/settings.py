@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     feed_default_n: int = Field(20, ge=1, le=100)
     max_attached_per_page: int = Field(3, ge=0, le=100)
     daily_cap_per_product: int = Field(3, ge=1, le=1000)
+    max_videos_per_topic: int = Field(
+        0, ge=0, le=100, description="At most this many videos of one catalogue topic before "
+        "a page's other videos (a video counts for each of its topics); 0: no limit.",
+    )  # fmt: skip
     unknown_risk_policy: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
     attach_user_weight: float | None = Field(
         None, ge=0, description="a in a·(user·product) + b·(video·product); unset: the model's."

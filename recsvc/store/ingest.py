@@ -117,6 +117,7 @@ end
 local stream = KEYS[1]
 if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
 local accepted, duplicates = 0, 0
+local expiring = {}  -- the trend hours given their expiry by this batch
 for i = 0, n - 1 do
   local o = 7 + i * 12
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
@@ -132,7 +133,10 @@ for i = 0, n - 1 do
       -- Keys.trend: the hour's counts, in the stream's slot
       local trend = prefix .. ':trend:{' .. stream .. '}:' .. ARGV[o + 11]
       redis.call('HINCRBY', trend, item, 1)
-      redis.call('EXPIREAT', trend, ARGV[o + 12])
+      if not expiring[trend] then
+        redis.call('EXPIREAT', trend, ARGV[o + 12])
+        expiring[trend] = true
+      end
     end
     accepted = accepted + 1
   else
