@@ -213,24 +213,18 @@ def pages(
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
     feeds = []
     for b, source in enumerate(inputs.sources):
+        ranked_lists = (video_index[b], video_score[b], product_index[b], product_score[b])
         cap = options[b].max_per_topic
         if cap:
             live = [j for j, score in enumerate(video_score[b]) if score != -math.inf]
-            topics = rules.video_topics
-            kept = diversified(live, [topics[video_index[b][j]] for j in live], cap, sizes[b])
+            topics = [rules.video_topics[video_index[b][j]] for j in live]
+            kept = diversified(live, topics, cap, sizes[b])
+            videos, scores, products, product_scores = ([r[j] for j in kept] for r in ranked_lists)
         else:
-            kept = list(range(min(sizes[b], len(video_index[b]))))
+            videos, scores, products, product_scores = (r[: sizes[b]] for r in ranked_lists)
+        max_attached = options[b].max_attached if options[b].attach else 0
         feeds.append(
-            _page(
-                model,
-                rules,
-                source,
-                [video_index[b][j] for j in kept],
-                [video_score[b][j] for j in kept],
-                [product_index[b][j] for j in kept],
-                [product_score[b][j] for j in kept],
-                options[b].max_attached if options[b].attach else 0,
-            )
+            _page(model, rules, source, videos, scores, products, product_scores, max_attached)
         )
     return feeds
 
