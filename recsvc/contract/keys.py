@@ -26,9 +26,13 @@ and generation.
     <p>:events                      stream of accepted events (the nightly job drains it)
     <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
                                     length, so that ids containing ':' cannot share one)
-    <p>:trend:{<p>:events}:<hour>   hash video_id -> users' views and clicks in that UTC hour
-                                    (hours since the epoch; written with the event's append, in
-                                    the stream's slot; expires TREND_KEEP_HOURS after the hour)
+    <p>:trend:{<p>:events}:<hour>   hash "<video_id>|<action>" -> views or clicks of catalogue
+                                    videos in that UTC hour (hours since the epoch; written with
+                                    the event's append, in the stream's slot, the key built in
+                                    the script like the markers; expires TREND_KEEP_HOURS after
+                                    the hour)
+    <p>:trend:{<p>:events}:since    the UTC hour since which the counts are kept (set by the
+                                    first replica that reads them and finds none)
     <p>:exposures                   stream of feeds served to users in experiments
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
@@ -91,6 +95,11 @@ class Keys:
         """The live trending counts of one UTC hour (hours since the epoch), in the event
         stream's slot: the INGEST script counts an event in the same step as its append."""
         return f"{self.prefix}:trend:{{{self.events}}}:{hour}"
+
+    @property
+    def trend_since(self) -> str:
+        """The UTC hour since which trending counts are kept (recsvc.service.trends)."""
+        return f"{self.prefix}:trend:{{{self.events}}}:since"
 
     @property
     def exposures(self) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import RISK_LEVELS
+from recsvc.feed.freshness import Freshness, decay, published_seconds
 
 BLOCKED = np.float32(-np.inf)
 LOWEST_RISK = 1
@@ -50,9 +51,15 @@ class ItemRules:
     product_position: Mapping[str, int]
     # [V] each video's topics in the catalogue (none for a video without a record)
     video_topics: tuple[tuple[str, ...], ...]
+    # [V] each video's published_at in epoch seconds (NaN: unknown)
+    video_published: np.ndarray
     # Per risk tolerance t (index 1 to 5): product_block, with every product of a risk level
     # above t blocked too (one copy per request instead of a compare and a mask).
     by_tolerance: tuple[np.ndarray, ...]
+    # per freshness setting (its half-lives), each video's half-life [V]: computed once
+    _half_lives: dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def compile(
@@ -77,9 +84,22 @@ class ItemRules:
             cards=tuple(_card(r) if r else None for r in products),
             video_position={v: i for i, v in enumerate(video_ids)},
             video_topics=tuple(_topics(catalog.videos.get(v)) for v in video_ids),
+            video_published=np.array(
+                [published_seconds(_published(catalog.videos.get(v))) for v in video_ids],
+                dtype=np.float64,
+            ),
             product_position={p: i for i, p in enumerate(product_ids)},
             by_tolerance=by_tolerance,
         )
+
+    def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
+        """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""
+        key = (freshness.default_half_life_hours, freshness.half_lives)
+        half_lives = self._half_lives.get(key)
+        if half_lives is None:
+            half_lives = np.array([freshness.half_life(t) for t in self.video_topics])
+            self._half_lives[key] = half_lives
+        return decay(self.video_published, half_lives, now)
 
     def video_bias(self, seen: Iterable[str], out: np.ndarray | None = None) -> np.ndarray:
         """[V] biases: retired and seen videos blocked (written into `out` when given)."""
@@ -153,3 +173,7 @@ def choose_attachments(
 
 def _topics(record: VideoRecord | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(record.topics)) if record is not None else ()
+
+
+def _published(record: VideoRecord | None) -> str | None:
+    return record.published_at if record is not None else None

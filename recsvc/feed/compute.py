@@ -9,8 +9,9 @@ recent events (`fold_in`), else the popularity of the user's segment, else globa
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,13 @@ from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules, UnknownRiskPolicy, choose_attachments
 from recsvc.feed.foldin import fold_in, project
-from recsvc.feed.model import ServingModel
+from recsvc.feed.freshness import Freshness
+from recsvc.feed.model import ServingModel, score_spread
 from recsvc.feed.ranker import Ranked
 
-# A page with a topic limit is chosen from this many times its size of the best candidates.
-DIVERSITY_POOL = 3
+# A page with a topic limit is chosen from this many times its size of the best candidates:
+# where even these are nearly all of one topic, the page fills with the ones passed over.
+DIVERSITY_POOL = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class FeedOptions:
     unknown_risk: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
     # at most this many videos of one topic before the page's other videos (0: no limit)
     max_per_topic: int = 0
+    freshness: Freshness = Freshness()
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -61,6 +65,10 @@ class FeedOptions:
             model=str(overrides.get("model", self.model)),
             unknown_risk=self.unknown_risk,
             max_per_topic=int(overrides.get("max_videos_per_topic", self.max_per_topic)),
+            freshness=replace(
+                self.freshness,
+                weight=float(overrides.get("freshness_weight", self.freshness.weight)),
+            ),
         )
 
     @property
@@ -180,6 +188,11 @@ def rank_inputs(
     trending = model.trending_bias(users)  # zero for the rows without a vector
     if trending is not None:
         video_bias += trending
+    fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
+    if fresh.any():  # in units of each user's score spread, zero without a vector
+        spread = score_spread(users, model.video_covariance)
+        decay = rules.freshness_decay(options[0].freshness, time.time())
+        video_bias += (fresh * spread)[:, None] * decay[None, :]
     user_weight, video_weight = options[0].attach_weights
     model_user, model_video = model.attach_weights
     weights = (

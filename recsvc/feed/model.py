@@ -6,7 +6,7 @@ Loaded from a model directory (files only: the snapshot watcher decides when, an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,10 @@ class ServingModel:
     watch_ratio_cap: float = DEFAULT_WATCH_RATIO_CAP
     # items × dimension, for families whose fold-in is the confidence row times it (EASE)
     projection: np.ndarray | None = None
-    # the trending prior times its weight [V], and the video factors' covariance [d, d]
-    # (a user's score spread over the videos is sqrt(uᵀ C u)); None when the model has none
+    # the video factors' covariance [d, d] (a user's score spread over the videos is
+    # sqrt(uᵀ C u)), and the trending prior times its weight [V] (None: the model has none)
+    video_covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     trending: np.ndarray | None = None
-    video_covariance: np.ndarray | None = None
     # the prior's window in hours (None: no live prior), the weighted prior as exported (what
     # `trending` falls back to without live counts), and the revision of the live counts
     # `trending` was computed from (recsvc.service.trends; -1: none yet)
@@ -81,7 +81,8 @@ class ServingModel:
                 raise ArtifactError(
                     f"{directory / PROJECTION_FILE}: shape {projection.shape}, expected {expected}"
                 )
-        trending, covariance, hours = _trending(directory, ranking)
+        trending, hours = _trending(directory, ranking)
+        covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
         return cls(
             ranking=ranking,
             generation=generation,
@@ -122,7 +123,7 @@ class ServingModel:
 
     def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
         """w · σ_u · prior for each user row [B, d] -> [B, V]; None without a prior."""
-        if self.trending is None or self.video_covariance is None:
+        if self.trending is None:
             return None
         spread = score_spread(users, self.video_covariance)
         return np.asarray(spread[:, None] * self.trending[None, :], dtype=np.float32)
@@ -156,11 +157,9 @@ def _attach_weights(directory: Path, params: dict[str, Any]) -> tuple[float, flo
     return float(weights[0]), float(weights[1])
 
 
-def _trending(
-    directory: Path, ranking: RankingModel
-) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
-    """The weighted prior, the video factors' covariance and the prior's window in hours
-    (None where the manifest gives none: the prior is then served as exported only)."""
+def _trending(directory: Path, ranking: RankingModel) -> tuple[np.ndarray | None, float | None]:
+    """The weighted prior and its window in hours (None where the manifest gives none: the
+    prior is then served as exported only)."""
     manifest = ranking.manifest
     if TRENDING_FILE not in manifest.files:
         if manifest.params.get("trending"):
@@ -168,7 +167,7 @@ def _trending(
                 f"{directory / 'manifest.json'}: params.trending is set and {TRENDING_FILE} is "
                 "not among the files"
             )
-        return None, None, None
+        return None, None
     settings = manifest.params.get("trending")
     weight = settings.get("weight") if isinstance(settings, dict) else None
     if not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
@@ -191,9 +190,8 @@ def _trending(
             f"{directory / 'manifest.json'}: params.trending.hours must be a number in "
             f"(0, 168], not {hours!r}"
         )
-    covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
     window = None if hours is None else float(hours)
-    return (float(weight) * prior).astype(np.float32), covariance, window
+    return (float(weight) * prior).astype(np.float32), window
 
 
 def _optional(directory: Path, name: str, size: int) -> np.ndarray:

@@ -99,6 +99,7 @@ class FeedBatcher:
             daily_cap=settings.daily_cap_per_product,
             unknown_risk=settings.unknown_risk_policy,
             max_per_topic=settings.max_videos_per_topic,
+            freshness=settings.freshness,
         )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []

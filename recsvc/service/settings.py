@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsvc.feed.attach import UnknownRiskPolicy
+from recsvc.feed.freshness import DEFAULT_HALF_LIFE_HOURS, Freshness, parse_half_lives
 
 ENV_PREFIX = "RECSVC_"
 
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     feed_default_n: int = Field(20, ge=1, le=100)
     max_attached_per_page: int = Field(3, ge=0, le=100)
     daily_cap_per_product: int = Field(3, ge=1, le=1000)
+    freshness_weight: float = Field(
+        0.0, ge=0, le=100, description="A video published now gains this many of the user's "
+        "score standard deviations, halving with each half-life of its age; 0: off.",
+    )  # fmt: skip
+    freshness_half_life_hours: float = Field(
+        DEFAULT_HALF_LIFE_HOURS, gt=0, le=24 * 3650,
+        description="The half-life of a video's freshness where its topics set none.",
+    )  # fmt: skip
+    freshness_topic_half_lives: str = Field(
+        "", description="Half-lives per catalogue topic, `topic=hours,topic=hours` (a video "
+        "of several topics takes the shortest).",
+    )  # fmt: skip
     max_videos_per_topic: int = Field(
         0, ge=0, le=100, description="At most this many videos of one catalogue topic before "
         "a page's other videos (a video counts for each of its topics); 0: no limit.",
@@ -117,6 +130,20 @@ class Settings(BaseSettings):
     )  # fmt: skip
     log_json: bool = True
     access_log: bool = False
+
+    @field_validator("freshness_topic_half_lives")
+    @classmethod
+    def _half_lives(cls, value: str) -> str:
+        parse_half_lives(value)  # ValueError names the bad part
+        return value
+
+    @property
+    def freshness(self) -> Freshness:
+        return Freshness(
+            self.freshness_weight,
+            self.freshness_half_life_hours,
+            parse_half_lives(self.freshness_topic_half_lives),
+        )
 
     @field_validator("redis_url")
     @classmethod

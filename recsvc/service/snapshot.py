@@ -163,27 +163,42 @@ class Serving:
 
     async def refresh_trends(self) -> None:
         """The live trending counts, read when due (LiveTrends), put into every loaded model
-        with a trending prior whose prior was computed from older counts."""
+        with a trending prior whose prior was computed from older counts; the counts already
+        held are put in even when a read fails. The priors are built off the event loop."""
         snapshot = self.snapshot
         models = [snapshot.model, *(m for m, _ in snapshot.others.values())]
         windows = [m.trending_hours for m in models if m is not None and m.trending_hours]
         if not windows:
             return
         if self.trends.due(time.monotonic()):
-            await self.trends.refresh(self.store, max(windows))
+            try:
+                await self.trends.refresh(self.store, max(windows))
+            except RedisUnavailable as exc:
+                log.warning("trending counts not read: %s", exc)
         revision = self.trends.revision
-
-        def live(model: ServingModel) -> ServingModel:
-            if model.trend_revision == revision or model.trending_hours is None:
-                return model
-            return model.with_live_trending(self.trends.counts(model.trending_hours), revision)
-
-        snapshot = self.snapshot  # taken again: no await from here to the swap
+        stale = [m for m in models if m is not None and m.trend_revision != revision]
+        if not stale:
+            return
+        updated = await asyncio.to_thread(self._live_models, stale, revision)
+        snapshot = self.snapshot  # taken again after the await: swap only what was built on
         self.snapshot = replace(
             snapshot,
-            model=None if snapshot.model is None else live(snapshot.model),
-            others={key: (live(m), rules) for key, (m, rules) in snapshot.others.items()},
+            model=updated.get(id(snapshot.model), snapshot.model),
+            others={k: (updated.get(id(m), m), r) for k, (m, r) in snapshot.others.items()},
         )
+
+    def _live_models(self, models: list[ServingModel], revision: int) -> dict[int, ServingModel]:
+        """Each model (by id) with its prior from the counts of its window, where they cover
+        it; else with the prior as exported."""
+        updated = {}
+        for model in models:
+            hours = model.trending_hours
+            if hours is None or not self.trends.covered(hours):
+                counts: dict[str, int] = {}
+            else:
+                counts = self.trends.video_counts(hours, model.weights)
+            updated[id(model)] = model.with_live_trending(counts, revision)
+        return updated
 
     async def _load_others(self, challenger: Pointer | None) -> None:
         """Hold the models the experiments' variants name (and only those), each with its

@@ -132,7 +132,7 @@ for i = 0, n - 1 do
     if ARGV[o + 11] ~= '' then
       -- Keys.trend: the hour's counts, in the stream's slot
       local trend = prefix .. ':trend:{' .. stream .. '}:' .. ARGV[o + 11]
-      redis.call('HINCRBY', trend, item, 1)
+      redis.call('HINCRBY', trend, item .. '|' .. action, 1)
       if not expiring[trend] then
         redis.call('EXPIREAT', trend, ARGV[o + 12])
         expiring[trend] = true
@@ -148,9 +148,9 @@ return {accepted, duplicates, unknown, full}
 
 EVENT_ARGS = 12  # the INGEST script's arguments per event
 # An hour's trending counts are kept this long after it ends: the longest window the trainer's
-# trending prior can choose (training.models.trending.TRENDING_HOURS, a week) and one more
-# hour, since a window of h hours reads the hour under way and the h before it.
-TREND_KEEP_HOURS = 169
+# trending prior can choose (training.models.trending.TRENDING_HOURS, a week); a window of h
+# hours reads the hour under way and the h before it.
+TREND_KEEP_HOURS = 168
 # The actions that count as a video's user in the trending counts: those the trainer's
 # prior counts (positive confidence weight by default; an impression weighs 0).
 TREND_ACTIONS = frozenset({Action.VIEW, Action.CLICK})
@@ -180,10 +180,12 @@ class IngestStore(Gateway):
         *,
         products: Container[str] = frozenset(),
         max_purchased: int = 1000,
+        videos: Container[str] = frozenset(),
     ) -> Ingested:
         """Append new events to the stream and user state. A purchase enters its user's state
         only when its product is one of `products` (the catalogue's) and the user holds fewer
-        than `max_purchased` from events; the others are counted.
+        than `max_purchased` from events; the others are counted. Views and clicks of
+        `videos` (the catalogue's) enter the live trending counts; of other ids, not.
 
         StreamFull, and nothing written, when the stream has no room for the batch."""
         try:
@@ -195,7 +197,7 @@ class IngestStore(Gateway):
             ) from None
         try:
             return await self._ingest_batch(
-                events, max_len, dedup_seconds, recent_limit, products, max_purchased
+                events, max_len, dedup_seconds, recent_limit, products, max_purchased, videos
             )
         finally:
             self._ingest_slots.release()
@@ -208,10 +210,11 @@ class IngestStore(Gateway):
         recent_limit: int,
         products: Container[str],
         max_purchased: int,
+        videos: Container[str],
     ) -> Ingested:
         settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
-        event_args = _event_args(events, products, time.time())
+        event_args = _event_args(events, products, videos, time.time())
         if not self._cluster:  # one atomic script: the stream, then each event's user
             args = ["all", *settings, len(events), *event_args]
             keys = [self.keys.events, *users]
@@ -247,12 +250,15 @@ class IngestStore(Gateway):
         return sum(int(r[1]) for r in replies), sum(int(r[2]) for r in replies)
 
 
-def trend_hour(event: Event, now: float) -> int | None:
+def trend_hour(event: Event, now: float, videos: Container[str]) -> int | None:
     """The UTC hour (since the epoch) whose trending counts `event` enters: the hour of its
     time, or of `now` for an event stamped in the future; None for an event that does not
-    count (not a view or click of a video, a view watched for 0, or older than the counts
-    are kept)."""
+    count (not a view or click of one of `videos`, a view watched for 0, or older than the
+    counts are kept). Ids outside the catalogue never count, so no client can grow the
+    counts with made-up ids."""
     if event.item_type is not ItemType.VIDEO or event.action not in TREND_ACTIONS:
+        return None
+    if event.item_id not in videos:
         return None
     if event.action is Action.VIEW and event.watch_ratio is not None and event.watch_ratio <= 0:
         return None  # a view of ratio 0 weighs nothing in training either
@@ -260,14 +266,16 @@ def trend_hour(event: Event, now: float) -> int | None:
     return hour if hour >= int(now // 3600) - TREND_KEEP_HOURS else None
 
 
-def _event_args(events: list[Event], products: Container[str], now: float) -> list[str]:
+def _event_args(
+    events: list[Event], products: Container[str], videos: Container[str], now: float
+) -> list[str]:
     """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order),
     whether a purchase's product may enter its user's state (in `products`), and the hour of
     trending counts it enters with that hour's expiry (trend_hour)."""
     args: list[str] = []
     for e in events:
         holdable = e.action is Action.PURCHASE and e.item_id in products
-        hour = trend_hour(e, now)
+        hour = trend_hour(e, now, videos)
         args += [
             e.event_id,
             e.ts.isoformat(),

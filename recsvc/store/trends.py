@@ -1,5 +1,6 @@
 """Live trending counts: per UTC hour, each video's views and clicks, as the INGEST script
-counts them (recsvc.store.ingest) under Keys.trend, in the event stream's slot."""
+counts them (recsvc.store.ingest) under Keys.trend (field `<video_id>|<action>`), in the event
+stream's slot; and since when they are counted (Keys.trend_since)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,28 @@ from recsvc.store.gateway import Gateway
 class TrendStore(Gateway):
     """Reading the hours' trending counts."""
 
-    async def trend_counts(self, hours: list[int]) -> dict[int, dict[str, int]]:
-        """Each hour's counts (video id -> count; empty for an hour with none, or expired)."""
-        if not hours:
-            return {}
+    async def trend_counts(
+        self, hours: list[int], current_hour: int
+    ) -> tuple[int, dict[int, dict[str, int]]]:
+        """The hour since which events are counted (set to `current_hour` where no one has
+        set it yet: Redis starts counting now, or lost the counts), and each hour's counts
+        (`<video_id>|<action>` -> count; empty for an hour with none, or expired)."""
 
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.keys.trend_since, current_hour, nx=True)
+            pipe.get(self.keys.trend_since)
             for hour in hours:
                 pipe.hgetall(self.keys.trend(hour))
             return await pipe.execute()
 
         replies = await self._call("trends", work)
-        return {
-            hour: {_text(video): int(count) for video, count in (reply or {}).items()}
-            for hour, reply in zip(hours, replies, strict=True)
+        since = int(replies[1])
+        counts = {
+            hour: {_text(field): int(count) for field, count in (reply or {}).items()}
+            for hour, reply in zip(hours, replies[2:], strict=True)
         }
+        return since, counts
 
 
 def _text(value: bytes | str) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import redis
+
+from recsvc.contract.keys import Keys
 from tests.http.builders import (
     PLANTED_VERSION,
     event_body,
@@ -26,6 +29,9 @@ def test_views_of_a_video_lift_it_in_every_feed_within_seconds(
     write_planted_model(models_dir, PLANTED_VERSION, trending_weight=10.0)
     publish_model(redis_url, models_dir / PLANTED_VERSION)
     load_planted_catalog(redis_url)
+    # counts kept for two days: the model's day-long window is covered once its hours are read
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(Keys().trend_since, int(time.time() // 3600) - 48)
     with serving(service_settings(redis_url, models_dir)) as client:
         # the exported prior is 0 everywhere: the insurance user gets insurance first
         assert videos(feed(client, "u-ins"))[:3] == ["v00", "v01", "v02"]

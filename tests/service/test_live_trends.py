@@ -6,6 +6,7 @@ prior as exported."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_every_replica_serves_the_prior_of_the_live_counts(redis_url: str, tmp_p
     async def main() -> list[np.ndarray | None]:
         client = connect(redis_url, 1000)
         store = FeatureStore(client, Keys())
+        # counts kept for two days: a day-long window is covered once its hours are read
+        await client.set(Keys().trend_since, int(time.time() // 3600) - 48)
         replicas = [Serving(store, tmp_path), Serving(store, tmp_path)]
         try:
             for replica in replicas:
@@ -68,10 +71,12 @@ def test_every_replica_serves_the_prior_of_the_live_counts(redis_url: str, tmp_p
                 model = replica.snapshot.model
                 assert model is not None and model.trending is not None
                 np.testing.assert_array_equal(model.trending, exported.trending)
-            await store.ingest(views(quiet, 9) + views(hot, 3, first=100), 10_000, 3600, 10)
+            batch = views(quiet, 9) + views(hot, 3, first=100)
+            await store.ingest(batch, 10_000, 3600, 10, videos=set(videos))
             for replica in replicas:
-                replica.trends._refreshed = float("-inf")  # due now, not in 5 s
-                await replica.refresh_trends()
+                for _ in range(3):  # the hour under way, then the day's older ones
+                    replica.trends._refreshed = float("-inf")  # due now, not in 5 s
+                    await replica.refresh_trends()
             return [r.snapshot.model.trending for r in replicas if r.snapshot.model]
         finally:
             await client.aclose()
@@ -89,3 +94,32 @@ def test_counts_of_no_video_of_the_model_leave_the_exported_prior(tmp_path: Path
     model = ServingModel.load(model_with_prior(tmp_path), None)
     live = model.with_live_trending({"not-in-the-model": 40}, revision=1)
     assert live.trend_revision == 1 and live.trending is model.exported_trending
+
+
+def test_counts_kept_for_less_than_the_window_leave_the_exported_prior(
+    redis_url: str, tmp_path: Path
+) -> None:
+    model_dir = model_with_prior(tmp_path)
+    exported = ServingModel.load(model_dir, None)
+    videos = exported.ranking.manifest.video_ids
+
+    async def main() -> ServingModel | None:
+        client = connect(redis_url, 1000)
+        store = FeatureStore(client, Keys())
+        replica = Serving(store, tmp_path)
+        try:
+            assert await replica.load_version(model_dir.name, None)
+            # a new Redis: the first read sets the counts' start to this hour
+            await store.ingest(views(videos[-1], 9), 10_000, 3600, 10, videos=set(videos))
+            for _ in range(3):
+                replica.trends._refreshed = float("-inf")
+                await replica.refresh_trends()
+            assert replica.trends.since == int(time.time() // 3600)
+            return replica.snapshot.model
+        finally:
+            await client.aclose()
+
+    model = asyncio.run(main())
+    assert model is not None and model.trend_revision >= 0
+    assert model.trending is not None and exported.trending is not None
+    np.testing.assert_array_equal(model.trending, exported.trending)

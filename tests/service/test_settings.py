@@ -28,6 +28,9 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RECSVC_UNKNOWN_RISK_POLICY", "maybe"),
         ("RECSVC_REDIS_PREFIX", "a{b}"),
         ("RECSVC_DAILY_CAP_PER_PRODUCT", "-1"),
+        ("RECSVC_FRESHNESS_TOPIC_HALF_LIVES", "market-news=6,explainers"),
+        ("RECSVC_FRESHNESS_TOPIC_HALF_LIVES", "market-news=-6"),
+        ("RECSVC_FRESHNESS_WEIGHT", "nan"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(

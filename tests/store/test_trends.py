@@ -40,11 +40,15 @@ def ingest(redis_url: str, events: list[Event]) -> None:
     async def main() -> None:
         client = connect(redis_url, 1000)
         try:
-            await FeatureStore(client, Keys()).ingest(events, 100_000, 3600, 10)
+            await FeatureStore(client, Keys()).ingest(events, 100_000, 3600, 10, videos=CATALOGUE)
         finally:
             await client.aclose()
 
     asyncio.run(main())
+
+
+CATALOGUE = frozenset(f"v{i}" for i in range(10))  # the catalogue's video ids
+WEIGHTS = {"impression": 0.0, "view": 1.0, "click": 4.0}
 
 
 def counts(client: redis.Redis, hour: int) -> dict[str, int]:
@@ -70,13 +74,14 @@ def test_views_and_clicks_of_videos_count_in_their_hour_once(redis_url: str) -> 
         event(7, "v4", hours_ago=TREND_KEEP_HOURS + 2),  # older than the counts are kept
         event(8, "v5", hours_ago=-2),  # stamped in the future: counts now
         event(9, "v6", watch_ratio=2.5),  # a replay is a view
+        event(10, "made-up", "view"),  # not in the catalogue: never counted
     ]
     ingest(redis_url, batch)
     ingest(redis_url, batch)  # the client's retry: every event a duplicate
     client = redis.Redis.from_url(redis_url)
     now = int(time.time() // 3600)
-    assert counts(client, now) == {"v1": 2, "v5": 1, "v6": 1}
-    assert counts(client, now - 1) == {"v2": 1}
+    assert counts(client, now) == {"v1|view": 1, "v1|click": 1, "v5|view": 1, "v6|view": 1}
+    assert counts(client, now - 1) == {"v2|view": 1}
     trend_keys = sorted(k.decode() for k in client.scan_iter(match="*:trend:*"))
     assert trend_keys == sorted([Keys().trend(now), Keys().trend(now - 1)])
     # in the event stream's slot, and gone TREND_KEEP_HOURS after the hour ends
@@ -93,26 +98,41 @@ def test_a_week_of_traffic_keeps_a_bounded_number_of_hours(redis_url: str) -> No
     ingest(redis_url, [event(h, f"v{h % 5}", hours_ago=past + h + 0.5) for h in range(240)])
     client = redis.Redis.from_url(redis_url)
     trend_keys = list(client.scan_iter(match="*:trend:*"))
-    assert len(trend_keys) == TREND_KEEP_HOURS  # the hours 1 to 169 ago; none of this hour
+    assert len(trend_keys) == TREND_KEEP_HOURS  # the hours 1 to 168 ago; none of this hour
     assert all(0 < client.ttl(k) <= (TREND_KEEP_HOURS + 1) * 3600 for k in trend_keys)
     client.close()
 
-    async def read(hours: float) -> LiveTrends:
+    async def read(hours: float, since_hours_ago: int) -> tuple[LiveTrends, list[bool]]:
         client = connect(redis_url, 1000)
-        trends = LiveTrends()
+        store = FeatureStore(client, Keys())
+        now_hour = int(time.time() // 3600)
+        await client.set(Keys().trend_since, now_hour - since_hours_ago)
+        trends, covered = LiveTrends(), []
         try:
-            assert await trends.refresh(FeatureStore(client, Keys()), hours)
+            for _ in range(20):  # a week of hours, a few at a time
+                trends._refreshed = float("-inf")  # due now, not in 5 s
+                await trends.refresh(store, hours)
+                covered.append(trends.covered(hours))
         finally:
             await client.aclose()
-        return trends
+        return trends, covered
 
-    trends = asyncio.run(read(24))
+    trends, covered = asyncio.run(read(24, since_hours_ago=240))
+    # the hour under way and the one before it, then the older ones twelve at a time
+    assert covered[:2] == [False, True]
     now = time.time()
-    # a replica keeps the hours of its longest window only
-    assert sorted(trends._hours) == window_hours(24, now)
-    assert sum(trends.counts(24, now).values()) == 24  # the 24 hours before this one
-    assert sum(trends.counts(3, now).values()) == 3
-    assert trends.counts(168, now) == trends.counts(24, now)  # not read: not kept
+    assert sorted(trends._hours) == window_hours(24, now)  # its longest window only
+    assert sum(trends.video_counts(24, WEIGHTS, now).values()) == 24  # the 24 hours before
+    assert sum(trends.video_counts(3, WEIGHTS, now).values()) == 3
+    assert trends.video_counts(24, {"view": 0.0}, now) == {}  # what the model counts only
+
+    trends, covered = asyncio.run(read(168, since_hours_ago=240))
+    assert covered.index(True) == 13  # 2, then 12 more per read: the 169 hours by the 14th
+    assert sum(trends.video_counts(168, WEIGHTS).values()) == 168
+
+    # counts kept only since 10 hours ago cover no day-long window
+    trends, covered = asyncio.run(read(24, since_hours_ago=10))
+    assert not any(covered)
 
 
 def test_the_window_is_the_hour_under_way_and_the_whole_hours_before() -> None:

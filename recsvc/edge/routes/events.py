@@ -57,6 +57,7 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
             dedup_seconds=settings.event_dedup_days * 86400,
             recent_limit=settings.recent_events_limit,
             products=runtime.serving.snapshot.catalog.products,
+            videos=runtime.serving.snapshot.catalog.videos,
             max_purchased=settings.max_purchased_per_user,
         )
     except RedisUnavailable as exc:
