@@ -2,7 +2,8 @@
 (recsvc.store.trends), the hour under way and the one before it every TREND_REFRESH_SECONDS,
 the older hours (closed, but an event stamped late may still land in them) at most
 TREND_REREAD_HOURS at a time, each again after TREND_REREAD_SECONDS: a week of hours is read
-over about a minute, never in one burst that would hold Redis. A failed read waits for the
+over about three minutes, never in one burst that would hold Redis (an hour of 20,000 videos
+takes Redis about 3 ms to send). A failed read waits for the
 next refresh. Only the hours of the longest window a loaded model's prior uses are kept, and
 each window's total is kept up to date by the changes alone.
 
@@ -22,8 +23,8 @@ from collections.abc import Mapping
 from recsvc.store.trends import TrendStore
 
 TREND_REFRESH_SECONDS = 5.0
-TREND_REREAD_SECONDS = 300.0
-TREND_REREAD_HOURS = 12
+TREND_REREAD_SECONDS = 1800.0
+TREND_REREAD_HOURS = 4
 
 
 def window_hours(hours: float, now: float) -> list[int]:
@@ -79,6 +80,12 @@ class LiveTrends:
         kept = window_hours(hours, now)
         older = [h for h in kept if h < current - 1]
         unread = [h for h in older if h not in self._hours]
+        if unread:  # the hours that hold nothing are read at once, as empty
+            held = await store.trend_hours_held(unread)
+            for hour in unread:
+                if hour not in held:
+                    self._hours[hour] = ({}, read_at)
+            unread = [h for h in unread if h in held]
         stale = sorted(
             (
                 h

@@ -4,6 +4,7 @@ stream's slot; and since when they are counted (Keys.trend_since)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from recsvc.store.gateway import Gateway
@@ -28,12 +29,31 @@ class TrendStore(Gateway):
             return await pipe.execute()
 
         replies = await self._call("trends", work)
-        since = int(replies[1])
-        counts = {
-            hour: {_text(field): int(count) for field, count in (reply or {}).items()}
-            for hour, reply in zip(hours, replies[2:], strict=True)
-        }
-        return since, counts
+        # tens of thousands of fields per hour at scale: decoded off the event loop
+        counts = await asyncio.to_thread(_decoded, hours, replies[2:])
+        return int(replies[1]), counts
+
+    async def trend_hours_held(self, hours: list[int]) -> set[int]:
+        """Which of these hours have counts in Redis (one EXISTS each: cheap, so a replica
+        need not read an hour that holds nothing)."""
+        if not hours:
+            return set()
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for hour in hours:
+                pipe.exists(self.keys.trend(hour))
+            return await pipe.execute()
+
+        replies = await self._call("trends", work)
+        return {hour for hour, held in zip(hours, replies, strict=True) if held}
+
+
+def _decoded(hours: list[int], replies: list[Any]) -> dict[int, dict[str, int]]:
+    return {
+        hour: {_text(field): int(count) for field, count in (reply or {}).items()}
+        for hour, reply in zip(hours, replies, strict=True)
+    }
 
 
 def _text(value: bytes | str) -> str:
