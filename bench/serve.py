@@ -16,6 +16,7 @@ some unknown), and reports the medians over the rounds:
 
 Usage: python bench/serve.py [--users N --videos N --products N --events N]
        [--seconds S --rounds R --connections C] [--out DIR] [--fresh]
+       [--setting NAME=VALUE ...]   (a service setting, e.g. freshness_weight=1)
 In a fresh clone: `.venv/bin/python bench/serve.py` after scripts/test or scripts/demo.
 The work dir (default bench/out/serve) keeps the world and the model for the next run.
 The last line of output is one JSON object.
@@ -612,6 +613,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--fresh", action="store_true", help="regenerate world and model")
     parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for this run, e.g. freshness_weight=1 (RECSVC_FRESHNESS_WEIGHT); "
+        "repeatable",
+    )
+    parser.add_argument(
         "--load-generator",
         choices=["auto", "wrk", "asyncio"],
         default="auto",
@@ -619,6 +628,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)  # the load-generator process
     return parser.parse_args()
+
+
+def settings_env(settings: list[str]) -> dict[str, str]:
+    """`name=value` pairs as the service's environment variables (RECSVC_NAME)."""
+    env = {}
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        if not sep or not name.strip():
+            sys.exit(f"--setting {setting!r}: expected NAME=VALUE, e.g. freshness_weight=1")
+        env[f"RECSVC_{name.strip().upper()}"] = value.strip()
+    return env
 
 
 def choose_generator(wanted: str) -> str:
@@ -640,7 +660,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     generator = choose_generator(args.load_generator)
     redis_dir, server = work / "redis", None
     try:
-        env = service_env(start_redis(redis_dir), work / "models")
+        env = service_env(start_redis(redis_dir), work / "models") | settings_env(args.setting)
         publish = load_redis(env, model, work / "world", stages)
         port, log = free_port(), work / "server.log"
         server = start_server(env, port, log)
@@ -654,6 +674,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         stop_redis(redis_dir)
     extra = {
         "load_generator": generator,
+        "settings": sorted(args.setting),
         "model_version": model.name,
         "feed_sources": sources,
         "setup_seconds": {k: round(v, 1) for k, v in stages.items()},

@@ -42,6 +42,9 @@ async def watch_redis(runtime: Runtime, interval: float, stop: asyncio.Event) ->
     whether Redis is configured to keep what it holds (logged when that changes)."""
     store, metrics = runtime.store, runtime.metrics
     while not stop.is_set():
+        model = runtime.serving.snapshot.model
+        metrics.trending_live.set(1 if model is not None and model.trending_live else 0)
+        metrics.trends_read.set(runtime.serving.trends.read_unix)
         try:
             for stream, entries in (await store.stream_stats()).items():
                 metrics.streams.labels(stream).set(entries)

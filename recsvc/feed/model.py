@@ -48,6 +48,7 @@ class ServingModel:
     trending_hours: float | None = None
     exported_trending: np.ndarray | None = None
     trend_revision: int = -1
+    trending_live: bool = False  # `trending` comes from the live counts, not the export
     # (a, b) of the attach score, as the trainer chose them (params.attach_weights); a model
     # without them gets (1, 1), what every model before them was served with
     attach_weights: tuple[float, float] = DEFAULT_ATTACH_WEIGHTS
@@ -111,10 +112,11 @@ class ServingModel:
         logged = np.log1p(counts_array)
         top = logged.max(initial=0.0)
         if top <= 0:
-            return replace(self, trending=self.exported_trending, trend_revision=revision)
+            exported = self.exported_trending
+            return replace(self, trending=exported, trend_revision=revision, trending_live=False)
         weight = self.exported_weight
         live = (weight * logged / top).astype(np.float32)
-        return replace(self, trending=live, trend_revision=revision)
+        return replace(self, trending=live, trend_revision=revision, trending_live=True)
 
     @property
     def exported_weight(self) -> float:

@@ -78,6 +78,17 @@ class Metrics:
             "recsvc_stream_entries", "Entries waiting in Redis: events, exposures, and events "
             "the nightly job has not drained yet (its lag).", ["stream"], registry=r,
         )  # fmt: skip
+        self.trends_read = Gauge(
+            "recsvc_trending_counts_read_timestamp_seconds",
+            "When this replica last read the live trending counts from Redis, Unix time (0: "
+            "never; a model without a trending prior needs none).", registry=r,
+        )  # fmt: skip
+        self.trending_live = Gauge(
+            "recsvc_trending_prior_live",
+            "1 when the served model's trending prior comes from the live counts, 0 while it "
+            "is the exported one (the counts do not cover its window yet, or it has no prior).",
+            registry=r,
+        )  # fmt: skip
         self.exposures_dropped = Counter(
             "recsvc_exposures_dropped_total",
             "Exposures not logged: Redis unreachable, or the exposure stream full (undrained).",

@@ -67,6 +67,7 @@ class LiveTrends:
         self._refreshed = float("-inf")
         self.since: int | None = None  # the hour since which Redis keeps the counts
         self.revision = 0  # grows with every refresh that changed a count
+        self.read_unix = 0.0  # when the counts were last read (Unix time; 0: never)
 
     def due(self, now_monotonic: float) -> bool:
         return now_monotonic - self._refreshed >= TREND_REFRESH_SECONDS
@@ -96,6 +97,7 @@ class LiveTrends:
         )
         wanted = [current - 1, current, *(unread + stale)[:TREND_REREAD_HOURS]]
         since, counts = await store.trend_counts(wanted, current)
+        self.read_unix = time.time()
         changed = since != self.since
         self.since = since
         for hour in [h for h in self._hours if h not in kept]:

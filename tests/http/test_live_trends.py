@@ -3,9 +3,11 @@ seconds every feed of a model with a trending prior ranks with the new counts.""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
+import httpx
 import redis
 
 from recsvc.contract.keys import Keys
@@ -20,6 +22,12 @@ from tests.http.builders import (
 )
 from tests.http.cards import feed, videos
 from tests.http.planted import write_planted_model
+
+
+def gauge(client: httpx.Client, name: str) -> float:
+    text = client.get("/metrics").text
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.MULTILINE)
+    return float(found.group(1)) if found else -1.0
 
 
 def test_views_of_a_video_lift_it_in_every_feed_within_seconds(
@@ -44,4 +52,22 @@ def test_views_of_a_video_lift_it_in_every_feed_within_seconds(
         assert eventually(lambda: videos(feed(client, "u-ins"))[0] == "v32", timeout=15)
         lifted_after = time.monotonic() - started
         assert videos(feed(client, "u-save"))[0] == "v32"  # every user with a vector
+        assert eventually(lambda: gauge(client, "recsvc_trending_prior_live") == 1)
         assert lifted_after < 15
+
+
+def test_the_replica_reports_when_it_read_the_counts_and_whether_the_prior_is_live(
+    redis_url: str, tmp_path: Path
+) -> None:
+    models_dir = tmp_path / "models"
+    write_planted_model(models_dir, PLANTED_VERSION, trending_weight=10.0)
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    with serving(service_settings(redis_url, models_dir)) as client:
+        # a new Redis: counts kept from now on cover no day-long window yet
+        read = "recsvc_trending_counts_read_timestamp_seconds"
+        assert eventually(lambda: gauge(client, read) > 0)
+        response = client.post("/v1/events", json={"events": [event_body("a", "v32", "view")]})
+        assert response.status_code == 202
+        assert gauge(client, "recsvc_trending_prior_live") == 0
+        assert time.time() - gauge(client, read) < 60
