@@ -51,7 +51,9 @@ def views(video: str, users: int, first: int = 0) -> list[Event]:
     ]
 
 
-def test_every_replica_serves_the_prior_of_the_live_counts(redis_url: str, tmp_path: Path) -> None:
+def test_every_replica_and_a_restarted_one_serve_the_prior_of_the_live_counts(
+    redis_url: str, tmp_path: Path
+) -> None:
     model_dir = model_with_prior(tmp_path)
     exported = ServingModel.load(model_dir, None)
     videos = exported.ranking.manifest.video_ids
@@ -77,13 +79,21 @@ def test_every_replica_serves_the_prior_of_the_live_counts(redis_url: str, tmp_p
                 for _ in range(2):  # the hours read, then the counts applied
                     replica.trends._refreshed = float("-inf")  # due now, not in 5 s
                     await replica.refresh_trends()
+            # a replica started afterwards (a restart) reads the same counts from Redis
+            restarted = Serving(store, tmp_path)
+            assert await restarted.load_version(model_dir.name, None)
+            for _ in range(2):
+                restarted.trends._refreshed = float("-inf")
+                await restarted.refresh_trends()
+            replicas.append(restarted)
             return [r.snapshot.model.trending for r in replicas if r.snapshot.model]
         finally:
             await client.aclose()
 
-    first, second = asyncio.run(main())
-    assert first is not None and second is not None
+    first, second, restarted = asyncio.run(main())
+    assert first is not None and second is not None and restarted is not None
     np.testing.assert_array_equal(first, second)  # every replica ranks with the same prior
+    np.testing.assert_array_equal(first, restarted)  # the counts outlive a replica
     want = np.zeros(len(videos))
     want[videos.index(quiet)] = 3.0  # the top video of the window: the whole weight
     want[videos.index(hot)] = 3.0 * np.log1p(3) / np.log1p(9)
