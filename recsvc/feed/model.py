@@ -46,6 +46,7 @@ class ServingModel:
     # `trending` falls back to without live counts), and the revision of the live counts
     # `trending` was computed from (recsvc.service.trends; -1: none yet)
     trending_hours: float | None = None
+    trending_weight: float = 0.0
     exported_trending: np.ndarray | None = None
     trend_revision: int = -1
     trending_live: bool = False  # `trending` comes from the live counts, not the export
@@ -82,7 +83,7 @@ class ServingModel:
                 raise ArtifactError(
                     f"{directory / PROJECTION_FILE}: shape {projection.shape}, expected {expected}"
                 )
-        trending, hours = _trending(directory, ranking)
+        trending, weight, hours = _trending(directory, ranking)
         covariance = video_covariance(ranking.item_factors[: ranking.n_videos])
         return cls(
             ranking=ranking,
@@ -96,6 +97,7 @@ class ServingModel:
             trending=trending,
             video_covariance=covariance,
             trending_hours=hours,
+            trending_weight=weight,
             exported_trending=trending,
             attach_weights=_attach_weights(directory, manifest.params),
         )
@@ -114,14 +116,8 @@ class ServingModel:
         if top <= 0:
             exported = self.exported_trending
             return replace(self, trending=exported, trend_revision=revision, trending_live=False)
-        weight = self.exported_weight
-        live = (weight * logged / top).astype(np.float32)
+        live = (self.trending_weight * logged / top).astype(np.float32)
         return replace(self, trending=live, trend_revision=revision, trending_live=True)
-
-    @property
-    def exported_weight(self) -> float:
-        settings = self.ranking.manifest.params.get("trending") or {}
-        return float(settings.get("weight", 0.0))
 
     def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
         """w · σ_u · prior for each user row [B, d] -> [B, V]; None without a prior."""
@@ -159,9 +155,11 @@ def _attach_weights(directory: Path, params: dict[str, Any]) -> tuple[float, flo
     return float(weights[0]), float(weights[1])
 
 
-def _trending(directory: Path, ranking: RankingModel) -> tuple[np.ndarray | None, float | None]:
-    """The weighted prior and its window in hours (None where the manifest gives none: the
-    prior is then served as exported only)."""
+def _trending(
+    directory: Path, ranking: RankingModel
+) -> tuple[np.ndarray | None, float, float | None]:
+    """The weighted prior, its weight and its window in hours (None where the manifest gives
+    none: the prior is then served as exported only)."""
     manifest = ranking.manifest
     if TRENDING_FILE not in manifest.files:
         if manifest.params.get("trending"):
@@ -169,7 +167,7 @@ def _trending(directory: Path, ranking: RankingModel) -> tuple[np.ndarray | None
                 f"{directory / 'manifest.json'}: params.trending is set and {TRENDING_FILE} is "
                 "not among the files"
             )
-        return None, None
+        return None, 0.0, None
     settings = manifest.params.get("trending")
     weight = settings.get("weight") if isinstance(settings, dict) else None
     if not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
@@ -193,7 +191,7 @@ def _trending(directory: Path, ranking: RankingModel) -> tuple[np.ndarray | None
             f"(0, 168], not {hours!r}"
         )
     window = None if hours is None else float(hours)
-    return (float(weight) * prior).astype(np.float32), window
+    return (float(weight) * prior).astype(np.float32), float(weight), window
 
 
 def _optional(directory: Path, name: str, size: int) -> np.ndarray:

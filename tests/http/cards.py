@@ -56,3 +56,24 @@ def post_events(client: httpx.Client, *events: dict[str, Any]) -> None:
 def set_status(client: httpx.Client, kind: str, item_id: str, status: str) -> None:
     response = client.put(f"/v1/catalog/{kind}/{item_id}/status", json={"status": status})
     assert response.status_code == 200, response.text
+
+
+def everyone_in_variant(client: httpx.Client, experiment: str, **params: Any) -> None:
+    """An experiment whose one variant, with these parameters, takes every user (the other
+    variant, weight 0, none)."""
+    lines = [f"{name} = {str(value).lower()}" for name, value in params.items()]
+    definition = "\n".join(
+        [
+            "[[experiment]]",
+            f'name = "{experiment}"',
+            "[[experiment.variant]]",
+            'name = "everyone"',
+            "weight = 1.0",
+            *lines,
+            "[[experiment.variant]]",
+            'name = "no-one"',
+            "weight = 0.0",
+        ]
+    )
+    response = client.put("/v1/admin/experiments", content=definition.encode())
+    assert response.status_code == 200, response.text

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.http.builders import eventually
-from tests.http.cards import feed, planted_service, videos
+from tests.http.cards import everyone_in_variant, feed, planted_service, videos
 from tests.http.planted import TOPICS, VIDEOS
 
 
@@ -46,17 +46,5 @@ def test_a_video_published_now_rises_by_its_topics_half_life(
         publish_times(client, "v21", hours_ago=10.0)  # investing: two weeks' half-life
         assert eventually(lambda: videos(feed(client, "u-ins"))[0] == "v21")
 
-        definition = """
-[[experiment]]
-name = "freshness"
-[[experiment.variant]]
-name = "off"
-weight = 1.0
-freshness_weight = 0
-[[experiment.variant]]
-name = "on"
-weight = 0.0
-"""
-        response = client.put("/v1/admin/experiments", content=definition.encode())
-        assert response.status_code == 200, response.text
+        everyone_in_variant(client, "freshness", freshness_weight=0)
         assert eventually(lambda: videos(feed(client, "u-ins"))[:3] == ["v00", "v01", "v02"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.http.builders import event_body, eventually
-from tests.http.cards import feed, planted_service, videos
+from tests.http.cards import everyone_in_variant, feed, planted_service, videos
 from tests.http.planted import TOPICS, VIDEOS
 
 
@@ -41,19 +41,7 @@ def test_off_by_default_and_settable_by_a_variant(redis_url: str, models_dir: Pa
     with planted_service(redis_url, models_dir) as client:
         give_topics(client)
         assert eventually(lambda: videos(feed(client, "u-ins"))[:3] == ["v00", "v01", "v02"])
-        definition = """
-[[experiment]]
-name = "diversity"
-[[experiment.variant]]
-name = "one-per-topic"
-weight = 1.0
-max_videos_per_topic = 1
-[[experiment.variant]]
-name = "none"
-weight = 0.0
-"""
-        response = client.put("/v1/admin/experiments", content=definition.encode())
-        assert response.status_code == 200, response.text
+        everyone_in_variant(client, "diversity", max_videos_per_topic=1)
         assert eventually(lambda: videos(feed(client, "u-ins"))[:4] == ["v00", "v10", "v20", "v30"])
         # the seen filter still comes first: a watched video is not on the page
         posted = client.post("/v1/events", json={"events": [event_body("u-ins", "v10", "view")]})
