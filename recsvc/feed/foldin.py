@@ -9,6 +9,10 @@ c_i = alpha · f(r_i) where f is the identity or log1p (the model's `confidence`
 
 which is what implicit's `recalculate_user` computes, without implicit. YᵀY comes precomputed
 with the model (`item_gram.npy`), so one fold-in costs O(n·d² + d³).
+
+A seed ensemble (the model's `ensemble` parameter, m fits side by side) was trained as m
+independent fits: each fit's block of d/m columns is solved on its own, as its fit would,
+and the blocks put side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +34,20 @@ def fold_in(
     dim = item_factors.shape[1]
     if len(items) == 0:
         return np.zeros(dim, dtype=np.float32)
+    blocks = ensemble_size(params, dim)
+    if blocks > 1:
+        width = dim // blocks
+        parts = [
+            fold_in(
+                item_factors[:, b * width : (b + 1) * width],
+                item_gram[b * width : (b + 1) * width, b * width : (b + 1) * width],
+                items,
+                confidences,
+                {**params, "ensemble": 1},
+            )
+            for b in range(blocks)
+        ]
+        return np.concatenate(parts)
     values = np.asarray(confidences, dtype=np.float64)
     if params.get("confidence", "linear") == "log":
         values = np.log1p(values)
@@ -39,6 +57,16 @@ def fold_in(
     a += (y * (c - 1.0)[:, None]).T @ y
     b = (c[:, None] * y).sum(axis=0)
     return np.linalg.solve(a, b).astype(np.float32)
+
+
+def ensemble_size(params: Mapping[str, Any], dimension: int) -> int:
+    """The model's seed ensemble (its fits side by side), checked against its dimension."""
+    blocks = int(params.get("ensemble", 1))
+    if blocks < 1 or dimension % blocks:
+        raise ValueError(
+            f"an ensemble of {blocks} fits cannot split a dimension of {dimension} into blocks"
+        )
+    return blocks
 
 
 def project(

@@ -24,6 +24,7 @@ from recsvc.contract.manifest import (
     read_manifest,
     sha256_file,
 )
+from recsvc.feed.foldin import ensemble_size
 
 REQUIRED_FILES = (MODEL_FILE, "item_factors.npy", "item_gram.npy")
 
@@ -100,6 +101,10 @@ class RankingModel:
             raise ArtifactError(
                 f"{directory / 'item_gram.npy'}: shape {gram.shape}, not {(dim, dim)}"
             )
+        try:
+            ensemble_size(manifest.params, dim)
+        except ValueError as exc:
+            raise ArtifactError(f"{directory / 'manifest.json'}: params: {exc}") from None
         session = _session(directory / MODEL_FILE, manifest)
         return cls(directory, manifest, session, items, gram)
 

@@ -165,7 +165,9 @@ class EvalSpec:
     product_k: int = 5
     max_users: int | None = 20_000  # evaluate a seeded sample of this many users at most
     seed: int = 42
-    batch: int = 2048
+    # users scored at once: a batch's score rows should stay in cache (256 users × 6,361
+    # KuaiRand videos took half the time per user of 2,048)
+    batch: int = 256
 
 
 @dataclass

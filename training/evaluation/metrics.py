@@ -149,24 +149,33 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     if exclude is not None and exclude.nnz:
         coo = exclude.tocoo()
         scores[coo.row, coo.col] = -np.inf
-    scores[np.isnan(scores)] = -np.inf
+    if scores.size and np.isnan(scores.max()):  # max propagates NaN: one pass, no mask
+        scores[np.isnan(scores)] = -np.inf
     n, cols = scores.shape
     k = min(k, cols)
     if k == 0 or n == 0:
         return np.empty((n, k), dtype=np.int64)
-    kth = np.partition(scores, cols - k, axis=1)[:, cols - k : cols - k + 1]  # k-th best per row
+    # k candidates per row, in no order; where a score equal to the k-th best was left out
+    # (a tie at the cut, or fewer than k finite scores) the row takes the exact path, which
+    # gives the ties to the lower index
+    candidates = np.argpartition(scores, cols - k, axis=1)[:, cols - k :]
+    values = np.take_along_axis(scores, candidates, axis=1)
+    kth = values.min(axis=1, keepdims=True)
+    tied = np.flatnonzero((scores == kth).sum(axis=1) > (values == kth).sum(axis=1))
+    if tied.size:
+        candidates[tied] = _tied_candidates(scores[tied], kth[tied], k)
+        values[tied] = np.take_along_axis(scores[tied], candidates[tied], axis=1)
+    # best first, equal scores by lower index
+    order = np.lexsort((candidates, -values), axis=1)
+    top = np.take_along_axis(candidates, order, axis=1)
+    top[~np.isfinite(np.take_along_axis(values, order, axis=1))] = -1
+    return top
+
+
+def _tied_candidates(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """The k columns of each row above its cut `kth`, then the lowest-index ones equal to it."""
     above = scores > kth
     at_cut = scores == kth
-    # take every score above the cut, then the lowest-index ones equal to it until k are taken
     needed = k - above.sum(axis=1, keepdims=True)
-    chosen = above | at_cut
-    # only rows with more ties at the cut than places left need the running count
-    crowded = np.flatnonzero(at_cut.sum(axis=1) > needed[:, 0])
-    if crowded.size:
-        ties = at_cut[crowded]
-        chosen[crowded] = above[crowded] | (ties & (np.cumsum(ties, axis=1) <= needed[crowded]))
-    candidates = np.nonzero(chosen)[1].reshape(n, k)  # ascending column index per row
-    order = np.argsort(-np.take_along_axis(scores, candidates, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(candidates, order, axis=1)
-    top[~np.isfinite(np.take_along_axis(scores, top, axis=1))] = -1
-    return top
+    chosen = above | (at_cut & (np.cumsum(at_cut, axis=1) <= needed))
+    return np.nonzero(chosen)[1].reshape(len(scores), k)

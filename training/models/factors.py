@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +39,12 @@ class FitParams:
     iterations: int = 15
     learning_rate: float = 0.01  # BPR only
     seed: int = 42
+    # A seed ensemble: this many fits with seeds seed, seed + 1, ..., their factors side by
+    # side (user · item is then the sum of the fits' scores, so the ranking is their mean's).
+    # ALS's fit depends on its random start: on KuaiRand-Pure one configuration's test
+    # NDCG@10 spans ±5% over seeds, and four seeds together scored above every one of them.
+    # Fold-in solves each fit's block on its own (recsvc.feed.foldin). EASE is deterministic.
+    ensemble: int = 1
     # The trending prior (training.models.trending): popularity over the last `trending_hours`
     # of the data, added to video scores with this weight (in units of the user's score
     # spread). 0 is off. Not used by the fit itself: the scorer, the export and the service do.
@@ -51,8 +57,12 @@ class FitParams:
     attach_video_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.factors < 1 or self.iterations < 1:
-            raise ValueError("factors and iterations must be at least 1")
+        for name in ("factors", "iterations", "ensemble"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.algorithm == "ease" and self.ensemble != 1:
+            raise ValueError(f"EASE is deterministic: an ensemble of {self.ensemble} fits of it "
+                             "would repeat one fit; use ensemble 1")
         if not (self.trending_hours > 0 and np.isfinite(self.trending_hours)):
             raise ValueError(f"trending_hours must be > 0, not {self.trending_hours}")
         if not (self.trending_weight >= 0 and np.isfinite(self.trending_weight)):
@@ -107,7 +117,21 @@ def fit(
     threads: int | None = None,
     show_progress: bool = False,
 ) -> Factors:
-    """Fit implicit's model on a users × items confidence matrix."""
+    """Fit implicit's model on a users × items confidence matrix (an ensemble: each fit,
+    side by side)."""
+    if params.ensemble > 1:
+        single = replace(params, ensemble=1)
+        fits = [
+            fit(matrix, replace(single, seed=params.seed + j), threads=threads,
+                show_progress=show_progress)
+            for j in range(params.ensemble)
+        ]  # fmt: skip
+        return Factors(
+            np.ascontiguousarray(np.hstack([f.user for f in fits])),
+            np.ascontiguousarray(np.hstack([f.item for f in fits])),
+            params,
+            sum(f.fit_seconds for f in fits),
+        )
     import time
 
     from implicit.cpu.als import AlternatingLeastSquares

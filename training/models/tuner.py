@@ -6,11 +6,13 @@ EASE shares its time with EASE, the two families taking turns (time in proportio
 parameters each searches), each walked by its own Optuna TPE study (training.models.search).
 On a random (per-pair) split the best three of each family are then scored on two more random
 splits, and the choice goes by the mean over the three. Where the validation split has event
-times (the temporal protocol), the last 35% of the budget goes to the late phases
-(training.models.tuner_phases): the trending prior for the best fits (every window and
-weight of one grid, off included) and recency, each chosen by its mean over the validation
-day and the two days before it; then the attach weights. Every trial is recorded, so the
-report can say what was tried and what it scored.
+times (the temporal protocol), the last half of the budget goes to the late phases
+(training.models.tuner_phases): the trending prior for the best fit (every window and
+weight of one grid, off included), the best so far as a seed ensemble (FitParams.ensemble,
+its prior's weight chosen again), recency, then the next fit's prior, each chosen by its
+mean over the validation day and the two days before it. Elsewhere the best is tried as a
+seed ensemble on the splits its own score is a mean over. Then the attach weights. Every
+trial is recorded, so the report can say what was tried and what it scored.
 """
 
 from __future__ import annotations
@@ -35,19 +37,24 @@ from training.models.ease import EASE_MAX_ITEMS
 from training.models.factors import FitParams, ModelFitError, fit
 from training.models.search import FamilySearch, Sampler, space
 from training.models.tuner_phases import (
+    ENSEMBLE,
     TRENDING_LEADERS,
+    Fold,
     Trial,
     attach_choice,
     chosen_among,
+    ensemble_trials,
     recency_trials,
     revalidated,
+    revalidation_folds,
     temporal_folds,
     trending_leaders,
     trending_trials,
     with_half_life,
 )
 
-TRENDING_SHARE = 0.35  # of a clock budget, kept for the trending prior's grid and recency
+TRENDING_SHARE = 0.5  # of a clock budget, kept for the trending prior's grid, the ensemble
+# and recency
 REVALIDATE_SHARE = 0.15  # of a clock budget on a per-pair split, kept for revalidation
 # EASE joins an ALS search only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
@@ -277,14 +284,15 @@ def tune(
         progress.update(1)
         progress.set_postfix(best=f"{best_score:.4f}")
     # what the attach weights' refit and grid need after everything else: two mean trials
-    reserve = 2 * float(np.mean([t.seconds for t in trials])) * attaches
+    # (an ensemble's refit is ENSEMBLE fits)
+    reserve = (1 + ENSEMBLE) * float(np.mean([t.seconds for t in trials])) * attaches
+    deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
+    extra_folds = revalidation_folds(train, spec, eval_spec, retired) if revalidates else []
     if revalidates:
-        deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
         trials += revalidated(
-            trials, train, spec, families, eval_spec, objective, retired, deadline, threads
+            trials, extra_folds, families, eval_spec, objective, deadline, threads
         )
     if with_trending:
-        deadline = None if budget.max_trials is not None else started + budget.seconds - reserve
         # the best fit's prior, then recency on it, then the next leaders' priors; each
         # scored by its mean over the validation day and the days before it
         folds = temporal_folds(fit_part, validation, spec, eval_spec, retired)
@@ -292,11 +300,20 @@ def tune(
         trials += trending_trials(
             trials, best_fits[:1], folds, eval_spec, objective, deadline, threads
         )
+        # the best so far as a seed ensemble, its prior's weight chosen again; then recency
+        # on the best so far, then the next leaders
+        best = max(chosen_among(trials), key=lambda t: t.score)
+        trials += ensemble_trials(trials, best, folds, eval_spec, objective, deadline, threads)
         trials += recency_trials(trials, folds, eval_spec, objective, deadline, threads)
         trials += trending_trials(
             trials, best_fits[1:TRENDING_LEADERS], folds, eval_spec, objective, deadline, threads
         )
-        progress.update(len(trials) - progress.n)
+    else:  # the ensemble scored on the splits its rival's score is a mean over
+        best = max(chosen_among(trials), key=lambda t: t.score)
+        folds = [Fold(fit_part, validation)]
+        folds += extra_folds if best.phase == "revalidated" else []
+        trials += ensemble_trials(trials, best, folds, eval_spec, objective, deadline, threads)
+    progress.update(len(trials) - progress.n)
     progress.close()
     # a revalidated or late-phase score is a mean over several splits or days: the choice is
     # among those, where there are any

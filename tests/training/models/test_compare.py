@@ -29,7 +29,7 @@ def test_a_candidate_names_its_parameters() -> None:
         ("x:factor=3", "unknown parameter 'factor'; did you mean 'factors'"),
         ("x:factors=many", "factors='many' is not a number"),
         ("x:algorithm=svd", "algorithm must be als, bpr or ease"),
-        ("x:factors=0", "factors and iterations must be at least 1"),
+        ("x:factors=0", "factors must be at least 1, not 0"),
         ("factors=3", "write it NAME:key=value"),
     ],
 )
