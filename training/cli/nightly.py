@@ -15,6 +15,7 @@ from training.cli.options import (
     Algorithm,
     AlgorithmName,
     Alpha,
+    Ensemble,
     ExposuresDir,
     Factors,
     HalfLifeDays,
@@ -100,6 +101,7 @@ def nightly(
     iterations: Iterations = DEFAULTS.iterations,
     trending_hours: TrendingHours = DEFAULTS.trending_hours,
     trending_weight: TrendingWeight = DEFAULTS.trending_weight,
+    ensemble: Ensemble = DEFAULTS.ensemble,
     seed: Seed = DEFAULTS.seed,
     challenger: Annotated[
         bool,
@@ -193,6 +195,7 @@ def nightly(
                 seed,
                 trending_hours,
                 trending_weight,
+                ensemble=ensemble,
             ),
             grace_seconds=settings.version_grace_seconds,
             keep_versions=settings.keep_versions,

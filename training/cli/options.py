@@ -137,6 +137,14 @@ TrendingWeight = Annotated[
         min=0,
     ),
 ]
+Ensemble = Annotated[
+    int,
+    typer.Option(
+        help="Fit this many seeds and put their factors side by side (a seed ensemble: the "
+        "ranking of their mean score). --tune tries its best as an ensemble of four itself.",
+        min=1,
+    ),
+]
 LogConfidence = Annotated[
     bool, typer.Option("--log-confidence", help="Use log1p(confidence) before alpha.")
 ]
@@ -154,6 +162,7 @@ def make_params(
     seed: int,
     trending_hours: float = DEFAULTS.trending_hours,
     trending_weight: float = DEFAULTS.trending_weight,
+    ensemble: int = DEFAULTS.ensemble,
 ) -> FitParams:
     """FitParams from the command-line options."""
     return FitParams(
@@ -166,6 +175,7 @@ def make_params(
         seed=seed,
         trending_hours=trending_hours,
         trending_weight=trending_weight,
+        ensemble=ensemble,
     )
 
 

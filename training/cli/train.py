@@ -15,6 +15,7 @@ from training.cli.options import (
     Algorithm,
     AlgorithmName,
     Alpha,
+    Ensemble,
     Factors,
     Format,
     HalfLifeDays,
@@ -81,6 +82,7 @@ def train(
     iterations: Iterations = DEFAULTS.iterations,
     trending_hours: TrendingHours = DEFAULTS.trending_hours,
     trending_weight: TrendingWeight = DEFAULTS.trending_weight,
+    ensemble: Ensemble = DEFAULTS.ensemble,
     seed: Seed = DEFAULTS.seed,
     threads: Threads = None,
     as_json: Json = False,
@@ -104,6 +106,7 @@ def train(
             seed,
             trending_hours,
             trending_weight,
+            ensemble=ensemble,
         )
         report = run_train(
             make_source(interactions, fmt, world, max_bad_share, users),
@@ -145,6 +148,7 @@ def evaluate(
     iterations: Iterations = DEFAULTS.iterations,
     trending_hours: TrendingHours = DEFAULTS.trending_hours,
     trending_weight: TrendingWeight = DEFAULTS.trending_weight,
+    ensemble: Ensemble = DEFAULTS.ensemble,
     k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.", min=1)] = 10,
     product_k: Annotated[int, typer.Option(help="Product candidates per user.", min=1)] = 5,
     max_users: Annotated[
@@ -169,6 +173,7 @@ def evaluate(
             seed,
             trending_hours,
             trending_weight,
+            ensemble=ensemble,
         )
         report = run_evaluate(
             make_source(interactions, fmt, world, max_bad_share, truth=True),

@@ -61,8 +61,10 @@ class FitParams:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.algorithm == "ease" and self.ensemble != 1:
-            raise ValueError(f"EASE is deterministic: an ensemble of {self.ensemble} fits of it "
-                             "would repeat one fit; use ensemble 1")
+            raise ValueError(
+                f"EASE is deterministic: an ensemble of {self.ensemble} fits of it "
+                "would repeat one fit; use ensemble 1"
+            )
         if not (self.trending_hours > 0 and np.isfinite(self.trending_hours)):
             raise ValueError(f"trending_hours must be > 0, not {self.trending_hours}")
         if not (self.trending_weight >= 0 and np.isfinite(self.trending_weight)):

@@ -6,11 +6,11 @@ EASE shares its time with EASE, the two families taking turns (time in proportio
 parameters each searches), each walked by its own Optuna TPE study (training.models.search).
 On a random (per-pair) split the best three of each family are then scored on two more random
 splits, and the choice goes by the mean over the three. Where the validation split has event
-times (the temporal protocol), the last half of the budget goes to the late phases
-(training.models.tuner_phases): the trending prior for the best fit (every window and
-weight of one grid, off included), the best so far as a seed ensemble (FitParams.ensemble,
-its prior's weight chosen again), recency, then the next fit's prior, each chosen by its
-mean over the validation day and the two days before it. Elsewhere the best is tried as a
+times (the temporal protocol), 55% of a clock budget goes to the late phases
+(training.models.tuner_phases): the trending prior for the best fit (every window and weight
+of one grid, off included), the best so far as a seed ensemble (FitParams.ensemble, its
+prior's weight chosen again), recency, then the next fit's prior, each chosen by its mean
+over the validation day and the two days before it. Elsewhere the best is tried as a
 seed ensemble on the splits its own score is a mean over. Then the attach weights. Every
 trial is recorded, so the report can say what was tried and what it scored.
 """
@@ -53,9 +53,9 @@ from training.models.tuner_phases import (
     with_half_life,
 )
 
-TRENDING_SHARE = 0.5  # of a clock budget, kept for the trending prior's grid, the ensemble
+TRENDING_SHARE = 0.55  # of a clock budget, kept for the trending prior's grid, the ensemble
 # and recency
-REVALIDATE_SHARE = 0.15  # of a clock budget on a per-pair split, kept for revalidation
+REVALIDATE_SHARE = 0.25  # of a clock budget on a per-pair split: revalidation and the ensemble
 # EASE joins an ALS search only where its fit is cheap: its Gram inversion grows
 # with items³ (about 1 s at 2,000 items on 2 cores, 30 s and more at 6,000), and a family with
 # a handful of trials in its share of the search cannot show what it is worth.
@@ -223,8 +223,9 @@ def tune(
     with_trending = fit_part.events is not None and any(
         name == "video ndcg" for name, _, _ in objective.parts(probe)
     )
-    # the search runs without the prior: the late phase's grid chooses it, off included
-    base = replace(base, trending_weight=0.0)
+    # the search runs without the prior and with single fits: the late phases choose the
+    # prior (off included) and whether the best becomes a seed ensemble
+    base = replace(base, trending_weight=0.0, ensemble=1)
     # per-pair splits are random: the leaders are scored again on fresh ones at the end
     revalidates = spec.protocol is not Protocol.TEMPORAL
     search_seconds = budget.seconds * (

@@ -352,7 +352,11 @@ def trending_trials(
         screened = [(t.score, t.params) for t in screens]
         finalists = sorted(screened, key=lambda s: s[0], reverse=True)[:TRENDING_FINALISTS]
         earlier = range(1, len(folds))
-        if not finalists or late(refit_seconds(trials, params) * len(earlier)):
+        # the earlier folds' fits, then every finalist scored on each (a screen's time, the
+        # first screen aside: it carries the fit)
+        scoring = float(np.mean([t.seconds for t in screens[1:]])) if len(screens) > 1 else 0.0
+        needed = (refit_seconds(trials, params) + scoring * len(finalists)) * len(earlier)
+        if not finalists or late(needed):
             continue
         started = time.perf_counter()
         try:
@@ -443,8 +447,9 @@ def ensemble_trials(
     between them is fair: on the same folds (the validation days, or the revalidation's
     random splits) at its recency. On temporal folds the prior's weight is chosen again
     (neighbouring_weights), since the ensemble's score spread, the prior's unit, differs from
-    one fit's; the trials then are "screen" and "trending" ones. Otherwise one trial of `best`'s phase
-    (its mean over the folds) or, where `best`'s score is one split's, an "ensemble" trial.
+    one fit's; the trials then are "screen" and "trending" ones. Otherwise one trial: a
+    "revalidated" one (its mean over the splits), or an "ensemble" one where `best`'s score
+    is one split's.
     None where the ensemble does not apply (EASE) or cannot finish before the deadline."""
     if best.params.algorithm == "ease" or best.params.ensemble != 1 or not np.isfinite(best.score):
         return []
@@ -457,9 +462,10 @@ def ensemble_trials(
             trials, [plain], folds, eval_spec, objective, deadline, threads, best.half_life_days,
             neighbouring_weights(best.params),
         )  # fmt: skip
-    if deadline is not None and time.perf_counter() + refit_seconds(trials, params) * len(
-        folds
-    ) > deadline:
+    if (
+        deadline is not None
+        and time.perf_counter() + refit_seconds(trials, params) * len(folds) > deadline
+    ):
         return []
     started = time.perf_counter()
     scores = []
@@ -471,6 +477,4 @@ def ensemble_trials(
         return []
     phase = "revalidated" if best.phase == "revalidated" else "ensemble"
     seconds = time.perf_counter() - started
-    return [
-        Trial(len(trials), phase, params, float(np.mean(scores)), seconds, best.half_life_days)
-    ]
+    return [Trial(len(trials), phase, params, float(np.mean(scores)), seconds, best.half_life_days)]

@@ -117,6 +117,24 @@ def test_train_exports_the_popularity_of_each_segment_of_a_users_file(
     assert "Segment popularity: 2 segments, 120 of 160 users" in result.stdout
 
 
+def test_train_fits_a_seed_ensemble_and_refuses_one_of_ease(
+    planted_parquet: Path, tmp_path: Path
+) -> None:
+    result = recsvc(
+        "train", "--interactions", str(planted_parquet), "--out", str(tmp_path / "factors"),
+        "--models-dir", str(tmp_path / "models"), "--factors", "4", "--iterations", "3",
+        "--ensemble", "3", "--json",
+    )  # fmt: skip
+    manifest = json.loads((Path(last_json(result)["model_dir"]) / "manifest.json").read_text())
+    assert manifest["dimension"] == 12 and manifest["params"]["ensemble"] == 3
+    refused = recsvc(
+        "train", "--interactions", str(planted_parquet), "--out", str(tmp_path / "ease"),
+        "--algorithm", "ease", "--ensemble", "2", check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "EASE is deterministic" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_the_tuner_reports_its_trials(planted_parquet: Path) -> None:
     report = last_json(
         recsvc(

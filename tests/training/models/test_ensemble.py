@@ -34,7 +34,9 @@ def matrix() -> sp.csr_matrix:
 def test_an_ensemble_is_its_seeds_fits_side_by_side() -> None:
     params = FitParams(factors=4, iterations=5, seed=7, ensemble=3)
     together = fit(matrix(), params, threads=1)
-    alone = [fit(matrix(), FitParams(factors=4, iterations=5, seed=s), threads=1) for s in (7, 8, 9)]
+    alone = [
+        fit(matrix(), FitParams(factors=4, iterations=5, seed=s), threads=1) for s in (7, 8, 9)
+    ]
     assert together.user.shape == (120, 12) and together.item.shape == (40, 12)
     np.testing.assert_array_equal(together.user, np.hstack([f.user for f in alone]))
     np.testing.assert_array_equal(together.item, np.hstack([f.item for f in alone]))
