@@ -61,7 +61,9 @@ def put_at_once(served: Served, bodies: list[dict[str, Any]]) -> tuple[list[Any]
     meanwhile: the answers (status, JSON) and whether each feed was degraded."""
 
     async def burst() -> tuple[list[Any], list[bool]]:
-        limits = httpx.Limits(max_connections=len(bodies) + 10)
+        # Idle connections dropped before the server's keep-alive (5 s) closes them: a feed
+        # must not reuse a finished put's connection just as the server closes it.
+        limits = httpx.Limits(max_connections=len(bodies) + 10, keepalive_expiry=2)
         async with httpx.AsyncClient(base_url=served.url, timeout=30, limits=limits) as client:
             admin = auth_header(ADMIN_KEY)
             puts = asyncio.gather(
