@@ -182,7 +182,9 @@ def test_ease_stays_out_where_it_is_costly() -> None:
     data = Dataset(build_interactions(events), events)
     train = split(data, SplitSpec(Protocol.PER_USER))[0]
     assert train.interactions.index.n_items > EASE_SHARE_ITEMS
-    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=4), threads=1)
+    small = FitParams(factors=4, iterations=3)  # what is asked is the family, not the fit
+    result = tune(train, SplitSpec(Protocol.PER_USER), TuneBudget(60, max_trials=2), base=small,
+                  threads=1)  # fmt: skip
     assert {t.params.algorithm for t in result.trials} == {"als"}
 
 
