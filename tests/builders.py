@@ -273,3 +273,17 @@ def cli_environment(redis_url: str, models_dir: Path) -> dict[str, str]:
         "RECSVC_API_KEY": APP_KEY,  # what clients (recsvc simulate) send
         "RECSVC_ADMIN_KEY": ADMIN_KEY,
     }
+
+
+def block_model(out: Path, params: Any) -> tuple[Path, Any]:
+    """Two planted groups of ten users (block_events), fitted with `params` (FitParams) on
+    one thread and exported under `out`: the model directory and the factors."""
+    from training.data.matrix import ConfidenceWeights, build_interactions
+    from training.data.splits import Dataset
+    from training.models.factors import fit
+    from training.models.pipeline import export_trained
+
+    events = block_events(groups=2, users_per_group=10)
+    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
+    factors = fit(dataset.interactions.confidence, params, threads=1)
+    return export_trained(out, factors, dataset, {"window": {}}, {}), factors

@@ -163,8 +163,9 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     kth = values.min(axis=1, keepdims=True)
     tied = np.flatnonzero((scores == kth).sum(axis=1) > (values == kth).sum(axis=1))
     if tied.size:
-        candidates[tied] = _tied_candidates(scores[tied], kth[tied], k)
-        values[tied] = np.take_along_axis(scores[tied], candidates[tied], axis=1)
+        rows = scores[tied]
+        candidates[tied] = _tied_candidates(rows, kth[tied], k)
+        values[tied] = np.take_along_axis(rows, candidates[tied], axis=1)
     # best first, equal scores by lower index
     order = np.lexsort((candidates, -values), axis=1)
     top = np.take_along_axis(candidates, order, axis=1)

@@ -14,11 +14,10 @@ import scipy.sparse as sp
 from recsvc.contract.manifest import ArtifactError
 from recsvc.feed.foldin import fold_in
 from recsvc.feed.ranker import RankingModel
-from tests.builders import block_events
-from training.data.matrix import ConfidenceWeights, build_interactions
+from tests.builders import block_events, block_model
+from training.data.matrix import build_interactions
 from training.data.splits import Dataset, Protocol, SplitSpec, split
 from training.models.factors import FitParams, fit
-from training.models.pipeline import export_trained
 from training.models.trending import TRENDING_WEIGHTS
 from training.models.tuner import TuneBudget, tune
 from training.models.tuner_phases import ENSEMBLE, Trial, neighbouring_weights, refit_seconds
@@ -76,11 +75,8 @@ def test_fold_in_solves_each_fit_of_an_ensemble_on_its_own() -> None:
 
 
 def test_an_ensemble_model_is_served_from_the_same_artifact(tmp_path: Path) -> None:
-    events = block_events(groups=2, users_per_group=10)
-    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
     params = FitParams(factors=3, iterations=3, ensemble=2)
-    factors = fit(dataset.interactions.confidence, params, threads=1)
-    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model_dir, factors = block_model(tmp_path, params)
     model = RankingModel.load(model_dir)
     assert model.manifest.dimension == 6 and model.manifest.params["ensemble"] == 2
     ranked = model.rank(factors.user[:2], np.zeros((2, model.n_videos), np.float32),
@@ -94,10 +90,7 @@ def test_a_manifest_whose_ensemble_does_not_divide_its_dimension_is_refused(
 ) -> None:
     import json
 
-    events = block_events(groups=2, users_per_group=10)
-    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
-    factors = fit(dataset.interactions.confidence, FitParams(factors=4, iterations=3), threads=1)
-    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model_dir, factors = block_model(tmp_path, FitParams(factors=4, iterations=3))
     path = model_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["params"]["ensemble"] = 3

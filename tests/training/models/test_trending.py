@@ -14,7 +14,7 @@ import pytest
 
 from recsvc.contract.manifest import TRENDING_FILE
 from recsvc.feed.model import ServingModel
-from tests.builders import block_events, event_row, event_table
+from tests.builders import block_events, block_model, event_row, event_table
 from training.data.matrix import ConfidenceWeights, build_index, build_interactions
 from training.data.splits import Dataset, Protocol, SplitSpec, split
 from training.evaluation.evaluate import FactorScorer
@@ -100,10 +100,7 @@ def test_the_service_blends_exactly_as_the_offline_scorer(tmp_path: Path) -> Non
 
 
 def test_a_model_without_the_prior_exports_none(tmp_path: Path) -> None:
-    events = block_events(groups=2, users_per_group=10)
-    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
-    factors = fit(dataset.interactions.confidence, FitParams(factors=4, iterations=3), threads=1)
-    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model_dir, factors = block_model(tmp_path, FitParams(factors=4, iterations=3))
     model = ServingModel.load(model_dir, None)
     assert TRENDING_FILE not in model.ranking.manifest.files and model.trending is None
     assert model.trending_bias(factors.user) is None
@@ -259,10 +256,7 @@ def test_a_manifest_naming_a_prior_without_its_file_is_refused(tmp_path: Path) -
 
     from recsvc.contract.manifest import ArtifactError
 
-    events = block_events(groups=2, users_per_group=10)
-    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
-    factors = fit(dataset.interactions.confidence, FitParams(factors=4, iterations=3), threads=1)
-    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model_dir, factors = block_model(tmp_path, FitParams(factors=4, iterations=3))
     path = model_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["params"]["trending"] = {"weight": 3.0, "hours": 24.0, "until": "x"}
@@ -321,11 +315,8 @@ def test_publish_refuses_a_model_a_replica_would_refuse(tmp_path: Path) -> None:
     from recsvc.contract.manifest import ArtifactError
     from recsvc.registry.publish import read_user_vectors
 
-    events = block_events(groups=2, users_per_group=10)
-    dataset = Dataset(build_interactions(events), events, ConfidenceWeights())
     params = FitParams(factors=4, iterations=3, trending_weight=2.0)
-    factors = fit(dataset.interactions.confidence, params, threads=1)
-    model_dir = export_trained(tmp_path, factors, dataset, {"window": {}}, {})
+    model_dir, factors = block_model(tmp_path, params)
     read_user_vectors(model_dir)  # a sound model reads
     path = model_dir / "manifest.json"
     manifest = json.loads(path.read_text())
