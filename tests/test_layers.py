@@ -44,7 +44,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     "sandbox": ("recsvc.contract",),
     "training.data": ("recsvc.contract", "recsvc.store"),
-    "training.models": ("training.data", "training.evaluation", "recsvc.contract"),
+    # the trainer chooses a new video's prior weight with the service's own closed form
+    "training.models": ("training.data", "training.evaluation", "recsvc.feed", "recsvc.contract"),
     "training.evaluation": ("training.data", "training.models", "recsvc.feed", "recsvc.contract"),
     "training.ab": ("training.data", "recsvc.contract"),
     "training.nightly": (

@@ -45,6 +45,13 @@ class VideoRecord(BaseModel):
     video_id: str = Field(pattern=ID_PATTERN, examples=["v0042"])
     title: str = Field("", max_length=500, description=DISPLAY_TEXT)
     topics: list[str] = Field(default_factory=list, max_length=50)
+    creator: str | None = Field(
+        None,
+        pattern=ID_PATTERN,
+        description="Who made it (an id). With the topics and the series, what a video not yet "
+        "in the model is placed by (recsvc.contract.metadata).",
+    )
+    series: str | None = Field(None, pattern=ID_PATTERN, description="The series it belongs to.")
     duration_s: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
     published_at: str | None = None
     status: ItemStatus = ItemStatus.LIVE

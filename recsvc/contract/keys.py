@@ -33,6 +33,12 @@ and generation.
                                     the hour)
     <p>:trend:{<p>:events}:since    the UTC hour since which the counts are kept (set by the
                                     first replica that reads them and finds none)
+    <p>:fresh:{v:<id>}:viewers      hash event_id -> "<user_id>|<action>|<ratio>": the first
+                                    events on a video the current model does not know (one
+                                    published since), written once the events are accepted,
+                                    bounded (recsvc.store.fresh); the item-side closed form over
+                                    these users' vectors moves the video to a collaborative
+                                    vector (recsvc.service.fresh)
     <p>:exposures                   stream of feeds served to users in experiments
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
@@ -90,6 +96,10 @@ class Keys:
         lost. The old markers expire on their own.
         """
         return f"{self.prefix}:ev:{{{self.events}}}:{len(user_id.encode())}/{user_id}:{event_id}"
+
+    def fresh_viewers(self, video_id: str) -> str:
+        """The first events on a video not in the model, in the video's own slot."""
+        return f"{self.prefix}:fresh:{{v:{video_id}}}:viewers"
 
     def trend(self, hour: int) -> str:
         """The live trending counts of one UTC hour (hours since the epoch), in the event

@@ -27,6 +27,16 @@ PROJECTION_FILE = "item_projection.npy"
 # w · σ_u · prior[v] to user u's video scores, σ_u the spread of the user's scores over the
 # videos (training.models.trending explains the blend).
 TRENDING_FILE = "trending_prior.npy"
+# Videos published after the model was trained (recsvc.feed.fresh). The metadata map places
+# one in the item space from its features (recsvc.contract.metadata): row 0 is the average
+# video, row 1 + f what feature f adds; the features' names are in METADATA_FEATURES_FILE, in
+# row order. The users' Gram matrix XᵀX (of the exported user factors) is what the item-side
+# closed form over a new video's first viewers needs. The manifest's params then hold
+# `fresh`: {"regularization": λ}, the weight of the metadata vector as a prior in that closed
+# form (how many viewers' worth of evidence the metadata counts for; chosen by the trainer).
+METADATA_MAP_FILE = "video_metadata_map.npy"
+METADATA_FEATURES_FILE = "video_metadata_features.npy"
+USER_GRAM_FILE = "user_gram.npy"
 # (a, b) of the attach score a·(user·product) + b·(video·product): the trainer records its
 # choice in the params (`attach_weights`); a manifest without one is served with these.
 DEFAULT_ATTACH_WEIGHTS = (1.0, 1.0)

@@ -6,7 +6,7 @@ then kills the process. Unset (always, outside tests), a pause point costs one d
 
 The points: `drain:before-ack` (a chunk's files durable, not yet acknowledged),
 `nightly:<stage>` (before each stage of the nightly run: drain, load, split, tune,
-fit_holdout, evaluate, fit_all, export, publish, prune) and `publish:after-first-chunk` (the
+fit_holdout, today, evaluate, fit_all, export, publish, prune) and `publish:after-first-chunk` (the
 first chunk of a new generation's vectors written, the pointer not yet moved).
 """
 

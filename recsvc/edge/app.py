@@ -45,6 +45,10 @@ async def watch_redis(runtime: Runtime, interval: float, stop: asyncio.Event) ->
         model = runtime.serving.snapshot.model
         metrics.trending_live.set(1 if model is not None and model.trending_live else 0)
         metrics.trends_read.set(runtime.serving.trends.read_unix)
+        rules = runtime.serving.snapshot.rules
+        learned = sum(1 for n in rules.fresh.viewers if n) if rules is not None else 0
+        metrics.fresh_videos.labels("collaborative").set(learned)
+        metrics.fresh_videos.labels("metadata").set(len(rules.fresh) - learned if rules else 0)
         try:
             for stream, entries in (await store.stream_stats()).items():
                 metrics.streams.labels(stream).set(entries)
@@ -112,7 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
             breaker_failures=settings.redis_breaker_failures,
             breaker_window_seconds=settings.redis_breaker_window_seconds,
         )
-        serving = Serving(store, settings.models_dir, on_reload=metrics.model_loaded)
+        serving = Serving(
+            store,
+            settings.models_dir,
+            on_reload=metrics.model_loaded,
+            fresh_min_viewers=settings.fresh_min_viewers,
+        )
         await serving.start()
         batcher = FeedBatcher(serving, store, settings, metrics=metrics)
         runtime = Runtime(settings, store, serving, metrics, batcher)

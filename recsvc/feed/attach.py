@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import RISK_LEVELS
+from recsvc.feed.fresh import FreshVideos
 from recsvc.feed.freshness import Freshness, decay, published_seconds
 
 BLOCKED = np.float32(-np.inf)
@@ -56,6 +57,10 @@ class ItemRules:
     # Per risk tolerance t (index 1 to 5): product_block, with every product of a risk level
     # above t blocked too (one copy per request instead of a compare and a mask).
     by_tolerance: tuple[np.ndarray, ...]
+    # the videos published since the model was trained (recsvc.feed.fresh), ranked beside it
+    fresh: FreshVideos = field(default_factory=FreshVideos)
+    # a ranked index's video id: the model's videos, then the fresh ones
+    video_names: tuple[str, ...] = ()
     # per freshness setting (its half-lives), each video's half-life [V]: computed once
     _half_lives: dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray] = field(
         default_factory=dict, compare=False, repr=False
@@ -90,7 +95,18 @@ class ItemRules:
             ),
             product_position={p: i for i, p in enumerate(product_ids)},
             by_tolerance=by_tolerance,
+            video_names=tuple(video_ids),
         )
+
+    def with_fresh(self, fresh: FreshVideos) -> ItemRules:
+        """These rules with this table of fresh videos (their indices follow the model's)."""
+        known = self.video_names[: len(self.video_block)]
+        return replace(self, fresh=fresh, video_names=(*known, *fresh.ids))
+
+    def topics_of(self, index: int) -> tuple[str, ...]:
+        """The topics of a ranked index (a model video's, or a fresh one's)."""
+        count = len(self.video_topics)
+        return self.video_topics[index] if index < count else self.fresh.topics[index - count]
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""

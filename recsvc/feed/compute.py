@@ -49,6 +49,8 @@ class FeedOptions:
     # at most this many videos of one topic before the page's other videos (0: no limit)
     max_per_topic: int = 0
     freshness: Freshness = Freshness()
+    # rank the catalogue's videos the model does not know beside its own (recsvc.feed.fresh)
+    fresh_videos: bool = True
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -72,6 +74,7 @@ class FeedOptions:
                 self.freshness,
                 weight=float(overrides.get("freshness_weight", self.freshness.weight)),
             ),
+            fresh_videos=bool(overrides.get("fresh_videos", self.fresh_videos)),
         )
 
     @property
@@ -106,12 +109,29 @@ class Feed:
 
 
 def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
-    """The user's vector and where it came from; None for the popularity sources."""
+    """The user's vector and where it came from; None for the popularity sources. A published
+    vector is blended with the fold-in of the user's recent events by the model's
+    `today_weight` (training.models.today), so that today's behaviour moves the feed."""
     dimension = model.ranking.manifest.dimension
     if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
         vector = vectors.decode(state.vector, dimension)
         if vector.any():
+            weight = model.today_weight
+            recent = recent_fold_in(model, state) if weight > 0 else None
+            if recent is not None:
+                vector = ((1 - weight) * vector + weight * recent).astype(np.float32)
             return vector, Source.CF
+    folded = recent_fold_in(model, state)
+    if folded is None:
+        return None, Source.POPULARITY
+    return folded, Source.FOLD_IN
+
+
+def recent_fold_in(model: ServingModel, state: UserState) -> np.ndarray | None:
+    """The fold-in of the user's recent events on items the model knows (None: none with a
+    positive confidence)."""
+    if not state.recent_raw:
+        return None
     confidence: dict[int, float] = defaultdict(float)
     for event in state.recent:
         position = model.item_position.get(event.item_id)
@@ -123,17 +143,13 @@ def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | Non
         confidence[position] += weight
     positive = {i: c for i, c in confidence.items() if c > 0}
     if not positive:
-        return None, Source.POPULARITY
+        return None
     items = np.fromiter(positive.keys(), dtype=np.int64)
     values = np.fromiter(positive.values(), dtype=np.float64)
     ranking = model.ranking
     if model.projection is not None:  # EASE: the history times the projection, as trained
-        vector = project(model.projection, items, values, ranking.manifest.params)
-    else:
-        vector = fold_in(
-            ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params
-        )
-    return vector, Source.FOLD_IN
+        return project(model.projection, items, values, ranking.manifest.params)
+    return fold_in(ranking.item_factors, ranking.item_gram, items, values, ranking.manifest.params)
 
 
 @dataclass(frozen=True)
@@ -233,7 +249,7 @@ def pages(
         cap = options[b].max_per_topic
         if cap:
             live = [j for j, score in enumerate(video_score[b]) if score != -math.inf]
-            topics = [rules.video_topics[video_index[b][j]] for j in live]
+            topics = [rules.topics_of(video_index[b][j]) for j in live]
             kept = diversified(live, topics, cap, sizes[b])
             videos, scores, products, product_scores = ([r[j] for j in kept] for r in ranked_lists)
         else:
@@ -275,7 +291,68 @@ def build_feeds(
 ) -> list[Feed]:
     """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
     inputs = rank_inputs(model, rules, states, sizes, options)
-    return pages(model, rules, inputs, inputs.rank(model), sizes, options)
+    ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options)
+    return pages(model, rules, inputs, ranked, sizes, options)
+
+
+def with_fresh(
+    model: ServingModel,
+    rules: ItemRules,
+    inputs: RankInputs,
+    ranked: Ranked,
+    states: list[UserState],
+    options: list[FeedOptions],
+) -> Ranked:
+    """The graph's ranking merged with the fresh table's (recsvc.feed.fresh), by score, for
+    the users with a vector whose options rank fresh videos; the others' rows as ranked. A
+    fresh video's index follows the model's videos (rules.video_names). Its score and its
+    product follow the graph's formulas: u · v plus the freshness bias (seen ones blocked),
+    and the best of a·(u · p) + b·(v · p) + the product's bias."""
+    fresh = rules.fresh
+    rows = [
+        b
+        for b, (source, option) in enumerate(zip(inputs.sources, options, strict=True))
+        if option.fresh_videos and source in (Source.CF, Source.FOLD_IN)
+    ]
+    k = ranked.video_index.shape[1]
+    if not len(fresh) or not rows or k == 0:
+        return ranked
+    users = inputs.users[rows]
+    scores = users @ fresh.vectors.T  # [R, n]
+    for r, b in enumerate(rows):
+        seen = [fresh.position[v] for v in states[b].seen_videos() if v in fresh.position]
+        if seen:
+            scores[r, seen] = -np.inf
+    weights = np.array([options[b].freshness.weight for b in rows], dtype=np.float32)
+    if weights.any():
+        spread = score_spread(users, model.video_covariance)
+        decay = fresh.freshness_decay(options[rows[0]].freshness, time.time())
+        scores += (weights * spread)[:, None] * decay[None, :]
+    count = min(k, len(fresh))
+    if count < len(fresh):
+        top = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+    else:
+        top = np.broadcast_to(np.arange(count), (len(rows), count))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    n_videos = model.ranking.n_videos
+    products = model.ranking.item_factors[n_videos:]
+    user_weight, video_weight = inputs.weights
+    user_part = user_weight * (users @ products.T) + inputs.product_bias[rows]  # [R, P]
+    attach = video_weight * fresh.product_affinity[top] + user_part[:, None, :]  # [R, c, P]
+    video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
+    product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
+    merged_index = np.concatenate([video_index[rows], top + n_videos], axis=1)
+    merged_score = np.concatenate([video_score[rows], top_scores.astype(np.float32)], axis=1)
+    merged_product = np.concatenate([product_index[rows], attach.argmax(axis=2)], axis=1)
+    merged_product_score = np.concatenate(
+        [product_score[rows], attach.max(axis=2).astype(np.float32)], axis=1
+    )
+    order = np.argsort(-merged_score, axis=1, kind="stable")[:, :k]  # ties: the graph's first
+    video_index[rows] = np.take_along_axis(merged_index, order, axis=1)
+    video_score[rows] = np.take_along_axis(merged_score, order, axis=1)
+    product_index[rows] = np.take_along_axis(merged_product, order, axis=1)
+    product_score[rows] = np.take_along_axis(merged_product_score, order, axis=1)
+    return Ranked(video_index, video_score, product_index, product_score)
 
 
 def _page(
@@ -295,7 +372,7 @@ def _page(
     else:
         keep = list(range(len(video_score)))
     chosen = choose_attachments(product_index, product_score, max_attached)
-    video_ids = model.ranking.manifest.video_ids
+    video_ids = rules.video_names
     items: list[dict[str, Any]] = []
     attached: list[str] = []
     # Plain dicts in the FeedItem shape: a page is built per request, and trusted values

@@ -12,15 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from recsvc.contract.catalog import Catalog
 from recsvc.contract.manifest import (
     DEFAULT_ATTACH_WEIGHTS,
     DEFAULT_CONFIDENCE_WEIGHTS,
     DEFAULT_WATCH_RATIO_CAP,
     PROJECTION_FILE,
     TRENDING_FILE,
+    USER_GRAM_FILE,
     ArtifactError,
+    Manifest,
     load_array,
 )
+from recsvc.feed.fresh import FreshVideos, Learned, MetadataMap
 from recsvc.feed.ranker import RankingModel
 
 
@@ -53,6 +57,15 @@ class ServingModel:
     # (a, b) of the attach score, as the trainer chose them (params.attach_weights); a model
     # without them gets (1, 1), what every model before them was served with
     attach_weights: tuple[float, float] = DEFAULT_ATTACH_WEIGHTS
+    # Videos published since training (recsvc.feed.fresh): where their metadata places them,
+    # the users' Gram matrix XᵀX (None: the model has none, and new videos keep their metadata
+    # vector), and the weight of the metadata vector as the prior of their item-side solve
+    placer: MetadataMap | None = None
+    user_gram: np.ndarray | None = None
+    fresh_regularization: float = 1.0
+    # a published vector's blend with the fold-in of the user's recent events (0: off), as
+    # the trainer chose it on a temporal split (training.models.today; params.today.weight)
+    today_weight: float = 0.0
 
     @property
     def version(self) -> str:
@@ -100,7 +113,19 @@ class ServingModel:
             trending_weight=weight,
             exported_trending=trending,
             attach_weights=_attach_weights(directory, manifest.params),
+            placer=MetadataMap.load(directory, manifest, ranking.item_factors[: ranking.n_videos]),
+            user_gram=_user_gram(directory, manifest),
+            fresh_regularization=_fresh_regularization(directory, manifest.params),
+            today_weight=_today_weight(directory, manifest.params),
         )
+
+    def fresh_videos(self, catalog: Catalog, learned: Mapping[str, Learned]) -> FreshVideos:
+        """The catalogue's live videos this model does not know, placed in its item space."""
+        placer = self.placer or MetadataMap({}, np.zeros((1, self.ranking.manifest.dimension)))
+        n_videos = self.ranking.n_videos
+        known = {v: i for v, i in self.item_position.items() if i < n_videos}
+        products = self.ranking.item_factors[n_videos:]
+        return FreshVideos.build(known, placer, products, catalog, learned)
 
     def with_live_trending(self, counts: Mapping[str, int], revision: int) -> ServingModel:
         """This model with its trending prior computed from live counts (video id -> its
@@ -192,6 +217,44 @@ def _trending(
         )
     window = None if hours is None else float(hours)
     return (float(weight) * prior).astype(np.float32), float(weight), window
+
+
+def _user_gram(directory: Path, manifest: Manifest) -> np.ndarray | None:
+    if USER_GRAM_FILE not in manifest.files:
+        return None
+    gram = load_array(directory / USER_GRAM_FILE).astype(np.float64)
+    expected = (manifest.dimension, manifest.dimension)
+    if gram.shape != expected or not np.isfinite(gram).all():
+        raise ArtifactError(
+            f"{directory / USER_GRAM_FILE}: shape {gram.shape}, expected {expected}, finite"
+        )
+    return gram
+
+
+def _fresh_regularization(directory: Path, params: dict[str, Any]) -> float:
+    """The prior weight of a new video's item-side solve: as the trainer chose it, else the
+    fit's own regularization (what ALS used on both sides), else 1."""
+    fresh = params.get("fresh")
+    value = fresh.get("regularization") if isinstance(fresh, dict) else None
+    if value is None:
+        value = params.get("regularization", 1.0)
+    if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise ArtifactError(
+            f"{directory / 'manifest.json'}: params.fresh.regularization (or the fit's "
+            f"regularization) must be a number > 0, not {value!r}"
+        )
+    return float(value)
+
+
+def _today_weight(directory: Path, params: dict[str, Any]) -> float:
+    today = params.get("today")
+    weight = today.get("weight", 0.0) if isinstance(today, dict) else 0.0
+    if not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ArtifactError(
+            f"{directory / 'manifest.json'}: params.today.weight must be a number in [0, 1], "
+            f"not {weight!r}"
+        )
+    return float(weight)
 
 
 def _optional(directory: Path, name: str, size: int) -> np.ndarray:

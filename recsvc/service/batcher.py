@@ -100,6 +100,7 @@ class FeedBatcher:
             unknown_risk=settings.unknown_risk_policy,
             max_per_topic=settings.max_videos_per_topic,
             freshness=settings.freshness,
+            fresh_videos=settings.fresh_videos,
         )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []

@@ -83,6 +83,19 @@ class Metrics:
             "When this replica last read the live trending counts from Redis, Unix time (0: "
             "never; a model without a trending prior needs none).", registry=r,
         )  # fmt: skip
+        self.fresh_videos = Gauge(
+            "recsvc_fresh_videos",
+            "Live catalogue videos the served model does not know (published since it was "
+            "trained), ranked from a second table, by where their vector comes from: metadata "
+            "(the trainer's map) or collaborative (solved from their first viewers).",
+            ["vector"], registry=r,
+        )  # fmt: skip
+        self.fresh_views_lost = Counter(
+            "recsvc_fresh_views_not_recorded_total",
+            "Accepted events on fresh videos whose record for the videos' collaborative "
+            "vectors failed (Redis): the events are kept; the videos learn from fewer viewers.",
+            registry=r,
+        )  # fmt: skip
         self.trending_live = Gauge(
             "recsvc_trending_prior_live",
             "1 when the served model's trending prior comes from the live counts, 0 while it "

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         "", description="Half-lives per catalogue topic, `topic=hours,topic=hours` (a video "
         "of several topics takes the shortest).",
     )  # fmt: skip
+    fresh_videos: bool = Field(
+        True, description="Rank the live catalogue videos the model does not know (published "
+        "since it was trained) from their metadata, then from their first viewers.",
+    )  # fmt: skip
+    fresh_min_viewers: int = Field(
+        3, ge=1, le=1000, description="Viewers with a published vector a fresh video needs "
+        "before its vector is solved from theirs (until then: its metadata vector).",
+    )  # fmt: skip
     max_videos_per_topic: int = Field(
         0, ge=0, le=100, description="At most this many videos of one catalogue topic before "
         "a page's other videos (a video counts for each of its topics); 0: no limit.",

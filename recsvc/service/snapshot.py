@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ from recsvc.contract.catalog import Catalog
 from recsvc.contract.experiments import Experiments, parse_experiments, require_published
 from recsvc.contract.manifest import is_version_dir, version_dirs
 from recsvc.feed.attach import ItemRules
+from recsvc.feed.fresh import Learned
 from recsvc.feed.model import ServingModel
+from recsvc.service.fresh import FreshLearner
 from recsvc.service.trends import LiveTrends
 from recsvc.store.control import Pointer
 from recsvc.store.gateway import RedisUnavailable
@@ -41,6 +43,9 @@ class Snapshot:
     # Models that experiment variants ask for besides the current one: "challenger" or a
     # pinned version, each with its rules under the catalogue.
     others: dict[str, tuple[ServingModel, ItemRules | None]] = field(default_factory=dict)
+    # The current model's fresh videos' collaborative vectors (recsvc.service.fresh); the
+    # other models' fresh videos keep their metadata vectors.
+    learned: Mapping[str, Learned] = field(default_factory=dict)
 
     def resolve(self, key: str) -> tuple[ServingModel | None, ItemRules | None]:
         """The model (and rules) a variant's `model` names; the current one for "current", and
@@ -57,19 +62,31 @@ class Snapshot:
         return replace(self, others=others)
 
     def with_model(self, model: ServingModel) -> Snapshot:
-        return replace(self, model=model, rules=_rules(model, self.catalog))
+        return replace(self, model=model, rules=_rules(model, self.catalog), learned={})
 
     def with_catalog(self, catalog: Catalog) -> Snapshot:
         others = {k: (m, _rules(m, catalog)) for k, (m, _) in self.others.items()}
-        return replace(self, catalog=catalog, rules=_rules(self.model, catalog), others=others)
+        rules = _rules(self.model, catalog, self.learned)
+        return replace(self, catalog=catalog, rules=rules, others=others)
+
+    def with_learned(self, learned: Mapping[str, Learned]) -> Snapshot:
+        """The current model's fresh videos with these collaborative vectors."""
+        if self.model is None or self.rules is None:
+            return replace(self, learned=learned)
+        fresh = self.model.fresh_videos(self.catalog, learned)
+        return replace(self, learned=learned, rules=self.rules.with_fresh(fresh))
 
 
-def _rules(model: ServingModel | None, catalog: Catalog) -> ItemRules | None:
-    """The rules of a model under a catalogue; None (no feeds) until both are loaded."""
+def _rules(
+    model: ServingModel | None, catalog: Catalog, learned: Mapping[str, Learned] | None = None
+) -> ItemRules | None:
+    """The rules of a model under a catalogue, with the catalogue's videos the model does not
+    know as its fresh table; None (no feeds) until both are loaded."""
     if model is None or catalog.revision is None:
         return None
     manifest = model.ranking.manifest
-    return ItemRules.compile(manifest.video_ids, manifest.product_ids, catalog)
+    rules = ItemRules.compile(manifest.video_ids, manifest.product_ids, catalog)
+    return rules.with_fresh(model.fresh_videos(catalog, learned or {}))
 
 
 class Serving:
@@ -80,6 +97,7 @@ class Serving:
         store: FeatureStore,
         models_dir: Path,
         on_reload: Callable[[str, str], None] | None = None,
+        fresh_min_viewers: int = 3,
     ) -> None:
         self.store = store
         self.models_dir = models_dir
@@ -95,6 +113,8 @@ class Serving:
         self.refused_experiments: dict[str, float] = {}
         self.missing_models: set[str] = set()  # named by variants, not published
         self.trends = LiveTrends()
+        self.fresh = FreshLearner(fresh_min_viewers)
+        self._fresh_applied = -1  # the learner's revision the snapshot holds
 
     async def load_version(self, version: str, generation: int | None) -> bool:
         """Load, verify and swap in a model version; keep the current one if it fails."""
@@ -160,6 +180,37 @@ class Serving:
             await self.load_version(pointer.version, pointer.generation)
         await self._load_others(polled.challenger)
         await self.refresh_trends()
+        await self.refresh_fresh()
+
+    async def refresh_fresh(self) -> None:
+        """The current model's fresh videos' collaborative vectors: read when due
+        (FreshLearner), swapped in with a fresh table built off the event loop."""
+        snapshot = self.snapshot
+        model = snapshot.model
+        if model is None or snapshot.rules is None:
+            return
+        if self.fresh.due(time.monotonic()):
+            try:
+                await self.fresh.refresh(self.store, model, snapshot.rules.fresh)
+            except RedisUnavailable as exc:
+                log.warning("fresh videos' viewers not read: %s", exc)
+        revision, key = self.fresh.revision, (model.version, model.generation)
+        if revision == self._fresh_applied or self.fresh.model_key != key:
+            return
+        learned = dict(self.fresh.learned)
+        updated = await asyncio.to_thread(snapshot.with_learned, learned)
+        current = self.snapshot  # taken again after the await: swap only what was built on
+        same_model = (
+            current.model is not None
+            and (
+                current.model.version,
+                current.model.generation,
+            )
+            == key
+        )
+        if same_model and current.catalog is snapshot.catalog and updated.rules is not None:
+            self.snapshot = replace(current, learned=learned, rules=updated.rules)
+            self._fresh_applied = revision
 
     async def refresh_trends(self) -> None:
         """The live trending counts, read when due (LiveTrends), put into every loaded model

@@ -2,7 +2,8 @@
 
 Each aggregate lives in its own module with its Lua scripts beside it: user state and profiles
 (users), event ingestion (ingest), exposures and stream sizes (streams), the live trending
-counts (trends), the catalogue (catalog) and the pointers a replica polls (control). All of
+counts (trends), the first viewers of videos the model does not know (fresh), the
+catalogue (catalog) and the pointers a replica polls (control). All of
 them call Redis through one gateway (gateway: the client, the key layout and the circuit
 breaker), so one breaker guards every call of a replica.
 """
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 from recsvc.store.catalog import CatalogStore
 from recsvc.store.control import ControlStore
+from recsvc.store.fresh import FreshStore
 from recsvc.store.ingest import IngestStore
 from recsvc.store.streams import StreamStore
 from recsvc.store.trends import TrendStore
 from recsvc.store.users import UserStore
 
 
-class FeatureStore(UserStore, IngestStore, StreamStore, CatalogStore, ControlStore, TrendStore):
+class FeatureStore(
+    UserStore, IngestStore, StreamStore, CatalogStore, ControlStore, TrendStore, FreshStore
+):
     """Everything the service reads and writes in Redis, through one breaker."""

@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from recsvc.contract.manifest import TRENDING_FILE
+from recsvc.contract.catalog import VideoRecord
+from recsvc.contract.manifest import (
+    METADATA_FEATURES_FILE,
+    METADATA_MAP_FILE,
+    TRENDING_FILE,
+    USER_GRAM_FILE,
+)
 from training.models.export import export_model
+from training.models.metadata import fit_metadata_map
 
 DIM = 4
 TOPICS = ("insurance", "saving", "investing", "credit")
@@ -77,10 +84,15 @@ def video_records() -> list[dict[str, Any]]:
 
 
 def write_planted_model(
-    models_dir: Path, version: str, user_scale: float = 1.0, trending_weight: float = 0.0
+    models_dir: Path,
+    version: str,
+    user_scale: float = 1.0,
+    trending_weight: float = 0.0,
+    today_weight: float = 0.0,
 ) -> Path:
     """Export the planted model as models_dir/<version>/ (through the real exporter); with a
-    trending weight, a trending prior over 24 hours that is 0 for every video as exported."""
+    trending weight, a trending prior over 24 hours that is 0 for every video as exported;
+    with a today weight, published vectors blended with the fold-in of recent events."""
     users = np.zeros((len(USERS), DIM), dtype=np.float32)
     for i, axis in enumerate(USERS.values()):
         users[i, axis] = user_scale
@@ -96,7 +108,19 @@ def write_planted_model(
         "user_factors.npy": users,
         "user_ids.npy": np.array(list(USERS)),
     }
-    params: dict[str, Any] = {"regularization": 0.1, "alpha": 1.0, "confidence": "linear"}
+    # Where a video published since is placed: its topic's videos (their metadata)
+    records = {v: VideoRecord(video_id=v, topics=[TOPICS[int(v[1])]]) for v in VIDEOS}
+    placed = fit_metadata_map(VIDEOS, records, video_factors())
+    arrays[METADATA_MAP_FILE] = placed.weights
+    arrays[METADATA_FEATURES_FILE] = placed.features
+    arrays[USER_GRAM_FILE] = users.T @ users
+    params: dict[str, Any] = {
+        "regularization": 0.1,
+        "alpha": 1.0,
+        "confidence": "linear",
+        "fresh": {"regularization": 0.1},
+        "today": {"weight": today_weight},
+    }
     if trending_weight > 0:
         arrays[TRENDING_FILE] = np.zeros(len(VIDEOS), dtype=np.float32)
         params["trending"] = {"weight": trending_weight, "hours": 24.0}

@@ -93,14 +93,18 @@ def split(data: Dataset, spec: SplitSpec) -> tuple[Dataset, Interactions]:
 
 
 def _split_temporal(data: Dataset, holdout_days: int) -> tuple[Dataset, Interactions]:
+    return split_at(data, temporal_cutoff(data, holdout_days))
+
+
+def temporal_cutoff(data: Dataset, holdout_days: int) -> datetime:
+    """Where the temporal protocol cuts: the start of the last `holdout_days` UTC days."""
     if data.events is None:
         raise ValueError("the temporal protocol needs event timestamps, and this data has none")
-    events = data.events
-    last = pc.max(events.column("ts")).as_py()
+    last = pc.max(data.events.column("ts")).as_py()
     if last is None:
         raise ValueError("the temporal protocol needs at least one event")
     last_day = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    return split_at(data, last_day - timedelta(days=holdout_days - 1))
+    return last_day - timedelta(days=holdout_days - 1)  # type: ignore[no-any-return]
 
 
 def split_at(data: Dataset, cutoff: datetime) -> tuple[Dataset, Interactions]:

@@ -106,6 +106,15 @@ def evaluation_text(report: dict[str, Any]) -> str:
             f"Cards: {attach['hit_rate']:.1%} of {attach['pairs']:,} held-out purchases were on "
             f"the buyer's page (attach weights a={a:g}, b={b:g})"
         )
+    today = report.get("today")
+    if today and today["users"]:
+        ndcg = today["ndcg_at_10"]
+        lines.append(
+            f"Today: the published vector blended with the fold-in of the day's first events at "
+            f"weight {today['weight']:g} (NDCG@10 of the day's later videos "
+            f"{ndcg[str(today['weight'])]:.4f}, last night's vector alone {ndcg['0.0']:.4f}; "
+            f"{today['users']:,} users)"
+        )
     stages = ", ".join(f"{name} {s['seconds']:.1f}s" for name, s in report["stages"].items())
     lines.append(f"Time: {report['seconds']:.1f} s ({stages})")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from recsvc.contract.manifest import (
     MODEL_FILE,
     PROJECTION_FILE,
+    USER_GRAM_FILE,
     Manifest,
     sha256_file,
     write_manifest,
@@ -160,6 +161,8 @@ def export_factors(
         **(popularity or {}),
         **({} if factors.projection is None else {PROJECTION_FILE: factors.projection}),
         "user_factors.npy": factors.user,
+        # XᵀX of the users: the item-side closed form over a new video's viewers needs it
+        USER_GRAM_FILE: (factors.user.T.astype(np.float64) @ factors.user).astype(np.float32),
         "user_ids.npy": index.user_ids.astype(str),
     }
     info = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from recsvc.contract.manifest import TRENDING_FILE
+from recsvc.contract.catalog import VideoRecord
+from recsvc.contract.manifest import METADATA_FEATURES_FILE, METADATA_MAP_FILE, TRENDING_FILE
+from recsvc.contract.metadata import video_features
 from training.data.events import EventDataError, EventFormat, load_events
 from training.data.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.data.segments import Segments, read_users_file, segment_popularity
-from training.data.splits import Dataset, SplitSpec, split
+from training.data.splits import Dataset, Protocol, SplitSpec, split, temporal_cutoff
 from training.evaluation.attach import attach_hit_rate
 from training.evaluation.evaluate import (
     EvalSpec,
@@ -36,6 +38,7 @@ from training.evaluation.evaluate import (
 )
 from training.evaluation.intervals import versus
 from training.models.factors import Factors, FitParams, fit, save_factors
+from training.models.today import choose_today_weight
 from training.models.trending import last_event, trending_prior
 from training.models.tuner import Objective, TuneBudget, TuneResult, tune
 from training.models.tuner_phases import with_half_life
@@ -106,9 +109,13 @@ def export_trained(
     data: dict,
     metrics: dict,
     segments: Segments | None = None,
+    videos: Mapping[str, VideoRecord] | None = None,
+    extra_params: Mapping[str, Any] | None = None,
 ) -> Path:
     """Export a fit as models_dir/<version>/ with popularity counts (per segment too, given
-    the users' segments), the confidence weights fold-in needs, and the user factors."""
+    the users' segments), the confidence weights fold-in needs, the user factors, and, given
+    the videos' records, the map from their metadata to the item space (for videos published
+    after training: training.models.metadata)."""
     from training.models.export import export_factors
 
     index = dataset.interactions.index
@@ -136,7 +143,53 @@ def export_trained(
             "hours": fit_params.trending_hours,
             "until": str(last_event(dataset.events)),
         }
+    params.update(extra_params or {})
+    if videos is not None:
+        fresh_arrays, params["fresh"] = metadata_arrays(factors, dataset, videos)
+        popularity.update(fresh_arrays)
     return export_factors(models_dir, factors, index, data["window"], metrics, popularity, params)
+
+
+def metadata_arrays(
+    factors: Factors, dataset: Dataset, videos: Mapping[str, VideoRecord]
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The metadata map's arrays and the `fresh` params (training.models.metadata)."""
+    from training.models.metadata import fit_metadata_map, prior_weight
+
+    index = dataset.interactions.index
+    video_factors = factors.item[: len(index.video_ids)]
+    mapped = fit_metadata_map([str(v) for v in index.video_ids], videos, video_factors)
+    features = [video_features(videos.get(str(v))) for v in index.video_ids]
+    confidence = dataset.interactions.confidence.tocsc()[:, index.videos]
+    weight = prior_weight(
+        confidence.tocsr(),
+        factors.user,
+        video_factors,
+        mapped.predict(features),
+        factors.params.as_dict(),
+    )
+    arrays = {METADATA_MAP_FILE: mapped.weights, METADATA_FEATURES_FILE: mapped.features}
+    return arrays, {"regularization": weight, "metadata_l2": mapped.l2}
+
+
+def catalog_videos(catalog: Path) -> dict[str, VideoRecord]:
+    """The video records of a catalogue directory (its videos.jsonl), by id; a line that is
+    not a valid record is an EventDataError naming the file and the line."""
+    path = catalog / "videos.jsonl"
+    records: dict[str, VideoRecord] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise EventDataError(f"{path} is unreadable: {exc!r}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = VideoRecord.model_validate_json(line)
+        except ValueError as exc:
+            raise EventDataError(f"{path}, line {number}: not a video record ({exc})") from None
+        records[record.video_id] = record
+    return records
 
 
 def model_scorer(factors: Factors, train: Dataset) -> FactorScorer:
@@ -266,7 +319,15 @@ def run_train(
                 else {}
             )
             report["model_dir"] = str(
-                export_trained(models_dir, factors, dataset, data, metrics, segments)
+                export_trained(
+                    models_dir,
+                    factors,
+                    dataset,
+                    data,
+                    metrics,
+                    segments,
+                    catalog_videos(source.catalog) if source.catalog is not None else None,
+                )
             )
         if segments is not None:
             report["segments"] = segments.as_dict(dataset.interactions.index.user_ids.tolist())
@@ -318,6 +379,11 @@ def run_evaluate(
     scorers = [model, *baselines(train)]
     if source.truth is not None:
         scorers.append(OracleScorer(source.truth, index))
+    today = None
+    if split_spec.protocol is Protocol.TEMPORAL:
+        with stages.stage("today"):  # what the test day's own events add (training.models.today)
+            cutoff = temporal_cutoff(dataset, split_spec.holdout_days)
+            today = choose_today_weight(factors, dataset, cutoff).as_dict()
     with stages.stage("evaluate"):
         scored = {s.name: evaluate(s, evaluated, eval_spec) for s in scorers}
         comparisons = {
@@ -359,6 +425,7 @@ def run_evaluate(
         "warnings": [w for c in comparisons.values() for w in c["warnings"]],
         "data": data,
         "tuning": tuning.as_dict() if tuning else None,
+        "today": today,
         "stages": stages.records,
         "seconds": round(time.perf_counter() - started, 3),
     }

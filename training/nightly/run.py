@@ -69,6 +69,7 @@ from training.models.pipeline import (
     model_scorer,
     tuned_data,
 )
+from training.models.today import choose_today_weight
 from training.models.tuner import TuneBudget
 from training.nightly.decision import decide, holdout_start, nothing_new
 from training.nightly.live import live_catalog, trained_until
@@ -180,6 +181,9 @@ def _run(
     report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
     with _stage(stages, lease, "fit_holdout"):
         factors = fit(train.interactions.confidence, params)
+    with _stage(stages, lease, "today"):
+        today = choose_today_weight(factors, dataset, cutoff)
+    report["today"] = today.as_dict()
     index = dataset.interactions.index
     with _stage(stages, lease, "evaluate"):
         scored = {
@@ -226,7 +230,14 @@ def _run(
     with _stage(stages, lease, "export"):
         metrics = {"nightly_holdout": scores["new"]}
         model_dir = export_trained(
-            spec.models_dir, final, dataset, report["data"], metrics, segments
+            spec.models_dir,
+            final,
+            dataset,
+            report["data"],
+            metrics,
+            segments,
+            catalog.videos if catalog is not None else None,
+            {"today": {"weight": today.weight, "users": today.users}},
         )
     report["model_dir"] = str(model_dir)
     with _stage(stages, lease, "publish"):

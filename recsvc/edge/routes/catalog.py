@@ -128,3 +128,29 @@ async def put_video_status(
 ) -> dict[str, Any]:
     """Retire (or revive) a video; one without a record gets a minimal one."""
     return await _set_status(runtime, Kind.VIDEOS, video_id, update)
+
+
+@router.get("/videos/{video_id}/serving", responses=NOT_FOUND)
+async def get_video_serving(video_id: ItemId, runtime: RuntimeDep) -> dict[str, Any]:
+    """How this replica ranks a video now: by the model's own vector (`model`), or, for a
+    video published since the model was trained, by the vector its metadata places it at
+    (`metadata`) until `viewers` of its first viewers moved it (`collaborative`). 404 for a
+    video this replica's model and catalogue do not rank (unknown, retired, or no model or
+    catalogue loaded yet)."""
+    snapshot = runtime.serving.snapshot
+    model, rules = snapshot.model, snapshot.rules
+    retired = snapshot.catalog.retired_videos()
+    if model is None or rules is None or video_id in retired:
+        raise HTTPException(404, f"video {video_id} is not ranked by this replica")
+    vector, viewers = "model", None
+    if video_id in rules.fresh.position:
+        viewers = rules.fresh.viewers[rules.fresh.position[video_id]]
+        vector = "collaborative" if viewers else "metadata"
+    elif video_id not in rules.video_position:
+        raise HTTPException(404, f"video {video_id} is not ranked by this replica")
+    return {
+        "video_id": video_id,
+        "model_version": model.version,
+        "vector": vector,
+        "viewers": viewers,
+    }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from recsvc.edge.deps import RuntimeDep, unavailable
+from recsvc.contract.records import Event
+from recsvc.edge.deps import Runtime, RuntimeDep, unavailable
 from recsvc.edge.schemas import EventBatch, EventsAccepted
 from recsvc.store.gateway import RedisUnavailable
 from recsvc.store.ingest import IngestBusy, StreamFull
 
+log = logging.getLogger("recsvc.edge.events")
 router = APIRouter(prefix="/v1", tags=["events"])
 STREAM_FULL_RETRY_SECONDS = 60
 BUSY_RETRY_SECONDS = 1
@@ -69,6 +73,7 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
     except StreamFull as exc:
         runtime.metrics.events.labels("stream_full").inc(len(events))
         raise unavailable(f"events not accepted: {exc}", STREAM_FULL_RETRY_SECONDS) from None
+    await _record_fresh_views(runtime, events)
     counted = runtime.metrics.events
     counted.labels("accepted").inc(ingested.accepted)
     counted.labels("duplicate").inc(ingested.duplicates)
@@ -80,3 +85,27 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
         duplicates=ingested.duplicates,
         not_applied=ingested.not_applied,
     )
+
+
+async def _record_fresh_views(runtime: Runtime, events: Sequence[Event]) -> None:
+    """The batch's views, clicks and purchases of videos the current model does not know,
+    recorded for their collaborative vectors (recsvc.service.fresh). After the batch was
+    accepted: a failure here costs a video some of its first viewers, never an event (the
+    stream has it, and the next nightly model learns from it); it is counted and logged."""
+    rules = runtime.serving.snapshot.rules
+    if rules is None or not len(rules.fresh):
+        return
+    fresh = rules.fresh.position
+    views: dict[str, dict[str, str]] = {}
+    for event in events:
+        if event.item_type == "video" and event.item_id in fresh and event.action != "impression":
+            ratio = "" if event.watch_ratio is None else repr(event.watch_ratio)
+            field = f"{event.user_id}|{event.event_id}"
+            views.setdefault(event.item_id, {})[field] = f"{event.user_id}|{event.action}|{ratio}"
+    if not views:
+        return
+    try:
+        await runtime.store.record_fresh_views(views)
+    except RedisUnavailable as exc:
+        runtime.metrics.fresh_views_lost.inc(sum(len(v) for v in views.values()))
+        log.warning("first views of %d fresh videos not recorded: %s", len(views), exc)
