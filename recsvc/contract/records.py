@@ -8,7 +8,7 @@ Redis, and the offline half reads the drained events back; one definition for al
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -144,6 +144,8 @@ class Exposure:
     model_version: str
     videos: list[str]  # in rank order
     products: list[str | None]  # the card under each video, or None
+    # the 1-based ranks of the page's exploration slots (recsvc.feed.compute.explore)
+    explored: list[int] = field(default_factory=list)
 
     def fields(self) -> list[str]:
         """The exposure as stream field values, in EXPOSURE_FIELDS order."""
@@ -155,6 +157,7 @@ class Exposure:
             self.model_version,
             ",".join(self.videos),
             ",".join(p or "" for p in self.products),
+            ",".join(str(rank) for rank in self.explored),
         ]
 
 

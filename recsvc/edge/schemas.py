@@ -30,6 +30,12 @@ class FeedItem(BaseModel):
     video_id: str
     score: float
     product: ProductCard | None
+    explored: bool = Field(
+        False,
+        description="An exploration slot (RECSVC_EXPLORATION_SHARE): a video published since "
+        "the model, not ranked for this user (score 0, no card) but shown so that its first "
+        "viewers place it.",
+    )
 
 
 class ExperimentVariant(BaseModel):

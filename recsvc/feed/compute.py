@@ -9,6 +9,7 @@ recent events (`fold_in`), else the popularity of the user's segment, else globa
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -51,6 +52,8 @@ class FeedOptions:
     freshness: Freshness = Freshness()
     # rank the catalogue's videos the model does not know beside its own (recsvc.feed.fresh)
     fresh_videos: bool = True
+    # this share of a page's slots shows fresh videos no viewer has placed yet (`explore`)
+    exploration_share: float = 0.0
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -75,6 +78,7 @@ class FeedOptions:
                 weight=float(overrides.get("freshness_weight", self.freshness.weight)),
             ),
             fresh_videos=bool(overrides.get("fresh_videos", self.fresh_videos)),
+            exploration_share=float(overrides.get("exploration_share", self.exploration_share)),
         )
 
     @property
@@ -292,7 +296,54 @@ def build_feeds(
     """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
     inputs = rank_inputs(model, rules, states, sizes, options)
     ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options)
-    return pages(model, rules, inputs, ranked, sizes, options)
+    feeds = pages(model, rules, inputs, ranked, sizes, options)
+    if len(rules.fresh) and any(o.exploration_share for o in options):
+        feeds = [
+            explore(feed, rules, option.exploration_share, state)
+            for feed, option, state in zip(feeds, options, states, strict=True)
+        ]
+    return feeds
+
+
+def exploration_slots(size: int, share: float) -> list[int]:
+    """The 0-based slots of a page of `size` that exploration takes: round(share · size) of
+    them, spread evenly, none at the top (slot i of m at ⌊(i + ½)·size/m⌋)."""
+    count = min(size, math.floor(share * size + 0.5))
+    return [math.floor((i + 0.5) * size / count) for i in range(count)]
+
+
+def explore(feed: Feed, rules: ItemRules, share: float, state: UserState) -> Feed:
+    """The page with its exploration slots given to fresh videos no viewer has placed yet
+    (still at their metadata vector), drawn at random among those the user has not seen and
+    the page does not hold; the page's own videos move down and its last ones drop out. An
+    explored video carries `explored: true`, no product card, and score 0 (it was not
+    ranked). Where too few such videos exist, the slots stay the page's own."""
+    slots = exploration_slots(len(feed.items), share)
+    if not slots:
+        return feed
+    shown = {item["video_id"] for item in feed.items} | state.seen_videos()
+    fresh = rules.fresh
+    candidates = [
+        video
+        for video, n in zip(fresh.ids, fresh.viewers, strict=True)
+        if not n and video not in shown
+    ]
+    if not candidates:
+        return feed
+    chosen = random.sample(candidates, min(len(slots), len(candidates)))
+    explored = dict(zip(slots, chosen, strict=False))
+    own = iter(feed.items)
+    items: list[dict[str, Any]] = []
+    for slot in range(len(feed.items)):
+        video = explored.get(slot)
+        if video is None:
+            item = {**next(own), "rank": slot + 1}
+        else:
+            item = {"rank": slot + 1, "video_id": video, "score": 0.0, "product": None}
+            item["explored"] = True
+        items.append(item)
+    attached = [i["product"]["product_id"] for i in items if i["product"]]
+    return Feed(feed.source, items, attached)
 
 
 def with_fresh(

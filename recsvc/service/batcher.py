@@ -101,6 +101,7 @@ class FeedBatcher:
             max_per_topic=settings.max_videos_per_topic,
             freshness=settings.freshness,
             fresh_videos=settings.fresh_videos,
+            exploration_share=settings.exploration_share,
         )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []
@@ -234,6 +235,7 @@ class FeedBatcher:
                 model_version=s.model.version,
                 videos=[item["video_id"] for item in s.feed.items],
                 products=[(item["product"] or {}).get("product_id") for item in s.feed.items],
+                explored=[item["rank"] for item in s.feed.items if item.get("explored")],
             )
             for user_id, s in served
         ]
@@ -309,6 +311,9 @@ class FeedBatcher:
         for source, count in Counter(feed.source.value for feed in feeds).items():
             self.metrics.feed_source.labels(source).inc(count)
         self.metrics.feed_items.inc(sum(len(feed.items) for feed in feeds))
+        explored = sum(1 for feed in feeds for item in feed.items if item.get("explored"))
+        if explored:
+            self.metrics.explored.inc(explored)
         self.metrics.attached.inc(sum(len(feed.attached) for feed in feeds))
         if cause is not None:
             self.metrics.degraded.labels(cause).inc(len(feeds))

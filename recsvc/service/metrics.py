@@ -90,6 +90,12 @@ class Metrics:
             "(the trainer's map) or collaborative (solved from their first viewers).",
             ["vector"], registry=r,
         )  # fmt: skip
+        self.explored = Counter(
+            "recsvc_explored_items_total",
+            "Feed items shown in exploration slots (RECSVC_EXPLORATION_SHARE): new videos not "
+            "ranked for the user, shown so that their first viewers place them.",
+            registry=r,
+        )  # fmt: skip
         self.fresh_views_lost = Counter(
             "recsvc_fresh_views_not_recorded_total",
             "Accepted events on fresh videos whose record for the videos' collaborative "

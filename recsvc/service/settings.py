@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         True, description="Rank the live catalogue videos the model does not know (published "
         "since it was trained) from their metadata, then from their first viewers.",
     )  # fmt: skip
+    exploration_share: float = Field(
+        0.0, ge=0, le=0.5, description="This share of a page's slots shows new videos no "
+        "viewer has placed yet, at random (0: off); the page's own videos move down.",
+    )  # fmt: skip
     fresh_min_viewers: int = Field(
         3, ge=1, le=1000, description="Viewers with a published vector a fresh video needs "
         "before its vector is solved from theirs (until then: its metadata vector).",

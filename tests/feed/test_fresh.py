@@ -12,6 +12,9 @@ Specification:
   caps): a product a user may not be offered is never attached under it.
 - Users ranked by popularity (no vector) and options with `fresh_videos` off get the model's
   videos only.
+- An exploration share gives round(share · n) slots of a page, spread out and never the top,
+  to fresh videos no viewer has placed yet, unseen and not on the page, at random; they carry
+  `explored`, no card, and the page's own videos move down.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import ItemStatus
 from recsvc.contract.user_state import UserState, recent_entry
 from recsvc.feed.attach import ItemRules
-from recsvc.feed.compute import FeedOptions, build_feeds
+from recsvc.feed.compute import FeedOptions, build_feeds, exploration_slots
 from recsvc.feed.fresh import Learned
 from recsvc.feed.model import ServingModel
 from recsvc.service.snapshot import Snapshot
@@ -126,3 +129,38 @@ def test_a_card_under_a_fresh_video_obeys_the_rules(model: ServingModel) -> None
         capped=frozenset({"p-dep"}),
     )
     assert card(held) not in {"p-fund", "p-pen", "p-dep", "p-nodisc"}
+
+
+@pytest.mark.parametrize(
+    ("size", "share", "slots"),
+    [(20, 0.1, [5, 15]), (5, 0.2, [2]), (5, 0.0, []), (4, 0.1, []), (10, 0.5, [1, 3, 5, 7, 9])],
+)
+def test_exploration_slots_are_spread_over_the_page_and_never_the_top(
+    size: int, share: float, slots: list[int]
+) -> None:
+    assert exploration_slots(size, share) == slots
+
+
+def test_exploration_shows_unplaced_unseen_fresh_videos_without_a_card(
+    model: ServingModel,
+) -> None:
+    new = [VideoRecord(video_id=f"v-new-{i}", topics=["credit"]) for i in range(3)]
+    rules = rules_for(model, *new)
+    learned = {"v-new-0": Learned(np.array([0, 0, 0, 1], dtype=np.float32), 3)}
+    rules = rules.with_fresh(model.fresh_videos(catalog(*new), learned))
+    state = user(0, seen=("v-new-1",))
+    options = FeedOptions(exploration_share=0.34, max_attached=5)
+    for _ in range(10):  # drawn at random: the only candidate every time
+        feed = build_feeds(model, rules, [state], [3], [options])[0]
+        assert [item["rank"] for item in feed.items] == [1, 2, 3]
+        # v-new-0 is placed (learned), v-new-1 seen: v-new-2 alone may be explored, in the
+        # page's one slot (the second); v02 drops out
+        assert [(i["video_id"], i.get("explored", False), i["score"]) for i in feed.items] == [
+            ("v00", False, 1.0),
+            ("v-new-2", True, 0.0),
+            ("v01", False, 0.9),
+        ]
+        assert feed.items[1]["product"] is None
+        assert feed.attached == [i["product"]["product_id"] for i in feed.items if i["product"]]
+    without = build_feeds(model, rules, [state], [3], [FeedOptions(max_attached=5)])[0]
+    assert not any(item.get("explored") for item in without.items)

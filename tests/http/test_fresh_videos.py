@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from recsvc.contract.keys import Keys
 from tests.http.builders import (
     PLANTED_VERSION,
     event_body,
@@ -108,3 +110,52 @@ def test_a_variant_without_fresh_videos_and_a_retired_one_never_serve_it(
     assert retired.status_code == 200
     assert eventually(lambda: NEW not in [i["video_id"] for i in page(reader, "u-ins", 20)], 30)
     assert serving_of(reader, NEW) == {}
+
+
+EXPLORING = """
+[[experiment]]
+name = "explore"
+
+[[experiment.variant]]
+name = "on"
+weight = 1.0
+exploration_share = 0.34
+
+[[experiment.variant]]
+name = "off"
+weight = 0.0
+"""
+
+
+def test_an_exploration_variant_shows_a_new_video_and_its_exposure_names_the_slot(
+    replicas: tuple[httpx.Client, httpx.Client], redis_url: str
+) -> None:
+    writer, reader = replicas
+    # a credit video: the insurance user's first three are the insurance videos by score
+    record = {"video_id": NEW, "topics": ["credit"]}
+    assert writer.put(f"/v1/catalog/videos/{NEW}", json=record).status_code == 200
+    assert writer.put("/v1/admin/experiments", content=EXPLORING.encode()).status_code == 200
+
+    def explored() -> list[dict[str, Any]]:
+        response = reader.get("/v1/feed", params={"user_id": "u-ins", "n": 3})
+        return [i for i in response.json()["items"] if i.get("explored")]
+
+    assert eventually(lambda: [i["video_id"] for i in explored()] == [NEW], 30)
+    body = reader.get("/v1/feed", params={"user_id": "u-ins", "n": 3}).json()
+    assert body["variant"] == "explore:on"
+    assert [(i["video_id"], i.get("explored", False)) for i in body["items"]] == [
+        ("v00", False),
+        (NEW, True),
+        ("v01", False),
+    ]
+    client = redis.Redis.from_url(redis_url)
+    assert eventually(
+        lambda: (
+            body["request_id"]
+            in {f[b"request_id"].decode() for _, f in client.xrange(Keys().exposures)}
+        )
+    )
+    logged = {f[b"request_id"].decode(): f for _, f in client.xrange(Keys().exposures)}
+    assert logged[body["request_id"]][b"explored"] == b"2"
+    metrics = reader.get("/metrics").text
+    assert "recsvc_explored_items_total" in metrics

@@ -17,6 +17,10 @@ class ReportError(ValueError):
     """A report that cannot be made (no exposures, an unknown experiment, unreadable input)."""
 
 
+# Exposure columns that files drained before them lack: read as empty lists.
+ADDED_LATER = frozenset({"explored"})
+
+
 def load_exposures(path: Path) -> pa.Table:
     """Every exposure file under `path` (day partitions, as `recsvc drain` writes them)."""
     if not path.is_dir():
@@ -33,10 +37,13 @@ def load_exposures(path: Path) -> pa.Table:
         try:
             names = pq.read_schema(file).names
             missing = [name for name in EXPOSURE_SCHEMA.names if name not in names]
-            if missing:
+            if set(missing) - ADDED_LATER:
                 raise ReportError(f"{file}: not an exposure file (no {', '.join(missing)} column)")
-            table = pq.read_table(file, columns=EXPOSURE_SCHEMA.names)
-            tables.append(table.cast(EXPOSURE_SCHEMA))
+            table = pq.read_table(file, columns=[n for n in EXPOSURE_SCHEMA.names if n in names])
+            for name in missing:  # a file drained before the column existed: none recorded
+                column = pa.array([[]] * table.num_rows, EXPOSURE_SCHEMA.field(name).type)
+                table = table.append_column(name, column)
+            tables.append(table.select(EXPOSURE_SCHEMA.names).cast(EXPOSURE_SCHEMA))
         except (OSError, pa.ArrowException) as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ReportError(f"{file}: unreadable exposure file: {first_line}") from None

@@ -197,6 +197,8 @@ def _exposure_row(fields: dict[str, str]) -> dict[str, Any]:
     row["ts"] = ts
     row["videos"] = videos.split(",") if videos else []
     row["products"] = [p or None for p in fields.get("products", "").split(",")] if videos else []
+    explored = fields.get("explored", "")
+    row["explored"] = [int(rank) for rank in explored.split(",") if rank.isdigit()]
     return row
 
 
@@ -209,6 +211,7 @@ EXPOSURE_TYPES = {
     "model_version": pa.string(),
     "videos": pa.list_(pa.string()),
     "products": pa.list_(pa.string()),  # the card under each video, or null
+    "explored": pa.list_(pa.int32()),  # the ranks of the exploration slots (none before them)
 }
 EXPOSURE_SCHEMA = pa.schema([(name, EXPOSURE_TYPES[name]) for name in EXPOSURE_FIELDS])
 EVENTS = Stream("events", "event_id", EVENT_SCHEMA, _row)
