@@ -29,7 +29,8 @@ variants get the current model and the replica lists the version in `missing_mod
 `attach` (false: no product card), `attach_user_weight`, `attach_video_weight`,
 `max_attached_per_page`, `daily_cap_per_product`, `max_videos_per_topic`,
 `freshness_weight`, `fresh_videos` (false: only the model's own videos),
-`exploration_share`. What it does not
+`exploration_share`, `today_weight` (0: last night's vectors alone), `live_trending` (false:
+the trending prior as exported). What it does not
 set stays as the service's settings say. Two experiments that can share a user (different
 namespaces, or none) must not set the same parameter: the service could not say which of
 them a response measured.
@@ -84,6 +85,8 @@ class Variant(BaseModel):
     freshness_weight: float | None = Field(None, ge=0, le=100)
     fresh_videos: bool | None = None
     exploration_share: float | None = Field(None, ge=0, le=0.5)
+    today_weight: float | None = Field(None, ge=0, le=1)
+    live_trending: bool | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The parameters this variant sets (everything but its name and weight)."""

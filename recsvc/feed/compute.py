@@ -54,6 +54,10 @@ class FeedOptions:
     fresh_videos: bool = True
     # this share of a page's slots shows fresh videos no viewer has placed yet (`explore`)
     exploration_share: float = 0.0
+    # the blend of today's behaviour into published vectors (None: the model's weight)
+    today_weight: float | None = None
+    # the trending prior from the live counts (False: as exported with the model)
+    live_trending: bool = True
 
     def with_overrides(self, overrides: dict[str, Any]) -> FeedOptions:
         """These options with a variant's parameters (recsvc.contract.experiments.Variant)
@@ -79,6 +83,8 @@ class FeedOptions:
             ),
             fresh_videos=bool(overrides.get("fresh_videos", self.fresh_videos)),
             exploration_share=float(overrides.get("exploration_share", self.exploration_share)),
+            today_weight=_number(overrides.get("today_weight", self.today_weight)),
+            live_trending=bool(overrides.get("live_trending", self.live_trending)),
         )
 
     @property
@@ -112,15 +118,17 @@ class Feed:
         return Feed(self.source, items, kept)
 
 
-def user_vector(model: ServingModel, state: UserState) -> tuple[np.ndarray | None, Source]:
+def user_vector(
+    model: ServingModel, state: UserState, today_weight: float | None = None
+) -> tuple[np.ndarray | None, Source]:
     """The user's vector and where it came from; None for the popularity sources. A published
-    vector is blended with the fold-in of the user's recent events by the model's
-    `today_weight` (training.models.today), so that today's behaviour moves the feed."""
+    vector is blended with the fold-in of the user's recent events by `today_weight` (None:
+    the model's, training.models.today), so that today's behaviour moves the feed."""
     dimension = model.ranking.manifest.dimension
     if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
         vector = vectors.decode(state.vector, dimension)
         if vector.any():
-            weight = model.today_weight
+            weight = model.today_weight if today_weight is None else today_weight
             recent = recent_fold_in(model, state) if weight > 0 else None
             if recent is not None:
                 vector = ((1 - weight) * vector + weight * recent).astype(np.float32)
@@ -190,7 +198,9 @@ def rank_inputs(
     sources = []
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
         popular = option.ranker == "popular"
-        vector, source = (None, Source.POPULARITY) if popular else user_vector(model, state)
+        vector, source = (
+            (None, Source.POPULARITY) if popular else user_vector(model, state, option.today_weight)
+        )
         rules.video_bias(state.seen_videos(), out=video_bias[b])
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
@@ -210,6 +220,9 @@ def rank_inputs(
         )
     trending = model.trending_bias(users)  # zero for the rows without a vector
     if trending is not None:
+        exported = [b for b, o in enumerate(options) if not o.live_trending]
+        if exported and model.trending_live:  # these rows get the prior as exported
+            trending[exported] = model.trending_bias(users[exported], live=False)
         video_bias += trending
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
     if fresh.any():  # in units of each user's score spread, zero without a vector

@@ -144,12 +144,14 @@ class ServingModel:
         live = (self.trending_weight * logged / top).astype(np.float32)
         return replace(self, trending=live, trend_revision=revision, trending_live=True)
 
-    def trending_bias(self, users: np.ndarray) -> np.ndarray | None:
-        """w · σ_u · prior for each user row [B, d] -> [B, V]; None without a prior."""
-        if self.trending is None:
+    def trending_bias(self, users: np.ndarray, live: bool = True) -> np.ndarray | None:
+        """w · σ_u · prior for each user row [B, d] -> [B, V] (the prior from the live counts,
+        or with `live` False as exported); None without a prior."""
+        prior = self.trending if live else self.exported_trending
+        if prior is None:
             return None
         spread = score_spread(users, self.video_covariance)
-        return np.asarray(spread[:, None] * self.trending[None, :], dtype=np.float32)
+        return np.asarray(spread[:, None] * prior[None, :], dtype=np.float32)
 
 
 def video_covariance(videos: np.ndarray) -> np.ndarray:

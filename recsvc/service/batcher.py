@@ -102,6 +102,7 @@ class FeedBatcher:
             freshness=settings.freshness,
             fresh_videos=settings.fresh_videos,
             exploration_share=settings.exploration_share,
+            today_weight=settings.today_weight,
         )
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         0.0, ge=0, le=0.5, description="This share of a page's slots shows new videos no "
         "viewer has placed yet, at random (0: off); the page's own videos move down.",
     )  # fmt: skip
+    today_weight: float | None = Field(
+        None, ge=0, le=1, description="The blend of a published vector with the fold-in of "
+        "the user's recent events; unset: the model's (chosen by the nightly job); 0: off.",
+    )  # fmt: skip
     fresh_min_viewers: int = Field(
         3, ge=1, le=1000, description="Viewers with a published vector a fresh video needs "
         "before its vector is solved from theirs (until then: its metadata vector).",
