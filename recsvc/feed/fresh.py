@@ -129,7 +129,7 @@ class FreshVideos:
             vectors=vectors,
             metadata=metadata,
             viewers=tuple(viewers),
-            topics=tuple(tuple(r.topics) for r in records),
+            topics=tuple(tuple(dict.fromkeys(r.topics)) for r in records),
             published=np.array([stamps[v] for v in ids], dtype=np.float64),
             product_affinity=(vectors @ products.T).astype(np.float32),
             position={v: j for j, v in enumerate(ids)},

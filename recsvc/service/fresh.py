@@ -38,6 +38,7 @@ class FreshLearner:
         self.interval = interval
         self.learned: dict[str, Learned] = {}
         self._events_seen: dict[str, int] = {}  # video -> recorded events when last solved
+        self._solved_at: dict[str, float] = {}  # video -> when it was last read and solved
         self.model_key: tuple[str, int | None] | None = None  # whose vectors `learned` holds
         self.revision = 0  # grows whenever `learned` changes
         self._refreshed = float("-inf")
@@ -52,20 +53,29 @@ class FreshLearner:
         key = (model.version, model.generation)
         if key != self.model_key:  # another model: other user vectors, another item space
             self.model_key, self.learned, self._events_seen = key, {}, {}
+            self._solved_at = {}
             self.revision += 1
         if model.generation is None or model.user_gram is None or not len(fresh):
             return
-        views = await store.fresh_views(list(fresh.ids))
-        changed = [v for v, events in views.items() if len(events) != self._events_seen.get(v)]
-        changed = changed[:MAX_SOLVED_PER_REFRESH]
+        # How many events each video holds (one HLEN each); only those whose count moved are
+        # read whole, the longest waiting first, at most MAX_SOLVED_PER_REFRESH at a time.
+        sizes = await store.fresh_view_counts(list(fresh.ids))
+        moved = [v for v, n in sizes.items() if n and n != self._events_seen.get(v)]
+        moved.sort(key=lambda v: self._solved_at.get(v, float("-inf")))
+        changed = moved[:MAX_SOLVED_PER_REFRESH]
         if not changed:
             return
-        confidences = {v: _confidences(views[v].values(), model) for v in changed}
+        views = await store.fresh_views(changed)
+        confidences = await asyncio.to_thread(
+            lambda: {v: _confidences(views[v].values(), model) for v in changed}
+        )
         users = sorted({u for per_user in confidences.values() for u in per_user})
         packed = await store.user_vectors(model.generation, users)
         solved = await asyncio.to_thread(self._solve, model, fresh, confidences, packed)
+        now = time.monotonic()
         for video in changed:
             self._events_seen[video] = len(views[video])
+            self._solved_at[video] = now
         if solved:
             self.learned.update(solved)
             self.revision += 1

@@ -128,6 +128,7 @@ class Serving:
             self.on_reload(version, "refused")
             return False
         self.snapshot = self.snapshot.with_model(model)
+        self._fresh_applied = -1  # the new snapshot holds no learned vector: apply them again
         log.info("serving model %s (generation %s)", version, generation)
         self.on_reload(version, "loaded")
         return True

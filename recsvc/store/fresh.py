@@ -11,6 +11,7 @@ no one watches any more go by themselves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -64,6 +65,20 @@ class FreshStore(Gateway):
                 "fresh_record", lambda: run_per_slot(self.client, self._record_fresh, calls)
             )
 
+    async def fresh_view_counts(self, videos: list[str]) -> dict[str, int]:
+        """How many events each video's record holds (0: none)."""
+        if not videos:
+            return {}
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for video in videos:
+                pipe.hlen(self.keys.fresh_viewers(video))
+            return await pipe.execute()
+
+        replies = await self._call("fresh_read", work)
+        return {video: int(n or 0) for video, n in zip(videos, replies, strict=True)}
+
     async def fresh_views(self, videos: list[str]) -> dict[str, dict[str, str]]:
         """Each video's recorded events (event id -> `user|action|ratio`)."""
         if not videos:
@@ -76,10 +91,7 @@ class FreshStore(Gateway):
             return await pipe.execute()
 
         replies = await self._call("fresh_read", work)
-        return {
-            video: {_text(k): _text(v) for k, v in (reply or {}).items()}
-            for video, reply in zip(videos, replies, strict=True)
-        }
+        return await asyncio.to_thread(_decoded, videos, replies)  # up to 500 fields a video
 
     async def user_vectors(self, generation: int, users: list[str]) -> dict[str, bytes]:
         """The published vectors of these users under a model generation (those that have one)."""
@@ -94,6 +106,13 @@ class FreshStore(Gateway):
 
         replies = await self._call("fresh_read", work)
         return {u: bytes(r) for u, r in zip(users, replies, strict=True) if r is not None}
+
+
+def _decoded(videos: list[str], replies: list[Any]) -> dict[str, dict[str, str]]:
+    return {
+        video: {_text(k): _text(v) for k, v in (reply or {}).items()}
+        for video, reply in zip(videos, replies, strict=True)
+    }
 
 
 def _text(value: bytes | str) -> str:

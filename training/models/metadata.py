@@ -115,6 +115,27 @@ def _chosen_l2(x: sp.csr_matrix, y: np.ndarray, rows: np.ndarray, seed: int) -> 
     return MAP_L2_GRID[int(np.argmin(errors))]
 
 
+def cross_fitted(
+    video_ids: Sequence[str],
+    records: Mapping[str, VideoRecord],
+    video_factors: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each video's metadata vector from a map fitted without it [V, d] (`folds` folds):
+    what the map says of a video it has not seen, as of one published after training. The
+    prior weight is chosen on these; in-sample vectors would flatter the metadata (a creator
+    with one video would recall that video's factors exactly)."""
+    order = np.random.default_rng(seed).permutation(len(video_ids))
+    out = np.empty(video_factors.shape, dtype=np.float32)
+    for fold in range(min(folds, len(video_ids))):
+        held = order[fold::folds]
+        kept = np.setdiff1d(order, held)
+        mapped = fit_metadata_map([video_ids[i] for i in kept], records, video_factors[kept], seed)
+        out[held] = mapped.predict([video_features(records.get(str(video_ids[i]))) for i in held])
+    return out
+
+
 def prior_weight(
     confidence: sp.csr_matrix,
     user_factors: np.ndarray,
@@ -128,7 +149,8 @@ def prior_weight(
     the weight whose estimates come nearest their fitted factors (squared error).
 
     `confidence` is users × videos, the summed event confidences the model was trained on;
-    `prior` the metadata map's vector of each video [V, d]."""
+    `prior` the metadata map's vector of each video [V, d], fitted without it
+    (`cross_fitted`)."""
     columns = confidence.tocsc()
     watched = np.flatnonzero(np.diff(columns.indptr) >= 2)
     if len(watched) == 0 or len(user_factors) == 0:

@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 
 from recsvc.contract.catalog import VideoRecord
 from recsvc.contract.manifest import METADATA_FEATURES_FILE, METADATA_MAP_FILE, TRENDING_FILE
-from recsvc.contract.metadata import video_features
 from training.data.events import EventDataError, EventFormat, load_events
 from training.data.matrix import ConfidenceWeights, ItemIndex, build_interactions
 from training.data.segments import Segments, read_users_file, segment_popularity
@@ -154,18 +153,18 @@ def metadata_arrays(
     factors: Factors, dataset: Dataset, videos: Mapping[str, VideoRecord]
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The metadata map's arrays and the `fresh` params (training.models.metadata)."""
-    from training.models.metadata import fit_metadata_map, prior_weight
+    from training.models.metadata import cross_fitted, fit_metadata_map, prior_weight
 
     index = dataset.interactions.index
-    video_factors = factors.item[: len(index.video_ids)]
-    mapped = fit_metadata_map([str(v) for v in index.video_ids], videos, video_factors)
-    features = [video_features(videos.get(str(v))) for v in index.video_ids]
+    video_ids = [str(v) for v in index.video_ids]
+    video_factors = factors.item[: len(video_ids)]
+    mapped = fit_metadata_map(video_ids, videos, video_factors)
     confidence = dataset.interactions.confidence.tocsc()[:, index.videos]
     weight = prior_weight(
         confidence.tocsr(),
         factors.user,
         video_factors,
-        mapped.predict(features),
+        cross_fitted(video_ids, videos, video_factors),
         factors.params.as_dict(),
     )
     arrays = {METADATA_MAP_FILE: mapped.weights, METADATA_FEATURES_FILE: mapped.features}

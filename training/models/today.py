@@ -96,6 +96,8 @@ def choose_today_weight(
             continue
         earlier = [e for e in history if e[0] < cut]
         today = [e for e in history if e[0] >= cut]
+        if not earlier or not factors.user[row].any():
+            continue  # new today: served by fold-in alone, never a blend
         so_far, later = today[: len(today) // 2], today[len(today) // 2 :]
         seen = {item for _, item, _ in earlier + so_far}
         targets = {item for _, item, _ in later if item < n_videos} - seen
