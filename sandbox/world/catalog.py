@@ -1,5 +1,6 @@
-"""The world's catalog: videos on one or two topics, and products whose risk and topics
-follow their category, each published and retired at known instants.
+"""The world's catalog: videos on one or two topics, each by a creator or a news desk, and
+products whose risk and topics follow their category, each published and retired at known
+instants.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ _TITLES = ("{} explained in 60 seconds", "5 {} mistakes to avoid", "{}: what cha
 # Indices into KINDS, about their shares; the first six are one of each category, so every
 # world of six products or more has them all.
 _KIND_CYCLE = np.array([0, 1, 2, 3, 4, 5, 0, 2, 3, 1, 0, 2, 0, 3, 1, 0, 2, 4, 5, 0])
+NEWS_DESKS = ("news-1", "news-2", "news-3")  # the creators of every news video
+_VIDEOS_PER_CREATOR = 25
+_HOME_TOPIC = 0.9  # share of a creator's videos whose primary topic is the creator's own
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Catalog:
     video_until_ms: np.ndarray
     video_duration: np.ndarray  # [V] int32 seconds
     video_titles: list[str]
+    video_news: np.ndarray  # [V] bool: news, whose appeal decays with age
+    video_creator: np.ndarray  # [V] str: a creator id, or a news desk for news
     product_topics: np.ndarray  # [P, T] float32
     product_quality: np.ndarray
     product_risk: np.ndarray  # [P] int8
@@ -46,9 +52,17 @@ def sample_catalog(
     start_ms: int,
     days: int,
     retired: float,
+    fresh_share: float,
+    news_share: float,
     rng: np.random.Generator,
+    clock: np.random.Generator,
 ) -> Catalog:
-    """Videos on 1–2 topics and products whose risk and topics follow their category."""
+    """Videos on 1–2 topics and products whose risk and topics follow their category.
+
+    `fresh_share` of the videos are published during the window, uniformly over it; news are
+    `news_share` of all videos, all of them among those. `clock` draws what the world's clock
+    added (news, creators), so `rng` draws what it always did.
+    """
     n_topics, end_ms = len(TOPICS), start_ms + days * DAY_MS
     # the first videos cover every topic, so no topic's feed is empty
     primary = np.concatenate([np.arange(n_topics), rng.integers(0, n_topics, n_videos)])
@@ -58,7 +72,7 @@ def sample_catalog(
     )
     level = np.clip(_TOPIC_LEVEL[primary] + rng.normal(0, 0.2, n_videos), 0, 1)
     published = start_ms - rng.integers(0, 365 * DAY_MS, n_videos)
-    fresh = rng.random(n_videos) < 0.05  # published during the window
+    fresh = rng.random(n_videos) < fresh_share  # published during the window
     published[fresh] = start_ms + rng.integers(0, days * DAY_MS, fresh.sum())
     duration = np.clip(np.exp(rng.normal(np.log(90), 0.7, n_videos)), 15, 1200).astype(np.int32)
     template = rng.integers(0, len(_TITLES), n_videos)
@@ -70,6 +84,7 @@ def sample_catalog(
     risk = draw_level([k.risk for k in KINDS], kind, rng)
     options = np.array([len(k.topics) for k in KINDS])[kind]
     table = np.array([np.resize([TOPIC_INDEX[t] for t in k.topics], 4) for k in KINDS])
+    news = fresh & (clock.random(n_videos) * fresh_share < news_share)
     first = rng.integers(0, options)
     second = (first + rng.integers(1, options)) % options
     return Catalog(
@@ -80,6 +95,8 @@ def sample_catalog(
         video_until_ms=_retire(n_videos, retired, ~fresh, start_ms, end_ms, rng),
         video_duration=duration,
         video_titles=titles,
+        video_news=news,
+        video_creator=_creators(primary, news, clock),
         product_topics=_topic_weights(table[kind, first], table[kind, second], rng),
         product_quality=rng.normal(0, 0.3, n_products).astype(np.float32),
         product_risk=risk,
@@ -101,6 +118,20 @@ def _product_names(kind: np.ndarray) -> list[str]:
         names.append(base[used[k] % len(base)] + (f" {series + 1}" if series else ""))
         used[k] += 1
     return names
+
+
+def _creators(primary: np.ndarray, news: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[V] creator ids: news from a news desk; other videos from creators who mostly keep to
+    their own topic (creator c's is topic c mod T), so a video's creator hints at its topic."""
+    n, n_topics = len(primary), len(TOPICS)
+    count = max(n_topics, n // _VIDEOS_PER_CREATOR)
+    homes = -(-(count - primary) // n_topics)  # how many creators have the video's topic
+    own = primary + n_topics * (rng.random(n) * homes).astype(np.int64)
+    creator = np.where(rng.random(n) < _HOME_TOPIC, own, rng.integers(0, count, n))
+    desk = count + rng.integers(0, len(NEWS_DESKS), n)
+    width = max(2, len(str(count - 1)))
+    names = np.array([f"c{c:0{width}d}" for c in range(count)] + list(NEWS_DESKS))
+    return names[np.where(news, desk, creator)]
 
 
 def _topic_weights(primary: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:

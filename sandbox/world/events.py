@@ -1,8 +1,8 @@
 """The event log of a world's old (pre-recsvc) app: feed impressions, views, clicks on the
 product cards attached under videos, and purchases.
 
-Every draw is vectorised over events; the behavioural formulas come from `Truth`, so the data
-and the oracle cannot drift apart.
+Every draw is vectorised over events; the behavioural formulas come from `Truth`, at each
+event's instant, so the data and the oracle cannot drift apart.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def simulate_events(
     end_ms = truth.end_ms
     user, request, ts = _impressions(people, round(n_events * IMPRESSION_SHARE), start_ms, rng)
     video = _draw_videos(truth, user, ts, rng)
-    p_view = truth.view_probability(user, video)
+    p_view = truth.view_probability(user, video, ts)
     seen = np.flatnonzero(rng.random(len(user)) < p_view)
     v_user, v_video, v_request = user[seen], video[seen], request[seen]
     v_ts = ts[seen] + 1000 + rng.exponential(4000, len(seen)).astype(np.int64)
@@ -53,12 +53,14 @@ def simulate_events(
     ratio = rng.beta(4 * mean, 4 * (1 - mean)).astype(np.float32)
 
     product = _draw_attaches(truth, v_video, v_ts, rng)
-    hit = np.flatnonzero(rng.random(len(seen)) < truth.click_probability(v_user, v_video, product))
+    p_click = truth.click_probability(v_user, v_video, product, v_ts)
+    hit = np.flatnonzero(rng.random(len(seen)) < p_click)
     c_user, c_product, c_request = v_user[hit], product[hit], v_request[hit]
     watched = (ratio[hit] * duration[hit] * 1000).astype(np.int64)
     c_ts = v_ts[hit] + watched + rng.exponential(3000, len(hit)).astype(np.int64)
 
-    bought = np.flatnonzero(rng.random(len(hit)) < truth.purchase_probability(c_user, c_product))
+    p_buy = truth.purchase_probability(c_user, c_product, c_ts)
+    bought = np.flatnonzero(rng.random(len(hit)) < p_buy)
     later = rng.random(len(bought)) < 0.3  # completed in a later session: no request id
     delay = np.where(later, rng.integers(3_600_000, 3 * DAY_MS, len(bought)),
                      30_000 + rng.exponential(120_000, len(bought)).astype(np.int64))  # fmt: skip
@@ -112,14 +114,16 @@ def _impressions(
 def _draw_videos(
     truth: Truth, user: np.ndarray, ts: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """The old feed: by popularity or by the user's topics; unavailable videos are redrawn."""
+    """The old feed: by popularity or by the user's topics at that instant (blind to a video's
+    age); unavailable videos are redrawn."""
     n_videos = len(truth.video_ids)
     popular = flat_cdf(truth.popularity()[None, :])
     by_topic = flat_cdf(truth.topic_feed())
-    interests = np.cumsum(truth.user_topics, axis=1)
+    early = np.cumsum(truth.user_topics, axis=1)
+    late, tau = np.cumsum(truth.user_topics_late, axis=1), truth.progress(ts)
 
     def draw(pending: np.ndarray) -> np.ndarray:
-        topic = categorical(interests, user[pending], rng)
+        topic = categorical(early, user[pending], rng, late, tau[pending])
         return np.where(rng.random(len(pending)) < truth.behaviour.popular_share,
                         draw_rows(popular, np.zeros(len(pending), np.int64), n_videos, rng),
                         draw_rows(by_topic, topic, n_videos, rng))  # fmt: skip

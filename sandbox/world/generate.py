@@ -12,6 +12,7 @@ tables (Arrow tables) and sampling.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -68,14 +69,28 @@ class WorldSpec:
     start: date = date(2026, 11, 1)
     seed: int = 42
     retired_share: float = 0.05
+    fresh_share: float = 0.05  # videos published during the window, uniformly over it
+    news_share: float = 0.0  # videos that are news (all published during the window)
+    news_half_life_hours: float = 6.0  # a news video's appeal halves every this many hours
+    drift: float = 0.0  # how far interests move over the window towards a second draw
 
     def __post_init__(self) -> None:
         for name in ("users", "videos", "products", "events", "days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"WorldSpec.{name} must be >= 1, not {getattr(self, name)}")
-        if not 0 <= self.retired_share <= 0.5:
+        for name, high in (("retired_share", 0.5), ("fresh_share", 1), ("drift", 1)):
+            if not 0 <= getattr(self, name) <= high:
+                raise ValueError(
+                    f"WorldSpec.{name} must be in [0, {high}], not {getattr(self, name)}"
+                )
+        if not 0 <= self.news_share <= self.fresh_share:
             raise ValueError(
-                f"WorldSpec.retired_share must be in [0, 0.5], not {self.retired_share}"
+                f"WorldSpec.news_share must be in [0, fresh_share = {self.fresh_share}] (news is "
+                f"published during the window), not {self.news_share}"
+            )
+        if not 0 < self.news_half_life_hours < math.inf:
+            raise ValueError(
+                f"WorldSpec.news_half_life_hours must be > 0, not {self.news_half_life_hours}"
             )
 
     @property
@@ -94,7 +109,7 @@ class World:
     """A generated world in memory."""
 
     spec: WorldSpec
-    videos: pa.Table  # catalog: video_id, title, topics, duration_s, published_at, status
+    videos: pa.Table  # catalog: video_id, title, topics, creator, duration_s, published_at, ...
     products: pa.Table  # catalog: product_id, name, category, risk_level, disclosure, ...
     users: pa.Table  # user_id, segment, risk_tolerance, lifecycle, holdings
     events: pa.Table  # EVENT_COLUMNS, sorted by ts
@@ -103,14 +118,17 @@ class World:
 
 def generate_world(spec: WorldSpec) -> World:
     """Sample a world; the same spec always gives the same content."""
-    catalog_rng, users_rng, events_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3)
+    # the clock's draws (news, creators, drift) come from a fourth stream: the first three
+    # are those of the world before it, so an old spec gives the same content
+    catalog_rng, users_rng, events_rng, clock_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4)
     )
     start_ms = spec.start_ms
     catalog = sample_catalog(
-        spec.videos, spec.products, start_ms, spec.days, spec.retired_share, catalog_rng
-    )
-    people = sample_users(spec.users, spec.days, catalog, users_rng)
+        spec.videos, spec.products, start_ms, spec.days, spec.retired_share,
+        spec.fresh_share, spec.news_share, catalog_rng, clock_rng,
+    )  # fmt: skip
+    people = sample_users(spec.users, spec.days, catalog, spec.drift, users_rng, clock_rng)
     truth = _truth(spec, catalog, people)
     events = simulate_events(truth, people, catalog, spec.events, start_ms, events_rng)
     return World(
@@ -147,7 +165,12 @@ def write_world(world: World, out: Path) -> None:
 def load_truth(world_dir: Path) -> Truth:
     """The ground truth written by `write_world`."""
     with np.load(Path(world_dir) / "truth.npz", allow_pickle=False) as data:
-        return Truth.from_arrays({name: data[name] for name in data.files})
+        arrays = {name: data[name] for name in data.files}
+    summary = Path(world_dir) / "world.json"
+    if "start_ms" not in arrays and summary.is_file():  # written before the clock
+        start = date.fromisoformat(json.loads(summary.read_text())["window"]["start"])
+        arrays["start_ms"] = np.array((start - date(1970, 1, 1)).days * DAY_MS, dtype=np.int64)
+    return Truth.from_arrays(arrays)
 
 
 def _truth(spec: WorldSpec, catalog: Catalog, people: Population) -> Truth:
@@ -158,6 +181,7 @@ def _truth(spec: WorldSpec, catalog: Catalog, people: Population) -> Truth:
         video_ids=id_strings("v", spec.videos),
         product_ids=id_strings("p", spec.products),
         user_topics=people.topics,
+        user_topics_late=people.topics_late,
         user_level=people.level,
         user_risk=people.risk,
         user_segment=people.segment,
@@ -168,12 +192,15 @@ def _truth(spec: WorldSpec, catalog: Catalog, people: Population) -> Truth:
         video_quality=catalog.video_quality,
         video_from_ms=catalog.video_from_ms,
         video_until_ms=catalog.video_until_ms,
+        video_news=catalog.video_news,
         product_topics=catalog.product_topics,
         product_quality=catalog.product_quality,
         product_risk=catalog.product_risk,
         product_once=np.array([KINDS[k].once for k in catalog.product_kind], dtype=bool),
         product_until_ms=catalog.product_until_ms,
+        start_ms=spec.start_ms,
         end_ms=spec.end_ms,
+        news_half_life_hours=spec.news_half_life_hours,
     )
 
 
@@ -197,6 +224,8 @@ def _summary(world: World) -> dict:
             "events": world.events.num_rows,
             "actions": {a["values"]: a["counts"] for a in actions},
             "retired_videos": int((truth.video_until_ms != NEVER_MS).sum()),
+            "fresh_videos": int((truth.video_from_ms >= spec.start_ms).sum()),
+            "news_videos": int(truth.video_news.sum()),
             "retired_products": int((truth.product_until_ms != NEVER_MS).sum()),
             "holdings": len(truth.held_users),
         },

@@ -20,13 +20,23 @@ def draw_level(probabilities: ArrayLike, rows: np.ndarray, rng: np.random.Genera
     return (rng.random(len(rows))[:, None] > cdf[rows]).sum(1).astype(np.int8) + 1
 
 
-def categorical(cdf: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per entry of `rows` from the categorical whose CDF is `cdf[row]`."""
+def categorical(
+    cdf: np.ndarray,
+    rows: np.ndarray,
+    rng: np.random.Generator,
+    late: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """One draw per entry of `rows` from the categorical whose CDF is `cdf[row]`; given `late`
+    and `weight`, from the mixture (1 − w)·cdf[row] + w·late[row], w the entry's weight (the
+    same draws: a mixture's CDF is the mixture of the CDFs)."""
     out = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(rows), CHUNK):  # chunks bound the [chunk, K] gather
         part = slice(start, start + CHUNK)
         draw = rng.random(len(rows[part]))
         rows_cdf = cdf[rows[part]]
+        if late is not None and weight is not None:  # exactly cdf[row] when late equals it
+            rows_cdf = rows_cdf + weight[part, None] * (late[rows[part]] - rows_cdf)
         out[part] = (rows_cdf < draw[:, None] * rows_cdf[:, -1:]).sum(1)
     return np.minimum(out, cdf.shape[1] - 1)
 

@@ -36,6 +36,7 @@ def videos_table(catalog: Catalog, truth: Truth) -> pa.Table:
         "video_id": pa.array(truth.video_ids),
         "title": pa.array(catalog.video_titles),
         "topics": _topic_lists(catalog.video_topics),
+        "creator": pa.array(catalog.video_creator, pa.string()),
         "duration_s": pa.array(catalog.video_duration, pa.int32()),
         "published_at": pa.array(catalog.video_from_ms, TS_TYPE),
         "status": _status(catalog.video_until_ms),

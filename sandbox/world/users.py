@@ -1,5 +1,5 @@
-"""The world's users: a segment, a risk tolerance, interests over the topics, a lifecycle,
-an activity level and the products they held before the window.
+"""The world's users: a segment, a risk tolerance, interests over the topics (at the window's
+start and end), a lifecycle, an activity level and the products they held before the window.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from sandbox.world.vocabulary import SEGMENTS, TOPIC_INDEX, TOPICS
 
 @dataclass(frozen=True)
 class Population:
-    topics: np.ndarray  # [U, T] float32 interests
+    topics: np.ndarray  # [U, T] float32 interests at the window's start
+    topics_late: np.ndarray  # [U, T] float32 interests at its end (`topics` without drift)
     level: np.ndarray
     risk: np.ndarray  # [U] int8
     segment: np.ndarray  # [U] int8 index into SEGMENTS
@@ -27,8 +28,19 @@ class Population:
     held_products: np.ndarray
 
 
-def sample_users(n_users: int, days: int, catalog: Catalog, rng: np.random.Generator) -> Population:
-    """Users: a segment, a risk tolerance, 1–3 favourite topics, a lifecycle, an activity."""
+def sample_users(
+    n_users: int,
+    days: int,
+    catalog: Catalog,
+    drift: float,
+    rng: np.random.Generator,
+    clock: np.random.Generator,
+) -> Population:
+    """Users: a segment, a risk tolerance, 1–3 favourite topics, a lifecycle, an activity.
+
+    By the window's end the interests have moved `drift` of the way to a second vector drawn
+    like the first (from `clock`, so `rng` draws what it always did).
+    """
     shares = np.array([s.share for s in SEGMENTS])
     segment = rng.choice(len(SEGMENTS), n_users, p=shares / shares.sum()).astype(np.int8)
     risk = draw_level([s.risk for s in SEGMENTS], segment, rng)
@@ -43,8 +55,10 @@ def sample_users(n_users: int, days: int, catalog: Catalog, rng: np.random.Gener
     activity *= np.array([s.activity for s in SEGMENTS])[segment] * np.where(lifecycle == 2, 0.5, 1)
     topics = _interests(segment, rng)
     held_users, held_products = _holdings(topics, risk, segment, lifecycle, catalog, rng)
-    return Population(topics, np.clip(level, 0, 1).astype(np.float32), risk, segment, lifecycle,
-                      first_day, last_day, activity, held_users, held_products)  # fmt: skip
+    late = topics if drift == 0 else (1 - drift) * topics + drift * _interests(segment, clock)
+    return Population(topics, late, np.clip(level, 0, 1).astype(np.float32), risk, segment,
+                      lifecycle, first_day, last_day, activity, held_users,
+                      held_products)  # fmt: skip
 
 
 def _interests(segment: np.ndarray, rng: np.random.Generator) -> np.ndarray:

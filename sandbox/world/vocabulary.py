@@ -12,6 +12,7 @@ from recsvc.contract.domain import Action, Lifecycle
 from recsvc.contract.domain import ProductCategory as Cat
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 NEVER_MS = np.iinfo(np.int64).max  # the "until" of an item that does not retire
 TOPICS = ("retirement", "insurance", "health", "funds", "stocks", "deposits", "credit",
           "mortgage", "markets", "literacy", "tax", "budgeting")  # fmt: skip

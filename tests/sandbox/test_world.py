@@ -355,7 +355,9 @@ def test_a_written_world_reads_back(world: World, tmp_path) -> None:
         json.loads(line) for line in (out / "catalog" / "videos.jsonl").read_text().splitlines()
     ]
     assert [v["video_id"] for v in videos] == column(world.videos, "video_id").tolist()
-    assert set(videos[0]) == {"video_id", "title", "topics", "duration_s", "published_at", "status"}
+    assert set(videos[0]) == {
+        "video_id", "title", "topics", "creator", "duration_s", "published_at", "status"
+    }  # fmt: skip
     assert datetime.fromisoformat(videos[0]["published_at"]).tzinfo is not None
     products = [
         json.loads(line) for line in (out / "catalog" / "products.jsonl").read_text().splitlines()
