@@ -72,6 +72,8 @@ class WorldSpec:
     fresh_share: float = 0.05  # videos published during the window, uniformly over it
     news_share: float = 0.0  # videos that are news (all published during the window)
     news_half_life_hours: float = 6.0  # a news video's appeal halves every this many hours
+    # what a news video adds to its view logit: fresh news draws more than an explainer
+    news_appeal: float = 1.5
     drift: float = 0.0  # how far interests move over the window towards a second draw
 
     def __post_init__(self) -> None:
@@ -88,6 +90,8 @@ class WorldSpec:
                 f"WorldSpec.news_share must be in [0, fresh_share = {self.fresh_share}] (news is "
                 f"published during the window), not {self.news_share}"
             )
+        if not 0 <= self.news_appeal < math.inf:
+            raise ValueError(f"WorldSpec.news_appeal must be >= 0, not {self.news_appeal}")
         if not 0 < self.news_half_life_hours < math.inf:
             raise ValueError(
                 f"WorldSpec.news_half_life_hours must be > 0, not {self.news_half_life_hours}"
@@ -201,6 +205,7 @@ def _truth(spec: WorldSpec, catalog: Catalog, people: Population) -> Truth:
         start_ms=spec.start_ms,
         end_ms=spec.end_ms,
         news_half_life_hours=spec.news_half_life_hours,
+        news_appeal=spec.news_appeal,
     )
 
 

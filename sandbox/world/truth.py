@@ -9,6 +9,7 @@ video's view probability halves every `news_half_life_hours` after its publicati
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -68,6 +69,9 @@ class Truth:
     start_ms: int  # start of the window, where interests are user_topics
     end_ms: int  # end of the window: the instant scores refer to unless told otherwise
     news_half_life_hours: float  # a news video's appeal halves every this many hours
+    # what a news video adds to its view logit (fresh news draws more than an explainer of
+    # the same affinity; its probability then halves with its age)
+    news_appeal: float = 0.0
     behaviour: Behaviour = Behaviour()
 
     def __post_init__(self) -> None:
@@ -80,6 +84,7 @@ class Truth:
         params = asdict(self.behaviour)
         arrays["start_ms"], arrays["end_ms"] = np.int64(self.start_ms), np.int64(self.end_ms)
         arrays["news_half_life_hours"] = np.float64(self.news_half_life_hours)
+        arrays["news_appeal"] = np.float64(self.news_appeal)
         arrays["behaviour_names"] = np.array(list(params))
         arrays["behaviour_values"] = np.array(list(params.values()), dtype=np.float64)
         return arrays
@@ -99,6 +104,7 @@ class Truth:
             "video_news": np.zeros(len(arrays["video_ids"]), dtype=bool),
             "start_ms": np.array(end_ms - 14 * DAY_MS, dtype=np.int64),
             "news_half_life_hours": np.array(6.0),
+            "news_appeal": np.array(0.0),
         }
         arrays = before_the_clock | arrays
         loaded = {name: np.asarray(arrays[name]) for name in _array_fields()}
@@ -107,6 +113,7 @@ class Truth:
             start_ms=int(arrays["start_ms"]),
             end_ms=end_ms,
             news_half_life_hours=float(arrays["news_half_life_hours"]),
+            news_appeal=float(arrays["news_appeal"]),
             behaviour=behaviour,
         )
 
@@ -140,7 +147,8 @@ class Truth:
         at = self.end_ms if at_ms is None else at_ms
         affinity = self._pair_affinity(users, self.video_topics, videos, at)
         gap = self.video_level[videos] - self.user_level[users]
-        return self._view(affinity, gap, self.video_quality[videos]) * self._decay(videos, at)
+        view = self._view(affinity, gap, self.video_quality[videos], self._appeal(videos))
+        return view * self._decay(videos, at)
 
     def click_probability(
         self,
@@ -171,7 +179,7 @@ class Truth:
         rows = np.asarray(user_rows)
         gap = self.video_level[None, :] - self.user_level[rows, None]
         affinity = self._dense_affinity(rows, self.video_topics, at_ms)
-        view = self._view(affinity, gap, self.video_quality)
+        view = self._view(affinity, gap, self.video_quality, self._appeal(slice(None)))
         return view * (self._decay(slice(None), at_ms) * self.videos_available(at_ms))
 
     def video_scores(self, user_rows: np.ndarray, at_ms: int | None = None) -> np.ndarray:
@@ -235,10 +243,18 @@ class Truth:
 
     # -- the formulas, each written once ---------------------------------------------------
 
-    def _view(self, affinity: np.ndarray, gap: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    def _view(
+        self, affinity: np.ndarray, gap: np.ndarray, quality: np.ndarray, appeal: Any = 0.0
+    ) -> np.ndarray:
         b = self.behaviour
         logit = b.view_base + b.view_affinity * affinity - b.view_level * gap**2
-        return expit(logit + b.view_quality * quality)
+        return expit(logit + b.view_quality * quality + appeal)
+
+    def _appeal(self, videos: np.ndarray | slice) -> np.ndarray | float:
+        """What each video adds to its view logit: `news_appeal` for news, 0 for the rest."""
+        if not self.news_appeal or not self.video_news.any():
+            return 0.0  # (a world without news draws exactly as before there was news)
+        return np.where(self.video_news[videos], self.news_appeal, 0.0).astype(np.float32)
 
     def _click(self, affinity: np.ndarray, quality: np.ndarray, suitable: np.ndarray) -> np.ndarray:
         b = self.behaviour
@@ -302,5 +318,5 @@ class Truth:
 
 def _array_fields() -> list[str]:
     """The fields of `Truth` that are arrays (all but the window, half-life and constants)."""
-    scalars = ("start_ms", "end_ms", "news_half_life_hours", "behaviour")
+    scalars = ("start_ms", "end_ms", "news_half_life_hours", "news_appeal", "behaviour")
     return [f.name for f in fields(Truth) if f.name not in scalars]

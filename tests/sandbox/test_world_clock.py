@@ -188,6 +188,17 @@ def test_view_propensity_halves_every_half_life_for_news_and_holds_for_evergreen
     assert (twice[:, steady] > 0).all()
 
 
+def test_fresh_news_draws_more_than_the_same_video_as_an_explainer(world: World) -> None:
+    truth = world.truth
+    video = np.flatnonzero(truth.video_news)[0]
+    rows = np.arange(50)
+    at = int(truth.video_from_ms[video])
+    news = truth.view_propensity(rows, at)[:, video]
+    explainer = replace(truth, news_appeal=0.0).view_propensity(rows, at)[:, video]
+    assert (news > explainer).all()
+    assert truth.news_appeal == CLOCKED.news_appeal == 1.5
+
+
 def test_view_propensity_is_zero_for_unpublished_and_retired_videos(world: World) -> None:
     truth = world.truth
     at = truth.start_ms + CLOCKED.days * DAY_MS // 2
