@@ -7,6 +7,7 @@ first) and parsed only as far as a request needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from recsvc.contract.domain import ItemType
 
@@ -33,9 +34,17 @@ class UserState:
     recent_raw: tuple[bytes, ...] = ()  # "item_type|item_id|action|ratio", newest first
     capped: frozenset[str] | None = None  # at today's cap; None: unknown (Redis down)
 
-    def seen_videos(self) -> set[str]:
+    def seen_videos(self) -> frozenset[str]:
+        """The videos of the recent events (parsed once per state: the feed asks for them
+        for the model's videos, the fresh ones and exploration)."""
+        return self._seen
+
+    @cached_property
+    def _seen(self) -> frozenset[str]:
         # Parsed only as far as needed: this runs for every request.
-        return {e.split(b"|", 2)[1].decode() for e in self.recent_raw if e.startswith(VIDEO_TAG)}
+        return frozenset(
+            e.split(b"|", 2)[1].decode() for e in self.recent_raw if e.startswith(VIDEO_TAG)
+        )
 
     @property
     def recent(self) -> list[RecentEvent]:

@@ -334,16 +334,20 @@ def explore(feed: Feed, rules: ItemRules, share: float, state: UserState) -> Fee
     slots = exploration_slots(len(feed.items), share)
     if not slots:
         return feed
-    shown = {item["video_id"] for item in feed.items} | state.seen_videos()
-    fresh = rules.fresh
-    candidates = [
-        video
-        for video, n in zip(fresh.ids, fresh.viewers, strict=True)
-        if not n and video not in shown
-    ]
-    if not candidates:
+    unplaced = rules.fresh.unplaced
+    if not unplaced:
         return feed
-    chosen = random.sample(candidates, min(len(slots), len(candidates)))
+    shown = {item["video_id"] for item in feed.items}
+    seen = state.seen_videos()
+    # A few random draws usually find enough (the candidates are many next to the page and
+    # the user's history); else every candidate is looked at.
+    draws = random.sample(unplaced, min(len(unplaced), 2 * len(slots)))
+    chosen = [v for v in draws if v not in shown and v not in seen][: len(slots)]
+    if len(chosen) < len(slots):
+        candidates = [v for v in unplaced if v not in shown and v not in seen]
+        chosen = random.sample(candidates, min(len(slots), len(candidates)))
+    if not chosen:
+        return feed
     explored = dict(zip(slots, chosen, strict=False))
     own = iter(feed.items)
     items: list[dict[str, Any]] = []
@@ -399,23 +403,30 @@ def with_fresh(
         top = np.broadcast_to(np.arange(count), (len(rows), count))
     top_scores = np.take_along_axis(scores, top, axis=1)
     n_videos = model.ranking.n_videos
-    products = model.ranking.item_factors[n_videos:]
-    user_weight, video_weight = inputs.weights
-    user_part = user_weight * (users @ products.T) + inputs.product_bias[rows]  # [R, P]
-    attach = video_weight * fresh.product_affinity[top] + user_part[:, None, :]  # [R, c, P]
     video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
     product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
     merged_index = np.concatenate([video_index[rows], top + n_videos], axis=1)
     merged_score = np.concatenate([video_score[rows], top_scores.astype(np.float32)], axis=1)
-    merged_product = np.concatenate([product_index[rows], attach.argmax(axis=2)], axis=1)
-    merged_product_score = np.concatenate(
-        [product_score[rows], attach.max(axis=2).astype(np.float32)], axis=1
-    )
     order = np.argsort(-merged_score, axis=1, kind="stable")[:, :k]  # ties: the graph's first
     video_index[rows] = np.take_along_axis(merged_index, order, axis=1)
     video_score[rows] = np.take_along_axis(merged_score, order, axis=1)
-    product_index[rows] = np.take_along_axis(merged_product, order, axis=1)
-    product_score[rows] = np.take_along_axis(merged_product_score, order, axis=1)
+    # The graph's product under each of its videos; one chosen here under each fresh video
+    # that made the ranking (not under every fresh candidate)
+    is_fresh = order >= k
+    graph_order = np.where(is_fresh, 0, order)
+    chosen_product = np.take_along_axis(product_index[rows], graph_order, axis=1)
+    chosen_score = np.take_along_axis(product_score[rows], graph_order, axis=1)
+    at_row, at_rank = np.nonzero(is_fresh)
+    if len(at_row):
+        products = model.ranking.item_factors[n_videos:]
+        user_weight, video_weight = inputs.weights
+        placed = top[at_row, order[at_row, at_rank] - k]  # rows of the fresh table
+        user_part = user_weight * (users[at_row] @ products.T) + inputs.product_bias[rows][at_row]
+        attach = video_weight * fresh.product_affinity[placed] + user_part  # [m, P]
+        chosen_product[at_row, at_rank] = attach.argmax(axis=1)
+        chosen_score[at_row, at_rank] = attach.max(axis=1)
+    product_index[rows] = chosen_product
+    product_score[rows] = chosen_score
     return Ranked(video_index, video_score, product_index, product_score)
 
 

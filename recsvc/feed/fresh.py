@@ -89,6 +89,7 @@ class FreshVideos:
     # [n, P] each fresh video's affinity with each product (V · Pᵀ, as in the graph)
     product_affinity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     position: Mapping[str, int] = field(default_factory=dict)
+    unplaced: tuple[str, ...] = ()  # still at their metadata vector: exploration's candidates
     _half_lives: dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -133,6 +134,7 @@ class FreshVideos:
             published=np.array([stamps[v] for v in ids], dtype=np.float64),
             product_affinity=(vectors @ products.T).astype(np.float32),
             position={v: j for j, v in enumerate(ids)},
+            unplaced=tuple(v for v, n in zip(ids, viewers, strict=True) if not n),
         )
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:

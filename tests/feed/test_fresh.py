@@ -29,7 +29,13 @@ from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import ItemStatus
 from recsvc.contract.user_state import UserState, recent_entry
 from recsvc.feed.attach import ItemRules
-from recsvc.feed.compute import FeedOptions, build_feeds, exploration_slots
+from recsvc.feed.compute import (
+    FeedOptions,
+    build_feeds,
+    exploration_slots,
+    rank_inputs,
+    with_fresh,
+)
 from recsvc.feed.fresh import Learned
 from recsvc.feed.model import ServingModel
 from recsvc.service.snapshot import Snapshot
@@ -164,3 +170,25 @@ def test_exploration_shows_unplaced_unseen_fresh_videos_without_a_card(
         assert feed.attached == [i["product"]["product_id"] for i in feed.items if i["product"]]
     without = build_feeds(model, rules, [state], [3], [FeedOptions(max_attached=5)])[0]
     assert not any(item.get("explored") for item in without.items)
+
+
+@pytest.mark.parametrize("tolerance", [1, 2, 5])
+def test_a_fresh_copy_of_a_model_video_scores_and_takes_its_card_as_the_graph_does(
+    model: ServingModel, tolerance: int
+) -> None:
+    """The fresh table's formulas are the graph's: a fresh video with a model video's
+    vector gets the same score and the same product, whatever the rules block."""
+    copy = VideoRecord(video_id="v-copy")
+    twin = planted.video_factors()[planted.VIDEOS.index("v21")]
+    rules = rules_for(model, copy).with_fresh(
+        model.fresh_videos(catalog(copy), {"v-copy": Learned(twin, 3)})
+    )
+    state = UserState(vector=user(2).vector, risk_tolerance=tolerance, capped=frozenset({"p-dep"}))
+    options = [FeedOptions()]
+    inputs = rank_inputs(model, rules, [state], [5], options)
+    ranked = with_fresh(model, rules, inputs, inputs.rank(model), [state], options)
+    names = [rules.video_names[i] for i in ranked.video_index[0]]
+    original, fresh = names.index("v21"), names.index("v-copy")
+    assert ranked.video_score[0, original] == pytest.approx(ranked.video_score[0, fresh])
+    assert ranked.product_index[0, original] == ranked.product_index[0, fresh]
+    assert ranked.product_score[0, original] == pytest.approx(ranked.product_score[0, fresh])
