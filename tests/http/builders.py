@@ -25,12 +25,23 @@ from recsvc.edge.app import create_app
 from recsvc.edge.auth import Access, access_for
 from recsvc.registry.publish import PublishReport, publish
 from recsvc.service.settings import Settings, load_settings
-from sandbox.embedded_redis import free_port
+from sandbox.embedded_redis import EmbeddedRedis, free_port
 from tests.builders import ADMIN_KEY, APP_KEY, auth_header
 from tests.http import planted
 
 PLANTED_VERSION = "20260101T000000000000Z-planted"
 SECOND_VERSION = "20260102T000000000000Z-second"  # a second planted model, where a test needs two
+
+
+@contextmanager
+def redis_stopped(server: EmbeddedRedis) -> Iterator[None]:
+    """Stop the session's Redis; whatever happens, it runs again (empty) afterwards."""
+    server.stop()
+    try:
+        yield
+    finally:
+        if server.process is None:
+            server.start()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:

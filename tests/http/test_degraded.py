@@ -11,8 +11,6 @@ Each test stops the session's Redis and always starts it again before it ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from tests.http.builders import (
     eventually,
     load_planted_catalog,
     publish_model,
+    redis_stopped,
     service_settings,
     serving,
 )
@@ -34,17 +33,6 @@ from tests.http.polls import wait_for_polls
 
 POPULAR_FIRST = ["v00", "v01", "v02"]  # planted global popularity
 SAVING_FIRST = ["v10", "v11", "v12"]  # u-save's published vector
-
-
-@contextmanager
-def redis_stopped(server: EmbeddedRedis) -> Iterator[None]:
-    """Stop the session's Redis; whatever happens, it runs again (empty) afterwards."""
-    server.stop()
-    try:
-        yield
-    finally:
-        if server.process is None:
-            server.start()
 
 
 def feed(client: httpx.Client, user_id: str = "u-save") -> dict:

@@ -15,12 +15,14 @@ import pytest
 import redis
 
 from recsvc.contract.keys import Keys
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.http.builders import (
     PLANTED_VERSION,
     event_body,
     eventually,
     load_planted_catalog,
     publish_model,
+    redis_stopped,
     service_settings,
     serving,
 )
@@ -159,3 +161,34 @@ def test_an_exploration_variant_shows_a_new_video_and_its_exposure_names_the_slo
     assert logged[body["request_id"]][b"explored"] == b"2"
     metrics = reader.get("/metrics").text
     assert "recsvc_explored_items_total" in metrics
+
+
+def test_without_redis_the_feed_is_degraded_and_the_new_video_comes_back_with_it(
+    replicas: tuple[httpx.Client, httpx.Client],
+    redis_server: EmbeddedRedis,
+    redis_url: str,
+    models_dir: Path,
+) -> None:
+    """Redis down: feeds are 200 degraded (popularity, no card), events 503, and the replica
+    keeps the fresh table of the catalogue it holds; once Redis is back (empty: the model
+    and the catalogue loaded again, as an operator would), the new video is ranked again."""
+    writer, reader = replicas
+    record = {"video_id": NEW, "topics": ["insurance"]}
+    assert writer.put(f"/v1/catalog/videos/{NEW}", json=record).status_code == 200
+    assert eventually(lambda: NEW in [i["video_id"] for i in page(reader, "u-ins")], 60)
+    with redis_stopped(redis_server):
+        body = reader.get("/v1/feed", params={"user_id": "u-ins", "n": 5}).json()
+        assert body["degraded"] is True and body["source"] == "popularity"
+        assert all(item["product"] is None for item in body["items"])
+        event = event_body("u-ins", NEW, "view")
+        assert reader.post("/v1/events", json={"events": [event]}).status_code == 503
+        assert serving_of(reader, NEW)["vector"] == "metadata"
+    publish_model(redis_url, models_dir / PLANTED_VERSION)
+    load_planted_catalog(redis_url)
+    assert writer.put(f"/v1/catalog/videos/{NEW}", json=record).status_code == 200
+
+    def ranked_again() -> bool:
+        body = reader.get("/v1/feed", params={"user_id": "u-ins", "n": 5}).json()
+        return not body["degraded"] and NEW in [i["video_id"] for i in body["items"]]
+
+    assert eventually(ranked_again, 30)
