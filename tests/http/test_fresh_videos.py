@@ -185,7 +185,11 @@ def test_without_redis_the_feed_is_degraded_and_the_new_video_comes_back_with_it
         assert serving_of(reader, NEW)["vector"] == "metadata"
     publish_model(redis_url, models_dir / PLANTED_VERSION)
     load_planted_catalog(redis_url)
-    assert writer.put(f"/v1/catalog/videos/{NEW}", json=record).status_code == 200
+
+    def stored() -> bool:  # (503 with Retry-After while the breaker still holds: retried)
+        return writer.put(f"/v1/catalog/videos/{NEW}", json=record).status_code == 200
+
+    assert eventually(stored, 10)
 
     def ranked_again() -> bool:
         body = reader.get("/v1/feed", params={"user_id": "u-ins", "n": 5}).json()
