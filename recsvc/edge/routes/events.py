@@ -88,8 +88,8 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
 
 
 async def _record_fresh_views(runtime: Runtime, events: Sequence[Event]) -> None:
-    """The batch's views, clicks and purchases of videos the current model does not know,
-    recorded for their collaborative vectors (recsvc.service.fresh). After the batch was
+    """The batch's views and clicks of videos the current model does not know, recorded
+    for their collaborative vectors (recsvc.service.fresh). After the batch was
     accepted: a failure here costs a video some of its first viewers, never an event (the
     stream has it, and the next nightly model learns from it); it is counted and logged."""
     rules = runtime.serving.snapshot.rules
