@@ -80,7 +80,8 @@ def choose_today_weight(
         today_users = rng.choice(today_users, MAX_USERS, replace=False)
     wanted = set(map(str, today_users))
     per_user: dict[str, list[tuple[np.datetime64, int, float]]] = defaultdict(list)
-    for event in np.flatnonzero(np.isin(user_column, today_users) & (confidence > 0)):
+    theirs = pc.is_in(events.column("user_id"), value_set=pa.array(today_users.tolist()))
+    for event in np.flatnonzero(theirs.to_numpy(zero_copy_only=False) & (confidence > 0)):
         item = items.get(str(item_column[event]))
         if item is not None:
             per_user[str(user_column[event])].append((ts[event], item, float(confidence[event])))
