@@ -25,7 +25,7 @@ import numpy as np
 from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import RISK_LEVELS
 from recsvc.feed.fresh import FreshVideos
-from recsvc.feed.freshness import Freshness, decay, published_seconds
+from recsvc.feed.freshness import Freshness, HalfLifeCache, published_seconds, topic_decay
 
 BLOCKED = np.float32(-np.inf)
 LOWEST_RISK = 1
@@ -62,9 +62,7 @@ class ItemRules:
     # a ranked index's video id: the model's videos, then the fresh ones
     video_names: tuple[str, ...] = ()
     # per freshness setting (its half-lives), each video's half-life [V]: computed once
-    _half_lives: dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _half_lives: HalfLifeCache = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(
@@ -110,12 +108,9 @@ class ItemRules:
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""
-        key = (freshness.default_half_life_hours, freshness.half_lives)
-        half_lives = self._half_lives.get(key)
-        if half_lives is None:
-            half_lives = np.array([freshness.half_life(t) for t in self.video_topics])
-            self._half_lives[key] = half_lives
-        return decay(self.video_published, half_lives, now)
+        return topic_decay(
+            freshness, self.video_topics, self.video_published, now, self._half_lives
+        )
 
     def video_bias(self, seen: Iterable[str], out: np.ndarray | None = None) -> np.ndarray:
         """[V] biases: retired and seen videos blocked (written into `out` when given)."""

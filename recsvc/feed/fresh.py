@@ -32,7 +32,7 @@ from recsvc.contract.manifest import (
     load_array,
 )
 from recsvc.contract.metadata import video_features
-from recsvc.feed.freshness import Freshness, decay, published_seconds
+from recsvc.feed.freshness import Freshness, HalfLifeCache, published_seconds, topic_decay
 
 # The most fresh videos held (the newest by published_at): a catalogue that publishes more
 # between two nightly runs ranks the rest from the next model.
@@ -90,9 +90,7 @@ class FreshVideos:
     product_affinity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     position: Mapping[str, int] = field(default_factory=dict)
     unplaced: tuple[str, ...] = ()  # still at their metadata vector: exploration's candidates
-    _half_lives: dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _half_lives: HalfLifeCache = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -139,9 +137,4 @@ class FreshVideos:
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each fresh video's 2^(−age / its half-life) at `now` [n]."""
-        key = (freshness.default_half_life_hours, freshness.half_lives)
-        half_lives = self._half_lives.get(key)
-        if half_lives is None:
-            half_lives = np.array([freshness.half_life(t) for t in self.topics])
-            self._half_lives[key] = half_lives
-        return decay(self.published, half_lives, now)
+        return topic_decay(freshness, self.topics, self.published, now, self._half_lives)

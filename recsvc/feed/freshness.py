@@ -74,6 +74,26 @@ def published_seconds(published_at: str | None) -> float:
     return published.timestamp()
 
 
+HalfLifeCache = dict[tuple[float, tuple[tuple[str, float], ...]], np.ndarray]
+
+
+def topic_decay(
+    freshness: Freshness,
+    topics: tuple[tuple[str, ...], ...],
+    published: np.ndarray,
+    now: float,
+    cache: HalfLifeCache,
+) -> np.ndarray:
+    """`decay` of videos of these topics; each video's half-life computed once per setting
+    and kept in `cache` (the caller's, one per catalogue revision)."""
+    key = (freshness.default_half_life_hours, freshness.half_lives)
+    half_lives = cache.get(key)
+    if half_lives is None:
+        half_lives = np.array([freshness.half_life(t) for t in topics])
+        cache[key] = half_lives
+    return decay(published, half_lives, now)
+
+
 def decay(published: np.ndarray, half_life_hours: np.ndarray, now: float) -> np.ndarray:
     """2^(−age / half-life) per video [V] (float32), 0 where the publication time is unknown."""
     age_hours = np.maximum(now - published, 0.0) / 3600.0

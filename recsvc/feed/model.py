@@ -71,6 +71,11 @@ class ServingModel:
     def version(self) -> str:
         return self.ranking.manifest.version
 
+    @property
+    def key(self) -> tuple[str, int | None]:
+        """Which model and user vectors: its version and generation."""
+        return self.version, self.generation
+
     @classmethod
     def load(cls, directory: Path, generation: int | None) -> ServingModel:
         ranking = RankingModel.load(directory)

@@ -50,7 +50,7 @@ class FreshLearner:
         """Read what is new for `fresh` (the model's fresh table) and solve again where it
         changed; `revision` grows when a vector did."""
         self._refreshed = time.monotonic()
-        key = (model.version, model.generation)
+        key = model.key
         if key != self.model_key:  # another model: other user vectors, another item space
             self.model_key, self.learned, self._events_seen = key, {}, {}
             self._solved_at = {}

@@ -195,20 +195,13 @@ class Serving:
                 await self.fresh.refresh(self.store, model, snapshot.rules.fresh)
             except RedisUnavailable as exc:
                 log.warning("fresh videos' viewers not read: %s", exc)
-        revision, key = self.fresh.revision, (model.version, model.generation)
+        revision, key = self.fresh.revision, model.key
         if revision == self._fresh_applied or self.fresh.model_key != key:
             return
         learned = dict(self.fresh.learned)
         updated = await asyncio.to_thread(snapshot.with_learned, learned)
         current = self.snapshot  # taken again after the await: swap only what was built on
-        same_model = (
-            current.model is not None
-            and (
-                current.model.version,
-                current.model.generation,
-            )
-            == key
-        )
+        same_model = current.model is not None and current.model.key == key
         if same_model and current.catalog is snapshot.catalog and updated.rules is not None:
             self.snapshot = replace(current, learned=learned, rules=updated.rules)
             self._fresh_applied = revision

@@ -67,45 +67,31 @@ class FreshStore(Gateway):
 
     async def fresh_view_counts(self, videos: list[str]) -> dict[str, int]:
         """How many events each video's record holds (0: none)."""
-        if not videos:
-            return {}
-
-        async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for video in videos:
-                pipe.hlen(self.keys.fresh_viewers(video))
-            return await pipe.execute()
-
-        replies = await self._call("fresh_read", work)
+        replies = await self._per_key("hlen", [self.keys.fresh_viewers(v) for v in videos])
         return {video: int(n or 0) for video, n in zip(videos, replies, strict=True)}
 
     async def fresh_views(self, videos: list[str]) -> dict[str, dict[str, str]]:
         """Each video's recorded events (event id -> `user|action|ratio`)."""
-        if not videos:
-            return {}
-
-        async def work() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for video in videos:
-                pipe.hgetall(self.keys.fresh_viewers(video))
-            return await pipe.execute()
-
-        replies = await self._call("fresh_read", work)
+        replies = await self._per_key("hgetall", [self.keys.fresh_viewers(v) for v in videos])
         return await asyncio.to_thread(_decoded, videos, replies)  # up to 500 fields a video
 
     async def user_vectors(self, generation: int, users: list[str]) -> dict[str, bytes]:
         """The published vectors of these users under a model generation (those that have one)."""
-        if not users:
-            return {}
+        replies = await self._per_key("get", [self.keys.vector(generation, u) for u in users])
+        return {u: bytes(r) for u, r in zip(users, replies, strict=True) if r is not None}
+
+    async def _per_key(self, command: str, keys: list[str]) -> list[Any]:
+        """One read command per key, pipelined (one round trip; a Cluster's per node)."""
+        if not keys:
+            return []
 
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
-            for user in users:
-                pipe.get(self.keys.vector(generation, user))
+            for key in keys:
+                getattr(pipe, command)(key)
             return await pipe.execute()
 
-        replies = await self._call("fresh_read", work)
-        return {u: bytes(r) for u, r in zip(users, replies, strict=True) if r is not None}
+        return await self._call("fresh_read", work)
 
 
 def _decoded(videos: list[str], replies: list[Any]) -> dict[str, dict[str, str]]:

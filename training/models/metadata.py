@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from recsvc.contract.catalog import VideoRecord
 from recsvc.contract.metadata import video_features
 from recsvc.feed.foldin import closed_form
+from recsvc.feed.fresh import MetadataMap as Placer
 
 # Features kept in the map, the most common first: the solve is cubic in their number.
 MAX_FEATURES = 2000
@@ -48,15 +49,9 @@ class MetadataMap:
     weights: np.ndarray  # [1 + F, d] float32: row 0 the average video, 1 + f feature f
     l2: float
 
-    def predict(self, features_per_video: Sequence[Sequence[str]]) -> np.ndarray:
-        """Each video's vector from its features [n, d] (unknown features add nothing)."""
-        rows = {str(f): i + 1 for i, f in enumerate(self.features)}
-        out = np.repeat(self.weights[:1], len(features_per_video), axis=0)
-        for n, features in enumerate(features_per_video):
-            known = [rows[f] for f in features if f in rows]
-            if known:
-                out[n] += self.weights[known].sum(axis=0)
-        return out
+    def placer(self) -> Placer:
+        """The map as the service applies it (recsvc.feed.fresh.MetadataMap)."""
+        return Placer({str(f): i + 1 for i, f in enumerate(self.features)}, self.weights)
 
 
 def fit_metadata_map(
@@ -132,7 +127,8 @@ def cross_fitted(
         held = order[fold::folds]
         kept = np.setdiff1d(order, held)
         mapped = fit_metadata_map([video_ids[i] for i in kept], records, video_factors[kept], seed)
-        out[held] = mapped.predict([video_features(records.get(str(video_ids[i]))) for i in held])
+        placer = mapped.placer()
+        out[held] = [placer.vector(records.get(str(video_ids[i]))) for i in held]
     return out
 
 

@@ -83,7 +83,8 @@ def test_without_features_the_map_is_the_average_video() -> None:
     mapped = fit_metadata_map(["a", "b", "c", "d"], {}, factors)
     assert len(mapped.features) == 0
     np.testing.assert_allclose(
-        mapped.predict([[], ["topic:x"]]), factors.mean(axis=0)[None].repeat(2, 0)
+        [mapped.placer().vector(r) for r in (None, VideoRecord(video_id="v", topics=["x"]))],
+        factors.mean(axis=0)[None].repeat(2, 0),
     )
 
 
