@@ -75,6 +75,7 @@ from serve import (
     wait_ready,
 )
 
+from sandbox.simulate import published_after, published_ms
 from sandbox.world.generate import DAY_MS, WorldSpec, generate_world, write_world
 from training.data.matrix import ConfidenceWeights, build_interactions
 from training.data.splits import Dataset, split_at
@@ -129,9 +130,12 @@ def ndcg(page: list[int], relevance: np.ndarray, excluded: set[int]) -> float:
     return got / ideal if ideal > 0 else 0.0
 
 
-def train_models(world_dir: Path, world: Any, cutoff_ms: int, models: Path) -> dict[str, Any]:
-    """Fit on the events before the cutoff and export the live and the nightly model (the same
-    factors; the live one with the blend of today's behaviour chosen on its own last day)."""
+def train_models(
+    world_dir: Path, world: Any, cutoff_ms: int, models: Path, nightly: bool = True
+) -> dict[str, Any]:
+    """Fit on the events before the cutoff and export the live and (unless `nightly` is false)
+    the nightly model (the same factors; the live one with the metadata map and the blend of
+    today's behaviour chosen on its own last day)."""
     before = events_before(world, cutoff_ms)
     pq.write_table(before, models.parent / "history.parquet")  # backfills both services
     weights = ConfidenceWeights()
@@ -143,14 +147,20 @@ def train_models(world_dir: Path, world: Any, cutoff_ms: int, models: Path) -> d
     today = choose_today_weight(held, dataset, last_day)
     factors = fit(dataset.interactions.confidence, params, threads=1)
     records = catalog_videos(world_dir / "catalog")
-    known = {v: r for v, r in records.items() if _published_ms(r.published_at) < cutoff_ms}
+    known = {
+        v: r
+        for v, r in records.items()
+        if published_ms({"published_at": r.published_at}) < cutoff_ms
+    }
     window = {"window": {"last_event": str(pc.max(before.column("ts")).as_py())}}
     live = export_trained(
         models / "live", factors, dataset, window, {}, None, known,
         {"today": {"weight": today.weight, "users": today.users}},
     )  # fmt: skip
-    nightly = export_trained(models / "nightly", factors, dataset, window, {})
-    return {"live": live, "nightly": nightly, "today": today.as_dict()}
+    exported = {"live": live, "today": today.as_dict()}
+    if nightly:
+        exported["nightly"] = export_trained(models / "nightly", factors, dataset, window, {})
+    return exported
 
 
 def events_before(world: Any, cutoff_ms: int) -> pa.Table:
@@ -159,17 +169,12 @@ def events_before(world: Any, cutoff_ms: int) -> pa.Table:
     return events.filter(pc.less(events.column("ts"), cut))
 
 
-def _published_ms(text: str | None) -> int:
-    if not text:
-        return 0
-    moment = datetime.fromisoformat(text)
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def start_service(service: Service, model: Path, work: Path, settings: dict[str, str]) -> None:
+def start_service(
+    service: Service, model: Path, work: Path, settings: dict[str, str]
+) -> dict[str, str]:
     """Its Redis, the model published, the catalogue known at the cutoff, the profiles and
-    the users' history (their recent events: the seen filter) loaded, `recsvc serve` ready."""
+    the users' history (their recent events: the seen filter) loaded, `recsvc serve` ready;
+    the environment of its `recsvc` commands."""
     world_dir, catalog_dir = work / "world", work / "catalog"
     url = start_redis(service.redis_dir)
     env = service_env(url, model.parent, RECSVC_POLL_SECONDS="0.5", **settings)
@@ -182,6 +187,7 @@ def start_service(service: Service, model: Path, work: Path, settings: dict[str,
     log = service.redis_dir / "serve.log"
     service.process = start_server(env, service.port, log)
     wait_ready(service.process, service.port, log, 60)
+    return env
 
 
 def cutoff_catalog(world_dir: Path, out: Path, cutoff_ms: int) -> list[dict[str, Any]]:
@@ -189,23 +195,20 @@ def cutoff_catalog(world_dir: Path, out: Path, cutoff_ms: int) -> list[dict[str,
     after it, in time order (the replay creates them)."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(world_dir / "catalog" / "products.jsonl", out / "products.jsonl")
-    rows = [json.loads(line) for line in (world_dir / "catalog" / "videos.jsonl").open()]
-    later = [r for r in rows if _published_ms(r.get("published_at")) >= cutoff_ms]
-    kept = [r for r in rows if _published_ms(r.get("published_at")) < cutoff_ms]
+    rows = [
+        json.loads(line)
+        for line in (world_dir / "catalog" / "videos.jsonl").read_text().splitlines()
+    ]
+    kept = [r for r in rows if published_ms(r) < cutoff_ms]
     (out / "videos.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return sorted(later, key=lambda r: _published_ms(r["published_at"]))
+    return published_after(world_dir / "catalog" / "videos.jsonl", cutoff_ms)
 
 
 def replay(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.out)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    spec = WorldSpec(
-        users=args.users, videos=args.videos, products=args.products, events=args.events,
-        days=args.days, seed=args.seed, fresh_share=args.fresh_share,
-        news_share=args.news_share, news_appeal=args.news_appeal,
-        news_half_life_hours=args.news_half_life, drift=args.drift,
-    )  # fmt: skip
+    spec = world_spec(args)
     started = time.perf_counter()
     world = generate_world(spec)
     world_dir = work / "world"
@@ -272,7 +275,7 @@ def replay_day(
     for hour in range(24):
         hour_started = time.monotonic()
         now_ms = cutoff_ms + hour * HOUR_MS + HOUR_MS // 2
-        while pending and _published_ms(pending[0]["published_at"]) < now_ms:
+        while pending and published_ms(pending[0]) < now_ms:
             create_video(pending.pop(0), services, day, hour)
         users = active.get(hour, np.array([], dtype=np.int64))
         if len(users) > args.users_per_hour:
@@ -393,22 +396,7 @@ def report(
     fresh_live, fresh_nightly = mean(live, True), mean(nightly, True)
     return {
         "benchmark": "replay",
-        "world": {
-            k: getattr(args, k)
-            for k in (
-                "users",
-                "videos",
-                "products",
-                "events",
-                "days",
-                "fresh_share",
-                "news_share",
-                "news_appeal",
-                "news_half_life",
-                "drift",
-                "seed",
-            )
-        },  # fmt: skip  # fmt: skip
+        "world": {k: getattr(args, k) for k in WORLD_ARGUMENTS},
         "hour_seconds": args.hour_seconds,
         "exploration_share": args.exploration,
         "freshness_weight": args.freshness,
@@ -431,8 +419,12 @@ def report(
     }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+WORLD_ARGUMENTS = ("users", "videos", "products", "events", "days", "fresh_share",
+                   "news_share", "news_appeal", "news_half_life", "drift", "seed")  # fmt: skip
+
+
+def add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The news-heavy world's options (the module's docstring says why these defaults)."""
     parser.add_argument("--users", type=int, default=1500)
     parser.add_argument("--videos", type=int, default=300)
     parser.add_argument("--products", type=int, default=40)
@@ -443,6 +435,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--news-appeal", type=float, default=2.0)
     parser.add_argument("--news-half-life", type=float, default=12.0, help="hours")
     parser.add_argument("--drift", type=float, default=0.3)
+
+
+def world_spec(args: argparse.Namespace) -> WorldSpec:
+    return WorldSpec(
+        users=args.users, videos=args.videos, products=args.products, events=args.events,
+        days=args.days, seed=args.seed, fresh_share=args.fresh_share,
+        news_share=args.news_share, news_appeal=args.news_appeal,
+        news_half_life_hours=args.news_half_life, drift=args.drift,
+    )  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_world_arguments(parser)
     parser.add_argument("--hour-seconds", type=float, default=4.0)
     parser.add_argument("--users-per-hour", type=int, default=30)
     parser.add_argument("--exploration", type=float, default=0.1, help="the live share")

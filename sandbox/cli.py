@@ -28,6 +28,18 @@ def synth(
     products: Annotated[int, typer.Option(min=1)] = 60,
     events: Annotated[int, typer.Option(min=1, help="Approximate number of events.")] = 400_000,
     days: Annotated[int, typer.Option(min=2)] = 14,
+    fresh_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of videos published during the window.")
+    ] = 0.0,
+    news_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of videos that are news (fading).")
+    ] = 0.0,
+    news_half_life: Annotated[
+        float, typer.Option(min=0.01, help="Hours in which a news video's appeal halves.")
+    ] = 12.0,
+    drift: Annotated[
+        float, typer.Option(min=0, max=1, help="How far interests move over the window.")
+    ] = 0.0,
     seed: Seed = 42,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an existing world in --out.")
@@ -47,8 +59,10 @@ def synth(
         shutil.rmtree(out)  # only ever a directory that holds a world
     try:
         spec = WorldSpec(
-            users=users, videos=videos, products=products, events=events, days=days, seed=seed
-        )
+            users=users, videos=videos, products=products, events=events, days=days, seed=seed,
+            fresh_share=fresh_share, news_share=news_share,
+            news_half_life_hours=news_half_life, drift=drift,
+        )  # fmt: skip
         write_world(generate_world(spec), out)
     except (OSError, ValueError) as exc:
         _fail(
@@ -73,13 +87,24 @@ def simulate(
         Path | None,
         typer.Option(help="An experiments definition (TOML) to serve first (admin endpoint)."),
     ] = None,
+    clock_start: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on the world's clock from this instant (ISO 8601, or 'last-day': the "
+            "start of the world's last day): each hour publishes its new videos through the "
+            "catalogue API (admin key) and its users respond by the truth at that hour."
+        ),
+    ] = None,
+    hour_seconds: Annotated[
+        float, typer.Option(min=0.01, help="Wall seconds per simulated hour (with --clock-start).")
+    ] = 4.0,
     seed: Seed = 0,
     json_output: Json = False,
 ) -> None:
     """Drive a running service with a world's users: they ask for feeds and respond to them
     (views, clicks on attached products, purchases) by the world's ground truth."""
     try:
-        from sandbox.simulate import load_experiments
+        from sandbox.simulate import Clock, load_experiments, world_instant
         from sandbox.simulate import simulate as run_simulation
     except ImportError as exc:
         _fail(f"simulate {TRAIN_EXTRA}: {exc}")
@@ -87,17 +112,30 @@ def simulate(
     if not (world / "truth.npz").is_file():
         raise typer.BadParameter(f"{world} is not a world (no truth.npz)", param_hint="--world")
     try:
+        clock = None
+        if clock_start is not None:
+            clock = Clock(world_instant(world, clock_start), hour_seconds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--clock-start") from None
+    try:
         if experiments is not None:
             load_experiments(url.rstrip("/"), experiments.read_text(encoding="utf-8"))
-        report = run_simulation(url.rstrip("/"), world, days, users_per_day, seed, concurrency)
+        report = run_simulation(
+            url.rstrip("/"), world, days, users_per_day, seed, concurrency, clock=clock
+        )
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         _fail(f"simulation stopped: {exc}")
     if report.feeds == 0:
         _fail(f"no feed was served by {url}: is the service running there?")
+    published = (
+        f"{report.videos_published:,} new videos published ({report.failed_publishes:,} failed); "
+        if clock
+        else ""
+    )
     text = (
         f"{report.feeds:,} feeds over {report.days} day(s) ({report.failed_feeds:,} failed): "
         f"{report.views:,} views, {report.clicks:,} clicks, {report.purchases:,} purchases; "
-        f"by variant {report.by_variant} in {report.seconds}s"
+        f"{published}by variant {report.by_variant} in {report.seconds}s"
     )
     _emit(report.as_dict(), text, json_output)
 

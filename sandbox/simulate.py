@@ -14,6 +14,16 @@ The simulator calls the service as the app backend does, with the app API key in
 
 Purchase amounts come from the product's risk level (riskier products are bigger tickets):
 `amount = 100 × (1 + risk)`. Watch ratios are drawn from Beta(2, 2).
+
+With a `Clock` (a world with a clock, docs/synthetic-world.md), the simulation runs on the
+world's own time from `Clock.start_ms`, compressed to `hour_seconds` of wall time per hour:
+each simulated hour, the world's videos published in it are created through the catalogue
+API (`PUT /v1/catalog/videos/{id}`, the admin key, `published_at` now: the service was
+loaded with the catalogue as it stood at `start_ms`), then `users_per_day / 24` users drawn
+for that hour ask for a feed and respond by the truth at the hour's middle (news fades,
+interests drift, a video not published yet is not viewed); a user may come back in a later
+hour. Without a clock, truth is read at the world's end and all of a day's users come at
+once, each once.
 """
 
 from __future__ import annotations
@@ -31,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.world.generate import load_truth
+from sandbox.world.generate import DAY_MS, load_truth
 from sandbox.world.truth import Truth
 
+HOUR_MS = 3_600_000
 ATTENTION_DECAY = 0.15  # P(examine rank r) = 1 / (1 + decay · (r - 1))
 APP_KEY_VARIABLE = "RECSVC_API_KEY"
 ADMIN_KEY_VARIABLE = "RECSVC_ADMIN_KEY"
@@ -64,11 +75,25 @@ class SimulationReport:
     purchases: int = 0
     events_posted: int = 0
     failed_event_posts: int = 0
+    videos_published: int = 0
+    failed_publishes: int = 0
     by_variant: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The simulated instant of the first hour, and the wall seconds each hour lasts."""
+
+    start_ms: int
+    hour_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not self.hour_seconds > 0:
+            raise ValueError(f"hour_seconds must be positive, not {self.hour_seconds}")
 
 
 class Behaviour:
@@ -80,9 +105,15 @@ class Behaviour:
         self.products = {str(p): i for i, p in enumerate(truth.product_ids)}
 
     def respond(
-        self, user_id: str, body: dict[str, Any], rng: np.random.Generator, now: datetime
+        self,
+        user_id: str,
+        body: dict[str, Any],
+        rng: np.random.Generator,
+        now: datetime,
+        at_ms: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The events a user produces on this feed response."""
+        """The events a user produces on this feed response, stamped `now`; the truth is read
+        at the simulated instant `at_ms` (default: the world's end)."""
         truth = self.truth
         user = truth.user_rows(np.array([user_id]))
         items = [i for i in body["items"] if i["video_id"] in self.videos]
@@ -91,7 +122,7 @@ class Behaviour:
         videos = np.array([self.videos[i["video_id"]] for i in items])
         users = np.repeat(user, len(items))
         attention = 1.0 / (1.0 + ATTENTION_DECAY * np.arange(len(items)))
-        viewed = rng.random(len(items)) < truth.view_probability(users, videos) * attention
+        viewed = rng.random(len(items)) < truth.view_probability(users, videos, at_ms) * attention
         events: list[dict[str, Any]] = []
         request_id = body["request_id"]
         stamp = now.isoformat()
@@ -105,12 +136,12 @@ class Behaviour:
             if not card or card["product_id"] not in self.products:
                 continue
             product = np.array([self.products[card["product_id"]]])
-            click = truth.click_probability(user, videos[position : position + 1], product)
+            click = truth.click_probability(user, videos[position : position + 1], product, at_ms)
             if rng.random() >= click[0]:
                 continue
             events.append(_event(request_id, len(events), stamp, user_id, card["product_id"],
                                  "product", "click"))  # fmt: skip
-            if rng.random() < truth.purchase_probability(user, product)[0]:
+            if rng.random() < truth.purchase_probability(user, product, at_ms)[0]:
                 amount = 100.0 * (1 + int(truth.product_risk[product[0]]))
                 events.append(_event(request_id, len(events), stamp, user_id, card["product_id"],
                                      "product", "purchase", amount=amount))  # fmt: skip
@@ -147,47 +178,127 @@ def simulate(
     seed: int = 0,
     concurrency: int = 16,
     timeout: float = 10.0,
+    clock: Clock | None = None,
 ) -> SimulationReport:
-    """Drive the service at `base_url` with the world's users for `days` simulated days."""
+    """Drive the service at `base_url` with the world's users for `days` simulated days (on
+    the world's clock from `clock.start_ms`, if given)."""
     truth = load_truth(world_dir)
     behaviour = Behaviour(truth)
     report = SimulationReport()
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    for day in range(days):
-        chosen = rng.choice(len(truth.user_ids), size=min(users_per_day, len(truth.user_ids)),
-                            replace=False)  # fmt: skip
-        seeds = rng.integers(0, 2**63, size=len(chosen))
-        jobs = [(str(truth.user_ids[u]), int(s)) for u, s in zip(chosen, seeds, strict=True)]
-
-        def one(job: tuple[str, int]) -> tuple[str, list[dict[str, Any]], bool]:
-            user_id, user_seed = job
-            body = _get_feed(base_url, user_id, timeout)
-            if body is None:
-                return "", [], False
-            events = behaviour.respond(
-                user_id, body, np.random.default_rng(user_seed), datetime.now(UTC)
-            )
-            posted = not events or _post_events(base_url, events, timeout)
-            return str(body.get("variant", "")), events, posted
-
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for variant, events, posted in pool.map(one, jobs):
-                if not variant:
-                    report.failed_feeds += 1
-                    continue
-                report.feeds += 1
-                report.by_variant[variant] = report.by_variant.get(variant, 0) + 1
-                report.views += sum(e["action"] == "view" for e in events)
-                report.clicks += sum(e["action"] == "click" for e in events)
-                report.purchases += sum(e["action"] == "purchase" for e in events)
-                if posted:
-                    report.events_posted += len(events)
-                else:
-                    report.failed_event_posts += 1
-        report.days = day + 1
+    later = published_after(world_dir / "catalog" / "videos.jsonl", clock.start_ms) if clock else []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for day in range(days):
+            if clock is None:
+                _serve(pool, base_url, behaviour, _draw(rng, truth, users_per_day), None, report,
+                       timeout)  # fmt: skip
+                report.days = day + 1
+                continue
+            for hour in range(24):
+                hour_started = time.monotonic()
+                at_ms = clock.start_ms + day * DAY_MS + hour * HOUR_MS + HOUR_MS // 2
+                while later and published_ms(later[0]) < at_ms:
+                    _publish(base_url, later.pop(0), report, timeout)
+                count = users_per_day // 24 + (hour < users_per_day % 24)
+                _serve(pool, base_url, behaviour, _draw(rng, truth, count), at_ms, report, timeout)
+                time.sleep(max(0.0, clock.hour_seconds - (time.monotonic() - hour_started)))
+            report.days = day + 1
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _draw(rng: np.random.Generator, truth: Truth, count: int) -> list[tuple[str, int]]:
+    """`count` distinct users of the world (all of them if it has fewer), each with a seed."""
+    chosen = rng.choice(len(truth.user_ids), size=min(count, len(truth.user_ids)), replace=False)
+    seeds = rng.integers(0, 2**63, size=len(chosen))
+    return [(str(truth.user_ids[u]), int(s)) for u, s in zip(chosen, seeds, strict=True)]
+
+
+def _serve(
+    pool: ThreadPoolExecutor,
+    base_url: str,
+    behaviour: Behaviour,
+    jobs: list[tuple[str, int]],
+    at_ms: int | None,
+    report: SimulationReport,
+    timeout: float,
+) -> None:
+    """Each user asks for a feed, responds to it and posts the events; counted in `report`."""
+
+    def one(job: tuple[str, int]) -> tuple[str, list[dict[str, Any]], bool]:
+        user_id, user_seed = job
+        body = _get_feed(base_url, user_id, timeout)
+        if body is None:
+            return "", [], False
+        rng = np.random.default_rng(user_seed)
+        events = behaviour.respond(user_id, body, rng, datetime.now(UTC), at_ms)
+        posted = not events or _post_events(base_url, events, timeout)
+        return str(body.get("variant", "")), events, posted
+
+    for variant, events, posted in pool.map(one, jobs):
+        if not variant:
+            report.failed_feeds += 1
+            continue
+        report.feeds += 1
+        report.by_variant[variant] = report.by_variant.get(variant, 0) + 1
+        report.views += sum(e["action"] == "view" for e in events)
+        report.clicks += sum(e["action"] == "click" for e in events)
+        report.purchases += sum(e["action"] == "purchase" for e in events)
+        if posted:
+            report.events_posted += len(events)
+        else:
+            report.failed_event_posts += 1
+
+
+def world_instant(world_dir: Path, text: str) -> int:
+    """An instant on a world's clock, in epoch milliseconds: ISO 8601 (UTC unless it says),
+    or `last-day`, the start of the world's last day."""
+    if text == "last-day":
+        return load_truth(world_dir).end_ms - DAY_MS
+    try:
+        return published_ms({"published_at": text})
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an ISO 8601 instant nor 'last-day'") from None
+
+
+def published_ms(record: dict[str, Any]) -> int:
+    """A catalogue record's `published_at` in epoch milliseconds (0 when it has none)."""
+    text = record.get("published_at")
+    if not text:
+        return 0
+    moment = datetime.fromisoformat(text)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def published_after(videos_jsonl: Path, start_ms: int) -> list[dict[str, Any]]:
+    """The catalogue's videos published at or after `start_ms`, in time order."""
+    with videos_jsonl.open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    later = [r for r in rows if published_ms(r) >= start_ms]
+    return sorted(later, key=published_ms)
+
+
+def _publish(
+    base_url: str, record: dict[str, Any], report: SimulationReport, timeout: float
+) -> None:
+    """A video published now, created through the catalogue API (the admin key)."""
+    record = {**record, "published_at": datetime.now(UTC).isoformat()}
+    request = urllib.request.Request(
+        f"{base_url}/v1/catalog/videos/{record['video_id']}",
+        data=json.dumps(record).encode(),
+        headers=_headers(ADMIN_KEY_VARIABLE, **{"Content-Type": "application/json"}),
+        method="PUT",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            report.videos_published += 1
+    except urllib.error.HTTPError as exc:
+        _check_key(exc, ADMIN_KEY_VARIABLE)
+        report.failed_publishes += 1
+    except (urllib.error.URLError, TimeoutError):
+        report.failed_publishes += 1
 
 
 def load_experiments(base_url: str, definition: str, timeout: float = 30) -> None:
