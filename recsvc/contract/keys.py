@@ -44,6 +44,10 @@ and generation.
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
     <p>:{experiments}:definition    the experiments' TOML definition (recsvc.contract.experiments)
     <p>:{experiments}:revision      a random token, replaced with every definition
+    <p>:{erasures}:pending          hash user_id -> ISO time: users erased through
+                                    DELETE /v1/users/{id} whose remaining traces (the streams,
+                                    dedup markers, new videos' viewers, the partitions) the next
+                                    nightly run removes; it then deletes the entry
 """
 
 from __future__ import annotations
@@ -134,6 +138,11 @@ class Keys:
     @property
     def experiments_revision(self) -> str:
         return f"{self.prefix}:{{experiments}}:revision"
+
+    @property
+    def erasures(self) -> str:
+        """Users erased whose remaining traces the next nightly run removes."""
+        return f"{self.prefix}:{{erasures}}:pending"
 
     def vector_pattern(self, generation: int) -> str:
         """SCAN pattern matching every vector of one generation."""

@@ -94,7 +94,7 @@ def drain(
             by_day = _new_rows_by_day(rows, out, written_ids, report, kind.id_field)
             for day, day_rows in sorted(by_day.items()):
                 path = out / f"day={day}" / f"part-{ids[0].replace('-', '_')}.parquet"
-                _write_durably(pa.Table.from_pylist(day_rows, schema=kind.schema), path)
+                write_durably(pa.Table.from_pylist(day_rows, schema=kind.schema), path)
                 written_ids[day].update(row[kind.id_field] for row in day_rows)
                 report.files.append(str(path))
                 report.written += len(day_rows)
@@ -162,7 +162,7 @@ def _ids_on_disk(folder: Path, id_field: str) -> set[str]:
     return ids
 
 
-def _write_durably(table: pa.Table, path: Path) -> None:
+def write_durably(table: pa.Table, path: Path) -> None:
     """Temporary file, fsync, atomic rename, fsync of the directory: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -46,6 +46,13 @@ def summary(code: int, report: dict[str, Any]) -> str:
             f"({drained.get('already_written', 0):,} already written by an earlier run) and "
             f"{drained.get('exposures', 0):,} exposures"
         )
+    erased = report.get("erasures", {})
+    if erased.get("users"):
+        lines.append(
+            f"  erasures finished: {erased['users']:,} users; {erased['rows_removed']:,} rows "
+            f"removed from the partitions, {erased['stream_entries_deleted']:,} stream entries "
+            f"and {erased['keys_deleted']:,} keys deleted"
+        )
     if data:
         window = data.get("window", {})
         lines.append(

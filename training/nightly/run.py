@@ -5,7 +5,9 @@ This module runs the steps in order; the ideas they use live beside it: the wind
 One run, under a lock in Redis (recsvc.registry.locks: renewed while the run lives, so a killed
 run's lock lapses in two minutes, or at once for the next run on the same host):
 
-1. drain the service's event stream into Parquet day partitions (training.data.drain);
+1. drain the service's event stream into Parquet day partitions (training.data.drain), and
+   finish the erasures of users erased since the last run (training.data.erasure: their
+   rows leave the partitions, their last traces leave Redis), before anything reads them;
 2. take the last `window_days` days of events (window), and the segments of their users (the
    profiles in Redis, or a users file) for the per-segment popularity the model carries;
 3. hold out the last 24 hours (only what the live model has not been trained on: nothing new
@@ -46,6 +48,7 @@ from recsvc.store.client import REDIS_ERRORS, SyncClient, async_client, sync_cli
 from recsvc.store.control import parse_pointer
 from training.data.catalog_check import check_catalog
 from training.data.drain import EXPOSURES, drain
+from training.data.erasure import finish_erasures
 from training.data.segments import read_profiles, read_users_file
 from training.data.splits import Protocol, SplitSpec, split_at
 from training.evaluation.evaluate import (
@@ -142,6 +145,9 @@ def _run(
                 client, spec.exposures_dir, keys, before_ack=lease.check, stream=EXPOSURES
             )
             report["drain"]["exposures"] = shown.read
+    with _stage(stages, lease, "erase"):
+        folders = [spec.events_dir, *([spec.exposures_dir] if spec.exposures_dir else [])]
+        report["erasures"] = finish_erasures(client, keys, folders).as_dict()
     with _stage(stages, lease, "load"):
         dataset, report["data"], last_event = load_window(spec)
     with _stage(stages, lease, "segments"):

@@ -1,10 +1,13 @@
-"""PUT/GET /v1/users/{user_id}/profile: what upstream systems know about a user."""
+"""PUT/GET /v1/users/{user_id}/profile: what upstream systems know about a user; DELETE
+/v1/users/{user_id}: the user's erasure (recsvc.store.erasure)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from pydantic import BaseModel
 
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
 from recsvc.contract.records import Profile, UserProfile
@@ -32,3 +35,30 @@ async def get_profile(user_id: UserId, runtime: RuntimeDep) -> UserProfile:
         return await runtime.store.get_profile(user_id)
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+
+
+class Erasure(BaseModel):
+    user_id: str
+    keys_deleted: int  # of the user's own keys, at once
+    erased_at: str
+    completed_by: str  # what removes the rest
+
+
+@router.delete("/{user_id}", responses={503: {"description": "Redis unreachable."}})
+async def erase_user(user_id: UserId, runtime: RuntimeDep) -> Erasure:
+    """Erase the user (admin): at once, their vectors, profile, holdings, purchases, recent
+    items and caps; at the next nightly run, their events and exposures (in Redis and in the
+    drained partitions), the dedup markers of their events and their place among the viewers
+    of new videos, so the next model never learns from them. Idempotent: a second call
+    deletes nothing more and records the erasure again."""
+    erased_at = datetime.now(UTC)
+    try:
+        deleted = await runtime.store.erase_user(user_id, erased_at)
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return Erasure(
+        user_id=user_id,
+        keys_deleted=deleted,
+        erased_at=erased_at.isoformat(),
+        completed_by="the next nightly run",
+    )

@@ -1,0 +1,162 @@
+"""The nightly half of a user's erasure (recsvc.store.erasure has the service's half).
+
+DELETE /v1/users/{id} deletes the user's own keys at once and records the erasure
+(Keys.erasures). What had to be searched for, `finish_erasures` removes, for every user
+recorded, as the nightly job's stage after its drain:
+
+- in Redis: any key left under the user's hash tag (a Redis Cluster's per-event markers, a
+  vector of a generation the registry no longer lists), the dedup markers of their events,
+  their entries among the viewers of new videos (Keys.fresh_viewers), and their entries still
+  in the event and exposure streams (events accepted after the drain, exposures that are not
+  drained);
+- on disk: their rows in the drained day partitions (events, and exposures when the job
+  drains them), each file rewritten durably (temporary file, fsync, atomic rename) or removed
+  when nothing else is left in it;
+
+and only then deletes the records. A run killed part way redoes the rest the next time (every
+step finds what is left). The report carries counts only, never an id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recsvc.contract.keys import Keys
+from recsvc.store.client import SyncClient
+from training.data.drain import write_durably
+
+SCAN_COUNT = 1000
+STREAM_CHUNK = 10_000
+
+
+@dataclass
+class ErasureReport:
+    users: int = 0  # erasures finished
+    keys_deleted: int = 0
+    viewer_entries_deleted: int = 0
+    stream_entries_deleted: int = 0
+    rows_removed: int = 0
+    files_rewritten: int = 0
+    files_removed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def finish_erasures(client: SyncClient, keys: Keys, folders: Sequence[Path]) -> ErasureReport:
+    """Remove what is left of every user recorded as erased, in Redis and in the day
+    partitions under `folders`; then delete the records."""
+    started = time.perf_counter()
+    report = ErasureReport()
+    users = {_text(u) for u in client.hkeys(keys.erasures)}  # type: ignore[union-attr]
+    if not users:
+        return report
+    fresh = _sweep_keys(client, keys, users, report)
+    _sweep_viewers(client, fresh, users, report)
+    for stream in (keys.events, keys.exposures):
+        _sweep_stream(client, stream, users, report)
+    for folder in folders:
+        _sweep_partitions(folder, users, report)
+    client.hdel(keys.erasures, *sorted(users))
+    report.users = len(users)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _sweep_keys(
+    client: SyncClient, keys: Keys, users: set[str], report: ErasureReport
+) -> list[str]:
+    """Delete the users' keys (their hash tag) and their events' dedup markers; return the
+    keys of new videos' viewers (searched next)."""
+    markers = f"{keys.prefix}:ev:{{{keys.events}}}:"
+    fresh_head, fresh_tail = f"{keys.prefix}:fresh:", ":viewers"
+    doomed, fresh = [], []
+    for raw in client.scan_iter(match=f"{keys.prefix}:*", count=SCAN_COUNT):
+        key = _text(raw)
+        if _owner(key, markers) in users:
+            doomed.append(key)
+        elif key.startswith(fresh_head) and key.endswith(fresh_tail):
+            fresh.append(key)
+    for key in doomed:  # keys of many slots: one at a time (a Cluster routes each)
+        report.keys_deleted += int(client.delete(key))  # type: ignore[arg-type]
+    return fresh
+
+
+def _owner(key: str, markers: str) -> str | None:
+    """The user a key belongs to: the id in its `{u:<id>}` hash tag, or in a dedup marker's
+    `<markers><bytes of the id>/<id>:<event id>`; None for any other key."""
+    tag = key.find("{u:")
+    if tag >= 0:
+        end = key.find("}", tag)
+        return key[tag + 3 : end] if end > 0 else None
+    if not key.startswith(markers):
+        return None
+    length, _, tail = key[len(markers) :].partition("/")
+    if not length.isdigit():
+        return None  # a marker of the format before issue 13: it expires on its own
+    return tail.encode()[: int(length)].decode(errors="replace")
+
+
+def _sweep_viewers(
+    client: SyncClient, hashes: Iterable[str], users: set[str], report: ErasureReport
+) -> None:
+    for key in hashes:
+        entries = client.hgetall(key)  # at most FRESH_EVENTS_MAX
+        theirs = [f for f, v in entries.items() if _text(v).split("|", 1)[0] in users]  # type: ignore[union-attr]
+        if theirs:
+            report.viewer_entries_deleted += int(client.hdel(key, *theirs))  # type: ignore[arg-type]
+
+
+def _sweep_stream(client: SyncClient, stream: str, users: set[str], report: ErasureReport) -> None:
+    start = "-"
+    while True:
+        entries = client.xrange(stream, min=start, count=STREAM_CHUNK)
+        if not entries:
+            return
+        theirs = [i for i, fields in entries if _text(fields.get(b"user_id", b"")) in users]  # type: ignore[union-attr]
+        if theirs:
+            report.stream_entries_deleted += int(client.xdel(stream, *theirs))  # type: ignore[arg-type]
+        start = "(" + _text(entries[-1][0])
+        if len(entries) < STREAM_CHUNK:
+            return
+
+
+def _sweep_partitions(folder: Path, users: set[str], report: ErasureReport) -> None:
+    erased = pa.array(sorted(users), pa.string())
+    for path in sorted(folder.glob("day=*/*.parquet")) if folder.is_dir() else []:
+        ids = pq.read_table(path, columns=["user_id"]).column(0)
+        theirs = pc.fill_null(pc.is_in(ids, value_set=erased), False)
+        count = int(pc.sum(theirs).as_py() or 0)
+        if not count:
+            continue
+        kept = pq.read_table(path).filter(pc.invert(theirs))
+        if kept.num_rows:
+            write_durably(kept, path)
+            report.files_rewritten += 1
+        else:
+            path.unlink()
+            _fsync_directory(path.parent)
+            report.files_removed += 1
+        report.rows_removed += count
+
+
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
