@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    model_validator,
 )
 
+from recsvc.contract.catalog import ProductRecord, VideoRecord
 from recsvc.contract.domain import (
     ProductCategory,
 )
-from recsvc.contract.records import Event, Source
+from recsvc.contract.records import Event, Id, Profile, Source
 
 MAX_EVENTS_PER_BATCH = 1000
+MAX_BULK_RECORDS = 10_000  # per bulk request (and RECSVC_MAX_BODY_BYTES bounds its size)
 
 
 class ProductCard(BaseModel):
@@ -110,3 +115,65 @@ class EventsAccepted(BaseModel):
 class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str = Field(pattern="^(live|retired)$", examples=["retired"])
+
+
+class CatalogBulk(BaseModel):
+    """Catalogue records to create or replace at once: all of them, or none when any is bad.
+    A record without `status` keeps the stored record's (as a single PUT does)."""
+
+    model_config = ConfigDict(extra="forbid")
+    videos: list[VideoRecord] = Field(default_factory=list, max_length=MAX_BULK_RECORDS)
+    products: list[ProductRecord] = Field(default_factory=list, max_length=MAX_BULK_RECORDS)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CatalogBulk:
+        problems = [
+            *_repeated("videos", [v.video_id for v in self.videos], "video_id"),
+            *_repeated("products", [p.product_id for p in self.products], "product_id"),
+        ]
+        if not self.videos and not self.products:
+            problems.append("no record: give videos, products or both")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class CatalogWritten(BaseModel):
+    videos: int
+    products: int
+    kept_retired: int = Field(
+        description="Records given without `status` whose stored record was retired: written, "
+        "and still retired."
+    )
+
+
+class ProfileRecord(Profile):
+    """A profile with the id of its user, for the bulk endpoint."""
+
+    user_id: Id
+
+
+class ProfilesBulk(BaseModel):
+    """User profiles to replace at once: all of them, or none when any is bad."""
+
+    model_config = ConfigDict(extra="forbid")
+    profiles: list[ProfileRecord] = Field(min_length=1, max_length=MAX_BULK_RECORDS)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ProfilesBulk:
+        problems = _repeated("profiles", [p.user_id for p in self.profiles], "user_id")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _repeated(kind: str, ids: Sequence[str], field: str) -> list[str]:
+    """One problem per record whose id an earlier record of the request already has."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, item in enumerate(ids):
+        if item in first:
+            problems.append(f"{kind}[{index}].{field}: {item} repeats {kind}[{first[item]}]")
+        else:
+            first[item] = index
+    return problems

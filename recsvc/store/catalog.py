@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -34,6 +35,16 @@ CATALOG_SLOTS = 4
 CATALOG_WAIT_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class CatalogWrite:
+    """One record to create or replace: in which hash, under which id."""
+
+    hash_key: str
+    item_id: str
+    record: dict
+    keep_status: bool = False  # the stored record's status, if any, wins over the record's
+
+
 class CatalogBusy(RedisUnavailable):
     """This replica has had more catalogue writes than it lets Redis take at once, for
     longer than CATALOG_WAIT_SECONDS: retry (Redis itself is fine)."""
@@ -43,31 +54,37 @@ class CatalogContended(RedisUnavailable):
     """One catalogue record kept changing while it was being written (a 503: retry)."""
 
 
-# Creates or replaces one catalogue record keeping the stored record's status, and renews the
-# catalogue's revision, in one step: concurrent PUTs never make each other retry (a WATCH on
-# the hash did, for a write to any record). The caller sends the record encoded once per
-# status; the script only decodes, to read the stored status (cjson.encode would turn an empty
-# array into {}). A record stored without `status` is live; one that is not a JSON object, or
-# has any other status, counts as retired: a record lost is never an item revived.
-# KEYS: the catalogue hash, the revision key (both tagged {catalog}). ARGV: item id, the new
-# revision, the record to write when none is stored or the stored one is live, the record to
-# write when it is retired. With one record only (a PUT that gives its status), that one is
-# written. Returns which was written: 1 or 2.
+# Creates or replaces catalogue records, each keeping the stored record's status unless it
+# gives its own, and renews the catalogue's revision, in one step: all of them or none, and
+# concurrent PUTs never make each other retry (a WATCH on the hash did, for a write to any
+# record). The caller sends each record encoded once per status; the script only decodes, to
+# read the stored status (cjson.encode would turn an empty array into {}). A record stored
+# without `status` is live; one that is not a JSON object, or has any other status, counts as
+# retired: a record lost is never an item revived.
+# KEYS: the revision key, then the catalogue hashes (all tagged {catalog}). ARGV: the new
+# revision, then four per record: the position of its hash in KEYS, its id, the record to
+# write when none is stored or the stored one is live, the record to write when it is retired
+# ('' when the record gives its status: the first is written). Returns, per record, which was
+# written: 1 or 2.
 CATALOG_PUT_SCRIPT = """
-local stored = redis.call('HGET', KEYS[1], ARGV[1])
-local chosen = 1
-if stored and ARGV[4] then
-  local read, record = pcall(cjson.decode, stored)
-  local status = 'retired'
-  if read and type(record) == 'table' and string.match(stored, '^%s*{') then
-    status = record['status']
-    if status == nil then status = 'live' end
+local written = {}
+for i = 2, #ARGV, 4 do
+  local hash, id, chosen = KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1
+  local stored = redis.call('HGET', hash, id)
+  if stored and ARGV[i + 3] ~= '' then
+    local read, record = pcall(cjson.decode, stored)
+    local status = 'retired'
+    if read and type(record) == 'table' and string.match(stored, '^%s*{') then
+      status = record['status']
+      if status == nil then status = 'live' end
+    end
+    if status ~= 'live' then chosen = 2 end
   end
-  if status ~= 'live' then chosen = 2 end
+  redis.call('HSET', hash, id, ARGV[i + 1 + chosen])
+  written[#written + 1] = chosen
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2 + chosen])
-redis.call('SET', KEYS[2], ARGV[2])
-return chosen
+redis.call('SET', KEYS[1], ARGV[1])
+return written
 """
 
 # The status PUT: replaces one catalogue record if it is still the one read (compare and set
@@ -137,24 +154,44 @@ class CatalogStore(Gateway):
         self, hash_key: str, item_id: str, record: dict, keep_status: bool = False
     ) -> dict:
         """Create or replace one record and renew the catalogue's revision; the record as
-        stored. With `keep_status` the stored record's status, if any, replaces the one given.
-        One script inside Redis (CATALOG_PUT_SCRIPT) reads the stored status and writes the
-        record with it, so a status set meanwhile (a retirement) is never undone, and PUTs at
-        once never make each other retry. A stored record that cannot be read keeps
-        `retired`, as the serving catalogue reads an unreadable video."""
-        if keep_status:  # encoded here once per status; the script picks the stored one's
-            variants = [
-                {**record, "status": s.value} for s in (ItemStatus.LIVE, ItemStatus.RETIRED)
+        stored (see put_catalog_records)."""
+        [stored] = await self.put_catalog_records(
+            [CatalogWrite(hash_key, item_id, record, keep_status)]
+        )
+        return stored
+
+    async def put_catalog_records(self, writes: Sequence[CatalogWrite]) -> list[dict]:
+        """Create or replace records and renew the catalogue's revision, all in one step;
+        each record as stored. With `keep_status` the stored record's status, if any,
+        replaces the one given. One script inside Redis (CATALOG_PUT_SCRIPT) reads the stored
+        statuses and writes the records with them, so a status set meanwhile (a retirement)
+        is never undone, and PUTs at once never make each other retry. A stored record that
+        cannot be read keeps `retired`, as the serving catalogue reads an unreadable video."""
+        hashes = sorted({w.hash_key for w in writes})
+        args: list[str | int] = [new_revision()]
+        variants = []
+        for write in writes:
+            if write.keep_status:  # encoded here once per status; the script picks one
+                pair = [
+                    {**write.record, "status": s.value}
+                    for s in (ItemStatus.LIVE, ItemStatus.RETIRED)
+                ]
+            else:
+                pair = [write.record]
+            variants.append(pair)
+            encoded = [json.dumps(v) for v in pair]
+            args += [
+                hashes.index(write.hash_key) + 2,
+                write.item_id,
+                encoded[0],
+                encoded[1] if len(encoded) > 1 else "",
             ]
-        else:
-            variants = [record]
-        keys = [hash_key, self.keys.catalog_revision]
-        args = [item_id, new_revision(), *(json.dumps(v) for v in variants)]
+        keys = [self.keys.catalog_revision, *hashes]
         async with self._catalog_turn():
             written = await self._call(
                 "put_catalog", lambda: self._catalog_put(keys=keys, args=args)
             )
-        return variants[int(written) - 1]
+        return [pair[int(chosen) - 1] for pair, chosen in zip(variants, written, strict=True)]
 
     async def set_catalog_status(
         self, hash_key: str, item_id: str, status: str, minimal: dict | None

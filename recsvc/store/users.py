@@ -4,6 +4,7 @@ counters, and profiles (upstream's, with purchased products added).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -149,6 +150,21 @@ class UserStore(Gateway):
             return await pipe.execute()
 
         await self._call("put_profile", work)
+
+    async def put_profiles(self, profiles: Sequence[tuple[str, Profile]]) -> None:
+        """Replace many users' profiles: one transaction per hash slot (on a single Redis, one
+        in all). A failure part way leaves some slots written: replacing is idempotent, so
+        the caller sends them all again."""
+        groups = slot_groups(self.client, [self.keys.profile(u) for u, _ in profiles])
+
+        async def work() -> None:
+            for group in groups:
+                pipe = await transaction(self.client)
+                for i in group:
+                    queue_profile(pipe, self.keys, *profiles[i])
+                await pipe.execute()
+
+        await self._call("put_profiles", work)
 
     async def get_profile(self, user_id: str) -> UserProfile:
         (state,) = await self.user_states([user_id], None, utc_day(), daily_cap=1)

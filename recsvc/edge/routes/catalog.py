@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from recsvc.contract.catalog import ProductRecord, VideoRecord
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH, ItemStatus
 from recsvc.edge.deps import Runtime, RuntimeDep, unavailable
-from recsvc.edge.schemas import StatusUpdate
+from recsvc.edge.schemas import CatalogBulk, CatalogWritten, StatusUpdate
+from recsvc.store.catalog import CatalogWrite
 from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalogue"])
@@ -73,6 +74,33 @@ async def put_video(video_id: ItemId, record: VideoRecord, runtime: RuntimeDep) 
     """Create or replace a video record."""
     _check_id(video_id, record.video_id, "video_id")
     return await _put(runtime, Kind.VIDEOS, video_id, record)
+
+
+@router.post("/bulk", responses=REDIS_DOWN)
+async def put_records(bulk: CatalogBulk, runtime: RuntimeDep) -> CatalogWritten:
+    """Create or replace many records at once (at most 10,000 of each kind): every record is
+    validated first and a bad one is a 422 naming its list, index and field (every problem
+    at once); then all are written in one atomic step with one new revision, or none. As with
+    a single PUT, a record without `status` keeps the stored record's."""
+    records: list[VideoRecord | ProductRecord] = [*bulk.videos, *bulk.products]
+    writes = [
+        CatalogWrite(
+            _hash(runtime, Kind.VIDEOS if isinstance(r, VideoRecord) else Kind.PRODUCTS),
+            r.video_id if isinstance(r, VideoRecord) else r.product_id,
+            r.model_dump(mode="json"),
+            keep_status="status" not in r.model_fields_set,
+        )
+        for r in records
+    ]
+    try:
+        stored = await runtime.store.put_catalog_records(writes)
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    kept = sum(
+        w.keep_status and s["status"] == ItemStatus.RETIRED.value
+        for w, s in zip(writes, stored, strict=True)
+    )
+    return CatalogWritten(videos=len(bulk.videos), products=len(bulk.products), kept_retired=kept)
 
 
 async def _get(runtime: Runtime, kind: Kind, item_id: str) -> dict[str, Any]:

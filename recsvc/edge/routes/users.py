@@ -1,5 +1,6 @@
-"""PUT/GET /v1/users/{user_id}/profile: what upstream systems know about a user; DELETE
-/v1/users/{user_id}: the user's erasure (recsvc.store.erasure)."""
+"""PUT/GET /v1/users/{user_id}/profile: what upstream systems know about a user, and POST
+/v1/users/profiles/bulk for many at once; DELETE /v1/users/{user_id}: the user's erasure
+(recsvc.store.erasure)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
 from recsvc.contract.records import Profile, UserProfile
 from recsvc.edge.deps import RuntimeDep, unavailable
+from recsvc.edge.schemas import ProfilesBulk
 from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -26,6 +28,20 @@ async def put_profile(user_id: UserId, profile: Profile, runtime: RuntimeDep) ->
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
     return profile
+
+
+@router.post("/profiles/bulk", responses={503: {"description": "Redis unreachable."}})
+async def put_profiles(bulk: ProfilesBulk, runtime: RuntimeDep) -> dict[str, int]:
+    """Replace many users' profiles at once (at most 10,000): every record is validated first
+    and a bad one is a 422 naming its index and field (every problem at once); nothing is
+    written unless all are good. A 503 part way may leave some written: send them all again
+    (replacing a profile is idempotent)."""
+    profiles = [(p.user_id, Profile(**p.model_dump(exclude={"user_id"}))) for p in bulk.profiles]
+    try:
+        await runtime.store.put_profiles(profiles)
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return {"profiles": len(profiles)}
 
 
 @router.get("/{user_id}/profile", responses={503: {"description": "Redis unreachable."}})
