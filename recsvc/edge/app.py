@@ -17,12 +17,13 @@ from starlette.routing import Match
 
 from recsvc import __version__
 from recsvc.contract.keys import Keys
+from recsvc.edge import console
 from recsvc.edge.api_docs import document_security
 from recsvc.edge.auth import KeyRing
 from recsvc.edge.deps import Runtime
 from recsvc.edge.gate import Gate
 from recsvc.edge.offline_docs import install_offline_docs
-from recsvc.edge.routes import catalog, events, experiments, feed, health, users
+from recsvc.edge.routes import admin, catalog, events, experiments, feed, health, users
 from recsvc.service import logs
 from recsvc.service.batcher import FeedBatcher
 from recsvc.service.metrics import Metrics
@@ -147,7 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_offline_docs(app, title="recsvc")
-    for module in (feed, events, users, catalog, experiments, health):
+    for module in (feed, events, users, catalog, experiments, admin, health, console):
         app.include_router(module.router)
     app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(RequestValidationError, invalid_request)

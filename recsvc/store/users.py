@@ -167,13 +167,23 @@ class UserStore(Gateway):
         await self._call("put_profiles", work)
 
     async def get_profile(self, user_id: str) -> UserProfile:
-        (state,) = await self.user_states([user_id], None, utc_day(), daily_cap=1)
-        return UserProfile(
-            risk_tolerance=state.risk_tolerance,
-            segment=state.segment,
-            lifecycle=state.lifecycle,  # type: ignore[arg-type]
-            holdings=sorted(state.holdings),
-        )
+        return profile_of(await self.get_user(user_id, None))
+
+    async def get_user(self, user_id: str, generation: int | None) -> UserState:
+        """One user's state: the vector under `generation` (if given), profile and recent
+        events."""
+        (state,) = await self.user_states([user_id], generation, utc_day(), daily_cap=1)
+        return state
+
+
+def profile_of(state: UserState) -> UserProfile:
+    """The profile as the service sees it: upstream's, holdings with purchases added."""
+    return UserProfile(
+        risk_tolerance=state.risk_tolerance,
+        segment=state.segment,
+        lifecycle=state.lifecycle,  # type: ignore[arg-type]
+        holdings=sorted(state.holdings),
+    )
 
 
 def queue_profile(

@@ -15,19 +15,20 @@ from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/admin", tags=["experiments"])
 MAX_DEFINITION_BYTES = 256 * 1024
+TOML_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/toml": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 @router.put(
     "/experiments",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/toml": {"schema": {"type": "string"}},
-                "text/plain": {"schema": {"type": "string"}},
-            },
-        }
-    },
+    openapi_extra=TOML_BODY,
     responses={
         422: {"description": "The definition cannot serve: every problem is named."},
         503: {"description": "Redis unreachable."},
@@ -35,6 +36,39 @@ MAX_DEFINITION_BYTES = 256 * 1024
 )
 async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Replace the experiments' definition (a TOML document as the body)."""
+    text = await _definition(request)
+    try:
+        experiments = await runtime.serving.validate_experiments(text)
+        revision = await runtime.store.put_experiments(text)
+    except ExperimentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return {"revision": revision, "experiments": [e.name for e in experiments.experiments]}
+
+
+@router.post(
+    "/experiments/validate",
+    openapi_extra=TOML_BODY,
+    responses={
+        422: {"description": "The definition cannot serve: every problem is named."},
+        503: {"description": "Redis unreachable."},
+    },
+)
+async def validate_experiments(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """Check a definition as PUT does, without storing it (the console's Validate)."""
+    text = await _definition(request)
+    try:
+        experiments = await runtime.serving.validate_experiments(text)
+    except ExperimentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return {"valid": True, "experiments": [e.name for e in experiments.experiments]}
+
+
+async def _definition(request: Request) -> str:
+    """The body as a definition's text: at most MAX_DEFINITION_BYTES of UTF-8, not empty."""
     body = await request.body()
     if len(body) > MAX_DEFINITION_BYTES:
         raise HTTPException(413, f"a definition is at most {MAX_DEFINITION_BYTES} bytes")
@@ -43,16 +77,9 @@ async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, An
             422, "no definition in the body (to end every experiment, send '# none')"
         )
     try:
-        text = body.decode("utf-8")
-        experiments = await runtime.serving.validate_experiments(text)
-        revision = await runtime.store.put_experiments(text)
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(422, "the definition is not UTF-8 text") from None
-    except ExperimentError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except RedisUnavailable as exc:
-        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
-    return {"revision": revision, "experiments": [e.name for e in experiments.experiments]}
 
 
 @router.get("/experiments", responses={503: {"description": "Redis unreachable."}})

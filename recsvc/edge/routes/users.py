@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from recsvc.contract.records import Profile, UserProfile
 from recsvc.edge.deps import RuntimeDep, unavailable
 from recsvc.edge.schemas import ProfilesBulk
 from recsvc.store.gateway import RedisUnavailable
+from recsvc.store.users import profile_of
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH, examples=["u00042"])]
@@ -42,6 +44,25 @@ async def put_profiles(bulk: ProfilesBulk, runtime: RuntimeDep) -> dict[str, int
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
     return {"profiles": len(profiles)}
+
+
+@router.get("/{user_id}", responses={503: {"description": "Redis unreachable."}})
+async def get_user(user_id: UserId, runtime: RuntimeDep) -> dict[str, Any]:
+    """What the service holds of the user (admin): the profile, whether the current model
+    has a vector for them, and their recent events, newest first (the seen filter and the
+    fold-in read these)."""
+    model = runtime.serving.snapshot.model
+    try:
+        state = await runtime.store.get_user(user_id, model.generation if model else None)
+    except RedisUnavailable as exc:
+        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    return {
+        "user_id": user_id,
+        "profile": profile_of(state).model_dump(),
+        "model_version": model.version if model else None,
+        "has_vector": state.vector is not None,
+        "recent": [asdict(event) for event in state.recent],
+    }
 
 
 @router.get("/{user_id}/profile", responses={503: {"description": "Redis unreachable."}})
