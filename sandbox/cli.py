@@ -121,12 +121,15 @@ def simulate(
         if experiments is not None:
             load_experiments(url.rstrip("/"), experiments.read_text(encoding="utf-8"))
         report = run_simulation(
-            url.rstrip("/"), world, days, users_per_day, seed, concurrency, clock=clock
-        )
+            url.rstrip("/"), world, days, users_per_day, seed, concurrency, clock=clock,
+            progress=_progress,
+        )  # fmt: skip
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         _fail(f"simulation stopped: {exc}")
     if report.feeds == 0:
         _fail(f"no feed was served by {url}: is the service running there?")
+    failures = "".join(f"; {what}: {n:,}" for what, n in sorted(report.failures.items()))
+    retried = f"; {report.retries:,} requests retried after Retry-After" if report.retries else ""
     published = (
         f"{report.videos_published:,} new videos published ({report.failed_publishes:,} failed); "
         if clock
@@ -135,9 +138,19 @@ def simulate(
     text = (
         f"{report.feeds:,} feeds over {report.days} day(s) ({report.failed_feeds:,} failed): "
         f"{report.views:,} views, {report.clicks:,} clicks, {report.purchases:,} purchases; "
-        f"{published}by variant {report.by_variant} in {report.seconds}s"
+        f"{published}by variant {report.by_variant} in {report.seconds}s{failures}{retried}"
     )
     _emit(report.as_dict(), text, json_output)
+
+
+def _progress(report: Any) -> None:
+    """A line on stderr every few seconds while a simulation runs."""
+    share = report.feeds + report.failed_feeds
+    typer.echo(
+        f"  {share:,} of {report.expected_feeds:,} feeds in {report.seconds:.0f}s "
+        f"({report.failed_feeds:,} failed, {report.retries:,} retried)",
+        err=True,
+    )
 
 
 def redis_start(

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +48,10 @@ from sandbox.world.generate import DAY_MS, load_truth
 from sandbox.world.truth import Truth
 
 HOUR_MS = 3_600_000
+RETRIES = 5  # a 429 or 503 is sent again this many times, after its Retry-After
+MAX_RETRY_WAIT = 30.0  # seconds: a longer Retry-After is cut to this
+PROGRESS_SECONDS = 5.0  # how often `progress` hears how far the simulation is
+_LOCK = threading.Lock()  # the worker threads count into one report
 ATTENTION_DECAY = 0.15  # P(examine rank r) = 1 / (1 + decay · (r - 1))
 APP_KEY_VARIABLE = "RECSVC_API_KEY"
 ADMIN_KEY_VARIABLE = "RECSVC_ADMIN_KEY"
@@ -77,6 +84,9 @@ class SimulationReport:
     failed_event_posts: int = 0
     videos_published: int = 0
     failed_publishes: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # "feed: HTTP 429" -> count
+    retries: int = 0  # requests sent again after a 429 or 503 (their Retry-After honoured)
+    expected_feeds: int = 0
     by_variant: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -179,20 +189,33 @@ def simulate(
     concurrency: int = 16,
     timeout: float = 10.0,
     clock: Clock | None = None,
+    progress: Callable[[SimulationReport], None] | None = None,
+    progress_seconds: float = PROGRESS_SECONDS,
 ) -> SimulationReport:
     """Drive the service at `base_url` with the world's users for `days` simulated days (on
-    the world's clock from `clock.start_ms`, if given)."""
+    the world's clock from `clock.start_ms`, if given); `progress` hears how far it is every
+    `progress_seconds`."""
     truth = load_truth(world_dir)
     behaviour = Behaviour(truth)
-    report = SimulationReport()
+    report = SimulationReport(expected_feeds=days * min(users_per_day, len(truth.user_ids)))
+    if clock:
+        report.expected_feeds = days * users_per_day
     started = time.perf_counter()
+    heard = [time.monotonic()]
+
+    def tick() -> None:
+        if progress and time.monotonic() - heard[0] >= progress_seconds:
+            heard[0] = time.monotonic()
+            report.seconds = round(time.perf_counter() - started, 3)
+            progress(report)
+
     rng = np.random.default_rng(seed)
     later = published_after(world_dir / "catalog" / "videos.jsonl", clock.start_ms) if clock else []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for day in range(days):
             if clock is None:
                 _serve(pool, base_url, behaviour, _draw(rng, truth, users_per_day), None, report,
-                       timeout)  # fmt: skip
+                       timeout, tick)  # fmt: skip
                 report.days = day + 1
                 continue
             for hour in range(24):
@@ -201,7 +224,8 @@ def simulate(
                 while later and published_ms(later[0]) < at_ms:
                     _publish(base_url, later.pop(0), report, timeout)
                 count = users_per_day // 24 + (hour < users_per_day % 24)
-                _serve(pool, base_url, behaviour, _draw(rng, truth, count), at_ms, report, timeout)
+                jobs = _draw(rng, truth, count)
+                _serve(pool, base_url, behaviour, jobs, at_ms, report, timeout, tick)
                 time.sleep(max(0.0, clock.hour_seconds - (time.monotonic() - hour_started)))
             report.days = day + 1
     report.seconds = round(time.perf_counter() - started, 3)
@@ -223,20 +247,23 @@ def _serve(
     at_ms: int | None,
     report: SimulationReport,
     timeout: float,
+    tick: Callable[[], None],
 ) -> None:
-    """Each user asks for a feed, responds to it and posts the events; counted in `report`."""
+    """Each user asks for a feed, responds to it and posts the events; counted in `report`
+    (`tick` after each)."""
 
     def one(job: tuple[str, int]) -> tuple[str, list[dict[str, Any]], bool]:
         user_id, user_seed = job
-        body = _get_feed(base_url, user_id, timeout)
+        body = _get_feed(base_url, user_id, timeout, report)
         if body is None:
             return "", [], False
         rng = np.random.default_rng(user_seed)
         events = behaviour.respond(user_id, body, rng, datetime.now(UTC), at_ms)
-        posted = not events or _post_events(base_url, events, timeout)
+        posted = not events or _post_events(base_url, events, timeout, report)
         return str(body.get("variant", "")), events, posted
 
     for variant, events, posted in pool.map(one, jobs):
+        tick()
         if not variant:
             report.failed_feeds += 1
             continue
@@ -291,14 +318,10 @@ def _publish(
         headers=_headers(ADMIN_KEY_VARIABLE, **{"Content-Type": "application/json"}),
         method="PUT",
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            report.videos_published += 1
-    except urllib.error.HTTPError as exc:
-        _check_key(exc, ADMIN_KEY_VARIABLE)
+    if _request("publish", request, timeout, report, ADMIN_KEY_VARIABLE) is None:
         report.failed_publishes += 1
-    except (urllib.error.URLError, TimeoutError):
-        report.failed_publishes += 1
+    else:
+        report.videos_published += 1
 
 
 def load_experiments(base_url: str, definition: str, timeout: float = 30) -> None:
@@ -326,32 +349,70 @@ def load_experiments(base_url: str, definition: str, timeout: float = 30) -> Non
     raise ValueError(f"the service did not serve revision {revision} within {timeout:.0f}s")
 
 
-def _get_feed(base_url: str, user_id: str, timeout: float) -> dict[str, Any] | None:
+def _get_feed(
+    base_url: str, user_id: str, timeout: float, report: SimulationReport
+) -> dict[str, Any] | None:
     url = f"{base_url}/v1/feed?user_id={user_id}"
-    request = urllib.request.Request(url, headers=_headers(APP_KEY_VARIABLE))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: dict[str, Any] = json.loads(response.read())
-            return body
-    except urllib.error.HTTPError as exc:
-        _check_key(exc, APP_KEY_VARIABLE)
-        return None
-    except (urllib.error.URLError, TimeoutError, ValueError):
-        return None
+    body = _request("feed", urllib.request.Request(url, headers=_headers(APP_KEY_VARIABLE)),
+                    timeout, report, APP_KEY_VARIABLE)  # fmt: skip
+    return body if isinstance(body, dict) else None
 
 
-def _post_events(base_url: str, events: list[dict[str, Any]], timeout: float) -> bool:
+def _post_events(
+    base_url: str, events: list[dict[str, Any]], timeout: float, report: SimulationReport
+) -> bool:
     request = urllib.request.Request(
         f"{base_url}/v1/events",
         data=json.dumps({"events": events}).encode(),
         headers=_headers(APP_KEY_VARIABLE, **{"Content-Type": "application/json"}),
         method="POST",
     )
+    return _request("events", request, timeout, report, APP_KEY_VARIABLE) is not None
+
+
+def _request(
+    what: str,
+    request: urllib.request.Request,
+    timeout: float,
+    report: SimulationReport,
+    key_variable: str,
+) -> Any:
+    """Send a request; its JSON body (True when it has none), or None when it failed, the
+    failure counted in `report.failures` by what and why (the status, a timeout, a refused
+    connection). A 429 or 503 is sent again, up to RETRIES times, after the Retry-After it
+    names (at most MAX_RETRY_WAIT seconds; 1 s when it names none) and a random quarter of it
+    more, so that clients told alike do not all come back at once: every request here is
+    safe to repeat (a GET, or writes the service deduplicates or replaces)."""
+    for attempt in range(RETRIES + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+            return json.loads(raw) if raw else True
+        except urllib.error.HTTPError as exc:
+            _check_key(exc, key_variable)
+            with exc:
+                wait = _retry_after(exc.headers.get("Retry-After"))
+            if exc.code in (429, 503) and attempt < RETRIES:
+                with _LOCK:
+                    report.retries += 1
+                time.sleep(wait * (1 + 0.25 * random.random()))
+                continue
+            reason = f"HTTP {exc.code}"
+        except TimeoutError:
+            reason = "timeout"
+        except urllib.error.URLError as exc:
+            reason = "timeout" if isinstance(exc.reason, TimeoutError) else "unreachable"
+        except ValueError:
+            reason = "not JSON"
+        with _LOCK:
+            key = f"{what}: {reason}"
+            report.failures[key] = report.failures.get(key, 0) + 1
+        return None
+    return None  # not reached: the last attempt returns or records its failure
+
+
+def _retry_after(value: str | None) -> float:
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bool(200 <= response.status < 300)
-    except urllib.error.HTTPError as exc:
-        _check_key(exc, APP_KEY_VARIABLE)
-        return False
-    except (urllib.error.URLError, TimeoutError):
-        return False
+        return min(max(float(value or 1.0), 0.0), MAX_RETRY_WAIT)
+    except ValueError:
+        return 1.0  # an HTTP date: wait a second rather than parse it
