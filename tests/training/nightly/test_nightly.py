@@ -50,7 +50,7 @@ def nightly(
 ) -> subprocess.CompletedProcess[str]:
     command = [
         RECSVC, "nightly", "--events", str(events), "--reports", str(tmp_path / "reports"),
-        "--tune-trials", "3", "--tolerance", str(tolerance), *args,
+        "--no-tune", "--tolerance", str(tolerance), *args,
     ]  # fmt: skip
     env = {
         **cli_environment(redis_url, tmp_path / "models"),
