@@ -38,6 +38,7 @@ them a response measured.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -108,29 +109,24 @@ class Experiment(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
+        problems = []
         shares = {"traffic": self.traffic, "range": self.range[0], "range end": self.range[1]}
         shares |= {f"variant {v.name} weight": v.weight for v in self.variants}
         for what, share in shares.items():
             if abs(share * assignment.BUCKETS - round(share * assignment.BUCKETS)) > 1e-6:
-                raise ValueError(
+                problems.append(
                     f"{what} {share:g} is not a whole number of buckets: shares go in steps of "
                     "0.0001, so that every language computes the same assignment"
                 )
         if self.traffic * assignment.BUCKETS < 1 - 1e-6:
-            raise ValueError(f"traffic {self.traffic:g} admits nobody (less than one bucket)")
+            problems.append(f"traffic {self.traffic:g} admits nobody (less than one bucket)")
         low, high = self.range
         if not 0 <= low < high <= 1:
-            raise ValueError(
-                f"range must be [low, high) with 0 <= low < high <= 1, not {low, high}"
-            )
-        total = sum(v.weight for v in self.variants)
-        if abs(total - 1) > WEIGHT_TOLERANCE:
-            raise ValueError(f"variant weights sum to {total:g}, not 1")
-        names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names repeat: {names}")
-        if self.control is not None and self.control not in names:
-            raise ValueError(f"control {self.control!r} is not one of the variants {names}")
+            problems.append(f"range must be [low, high) with 0 <= low < high <= 1, not {low, high}")
+        weights = [v.weight for v in self.variants]
+        problems += _split_problems(weights, [v.name for v in self.variants], self.control)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -226,10 +222,13 @@ def parse_experiments(
         try:
             experiments.append(Experiment.model_validate(table))
         except ValidationError as exc:
-            for error in exc.errors():
-                message = error["msg"].removeprefix("Value error, ")
+            errors = exc.errors()
+            for error in errors:
+                message = _message(error)
                 where = _where(error["loc"], table)
                 problems.append(f"{label}: {where}: {message}" if where else f"{label}: {message}")
+            if all(error["loc"] for error in errors):  # the split was not checked: check it
+                problems += [f"{label}: {p}" for p in _raw_split_problems(table, variants)]
     problems += _conflicts(experiments)
     if version_exists is not None:
         problems += [
@@ -292,6 +291,55 @@ def _where(location: tuple[Any, ...], table: dict[str, Any]) -> str:
         else:
             parts.append(str(key))
     return ".".join(parts)
+
+
+def _split_problems(weights: list[float], names: list[str], control: str | None) -> list[str]:
+    """What is wrong with an experiment's split of users among its variants."""
+    problems = []
+    total = sum(weights)
+    if abs(total - 1) > WEIGHT_TOLERANCE:
+        problems.append(f"variant weights sum to {total:g}, not 1")
+    if len(set(names)) != len(names):
+        problems.append(f"variant names repeat: {names}")
+    if control is not None and control not in names:
+        problems.append(f"control {control!r} is not one of the variants {names}")
+    return problems
+
+
+def _raw_split_problems(table: dict[str, Any], variants: list[dict[str, Any]]) -> list[str]:
+    """The split's problems, read from the TOML as given (when other problems kept the
+    experiment from being read whole): numbers that are not numbers are named elsewhere."""
+    weights = [
+        float(v["weight"])
+        for v in variants
+        if isinstance(v.get("weight"), int | float) and not isinstance(v.get("weight"), bool)
+    ]
+    names = [str(v.get("name")) for v in variants]
+    control = table.get("control")
+    if len(weights) < len(variants):
+        weights = [1.0]  # a weight is missing or wrong, and named as such: no sum to check
+    return _split_problems(weights, names, control if isinstance(control, str) else None)
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, said for a definition's author: an unknown key gets the closest
+    known ones as suggestions."""
+    if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NAME_PATTERN:
+        return (
+            f"{error['input']!r} is not a name: 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or a digit (no ':' or ',': responses join names with them)"
+        )
+    if error["type"] != "extra_forbidden":
+        return str(error["msg"]).removeprefix("Value error, ")
+    key = str(error["loc"][-1])
+    in_variant = "variant" in error["loc"][:-1]
+    known = list(Variant.model_fields) if in_variant else [*Experiment.model_fields, "variant"]
+    known = [k for k in known if k != "variants"]
+    close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
+    where = "a variant" if in_variant else "an experiment"
+    if close:
+        return f"not a setting of {where} (did you mean {' or '.join(map(repr, close))}?)"
+    return f"not a setting of {where} (known: {', '.join(sorted(known))})"
 
 
 def _conflicts(experiments: list[Experiment]) -> list[str]:

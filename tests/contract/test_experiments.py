@@ -78,7 +78,8 @@ def test_the_salt_defaults_to_the_name_and_a_new_salt_reshuffles_users() -> None
         ),
         (
             ("attach = false", "attach = false\ncolour = 3"),
-            "experiment 1 (ranker): variant 2 (popular).colour: Extra inputs are not permitted",
+            "experiment 1 (ranker): variant 2 (popular).colour: not a setting of a variant "
+            "(known: attach, attach_user_weight,",
         ),
         (
             ('ranker = "popular"', 'ranker = "random"'),
@@ -93,7 +94,7 @@ def test_the_salt_defaults_to_the_name_and_a_new_salt_reshuffles_users() -> None
         (('name = "popular"', 'name = "cf"'), "variant names repeat"),
         (
             ("traffic = 0.5", "traffic = 0.5\nowner = 'me'"),
-            "experiment 1 (ranker): owner: Extra inputs are not permitted",
+            "experiment 1 (ranker): owner: not a setting of an experiment (known: control,",
         ),
         (('name = "ranker"', 'name = "has space"'), "experiment 1 (has space): name:"),
         (("[[experiment]]", "[[experiments]]"), "unknown top-level key(s) ['experiments']"),
@@ -204,3 +205,34 @@ def test_shares_go_in_whole_buckets_so_every_language_rounds_alike(traffic: str)
 def test_a_definition_nested_too_deeply_is_refused_not_a_crash() -> None:
     with pytest.raises(ExperimentError, match="nested too deeply"):
         parse_experiments("x = " + "[" * 50_000 + "]" * 50_000)
+
+
+def test_five_planted_problems_are_named_at_once_with_suggestions() -> None:
+    text = """
+[[experiment]]
+name = "cards"
+trafic = 0.5
+
+[[experiment.variant]]
+name = "three:cards"
+weight = 0.7
+attach_weight = 2
+
+[[experiment.variant]]
+name = "one"
+weight = 0.5
+ranker = "magic"
+"""
+    with pytest.raises(ExperimentError) as refused:
+        parse_experiments(text)
+    problems = str(refused.value).split("; ")
+    assert problems == [
+        "experiment 1 (cards): variant 1 (three:cards).name: 'three:cards' is not a name: 1 to "
+        "64 letters, digits, '_', '.' or '-', starting with a letter or a digit (no ':' or ',': "
+        "responses join names with them)",
+        "experiment 1 (cards): variant 1 (three:cards).attach_weight: not a setting of a variant "
+        "(did you mean 'attach_user_weight' or 'attach_video_weight'?)",
+        "experiment 1 (cards): variant 2 (one).ranker: Input should be 'cf' or 'popular'",
+        "experiment 1 (cards): trafic: not a setting of an experiment (did you mean 'traffic'?)",
+        "experiment 1 (cards): variant weights sum to 1.2, not 1",
+    ]
