@@ -12,6 +12,12 @@ the previous one keeps serving.
     namespace = "ranking"          # optional: experiments of one namespace never overlap...
     range = [0.0, 0.5]             # ...when their ranges are disjoint
     control = "cf"                 # default: the first variant
+    start = 2026-11-02T00:00:00Z   # optional: users are assigned from start...
+    end = 2026-11-16T00:00:00Z     # ...until end (a TOML date-time; no offset: UTC)
+    owner = "growth@bank"          # optional, for the report: who runs it,
+    hypothesis = "Popularity sells as well as the model"   # what it tests,
+    primary_metric = "attach_conversion"                   # the metric that decides it,
+    guardrails = ["video_ctr"]     # and the metrics it must not harm
 
     [[experiment.variant]]
     name = "cf"
@@ -39,13 +45,15 @@ them a response measured.
 from __future__ import annotations
 
 import difflib
+import time
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recsvc.contract import assignment
 from recsvc.contract.domain import ID_PATTERN
@@ -54,6 +62,17 @@ CURRENT, CHALLENGER = "current", "challenger"
 # Experiment and variant names: no ":" or "," (responses and exposures join them that way).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 WEIGHT_TOLERANCE = 1e-6
+# The A/B report's metrics (training.ab.stats.METRICS computes them, in this order): what a
+# definition may name as its primary metric and guardrails.
+Metric = Literal[
+    "video_ctr",
+    "attach_click_rate",
+    "attach_conversion",
+    "purchases_per_user",
+    "amount_per_user",
+    "watch_seconds_per_user",
+]
+METRICS: tuple[str, ...] = get_args(Metric)
 
 
 class Ranker(StrEnum):
@@ -106,6 +125,13 @@ class Experiment(BaseModel):
     range: tuple[Share, Share] = (0.0, 1.0)
     control: str | None = None
     variants: list[Variant] = Field(alias="variant", min_length=2, max_length=20)
+    # what the experiment is for, and when it runs (users are assigned only from start to end)
+    start: datetime | None = None
+    end: datetime | None = None
+    owner: str | None = Field(None, max_length=200)
+    hypothesis: str | None = Field(None, max_length=2000)
+    primary_metric: Metric | None = None
+    guardrails: list[Metric] = Field(default_factory=list, max_length=len(METRICS))
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -125,9 +151,28 @@ class Experiment(BaseModel):
             problems.append(f"range must be [low, high) with 0 <= low < high <= 1, not {low, high}")
         weights = [v.weight for v in self.variants]
         problems += _split_problems(weights, [v.name for v in self.variants], self.control)
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            problems.append(
+                f"end {self.end.isoformat()} is not after start {self.start.isoformat()}"
+            )
+        if self.primary_metric is not None and self.primary_metric in self.guardrails:
+            problems.append(f"{self.primary_metric} is the primary metric and a guardrail")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        """A TOML date-time without an offset is read as UTC."""
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    def running(self, at: float) -> bool:
+        """Whether users are assigned at `at` (Unix seconds): from start until end."""
+        start, end = self.start, self.end
+        return (start is None or at >= start.timestamp()) and (end is None or at < end.timestamp())
 
     @property
     def hash_salt(self) -> str:
@@ -165,10 +210,14 @@ class Experiments:
     def __len__(self) -> int:
         return len(self.experiments)
 
-    def assign(self, user_id: str) -> list[Assignment]:
-        """Every experiment the user is in, with the variant and what it overrides."""
+    def assign(self, user_id: str, at: float | None = None) -> list[Assignment]:
+        """Every experiment the user is in at `at` (Unix seconds; default now), with the
+        variant and what it overrides."""
         found = []
+        now = time.time() if at is None else at
         for experiment in self.experiments:
+            if not experiment.running(now):
+                continue
             salt = experiment.hash_salt
             if experiment.namespace is not None and not assignment.in_namespace(
                 experiment.namespace, user_id, *experiment.range

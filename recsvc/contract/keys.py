@@ -44,6 +44,9 @@ and generation.
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
     <p>:{experiments}:definition    the experiments' TOML definition (recsvc.contract.experiments)
     <p>:{experiments}:revision      a random token, replaced with every definition
+    <p>:{experiments}:history       list, oldest first, of every definition ever stored: JSON
+                                    {"revision", "stored_at", "definition"} (the report of an
+                                    experiment that ended reads its definition here)
     <p>:{erasures}:pending          hash user_id -> ISO time: users erased through
                                     DELETE /v1/users/{id} whose remaining traces (the streams,
                                     dedup markers, new videos' viewers, the partitions) the next
@@ -138,6 +141,10 @@ class Keys:
     @property
     def experiments_revision(self) -> str:
         return f"{self.prefix}:{{experiments}}:revision"
+
+    @property
+    def experiments_history(self) -> str:
+        return f"{self.prefix}:{{experiments}}:history"
 
     @property
     def erasures(self) -> str:

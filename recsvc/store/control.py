@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from recsvc.store.client import (
@@ -90,13 +91,21 @@ class ControlStore(Gateway):
         return str_or_none(revision), (definition or b"").decode()
 
     async def put_experiments(self, definition: str) -> str:
-        """Store a (validated) definition with a new revision; the revision."""
+        """Store a (validated) definition with a new revision, and keep it in the history;
+        the revision."""
         revision = new_revision()
+
+        entry = {
+            "revision": revision,
+            "stored_at": datetime.now(UTC).isoformat(),
+            "definition": definition,
+        }
 
         async def work() -> list[Any]:
             pipe = await transaction(self.client)
             pipe.set(self.keys.experiments_definition, definition)
             pipe.set(self.keys.experiments_revision, revision)
+            pipe.rpush(self.keys.experiments_history, json.dumps(entry))
             return await pipe.execute()
 
         await self._call("experiments", work)

@@ -93,8 +93,8 @@ def test_the_salt_defaults_to_the_name_and_a_new_salt_reshuffles_users() -> None
         (("range = [0.0, 0.5]", "range = [0.6, 0.5]"), "range must be [low, high)"),
         (('name = "popular"', 'name = "cf"'), "variant names repeat"),
         (
-            ("traffic = 0.5", "traffic = 0.5\nowner = 'me'"),
-            "experiment 1 (ranker): owner: not a setting of an experiment (known: control,",
+            ("traffic = 0.5", "traffic = 0.5\nbudget = 3"),
+            "experiment 1 (ranker): budget: not a setting of an experiment (known: control, end,",
         ),
         (('name = "ranker"', 'name = "has space"'), "experiment 1 (has space): name:"),
         (("[[experiment]]", "[[experiments]]"), "unknown top-level key(s) ['experiments']"),
@@ -236,3 +236,57 @@ ranker = "magic"
         "experiment 1 (cards): trafic: not a setting of an experiment (did you mean 'traffic'?)",
         "experiment 1 (cards): variant weights sum to 1.2, not 1",
     ]
+
+
+SCHEDULED = """
+[[experiment]]
+name = "cards"
+start = 2026-12-01T00:00:00Z
+end = 2026-12-15T00:00:00
+owner = "growth team"
+hypothesis = "One card sells as well as three"
+primary_metric = "attach_conversion"
+guardrails = ["video_ctr", "watch_seconds_per_user"]
+
+[[experiment.variant]]
+name = "three"
+weight = 0.5
+
+[[experiment.variant]]
+name = "one"
+weight = 0.5
+max_attached_per_page = 1
+"""
+
+
+def test_an_experiment_assigns_users_only_between_its_start_and_end() -> None:
+    experiments = parse_experiments(SCHEDULED)
+    [experiment] = experiments.experiments
+    assert experiment.end is not None and experiment.end.tzinfo is not None  # no offset: UTC
+    assert experiment.owner == "growth team" and experiment.primary_metric == "attach_conversion"
+    start, end = (moment.timestamp() for moment in (experiment.start, experiment.end))  # type: ignore[union-attr]
+    assert experiments.assign("u1", start - 1) == []
+    assert [a.experiment for a in experiments.assign("u1", start)] == ["cards"]
+    assert [a.experiment for a in experiments.assign("u1", end - 1)] == ["cards"]
+    assert experiments.assign("u1", end) == []
+
+
+def test_dates_and_metrics_that_cannot_be_are_named() -> None:
+    bad = (
+        SCHEDULED.replace("2026-12-15T00:00:00", "2026-11-15T00:00:00")
+        .replace('primary_metric = "attach_conversion"', 'primary_metric = "revenue"')
+        .replace('"watch_seconds_per_user"]', '"video_ctr", "clicks"]')
+    )
+    with pytest.raises(ExperimentError) as refused:
+        parse_experiments(bad)
+    message = str(refused.value)
+    assert "primary_metric: Input should be 'video_ctr', 'attach_click_rate'" in message
+    assert "guardrails[2]: Input should be 'video_ctr'" in message
+    same = SCHEDULED.replace('guardrails = ["video_ctr"', 'guardrails = ["attach_conversion"')
+    with pytest.raises(
+        ExperimentError, match="attach_conversion is the primary metric and a guard"
+    ):
+        parse_experiments(same)
+    backwards = SCHEDULED.replace("2026-12-15T00:00:00", "2026-11-15T00:00:00")
+    with pytest.raises(ExperimentError, match="end 2026-11-15T00:00:00\\+00:00 is not after start"):
+        parse_experiments(backwards)

@@ -70,6 +70,33 @@ def load_durations(path: Path) -> dict[str, float]:
     return durations
 
 
+def find_in_history(
+    name: str, current: str | None, history: list[str]
+) -> tuple[Experiment, str | None]:
+    """The experiment called `name`: in the current definition, else in the newest stored
+    definition that has it (entries of Keys.experiments_history, JSON, oldest first), with a
+    note saying which; ReportError when none has it."""
+    if current is not None:
+        try:
+            return find_experiment(current, name), None
+        except ReportError:
+            pass
+    for raw in reversed(history):
+        try:
+            entry = json.loads(raw)
+            experiment = find_experiment(entry["definition"], name)
+        except (ValueError, KeyError, TypeError, ReportError):
+            continue
+        note = (
+            f"{name} is no longer in the served definition: read from the one stored at "
+            f"{entry.get('stored_at')} (revision {entry.get('revision')})"
+        )
+        return experiment, note
+    if current is None and not history:
+        raise ReportError("no experiments' definition in Redis (recsvc experiments load FILE)")
+    raise ReportError(f"unknown experiment {name!r}: in no definition ever stored")
+
+
 def find_experiment(definition: str, name: str) -> Experiment:
     """The experiment called `name` in a TOML definition."""
     try:

@@ -17,11 +17,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsvc.contract.experiments import Experiment
 from training.ab.attribution import DEFAULT_WINDOW, AttributionStats
 from training.ab.counting import DEFAULT_DURATION_S, user_aggregates
-from training.ab.inputs import ReportError, find_experiment, load_durations, load_exposures
+from training.ab.inputs import (
+    ReportError,
+    find_experiment,
+    find_in_history,
+    load_durations,
+    load_exposures,
+)
 from training.ab.stats import METRICS, VariantData, compare, sample_ratio_mismatch
 from training.ab.text import report_text
 
@@ -32,6 +39,7 @@ __all__ = [
     "ReportError",
     "build_report",
     "find_experiment",
+    "find_in_history",
     "load_durations",
     "load_exposures",
     "report_text",
@@ -69,6 +77,8 @@ def build_report(
     control = variants[experiment.control_variant]
     return {
         "experiment": experiment.name,
+        "definition": _described(experiment),
+        "period": _period(exposures, experiment.name),
         "control": control.name,
         "alpha": alpha,
         "sequential": sequential,
@@ -129,3 +139,26 @@ def _metric_values(variant: VariantData) -> dict[str, float | None]:
             denominator = float(getattr(variant, metric.denominator).sum())
         values[metric.name] = numerator / denominator if denominator else None
     return values
+
+
+def _described(experiment: Experiment) -> dict[str, Any]:
+    """What the definition says the experiment is for, and when it runs."""
+    return {
+        "owner": experiment.owner,
+        "hypothesis": experiment.hypothesis,
+        "primary_metric": experiment.primary_metric,
+        "guardrails": list(experiment.guardrails),
+        "start": experiment.start.isoformat() if experiment.start else None,
+        "end": experiment.end.isoformat() if experiment.end else None,
+    }
+
+
+def _period(exposures: pa.Table, name: str) -> dict[str, Any]:
+    """The first and last exposure of the experiment in the data, and the days between."""
+    named = pc.match_substring(exposures.column("experiments"), f"{name}:")
+    times = exposures.filter(pc.fill_null(named, False)).column("ts")
+    first, last = pc.min(times).as_py(), pc.max(times).as_py()
+    if first is None or last is None:
+        return {"first_exposure": None, "last_exposure": None, "days": None}
+    days = round((last - first).total_seconds() / 86400, 2)
+    return {"first_exposure": first.isoformat(), "last_exposure": last.isoformat(), "days": days}

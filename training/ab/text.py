@@ -16,6 +16,7 @@ def report_text(report: dict[str, Any]) -> str:
     lines = [
         f"A/B report: {report['experiment']} (control {control}; {mode}, alpha "
         f"{report['alpha']:g}; attribution window {report['window_hours']:g} h)",
+        *_about(report),
         "",
         f"{'variant':<20} {'weight':>7} {'users':>10} {'exposures':>12}",
     ]
@@ -83,3 +84,25 @@ def _p(value: float | None) -> str:
     if value is None:
         return "-"
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _about(report: dict[str, Any]) -> list[str]:
+    """What the definition says of the experiment, and the data's dates (lines that have
+    something to say only)."""
+    about, period = report.get("definition") or {}, report.get("period") or {}
+    lines = []
+    if about.get("owner") or about.get("hypothesis"):
+        lines.append(
+            f"owner: {about.get('owner') or '-'}; hypothesis: {about.get('hypothesis') or '-'}"
+        )
+    if about.get("primary_metric") or about.get("guardrails"):
+        guards = ", ".join(about.get("guardrails") or []) or "none"
+        lines.append(f"primary metric: {about.get('primary_metric') or '-'}; guardrails: {guards}")
+    if about.get("start") or about.get("end"):
+        lines.append(f"scheduled: {about.get('start') or 'open'} to {about.get('end') or 'open'}")
+    if period.get("first_exposure"):
+        lines.append(
+            f"data: exposures from {period['first_exposure']} to {period['last_exposure']} "
+            f"({period['days']:g} days)"
+        )
+    return lines

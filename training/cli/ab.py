@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,24 +69,11 @@ def ab_report(
     from training.data.events import load_events
 
     try:
+        note = None
         if definition is None:
-            from recsvc.contract.keys import Keys
-            from recsvc.store.client import REDIS_ERRORS, sync_client
-
-            settings = service_settings("the Redis that holds the experiments' definition")
-            client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
-            try:
-                stored = client.get(Keys(settings.redis_prefix).experiments_definition)
-            except REDIS_ERRORS as exc:
-                fail(f"cannot read the experiments' definition from Redis: {exc}")
-            finally:
-                client.close()
-            if stored is None:
-                fail("no experiments' definition in Redis (recsvc experiments load FILE)")
-            text = stored.decode() if isinstance(stored, bytes) else str(stored)
+            chosen, note = _from_redis(experiment)
         else:
-            text = definition.read_text(encoding="utf-8")
-        chosen = find_experiment(text, experiment)
+            chosen = find_experiment(definition.read_text(encoding="utf-8"), experiment)
         shown = load_exposures(exposures)
         outcomes, loaded = load_events(events)
         durations = load_durations(videos) if videos is not None else None
@@ -103,6 +90,8 @@ def ab_report(
         fail(str(exc))
     if loaded.rows_bad:
         report["notes"].append(f"{loaded.rows_bad:,} invalid event row(s) left out")
+    if note:
+        report["notes"].append(note)
     text = report_text(report)
     if html is not None:
         from training.ab.html import write_html
@@ -113,3 +102,25 @@ def ab_report(
             fail(f"cannot write the HTML report {html}: {exc.strerror or exc}")
         text += f"\nHTML report written to {html}"
     emit(report, text, as_json)
+
+
+def _from_redis(experiment: str) -> tuple[Any, str | None]:
+    """The experiment from the definition in Redis, or from the newest one ever stored that
+    has it (an experiment that has ended), through RECSVC_REDIS_URL and RECSVC_REDIS_PREFIX."""
+    from recsvc.contract.keys import Keys
+    from recsvc.store.client import REDIS_ERRORS, sync_client
+    from training.ab.report import find_in_history
+
+    settings = service_settings("the Redis that holds the experiments' definition")
+    client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
+    keys = Keys(settings.redis_prefix)
+    try:
+        stored = client.get(keys.experiments_definition)
+        history = client.lrange(keys.experiments_history, 0, -1)
+    except REDIS_ERRORS as exc:
+        fail(f"cannot read the experiments' definition from Redis: {exc}")
+    finally:
+        client.close()
+    current = stored.decode() if isinstance(stored, bytes) else stored
+    entries = [e.decode() if isinstance(e, bytes) else str(e) for e in history]  # type: ignore[union-attr]
+    return find_in_history(experiment, current, entries)
