@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -81,16 +82,10 @@ def plant_srm(exposures: pa.Table, experiment: str, share: float, seed: int) -> 
     return exposures.filter(pc.invert(pc.is_in(exposures.column("user_id"), pa.array(lost))))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiments", type=int, default=100)
-    parser.add_argument("--users", type=int, default=3000, help="Simulated users (one day).")
-    parser.add_argument("--out", type=Path, default=Path("bench/out/aa"))
-    parser.add_argument("--seed", type=int, default=0, help="The simulated users' draws.")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    started = time.perf_counter()
-    work = args.out
+def simulated_day(work: Path, text: str, users: int, seed: int) -> Any:
+    """A world and a model, `recsvc serve` on a private Redis with the experiments `text`
+    defines, one simulated day of `users` users, then the drain: `work`/events and
+    `work`/exposures hold the day; the simulation's report is returned."""
     shutil.rmtree(work, ignore_errors=True)
     world, models = work / "world", work / "models"
     spec = WorldSpec(users=6000, videos=200, products=30, events=120_000, days=8, seed=21)
@@ -106,16 +101,13 @@ def main() -> None:
         env = service_env(url, models, RECSVC_LOG_JSON="false", RECSVC_POLL_SECONDS="0.5")
         os.environ["RECSVC_API_KEY"] = env["RECSVC_API_KEY"]  # simulate() runs in this process
         load_redis(env, model, world, {})
-        text = definition(args.experiments)
         (work / "experiments.toml").write_text(text)
         run([*recsvc, "experiments", "load", str(work / "experiments.toml")], env)
         port = free_port()
         server = start_server(env, port, work / "serve.log")
         wait_ready(server, port, work / "serve.log", 60)
         time.sleep(1.5)  # the definition reaches the replica within a poll
-        ran = simulate(
-            f"http://127.0.0.1:{port}", world, days=1, users_per_day=args.users, seed=args.seed
-        )
+        ran = simulate(f"http://127.0.0.1:{port}", world, days=1, users_per_day=users, seed=seed)
         print(
             f"simulated {ran.feeds:,} feeds: {ran.views:,} views, {ran.clicks:,} clicks, "
             f"{ran.purchases:,} purchases in {ran.seconds}s",
@@ -127,10 +119,24 @@ def main() -> None:
     finally:
         stop_process(server)
         stop_redis(work / "redis")
+    return ran
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--experiments", type=int, default=100)
+    parser.add_argument("--users", type=int, default=3000, help="Simulated users (one day).")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/aa"))
+    parser.add_argument("--seed", type=int, default=0, help="The simulated users' draws.")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    started = time.perf_counter()
+    work = args.out
+    text = definition(args.experiments)
+    ran = simulated_day(work, text, args.users, args.seed)
     events, _ = load_events(work / "events")
     exposures = load_exposures(work / "exposures")
-    durations = load_durations(world / "catalog" / "videos.jsonl")
+    durations = load_durations(work / "world" / "catalog" / "videos.jsonl")
     experiments = parse_experiments(text).experiments
     any_significant, primary_significant, srm_alarms = 0, 0, 0
     for experiment in experiments:

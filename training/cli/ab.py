@@ -1,4 +1,6 @@
-"""`recsvc ab report`: an experiment's variants compared (training.ab.report does the work)."""
+"""`recsvc ab report`: an experiment's variants compared (training.ab.report does the work);
+`recsvc ab plan`: the effects an experiment could detect, from the logged history
+(training.ab.plan)."""
 
 from __future__ import annotations
 
@@ -124,3 +126,46 @@ def _from_redis(experiment: str) -> tuple[Any, str | None]:
     current = stored.decode() if isinstance(stored, bytes) else stored
     entries = [e.decode() if isinstance(e, bytes) else str(e) for e in history]  # type: ignore[union-attr]
     return find_in_history(experiment, current, entries)
+
+
+def ab_plan(
+    events: Annotated[Path, typer.Option(help="Events directory (day partitions).")] = Path(
+        "data/events"
+    ),
+    exposures: Annotated[
+        Path, typer.Option(help="Exposures directory (day partitions, from recsvc drain).")
+    ] = Path("data/exposures"),
+    alpha: Annotated[float, typer.Option(help="Significance level.", min=0.0001, max=0.5)] = 0.05,
+    power: Annotated[
+        float, typer.Option(help="Chance to detect the effect.", min=0.5, max=0.99)
+    ] = 0.8,
+    share: Annotated[
+        float, typer.Option(help="Share of users in the treatment.", min=0.01, max=0.99)
+    ] = 0.5,
+    effect: Annotated[
+        float, typer.Option(help="The effect to plan for (0.05: +5%).", min=0.001, max=10.0)
+    ] = 0.05,
+    days: Annotated[
+        list[int] | None, typer.Option("--days", help="Durations to give the MDE of.", min=1)
+    ] = None,
+    comparisons: Annotated[
+        int, typer.Option(help="Divide alpha by this (e.g. 6: Holm's worst case).", min=1)
+    ] = 1,
+    as_json: Json = False,
+) -> None:
+    """The smallest effect each metric would detect after 7, 14 and 28 days, and the days an
+    effect needs, from the drained exposures and events (every user as one group)."""
+    from training.ab.plan import plan, plan_text
+    from training.ab.report import ReportError, load_exposures
+    from training.data.events import load_events
+
+    try:
+        shown = load_exposures(exposures)
+        outcomes, _ = load_events(events)
+        result = plan(
+            shown, outcomes, alpha=alpha, power=power, share=share, effect=effect,
+            days=tuple(days or (7, 14, 28)), comparisons=comparisons,
+        )  # fmt: skip
+    except (ReportError, EventDataError, OSError, ValueError) as exc:
+        fail(str(exc))
+    emit(result, plan_text(result), as_json)

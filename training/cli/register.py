@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from training.cli.ab import ab_report
+from training.cli.ab import ab_plan, ab_report
 from training.cli.drain import drain
 from training.cli.nightly import nightly
 from training.cli.state import backfill
@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command()(export)
     app.command()(compare)
-    ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report.")
+    ab = typer.Typer(no_args_is_help=True, help="A/B experiments: the report, and planning.")
     ab.command("report")(ab_report)
+    ab.command("plan")(ab_plan)
     app.add_typer(ab, name="ab")
     state = typer.Typer(no_args_is_help=True, help="The service's online state: seeding it.")
     state.command("backfill")(backfill)
