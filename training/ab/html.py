@@ -37,6 +37,10 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
 .srm.alarm{background:#b42318;border:2px solid #7a1209;color:#fff;font-size:18px}
 .srm strong{font-size:1.15em;margin-right:6px}.srm .detail{display:block;margin-top:4px}
 .verdict{font-size:17px;margin:10px 0}
+.decision{font-size:17px;margin:10px 0;padding:10px 14px;border-radius:8px;border:2px solid}
+.decision-ship{background:#e6f6ea;border-color:#1a7f37}
+.decision-stop{background:#fdf3f2;border-color:#cf222e}
+.decision-keep-running,.decision-none{background:#f6f8fa;border-color:#8c959f}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:5px 10px;border-bottom:1px solid #d0d7de;text-align:right;white-space:nowrap}
 th{background:#f6f8fa;font-weight:600;white-space:normal;vertical-align:bottom}
@@ -71,6 +75,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"{alpha:g} ({_interval_name(report)}) · attribution window "
         f"{report['window_hours']:g} h</p>",
         _srm_banner(report["srm"]),
+        _decisions(report),
         _verdict(rows, report),
         "<h2>Variants</h2>",
         _variants_table(report),
@@ -116,6 +121,15 @@ def _srm_banner(srm: dict[str, Any]) -> str:
             f"the assignment or the exposure logging is broken.{detail}</div>"
         )
     return f'<div class="srm ok"><strong>SRM ok:</strong> users split as defined.{detail}</div>'
+
+
+def _decisions(report: dict[str, Any]) -> str:
+    """The plain-words verdict of each treatment (training.ab.verdict)."""
+    return "".join(
+        f'<p class="decision decision-{_e(v["decision"].replace(" ", "-"))}"><b>'
+        f"{_e(v['treatment'])}: {_e(v['decision'])}.</b> {_e(v['reason'])}.</p>"
+        for v in report.get("verdicts", [])
+    )
 
 
 def _verdict(rows: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from training.ab.inputs import (
 )
 from training.ab.stats import METRICS, VariantData, compare, sample_ratio_mismatch
 from training.ab.text import report_text
+from training.ab.verdict import verdicts
 
 __all__ = [
     "DEFAULT_DURATION_S",
@@ -75,7 +76,7 @@ def build_report(
         )
     variants = {name: data.get(name) or _no_users(name) for name in weights}
     control = variants[experiment.control_variant]
-    return {
+    report = {
         "experiment": experiment.name,
         "definition": _described(experiment),
         "period": _period(exposures, experiment.name),
@@ -113,6 +114,8 @@ def build_report(
         "attribution": {k: v for k, v in stats.as_dict().items() if k != "notes"},
         "notes": notes,
     }
+    report["verdicts"] = verdicts(report)
+    return report
 
 
 def _winner(result: dict[str, Any], control: str, treatment: str) -> str | None:

@@ -17,6 +17,10 @@ def report_text(report: dict[str, Any]) -> str:
         f"A/B report: {report['experiment']} (control {control}; {mode}, alpha "
         f"{report['alpha']:g}; attribution window {report['window_hours']:g} h)",
         *_about(report),
+        *(
+            f"VERDICT ({v['treatment']}): {v['decision'].upper()}: {v['reason']}"
+            for v in report.get("verdicts", [])
+        ),
         "",
         f"{'variant':<20} {'weight':>7} {'users':>10} {'exposures':>12}",
     ]
