@@ -84,11 +84,11 @@ def _keep_running(
 ) -> dict[str, Any]:
     users = {v["name"]: v["users"] for v in report["variants"]}
     n_t, n_c = users[treatment], users[comparison["control"]]
-    days = (report.get("period") or {}).get("days") or 0
+    days = (report.get("period") or {}).get("days")
     numbers: list[Any] = [
         row.get(k) for k in ("treatment_std_error", "control_std_error", "treatment", "control")
     ]
-    if not all(isinstance(x, float | int) and x > 0 for x in numbers) or not (days and n_t and n_c):
+    if not all(isinstance(x, float | int) and x > 0 for x in numbers) or days is None:
         return said("keep running", f"too little data yet to say how long {primary} needs")
     se_t, se_c, value_t, value_c = (float(x) for x in numbers)
     # relative variance per user of each group: Var(log value) = v / n
@@ -97,7 +97,7 @@ def _keep_running(
     z = NormalDist().inv_cdf(1 - report["alpha"] / 2) + NormalDist().inv_cdf(POWER)
     mde_now = math.expm1(z * math.sqrt(v_t / n_t + v_c / n_c))
     observed = abs(math.log1p(row["relative_difference"] or 0.0))
-    rate = (n_t + n_c) / max(days, 1.0)  # users joining per day so far
+    rate = (n_t + n_c) / max(days, 1.0)  # users joining per day so far (a first day: all)
     if observed < 1e-9:
         return said(
             "keep running",
