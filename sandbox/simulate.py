@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from sandbox.world.generate import DAY_MS, load_truth
 from sandbox.world.truth import Truth
@@ -191,14 +193,18 @@ def simulate(
     clock: Clock | None = None,
     progress: Callable[[SimulationReport], None] | None = None,
     progress_seconds: float = PROGRESS_SECONDS,
+    by_activity: bool = False,
 ) -> SimulationReport:
     """Drive the service at `base_url` with the world's users for `days` simulated days (on
     the world's clock from `clock.start_ms`, if given); `progress` hears how far it is every
-    `progress_seconds`."""
+    `progress_seconds`. With `by_activity`, feeds go to users in proportion to their events in
+    the world's log (a heavy user comes back several times a day), rather than one feed to
+    each of `users_per_day` distinct users."""
     truth = load_truth(world_dir)
+    activity = user_activity(world_dir, truth) if by_activity else None
     behaviour = Behaviour(truth)
     report = SimulationReport(expected_feeds=days * min(users_per_day, len(truth.user_ids)))
-    if clock:
+    if clock or by_activity:
         report.expected_feeds = days * users_per_day
     started = time.perf_counter()
     heard = [time.monotonic()]
@@ -214,7 +220,8 @@ def simulate(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for day in range(days):
             if clock is None:
-                _serve(pool, base_url, behaviour, _draw(rng, truth, users_per_day), None, report,
+                jobs = _draw(rng, truth, users_per_day, activity)
+                _serve(pool, base_url, behaviour, jobs, None, report,
                        timeout, tick)  # fmt: skip
                 report.days = day + 1
                 continue
@@ -224,7 +231,7 @@ def simulate(
                 while later and published_ms(later[0]) < at_ms:
                     _publish(base_url, later.pop(0), report, timeout)
                 count = users_per_day // 24 + (hour < users_per_day % 24)
-                jobs = _draw(rng, truth, count)
+                jobs = _draw(rng, truth, count, activity)
                 _serve(pool, base_url, behaviour, jobs, at_ms, report, timeout, tick)
                 time.sleep(max(0.0, clock.hour_seconds - (time.monotonic() - hour_started)))
             report.days = day + 1
@@ -232,9 +239,26 @@ def simulate(
     return report
 
 
-def _draw(rng: np.random.Generator, truth: Truth, count: int) -> list[tuple[str, int]]:
-    """`count` distinct users of the world (all of them if it has fewer), each with a seed."""
-    chosen = rng.choice(len(truth.user_ids), size=min(count, len(truth.user_ids)), replace=False)
+def user_activity(world_dir: Path, truth: Truth) -> np.ndarray:
+    """Each user's events in the world's log (at least 1: everyone may come)."""
+    users = pq.read_table(world_dir / "events", columns=["user_id"]).column("user_id")
+    counts = pc.value_counts(users)
+    rows = truth.user_rows(counts.field("values").to_numpy(zero_copy_only=False))
+    activity = np.ones(len(truth.user_ids))
+    np.add.at(activity, rows, counts.field("counts").to_numpy())
+    return activity
+
+
+def _draw(
+    rng: np.random.Generator, truth: Truth, count: int, activity: np.ndarray | None = None
+) -> list[tuple[str, int]]:
+    """`count` distinct users of the world (all of them if it has fewer), each with a seed;
+    with `activity` (a weight per user), `count` feeds drawn by it: a user may come back."""
+    if activity is None:
+        size = min(count, len(truth.user_ids))
+        chosen = rng.choice(len(truth.user_ids), size=size, replace=False)
+    else:
+        chosen = rng.choice(len(truth.user_ids), size=count, p=activity / activity.sum())
     seeds = rng.integers(0, 2**63, size=len(chosen))
     return [(str(truth.user_ids[u]), int(s)) for u, s in zip(chosen, seeds, strict=True)]
 

@@ -86,6 +86,17 @@ def user_aggregates(
     return data, stats
 
 
+def variant_users(exposures: pa.Table, experiment: str) -> dict[str, list[str]]:
+    """Each variant's user ids, in the order of user_aggregates' arrays for it."""
+    shown = _experiment_exposures(exposures, experiment, AttributionStats())
+    ids = np.asarray(shown.users.to_pylist(), dtype=object)
+    return {
+        name: ids[shown.user_variant == code].tolist()
+        for code, name in enumerate(shown.variants)
+        if (shown.user_variant == code).any()
+    }
+
+
 def _count_outcomes(
     outcome: pa.Table,
     source: np.ndarray,

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from recsvc.contract.experiments import Experiment
 from training.ab.attribution import DEFAULT_WINDOW, AttributionStats
-from training.ab.counting import DEFAULT_DURATION_S, user_aggregates
+from training.ab.counting import DEFAULT_DURATION_S, user_aggregates, variant_users
+from training.ab.cuped import cuped_compare, interval_reductions, pre_period
 from training.ab.inputs import (
     ReportError,
     find_experiment,
@@ -114,8 +115,39 @@ def build_report(
         "attribution": {k: v for k, v in stats.as_dict().items() if k != "notes"},
         "notes": notes,
     }
+    _add_cuped(report, exposures, events, experiment, variants, window, durations)
     report["verdicts"] = verdicts(report)
     return report
+
+
+def _add_cuped(
+    report: dict[str, Any],
+    exposures: pa.Table,
+    events: pa.Table,
+    experiment: Experiment,
+    variants: Mapping[str, VariantData],
+    window: timedelta,
+    durations: Mapping[str, float] | None,
+) -> None:
+    """Each comparison again with CUPED (training.ab.cuped), when there is pre-period data
+    (`cuped_pre_period_users`): `cuped` (the metric rows, adjusted) and
+    `cuped_interval_reduction` per metric."""
+    pre = pre_period(exposures, events, experiment.name, window, durations)
+    report["cuped_pre_period_users"] = 0 if pre is None else pre[0].users
+    if pre is None:  # no exposure before the experiment's first
+        return
+    ids = variant_users(exposures, experiment.name)
+    control = variants[report["control"]]
+    for comparison in report["comparisons"]:
+        treatment = variants[comparison["treatment"]]
+        if control.name not in ids or treatment.name not in ids:
+            continue
+        rows = cuped_compare(control, treatment, ids, pre, alpha=report["alpha"],
+                             sequential=report["sequential"])  # fmt: skip
+        for row in rows:
+            row["winner"] = _winner(row, control.name, treatment.name)
+        comparison["cuped"] = rows
+        comparison["cuped_interval_reduction"] = interval_reductions(comparison["metrics"], rows)
 
 
 def _winner(result: dict[str, Any], control: str, treatment: str) -> str | None:

@@ -178,16 +178,16 @@ class SrmResult:
 
 
 @dataclass(frozen=True)
-class _Estimate:
+class Estimate:
     value: float | None
     variance: float | None
     note: str | None
 
 
-def _variant_estimate(variant: VariantData, metric: Metric) -> _Estimate:
+def _variant_estimate(variant: VariantData, metric: Metric) -> Estimate:
     n = variant.users
     if n == 0:
-        return _Estimate(None, None, f"{variant.name} has no users")
+        return Estimate(None, None, f"{variant.name} has no users")
     y = np.asarray(getattr(variant, metric.numerator), dtype=np.float64)
     # compare() lets numpy overflow to inf or NaN quietly: the checks below catch it
     if metric.denominator is None:  # a mean: the ratio to x_i = 1, written out
@@ -198,7 +198,7 @@ def _variant_estimate(variant: VariantData, metric: Metric) -> _Estimate:
         x = np.asarray(getattr(variant, metric.denominator), dtype=np.float64)
         x_sum = float(x.sum())
         if x_sum == 0:
-            return _Estimate(None, None, f"no {metric.denominator} in {variant.name}")
+            return Estimate(None, None, f"no {metric.denominator} in {variant.name}")
         value = float(y.sum()) / x_sum
         residuals = y - value * x
     # the residuals sum to 0, so their sample variance is a dot product over n - 1
@@ -206,13 +206,13 @@ def _variant_estimate(variant: VariantData, metric: Metric) -> _Estimate:
     x_bar = x_sum / n
     scale = n * x_bar * x_bar
     if not math.isfinite(value):
-        return _Estimate(None, None, f"{metric.name} in {variant.name} is beyond float range")
+        return Estimate(None, None, f"{metric.name} in {variant.name} is beyond float range")
     if n < 2:
-        return _Estimate(value, None, f"{variant.name} has fewer than 2 users: no variance")
+        return Estimate(value, None, f"{variant.name} has fewer than 2 users: no variance")
     if not (math.isfinite(spread) and 0 < scale < math.inf):
         note = f"the variance of {metric.name} in {variant.name} is beyond float range"
-        return _Estimate(value, None, note)
-    return _Estimate(value, spread / scale, None)
+        return Estimate(value, None, note)
+    return Estimate(value, spread / scale, None)
 
 
 def compare(
@@ -258,6 +258,21 @@ def _compare_metric(
 ) -> dict[str, Any]:
     c = _variant_estimate(control, metric)
     t = _variant_estimate(treatment, metric)
+    return compare_estimates(metric, c, t, control.name, treatment.name, alpha, sequential, tau2)
+
+
+def compare_estimates(
+    metric: Metric,
+    c: Estimate,
+    t: Estimate,
+    control: str,
+    treatment: str,
+    alpha: float,
+    sequential: bool,
+    tau2: float,
+) -> dict[str, Any]:
+    """One metric's row from the two variants' estimates (value and variance of the value):
+    the relative difference, its interval and p-value on the log ratio (the docstring's)."""
     row: dict[str, Any] = {
         "metric": metric.name,
         "kind": metric.kind,
@@ -273,12 +288,12 @@ def _compare_metric(
     }
     if c.value is None or t.value is None:
         return row
-    if c.value == 0:
-        row["note"] = f"{metric.name} is 0 in {control.name}: the relative difference is undefined"
+    if c.value <= 0:
+        row["note"] = f"{metric.name} is 0 in {control}: the relative difference is undefined"
         return row
-    if t.value == 0:
+    if t.value <= 0:
         row["relative_difference"] = -1.0
-        row["note"] = f"{metric.name} is 0 in {treatment.name}: no interval on the log scale"
+        row["note"] = f"{metric.name} is 0 in {treatment}: no interval on the log scale"
         return row
     # logs and square roots first, so that no square or quotient of extreme values overflows
     log_ratio = math.log(t.value) - math.log(c.value)
