@@ -29,6 +29,7 @@ once, each once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import threading
@@ -437,6 +438,7 @@ def _request(
 
 def _retry_after(value: str | None) -> float:
     try:
-        return min(max(float(value or 1.0), 0.0), MAX_RETRY_WAIT)
+        wait = float(value or 1.0)
     except ValueError:
         return 1.0  # an HTTP date: wait a second rather than parse it
+    return min(max(wait, 0.0), MAX_RETRY_WAIT) if math.isfinite(wait) else 1.0

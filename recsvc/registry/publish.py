@@ -137,6 +137,13 @@ async def publish(
         )
 
 
+async def _erased(client: AsyncClient, keys: Keys) -> set[str]:
+    """The users whose erasure the nightly job has not finished (Keys.erasures)."""
+    return {
+        u.decode() if isinstance(u, bytes) else str(u) for u in await client.hkeys(keys.erasures)
+    }  # type: ignore[misc]
+
+
 async def _publish(
     client: AsyncClient,
     keys: Keys,
@@ -155,6 +162,11 @@ async def _publish(
     user_ids, factors = user_ids[nonzero], factors[nonzero]
     if progress:
         progress(int((~nonzero).sum()))
+    # Users erased since the model was trained (DELETE /v1/users/{id}) never get a vector back.
+    erased = await _erased(client, keys)
+    if erased:
+        keep = ~np.isin(user_ids, np.array(sorted(erased), dtype=user_ids.dtype))
+        user_ids, factors = user_ids[keep], factors[keep]
     version = model.manifest.version
     generation = int(await client.incr(keys.model_generation))
     await client.hset(
@@ -168,6 +180,10 @@ async def _publish(
         else:
             await _write_vectors(client, keys, generation, user_ids, factors, progress)
         grown = await used_memory(client) - before
+        # ...nor one erased while they were being written (the DELETE listed this generation)
+        late = await _erased(client, keys) - erased
+        if late:
+            await client.delete(*(keys.vector(generation, u) for u in sorted(late)))
         previous = parse_pointer(await client.get(pointer))
         if expected_current is not ANY and role == "current":
             now = previous.version if previous else None

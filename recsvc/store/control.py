@@ -35,6 +35,9 @@ class Poll:
     challenger: Pointer | None = None
 
 
+HISTORY_KEPT = 1000  # definitions kept in the history (Keys.experiments_history), newest
+
+
 class ControlStore(Gateway):
     """The pointers a replica polls: models, catalogue revision, experiments."""
 
@@ -106,6 +109,7 @@ class ControlStore(Gateway):
             pipe.set(self.keys.experiments_definition, definition)
             pipe.set(self.keys.experiments_revision, revision)
             pipe.rpush(self.keys.experiments_history, json.dumps(entry))
+            pipe.ltrim(self.keys.experiments_history, -HISTORY_KEPT, -1)
             return await pipe.execute()
 
         await self._call("experiments", work)

@@ -4,6 +4,7 @@ counters, and profiles (upstream's, with purchased products added).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -28,6 +29,7 @@ from recsvc.store.gateway import (
 )
 
 CAPS_TTL_SECONDS = 2 * 24 * 3600
+PROFILE_SLOTS_AT_ONCE = 64  # a bulk profile write's transactions in flight (one per slot)
 
 
 # Reads the state of a batch of users in one call. KEYS: each user (Keys.user). ARGV:
@@ -157,12 +159,15 @@ class UserStore(Gateway):
         the caller sends them all again."""
         groups = slot_groups(self.client, [self.keys.profile(u) for u, _ in profiles])
 
-        async def work() -> None:
-            for group in groups:
-                pipe = await transaction(self.client)
-                for i in group:
-                    queue_profile(pipe, self.keys, *profiles[i])
-                await pipe.execute()
+        async def one(group: list[int]) -> None:
+            pipe = await transaction(self.client)
+            for i in group:
+                queue_profile(pipe, self.keys, *profiles[i])
+            await pipe.execute()
+
+        async def work() -> None:  # on a Cluster, a slot's transaction at a time would be
+            for start in range(0, len(groups), PROFILE_SLOTS_AT_ONCE):  # one round trip each
+                await asyncio.gather(*map(one, groups[start : start + PROFILE_SLOTS_AT_ONCE]))
 
         await self._call("put_profiles", work)
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.builders import ADMIN_KEY
-from tests.http.builders import PLANTED_VERSION, event_body
+from tests.http.builders import PLANTED_VERSION, event_body, eventually
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra's playwright")
 EVIL = "<img src=x onerror=\"document.title='owned'\">"
@@ -88,6 +88,12 @@ def test_an_operator_sees_models_retires_a_product_saves_experiments_looks_up_a_
     page.wait_for_selector("#catalog-body span.status-retired[data-id='p-ins']")
     assert "p-ins is now retired" in page.text_content("#catalog-result")
     assert service.get("/v1/catalog/products/p-ins").json()["status"] == "retired"
+    assert eventually(  # the list is the replica's catalogue: it has the change within a poll
+        lambda: (
+            service.get("/v1/admin/catalog/products", params={"status": "retired"}).json()["total"]
+            == 1
+        )
+    )
     page.select_option("#catalog-status", "retired")
     sync_api.expect(page.locator("#catalog-body tr")).to_have_count(2)  # the head, p-ins
     assert page.text_content("#catalog-page") == "1–1 of 1"

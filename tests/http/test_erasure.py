@@ -5,13 +5,20 @@ on loopback, a real Redis."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import redis
 
 from recsvc.contract.keys import Keys
 from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
-from tests.http.builders import event_body, redis_stopped
+from tests.http.builders import (
+    PLANTED_VERSION,
+    event_body,
+    publish_model,
+    redis_stopped,
+)
 
 USER = "u-ins"  # a user of the planted model: a vector of its own
 
@@ -72,3 +79,14 @@ def test_without_redis_an_erasure_is_refused_with_retry_after(
     with redis_stopped(redis_server):
         response = service.delete(f"/v1/users/{USER}")
     assert response.status_code == 503 and "Retry-After" in response.headers
+
+
+def test_a_publish_after_the_erasure_does_not_give_the_user_a_vector_again(
+    service: httpx.Client, redis_url: str, models_dir: Path
+) -> None:
+    assert service.delete(f"/v1/users/{USER}").status_code == 200
+    report = publish_model(redis_url, models_dir / PLANTED_VERSION)  # e.g. a nightly run's
+    assert report.generation == 2
+    assert user_keys(redis_url) == []  # no vector of generation 2 either
+    assert service.get(f"/v1/users/{USER}").json()["has_vector"] is False
+    assert service.get("/v1/feed", params={"user_id": "u-save"}).json()["source"] == "cf"

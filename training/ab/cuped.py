@@ -22,6 +22,7 @@ of r's variance that c explains (ρ²).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -54,9 +55,8 @@ def pre_period(
 ) -> tuple[VariantData, list[str]] | None:
     """Every user's counts before the experiment's first exposure, and their ids; None when
     nothing came before it."""
-    named = pc.fill_null(
-        pc.match_substring(exposures.column("experiments"), f"{experiment}:"), False
-    )
+    pattern = rf"(^|,)\s*{re.escape(experiment)}:"  # one of the comma-joined pairs
+    named = pc.fill_null(pc.match_substring_regex(exposures.column("experiments"), pattern), False)
     first = pc.min(exposures.filter(named).column("ts"))
     if not first.is_valid:
         return None

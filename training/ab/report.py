@@ -11,6 +11,7 @@ The names the CLI, the bench and the tests import from here are re-exported (`__
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -190,10 +191,15 @@ def _described(experiment: Experiment) -> dict[str, Any]:
 
 def _period(exposures: pa.Table, name: str) -> dict[str, Any]:
     """The first and last exposure of the experiment in the data, and the days between."""
-    named = pc.match_substring(exposures.column("experiments"), f"{name}:")
+    named = pc.match_substring_regex(exposures.column("experiments"), _pair(name))
     times = exposures.filter(pc.fill_null(named, False)).column("ts")
     first, last = pc.min(times).as_py(), pc.max(times).as_py()
     if first is None or last is None:
         return {"first_exposure": None, "last_exposure": None, "days": None}
     days = round((last - first).total_seconds() / 86400, 2)
     return {"first_exposure": first.isoformat(), "last_exposure": last.isoformat(), "days": days}
+
+
+def _pair(name: str) -> str:
+    """A regex matching `name:<variant>` as one of an exposure's comma-joined pairs."""
+    return rf"(^|,)\s*{re.escape(name)}:"

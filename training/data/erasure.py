@@ -9,9 +9,11 @@ recorded, as the nightly job's stage after its drain:
   their entries among the viewers of new videos (Keys.fresh_viewers), and their entries still
   in the event and exposure streams (events accepted after the drain, exposures that are not
   drained);
-- on disk: their rows in the drained day partitions (events, and exposures when the job
-  drains them), each file rewritten durably (temporary file, fsync, atomic rename) or removed
-  when nothing else is left in it;
+- on disk: their rows in every event file of the nightly job's folders (Parquet and CSV at
+  any depth, as its loader reads them: the drained day partitions, anything put beside them)
+  and in the drained exposures, each file rewritten durably (temporary file, fsync, atomic
+  rename) or removed when nothing else is left in it; a file it cannot rewrite fails the run
+  and leaves the erasures pending;
 
 and only then deletes the records. A run killed part way redoes the rest the next time (every
 step finds what is left). The report carries counts only, never an id.
@@ -19,6 +21,7 @@ step finds what is left). The report carries counts only, never an id.
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -28,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from recsvc.contract.keys import Keys
@@ -35,6 +39,12 @@ from recsvc.store.client import SyncClient
 from training.data.drain import write_durably
 
 SCAN_COUNT = 1000
+
+
+class ErasureError(RuntimeError):
+    """Users' rows that cannot be erased from a file (the file named)."""
+
+
 STREAM_CHUNK = 10_000
 
 
@@ -132,22 +142,58 @@ def _sweep_stream(client: SyncClient, stream: str, users: set[str], report: Eras
 
 
 def _sweep_partitions(folder: Path, users: set[str], report: ErasureReport) -> None:
+    """Every event file under `folder` the nightly job's loader would read (Parquet and CSV at
+    any depth; names starting with '.' or '_' are not read), rewritten without the users' rows.
+    Another kind of file there (MovieLens' u.data) is an ErasureError: the run fails and the
+    erasures stay pending, rather than a model learning from rows it could not erase."""
     erased = pa.array(sorted(users), pa.string())
-    for path in sorted(folder.glob("day=*/*.parquet")) if folder.is_dir() else []:
-        ids = pq.read_table(path, columns=["user_id"]).column(0)
-        theirs = pc.fill_null(pc.is_in(ids, value_set=erased), False)
+    files = sorted(
+        path
+        for path in (folder.rglob("*") if folder.is_dir() else [])
+        if path.is_file() and not any(part[0] in "._" for part in path.relative_to(folder).parts)
+    )
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise ErasureError(
+                f"{path}: cannot erase users' rows from this kind of file; remove them by hand "
+                "(the erasures stay pending until a run finishes them)"
+            )
+        table = pq.read_table(path) if suffix == ".parquet" else _read_csv(path)
+        if "user_id" not in table.column_names:
+            continue
+        theirs = pc.fill_null(
+            pc.is_in(table.column("user_id").cast(pa.string()), value_set=erased), False
+        )
         count = int(pc.sum(theirs).as_py() or 0)
         if not count:
             continue
-        kept = pq.read_table(path).filter(pc.invert(theirs))
+        kept = table.filter(pc.invert(theirs))
         if kept.num_rows:
-            write_durably(kept, path)
+            (write_durably if suffix == ".parquet" else _write_csv_durably)(kept, path)
             report.files_rewritten += 1
         else:
             path.unlink()
             _fsync_directory(path.parent)
             report.files_removed += 1
         report.rows_removed += count
+
+
+def _read_csv(path: Path) -> pa.Table:
+    """A CSV file with every column read as text, so that it is written back as it was."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        names = next(csv.reader(handle), [])
+    types = {name: pa.string() for name in names}
+    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+
+
+def _write_csv_durably(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pacsv.write_csv(table, tmp)
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_directory(path.parent)
 
 
 def _fsync_directory(directory: Path) -> None:

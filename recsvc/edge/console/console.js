@@ -1,7 +1,7 @@
 "use strict";
 const KEY = "recsvc-admin-key";
 const $ = (id) => document.getElementById(id);
-const view = { kind: "videos", offset: 0, limit: 20 };
+const view = { kind: "videos", offset: 0, limit: 20, asked: 0, typing: null };
 
 class ApiError extends Error {
   constructor(status, detail) {
@@ -84,11 +84,13 @@ async function loadModels() {
 
 async function loadCatalog() {
   const target = $("catalog-body");
+  const asked = ++view.asked; // a reply to an earlier request than the last is dropped
   const params = new URLSearchParams({ offset: view.offset, limit: view.limit });
   if ($("catalog-status").value) params.set("status", $("catalog-status").value);
   if ($("catalog-search").value) params.set("contains", $("catalog-search").value);
   try {
     const data = await api("GET", "v1/admin/catalog/" + view.kind + "?" + params);
+    if (asked !== view.asked) return;
     const rows = data.items.map((r) => {
       const status = el("span", r.status, "status-" + r.status);
       status.dataset.id = r.id;
@@ -110,9 +112,15 @@ async function loadCatalog() {
 
 async function setStatus(id, status) {
   try {
-    await api("PUT", "v1/catalog/" + view.kind + "/" + encodeURIComponent(id) + "/status", JSON.stringify({ status }));
-    $("catalog-result").replaceChildren(el("span", id + " is now " + status + " on every replica within a poll.", "ok"));
-    await loadCatalog();
+    const path = "v1/catalog/" + view.kind + "/" + encodeURIComponent(id) + "/status";
+    const stored = await api("PUT", path, JSON.stringify({ status }));
+    const message = id + " is now " + stored.status + " on every replica within a poll.";
+    $("catalog-result").replaceChildren(el("span", message, "ok"));
+    document.querySelectorAll("#catalog-body span[data-id]").forEach((span) => {
+      if (span.dataset.id !== id) return; // this row, shown as stored, until the next load
+      span.textContent = stored.status;
+      span.className = "status-" + stored.status;
+    });
   } catch (error) { say($("catalog-result"), error); }
 }
 
@@ -173,7 +181,10 @@ $("sign-in").addEventListener("click", signIn);
 $("key").addEventListener("keydown", (e) => { if (e.key === "Enter") signIn(); });
 $("catalog-kind").addEventListener("change", (e) => { view.kind = e.target.value; view.offset = 0; loadCatalog(); });
 $("catalog-status").addEventListener("change", () => { view.offset = 0; loadCatalog(); });
-$("catalog-search").addEventListener("input", () => { view.offset = 0; loadCatalog(); });
+$("catalog-search").addEventListener("input", () => { // one request once typing pauses
+  clearTimeout(view.typing);
+  view.typing = setTimeout(() => { view.offset = 0; loadCatalog(); }, 300);
+});
 $("catalog-prev").addEventListener("click", () => { view.offset = Math.max(0, view.offset - view.limit); loadCatalog(); });
 $("catalog-next").addEventListener("click", () => { view.offset += view.limit; loadCatalog(); });
 $("experiments-validate").addEventListener("click", () => checkExperiments(false));

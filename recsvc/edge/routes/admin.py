@@ -1,15 +1,18 @@
 """Read-only views for operators (the console, recsvc.edge.console, is built on them): the
-models the pointers name, with their manifests, and the catalogue as a list. Admin key."""
+models the pointers name, with their manifests, and the catalogue as a list (from the
+replica's own copy, not Redis: a console typing into its search box must not load Redis).
+Admin key."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
 from fastapi import APIRouter, Query
 
+from recsvc.contract.catalog import ProductRecord, VideoRecord
 from recsvc.contract.manifest import ArtifactError, read_manifest
 from recsvc.edge.deps import Runtime, RuntimeDep, unavailable
 from recsvc.store.control import Pointer
@@ -61,7 +64,7 @@ def _described(runtime: Runtime, pointer: Pointer | None) -> dict[str, Any] | No
     }
 
 
-@router.get("/catalog/{kind}", responses=REDIS_DOWN)
+@router.get("/catalog/{kind}")
 async def catalog_list(
     kind: CatalogKind,
     runtime: RuntimeDep,
@@ -70,31 +73,38 @@ async def catalog_list(
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
 ) -> dict[str, Any]:
-    """The stored records of one kind, by id, filtered by status or text; `total` counts
-    the matches before `offset` and `limit`."""
-    try:
-        _, videos, products = await runtime.store.catalog_records()
-    except RedisUnavailable as exc:
-        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
-    raw = videos if kind is CatalogKind.VIDEOS else products
-    records = [_record(item, value) for item, value in sorted(raw.items())]
+    """The records of one kind as this replica serves them (its catalogue, reloaded within a
+    poll of every change: no Redis read here), by id, filtered by status or text; `total`
+    counts the matches before `offset` and `limit`. An unreadable video counts as retired;
+    an unreadable product is not listed (it is never attached)."""
+    catalog = runtime.serving.snapshot.catalog
+    records: Mapping[str, VideoRecord | ProductRecord] = (
+        catalog.videos if kind is CatalogKind.VIDEOS else catalog.products
+    )
     needle = (contains or "").lower()
     matches = [
-        r
-        for r in records
-        if (status is None or r["status"] == status)
-        and (not needle or needle in f"{r['id']} {r.get('title') or r.get('name') or ''}".lower())
+        item
+        for item in _sorted_ids(catalog.revision, kind, records)
+        if (status is None or records[item].status.value == status)
+        and (not needle or needle in f"{item} {_label(records[item])}".lower())
     ]
-    return {"total": len(matches), "items": matches[offset : offset + limit]}
+    page = matches[offset : offset + limit]
+    items = [{"id": item, **records[item].model_dump(mode="json")} for item in page]
+    return {"total": len(matches), "catalog_revision": catalog.revision, "items": items}
 
 
-def _record(item: bytes, value: bytes) -> dict[str, Any]:
-    """A stored record with its id under `id`; one that cannot be read counts as retired
-    (as the serving catalogue reads it) and says so."""
-    try:
-        record = json.loads(value)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        return {"id": item.decode(), "status": "retired", "problem": "unreadable record"}
-    return {**record, "id": item.decode(), "status": record.get("status") or "live"}
+def _label(record: VideoRecord | ProductRecord) -> str:
+    return record.title if isinstance(record, VideoRecord) else record.name
+
+
+_SORTED: dict[tuple[str | None, str], list[str]] = {}  # (revision, kind) -> ids, the last one
+
+
+def _sorted_ids(revision: str | None, kind: CatalogKind, records: Mapping[str, Any]) -> list[str]:
+    """The ids in order, sorted once per catalogue revision (a console pages through them)."""
+    key = (revision, kind.value)
+    if key not in _SORTED:
+        for stale in [k for k in _SORTED if k[1] == kind.value]:
+            del _SORTED[stale]
+        _SORTED[key] = sorted(records)
+    return _SORTED[key]

@@ -78,7 +78,7 @@ async def put_video(video_id: ItemId, record: VideoRecord, runtime: RuntimeDep) 
 
 @router.post("/bulk", responses=REDIS_DOWN)
 async def put_records(bulk: CatalogBulk, runtime: RuntimeDep) -> CatalogWritten:
-    """Create or replace many records at once (at most 10,000 of each kind): every record is
+    """Create or replace many records at once (at most 1,000 of each kind): every record is
     validated first and a bad one is a 422 naming its list, index and field (every problem
     at once); then all are written in one atomic step with one new revision, or none. As with
     a single PUT, a record without `status` keeps the stored record's."""

@@ -34,7 +34,7 @@ async def put_profile(user_id: UserId, profile: Profile, runtime: RuntimeDep) ->
 
 @router.post("/profiles/bulk", responses={503: {"description": "Redis unreachable."}})
 async def put_profiles(bulk: ProfilesBulk, runtime: RuntimeDep) -> dict[str, int]:
-    """Replace many users' profiles at once (at most 10,000): every record is validated first
+    """Replace many users' profiles at once (at most 1,000): every record is validated first
     and a bad one is a 422 naming its index and field (every problem at once); nothing is
     written unless all are good. A 503 part way may leave some written: send them all again
     (replacing a profile is idempotent)."""

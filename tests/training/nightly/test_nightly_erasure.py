@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import redis
@@ -61,6 +62,21 @@ def copy_days(world: Path, events: Path, days: slice, renamed: str) -> None:
             pq.write_table(
                 table.set_column(column, "user_id", users), events / day.name / path.name
             )
+
+
+def add_files_beside(events: Path) -> None:
+    """Event files the loader reads besides the day partitions: a CSV at the top and a nested
+    Parquet file, each with rows of ERASED and of others."""
+    table = pq.read_table(next(events.glob("day=*/*.parquet")))
+    users = table.column("user_id")
+    theirs = table.filter(pc.equal(users, ERASED)).slice(0, 3)
+    others = table.filter(pc.not_equal(users, ERASED)).slice(0, 3)
+    rows = pa.concat_tables([theirs, others])
+    assert theirs.num_rows == 3
+    pacsv.write_csv(rows.set_column(1, "ts", pc.strftime(rows.column("ts"), "%Y-%m-%dT%H:%M:%SZ")),
+                    events / "legacy.csv")  # fmt: skip
+    (events / "backfill").mkdir()
+    pq.write_table(rows, events / "backfill" / "history.parquet")
 
 
 def busiest_user(world: Path) -> str:
@@ -123,6 +139,7 @@ def test_after_an_erasure_and_a_nightly_run_nothing_of_the_user_remains(
     events, exposures = tmp_path / "events", tmp_path / "exposures"
     renamed = busiest_user(world)
     copy_days(world, events, slice(None, -1), renamed)
+    add_files_beside(events)
     first = nightly(env, tmp_path)
     assert first.returncode == 0, first.stderr + first.stdout
     catalog = world / "catalog"
@@ -161,6 +178,7 @@ def test_after_an_erasure_and_a_nightly_run_nothing_of_the_user_remains(
 
     shutil.rmtree(events)
     copy_days(world, events, slice(None), renamed)  # the next day arrives
+    add_files_beside(events)
     second = nightly(env, tmp_path)
     assert second.returncode == 0, second.stderr + second.stdout
     assert "erasures finished: 1 users" in second.stdout
