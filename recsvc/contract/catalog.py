@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from recsvc.contract.domain import (
     DISCLOSURE_REQUIRED,
@@ -84,7 +92,7 @@ class ProductRecord(BaseModel):
         description=f"{DISPLAY_TEXT} At least {MIN_DISCLOSURE_ALNUM} letters or digits; null "
         "(or empty) for none. Credit products without one are never attached.",
     )
-    holdable_once: bool = False
+    holdable_once: StrictBool = False  # a JSON true or false: 0 and "yes" are refused
     topics: list[str] = Field(default_factory=list, max_length=50)
     published_at: str | None = None
     status: ItemStatus = ItemStatus.LIVE
