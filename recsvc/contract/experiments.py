@@ -155,6 +155,8 @@ class Experiment(BaseModel):
             problems.append(
                 f"end {self.end.isoformat()} is not after start {self.start.isoformat()}"
             )
+        if len(set(self.guardrails)) != len(self.guardrails):
+            problems.append(f"guardrails repeat: {list(self.guardrails)}")
         if self.primary_metric is not None and self.primary_metric in self.guardrails:
             problems.append(f"{self.primary_metric} is the primary metric and a guardrail")
         if problems:
@@ -391,6 +393,13 @@ def _message(error: Any) -> str:
     return f"not a setting of {where} (known: {', '.join(sorted(known))})"
 
 
+def _at_once(first: Experiment, second: Experiment) -> bool:
+    """Whether the two can run at the same time (their schedules overlap, or one has none)."""
+    starts = [e.start.timestamp() if e.start else float("-inf") for e in (first, second)]
+    ends = [e.end.timestamp() if e.end else float("inf") for e in (first, second)]
+    return max(starts) < min(ends)
+
+
 def _conflicts(experiments: list[Experiment]) -> list[str]:
     problems = []
     names = [e.name for e in experiments]
@@ -405,6 +414,8 @@ def _conflicts(experiments: list[Experiment]) -> list[str]:
         )
     for i, first in enumerate(experiments):
         for second in experiments[i + 1 :]:
+            if not _at_once(first, second):
+                continue  # one ends before the other starts: they never share a user
             if first.namespace is not None and first.namespace == second.namespace:
                 if first.range[0] < second.range[1] and second.range[0] < first.range[1]:
                     problems.append(

@@ -290,3 +290,18 @@ def test_dates_and_metrics_that_cannot_be_are_named() -> None:
     backwards = SCHEDULED.replace("2026-12-15T00:00:00", "2026-11-15T00:00:00")
     with pytest.raises(ExperimentError, match="end 2026-11-15T00:00:00\\+00:00 is not after start"):
         parse_experiments(backwards)
+
+
+def test_experiments_that_never_run_at_once_may_share_a_namespace_and_parameters() -> None:
+    first = SCHEDULED.replace('name = "cards"', 'name = "cards"\nnamespace = "attach"')
+    second = (
+        first.replace('name = "cards"', 'name = "cards-2"')
+        .replace("2026-12-01T00:00:00Z", "2026-12-15T00:00:00Z")
+        .replace("2026-12-15T00:00:00\n", "2026-12-30T00:00:00\n")
+    )
+    assert len(parse_experiments(first + second)) == 2  # one ends as the other starts
+    overlapping = second.replace("2026-12-15T00:00:00Z", "2026-12-14T00:00:00Z")
+    with pytest.raises(ExperimentError, match="share namespace attach with overlapping ranges"):
+        parse_experiments(first + overlapping)
+    with pytest.raises(ExperimentError, match="guardrails repeat"):
+        parse_experiments(SCHEDULED.replace('["video_ctr",', '["video_ctr", "video_ctr",'))
