@@ -156,9 +156,11 @@ def test_a_users_scores_do_not_depend_on_the_batch_or_the_call(
     whole = np.array(score(users))
     shuffled = np.random.default_rng(3).permutation(users)
     one_by_one = np.vstack([np.array(score(np.array([user]))) for user in shuffled])
-    assert np.array_equal(np.array(score(shuffled)), whole[shuffled])
+    # The same batch in another order: equal to float32 rounding (OpenBLAS 0.3.31, numpy 2.4,
+    # computes a row's products to the last bit differently at different places in a batch)
+    assert np.allclose(np.array(score(shuffled)), whole[shuffled], rtol=1e-6, atol=1e-7)
     assert np.allclose(one_by_one, whole[shuffled], rtol=1e-5, atol=1e-6)
-    assert np.array_equal(np.array(score(users)), whole)
+    assert np.array_equal(np.array(score(users)), whole)  # the same call: exactly
 
 
 @pytest.mark.parametrize("kind", ["video", "product"])
