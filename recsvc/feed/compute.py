@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -247,55 +248,73 @@ def rank_inputs(
 
 
 def pages(
-    model: ServingModel,
     rules: ItemRules,
     inputs: RankInputs,
     ranked: Ranked,
+    states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
 ) -> list[Feed]:
-    """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
+    """Each user's page from a batch's ranking: blocked videos dropped, the topic limit, the
+    cards, then exploration's slots (`explored_videos`)."""
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
     video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
+    exploring = len(rules.fresh) > 0
     feeds = []
     for b, source in enumerate(inputs.sources):
-        ranked_lists = (video_index[b], video_score[b], product_index[b], product_score[b])
-        cap = options[b].max_per_topic
-        if cap:
-            live = [j for j, score in enumerate(video_score[b]) if score != -math.inf]
-            topics = [rules.topics_of(video_index[b][j]) for j in live]
-            kept = diversified(live, topics, cap, sizes[b])
-            videos, scores, products, product_scores = ([r[j] for j in kept] for r in ranked_lists)
+        option = options[b]
+        videos, scores = video_index[b], video_score[b]
+        # Blocked videos (-inf) sort last: the page draws from the ones before them.
+        live = scores.index(-math.inf) if scores and scores[-1] == -math.inf else len(scores)
+        chosen: Sequence[int]
+        if option.max_per_topic:
+            topics = rules.ranked_topics
+            candidates = range(live)
+            chosen = diversified(
+                candidates, [topics[videos[j]] for j in candidates], option.max_per_topic, sizes[b]
+            )
         else:
-            videos, scores, products, product_scores = (r[: sizes[b]] for r in ranked_lists)
-        max_attached = options[b].max_attached if options[b].attach else 0
-        feeds.append(
-            _page(model, rules, source, videos, scores, products, product_scores, max_attached)
+            chosen = range(min(sizes[b], live))
+        products, product_scores = product_index[b], product_score[b]
+        attach = choose_attachments(
+            [products[j] for j in chosen],
+            [product_scores[j] for j in chosen],
+            option.max_attached if option.attach else 0,
         )
+        explored: dict[int, str] = {}
+        if exploring and option.exploration_share:
+            slots = exploration_slots(len(chosen), option.exploration_share)
+            if slots:
+                shown = {rules.video_names[videos[j]] for j in chosen}
+                drawn = explored_videos(rules, len(slots), shown, states[b].seen_videos())
+                explored = dict(zip(slots, drawn, strict=False))
+        feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
     return feeds
 
 
 def diversified(
-    candidates: list[int], topics: list[tuple[str, ...]], cap: int, size: int
+    candidates: Sequence[int], topics: list[tuple[str, ...]], cap: int, size: int
 ) -> list[int]:
     """Up to `size` of `candidates` (best first): each in turn while every topic of it has
     fewer than `cap` videos on the page so far, then, where too few remain, the ones passed
     over, best first. A video without topics is never passed over."""
     chosen: list[int] = []
     passed: list[int] = []
-    counts: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = {}
     for candidate, its_topics in zip(candidates, topics, strict=True):
         if len(chosen) == size:
             break
-        if all(counts[t] < cap for t in its_topics):
+        for topic in its_topics:
+            if counts.get(topic, 0) >= cap:
+                passed.append(candidate)
+                break
+        else:
             chosen.append(candidate)
             for topic in its_topics:
-                counts[topic] += 1
-        else:
-            passed.append(candidate)
+                counts[topic] = counts.get(topic, 0) + 1
     return (chosen + passed)[:size]
 
 
@@ -309,13 +328,7 @@ def build_feeds(
     """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
     inputs = rank_inputs(model, rules, states, sizes, options)
     ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options)
-    feeds = pages(model, rules, inputs, ranked, sizes, options)
-    if len(rules.fresh) and any(o.exploration_share for o in options):
-        feeds = [
-            explore(feed, rules, option.exploration_share, state)
-            for feed, option, state in zip(feeds, options, states, strict=True)
-        ]
-    return feeds
+    return pages(rules, inputs, ranked, states, sizes, options)
 
 
 def exploration_slots(size: int, share: float) -> list[int]:
@@ -325,42 +338,27 @@ def exploration_slots(size: int, share: float) -> list[int]:
     return [math.floor((i + 0.5) * size / count) for i in range(count)]
 
 
-def explore(feed: Feed, rules: ItemRules, share: float, state: UserState) -> Feed:
-    """The page with its exploration slots given to fresh videos no viewer has placed yet
-    (still at their metadata vector), drawn at random among those the user has not seen and
-    the page does not hold; the page's own videos move down and its last ones drop out. An
-    explored video carries `explored: true`, no product card, and score 0 (it was not
-    ranked). Where too few such videos exist, the slots stay the page's own."""
-    slots = exploration_slots(len(feed.items), share)
-    if not slots:
-        return feed
+def explored_videos(
+    rules: ItemRules, count: int, shown: set[str], seen: frozenset[str]
+) -> list[str]:
+    """Up to `count` fresh videos no viewer has placed yet (still at their metadata vector),
+    drawn at random among those the user has not seen and the page does not hold.
+
+    The page gives its exploration slots to them: its own videos move down and its last ones
+    drop out (their cards with them). An explored video carries `explored: true`, no product
+    card, and score 0 (it was not ranked). Where too few such videos exist, the slots stay
+    the page's own."""
     unplaced = rules.fresh.unplaced
     if not unplaced:
-        return feed
-    shown = {item["video_id"] for item in feed.items}
-    seen = state.seen_videos()
+        return []
     # A few random draws usually find enough (the candidates are many next to the page and
     # the user's history); else every candidate is looked at.
-    draws = random.sample(unplaced, min(len(unplaced), 2 * len(slots)))
-    chosen = [v for v in draws if v not in shown and v not in seen][: len(slots)]
-    if len(chosen) < len(slots):
+    draws = random.sample(unplaced, min(len(unplaced), 2 * count))
+    chosen = [v for v in draws if v not in shown and v not in seen][:count]
+    if len(chosen) < count:
         candidates = [v for v in unplaced if v not in shown and v not in seen]
-        chosen = random.sample(candidates, min(len(slots), len(candidates)))
-    if not chosen:
-        return feed
-    explored = dict(zip(slots, chosen, strict=False))
-    own = iter(feed.items)
-    items: list[dict[str, Any]] = []
-    for slot in range(len(feed.items)):
-        video = explored.get(slot)
-        if video is None:
-            item = {**next(own), "rank": slot + 1}
-        else:
-            item = {"rank": slot + 1, "video_id": video, "score": 0.0, "product": None}
-            item["explored"] = True
-        items.append(item)
-    attached = [i["product"]["product_id"] for i in items if i["product"]]
-    return Feed(feed.source, items, attached)
+        chosen = random.sample(candidates, min(count, len(candidates)))
+    return chosen
 
 
 def with_fresh(
@@ -431,40 +429,37 @@ def with_fresh(
 
 
 def _page(
-    model: ServingModel,
     rules: ItemRules,
     source: Source,
-    video_index: list[int],
-    video_score: list[float],
-    product_index: list[int],
-    product_score: list[float],
-    max_attached: int,
+    chosen: Sequence[int],
+    videos: list[int],
+    scores: list[float],
+    attach: list[int | None],
+    product_scores: list[float],
+    explored: dict[int, str],
 ) -> Feed:
-    if video_score and video_score[-1] == -math.inf:  # blocked videos sort last: drop them
-        keep = [j for j, score in enumerate(video_score) if score != -math.inf]
-        product_index = [product_index[j] for j in keep]
-        product_score = [product_score[j] for j in keep]
-    else:
-        keep = list(range(len(video_score)))
-    chosen = choose_attachments(product_index, product_score, max_attached)
-    video_ids = rules.video_names
+    """The page in the FeedItem shape: the chosen positions of a user's ranking, each with the
+    product `attach` puts under it, and the explored videos in their slots."""
+    names, records = rules.video_names, rules.cards
     items: list[dict[str, Any]] = []
     attached: list[str] = []
+    own = zip(chosen, attach, strict=True)
     # Plain dicts in the FeedItem shape: a page is built per request, and trusted values
     # need no validation (the route declares FeedResponse for the schema).
-    for rank, (j, p, p_score) in enumerate(zip(keep, chosen, product_score, strict=True), 1):
+    for rank in range(1, len(chosen) + 1):
+        video = explored.get(rank - 1) if explored else None
+        if video is not None:
+            item = {"rank": rank, "video_id": video, "score": 0.0, "product": None}
+            item["explored"] = True
+            items.append(item)
+            continue
+        j, p = next(own)
         card = None
         if p is not None:
-            base = rules.cards[p]
+            base = records[p]
             assert base is not None  # a product without a record is blocked
-            card = {**base, "score": p_score}
+            card = {**base, "score": product_scores[j]}
             attached.append(card["product_id"])
-        items.append(
-            {
-                "rank": rank,
-                "video_id": video_ids[video_index[j]],
-                "score": video_score[j],
-                "product": card,
-            }
-        )
+        item = {"rank": rank, "video_id": names[videos[j]], "score": scores[j], "product": card}
+        items.append(item)
     return Feed(source, items, attached)
