@@ -27,6 +27,8 @@ from recsvc.feed.freshness import Freshness
 from recsvc.feed.model import ServingModel, score_spread
 from recsvc.feed.ranker import Ranked
 
+VECTOR_SOURCES = frozenset({Source.CF, Source.FOLD_IN})  # the sources with a user vector
+
 # A page with a topic limit is chosen from this many times its size of the best candidates:
 # where even these are nearly all of one topic, the page fills with the ones passed over.
 # Each candidate costs the graph its product choice and the page its conversion: at ten pages
@@ -125,15 +127,35 @@ def user_vector(
     """The user's vector and where it came from; None for the popularity sources. A published
     vector is blended with the fold-in of the user's recent events by `today_weight` (None:
     the model's, training.models.today), so that today's behaviour moves the feed."""
-    dimension = model.ranking.manifest.dimension
-    if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
-        vector = vectors.decode(state.vector, dimension)
-        if vector.any():
-            weight = model.today_weight if today_weight is None else today_weight
-            recent = recent_fold_in(model, state) if weight > 0 else None
-            if recent is not None:
-                vector = ((1 - weight) * vector + weight * recent).astype(np.float32)
-            return vector, Source.CF
+    (published,) = published_vectors(model, [state])
+    return _with_recent(model, state, published, today_weight)
+
+
+def published_vectors(model: ServingModel, states: list[UserState]) -> list[np.ndarray | None]:
+    """Each user's published vector, decoded; None where there is none, it is of another
+    dimension (another model's) or it is zero."""
+    size = vectors.SCALE_BYTES + model.ranking.manifest.dimension
+    valid = [b for b, state in enumerate(states) if state.vector and len(state.vector) == size]
+    found: list[np.ndarray | None] = [None] * len(states)
+    if valid:
+        packed = [states[b].vector or b"" for b in valid]
+        decoded = vectors.decode_many(packed, model.ranking.manifest.dimension)
+        nonzero = np.flatnonzero(decoded.any(axis=1)).tolist()
+        for row in nonzero:
+            found[valid[row]] = decoded[row]
+    return found
+
+
+def _with_recent(
+    model: ServingModel, state: UserState, published: np.ndarray | None, today_weight: float | None
+) -> tuple[np.ndarray | None, Source]:
+    """`user_vector` from the user's published vector (None: none)."""
+    if published is not None:
+        weight = model.today_weight if today_weight is None else today_weight
+        recent = recent_fold_in(model, state) if weight > 0 else None
+        if recent is None:
+            return published, Source.CF
+        return ((1 - weight) * published + weight * recent).astype(np.float32), Source.CF
     folded = recent_fold_in(model, state)
     if folded is None:
         return None, Source.POPULARITY
@@ -175,6 +197,10 @@ class RankInputs:
     k: int
     weights: tuple[float, float]
     sources: list[Source]
+    # each user's score spread (recsvc.feed.model.score_spread) where a prior or freshness
+    # needed it, else None; and the instant whose freshness the biases hold
+    spread: np.ndarray | None = None
+    now: float = 0.0
 
     def rank(self, model: ServingModel) -> Ranked:
         return model.ranking.rank(
@@ -192,17 +218,24 @@ def rank_inputs(
     """Vectors and rule biases for several users (requests with one `batch_key`). A state
     whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
     request whose variant turns attach off."""
+    now = time.time()
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
     video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
+    video_bias[:] = rules.video_block  # retired videos; a user's seen ones below
     product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
     sources = []
+    published = published_vectors(model, states)
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
         popular = option.ranker == "popular"
         vector, source = (
-            (None, Source.POPULARITY) if popular else user_vector(model, state, option.today_weight)
+            (None, Source.POPULARITY)
+            if popular
+            else _with_recent(model, state, published[b], option.today_weight)
         )
-        rules.video_bias(state.seen_videos(), out=video_bias[b])
+        seen = state.seen_videos()
+        if seen:
+            rules.video_bias(seen, out=video_bias[b])
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
             # chosen by their affinity with the video alone (the user term is zero).
@@ -219,17 +252,27 @@ def rank_inputs(
             option.unknown_risk,
             out=product_bias[b],
         )
-    trending = model.trending_bias(users)  # zero for the rows without a vector
-    if trending is not None:
-        exported = [b for b, o in enumerate(options) if not o.live_trending]
-        if exported and model.trending_live:  # these rows get the prior as exported
-            trending[exported] = model.trending_bias(users[exported], live=False)
-        video_bias += trending
+    # The trending prior and freshness, in units of each user's score spread (zero without a
+    # vector): the spread computed once for both, and for the fresh table (with_fresh).
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
-    if fresh.any():  # in units of each user's score spread, zero without a vector
-        spread = score_spread(users, model.video_covariance)
-        decay = rules.freshness_decay(options[0].freshness, time.time())
-        video_bias += (fresh * spread)[:, None] * decay[None, :]
+    spread = None
+    if model.trending is not None or fresh.any():
+        spread = np.zeros(len(states), dtype=np.float32)
+        with_vector = [b for b, source in enumerate(sources) if source in VECTOR_SOURCES]
+        if with_vector:  # (row by row the same as over the whole batch)
+            spread[with_vector] = score_spread(users[with_vector], model.video_covariance)
+        trending = model.trending_bias(users, spread=spread)
+        if trending is not None:
+            exported = [b for b, o in enumerate(options) if not o.live_trending]
+            if exported and model.trending_live:  # these rows get the prior as exported
+                trending[exported] = model.trending_bias(
+                    users[exported], live=False, spread=spread[exported]
+                )
+            video_bias += trending
+        lifted = np.flatnonzero(fresh * spread)  # adding 0 changes no bias: skipped
+        if len(lifted):
+            decay = rules.freshness_decay(options[0].freshness, now)
+            video_bias[lifted] += (fresh * spread)[lifted, None] * decay[None, :]
     user_weight, video_weight = options[0].attach_weights
     model_user, model_video = model.attach_weights
     weights = (
@@ -244,7 +287,7 @@ def rank_inputs(
         default=0,
     )
     k = max(max(sizes), min(pool, model.ranking.n_videos))
-    return RankInputs(users, video_bias, product_bias, k, weights, sources)
+    return RankInputs(users, video_bias, product_bias, k, weights, sources, spread, now)
 
 
 def pages(
@@ -391,29 +434,36 @@ def with_fresh(
             scores[r, seen] = -np.inf
     weights = np.array([options[b].freshness.weight for b in rows], dtype=np.float32)
     if weights.any():
-        spread = score_spread(users, model.video_covariance)
-        decay = fresh.freshness_decay(options[rows[0]].freshness, time.time())
+        spread = (
+            score_spread(users, model.video_covariance)
+            if inputs.spread is None
+            else inputs.spread[rows]
+        )
+        decay = fresh.freshness_decay(options[rows[0]].freshness, inputs.now)
         scores += (weights * spread)[:, None] * decay[None, :]
+    # A fresh video enters a row's ranking only by beating its last video (the graph's k-th,
+    # whose ties the graph keeps): the rows where none does stay as ranked.
+    entering = np.flatnonzero(scores.max(axis=1) > ranked.video_score[rows, -1])
+    if not len(entering):
+        return ranked
+    rows = [rows[r] for r in entering]
+    users, scores = users[entering], scores[entering]
     count = min(k, len(fresh))
     if count < len(fresh):
         top = np.argpartition(-scores, count - 1, axis=1)[:, :count]
     else:
         top = np.broadcast_to(np.arange(count), (len(rows), count))
-    top_scores = np.take_along_axis(scores, top, axis=1)
+    by_row = np.arange(len(rows))[:, None]  # with a [R, m] index: each row's own entries
     n_videos = model.ranking.n_videos
-    video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
-    product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
-    merged_index = np.concatenate([video_index[rows], top + n_videos], axis=1)
-    merged_score = np.concatenate([video_score[rows], top_scores.astype(np.float32)], axis=1)
+    merged_index = np.concatenate([ranked.video_index[rows], top + n_videos], axis=1)
+    merged_score = np.concatenate([ranked.video_score[rows], scores[by_row, top]], axis=1)
     order = np.argsort(-merged_score, axis=1, kind="stable")[:, :k]  # ties: the graph's first
-    video_index[rows] = np.take_along_axis(merged_index, order, axis=1)
-    video_score[rows] = np.take_along_axis(merged_score, order, axis=1)
     # The graph's product under each of its videos; one chosen here under each fresh video
     # that made the ranking (not under every fresh candidate)
     is_fresh = order >= k
     graph_order = np.where(is_fresh, 0, order)
-    chosen_product = np.take_along_axis(product_index[rows], graph_order, axis=1)
-    chosen_score = np.take_along_axis(product_score[rows], graph_order, axis=1)
+    chosen_product = ranked.product_index[rows][by_row, graph_order]
+    chosen_score = ranked.product_score[rows][by_row, graph_order]
     at_row, at_rank = np.nonzero(is_fresh)
     if len(at_row):
         products = model.ranking.item_factors[n_videos:]
@@ -423,6 +473,10 @@ def with_fresh(
         attach = video_weight * fresh.product_affinity[placed] + user_part  # [m, P]
         chosen_product[at_row, at_rank] = attach.argmax(axis=1)
         chosen_score[at_row, at_rank] = attach.max(axis=1)
+    video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
+    product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
+    video_index[rows] = merged_index[by_row, order]
+    video_score[rows] = merged_score[by_row, order]
     product_index[rows] = chosen_product
     product_score[rows] = chosen_score
     return Ranked(video_index, video_score, product_index, product_score)
