@@ -174,8 +174,11 @@ def choose_attachments(
     page; blocked (−inf) scores never.
     """
     chosen: list[int | None] = [None] * len(product_index)
+    if max_per_page < 1:
+        return chosen
     used: set[int] = set()
-    for j in sorted(range(len(product_score)), key=lambda i: -product_score[i]):
+    # Best first; a stable sort, so reversed it keeps equal scores in rank order
+    for j in sorted(range(len(product_score)), key=product_score.__getitem__, reverse=True):
         if len(used) >= max_per_page or product_score[j] == -math.inf:
             break
         product = product_index[j]

@@ -314,11 +314,8 @@ def pages(
         live = scores.index(-math.inf) if scores and scores[-1] == -math.inf else len(scores)
         chosen: Sequence[int]
         if option.max_per_topic:
-            topics = rules.ranked_topics
-            candidates = range(live)
-            chosen = diversified(
-                candidates, [topics[videos[j]] for j in candidates], option.max_per_topic, sizes[b]
-            )
+            topics = list(map(rules.ranked_topics.__getitem__, videos[:live]))
+            chosen = diversified(range(live), topics, option.max_per_topic, sizes[b])
         else:
             chosen = range(min(sizes[b], live))
         products, product_scores = product_index[b], product_score[b]
@@ -342,22 +339,25 @@ def diversified(
     candidates: Sequence[int], topics: list[tuple[str, ...]], cap: int, size: int
 ) -> list[int]:
     """Up to `size` of `candidates` (best first): each in turn while every topic of it has
-    fewer than `cap` videos on the page so far, then, where too few remain, the ones passed
-    over, best first. A video without topics is never passed over."""
+    fewer than `cap` (at least 1) videos on the page so far, then, where too few remain, the
+    ones passed over, best first. A video without topics is never passed over."""
+    if cap < 1:
+        raise ValueError(f"a topic limit is at least 1 video, not {cap}")
     chosen: list[int] = []
     passed: list[int] = []
     counts: dict[str, int] = {}
+    full: set[str] = set()  # the topics with `cap` videos on the page
     for candidate, its_topics in zip(candidates, topics, strict=True):
         if len(chosen) == size:
             break
-        for topic in its_topics:
-            if counts.get(topic, 0) >= cap:
-                passed.append(candidate)
-                break
-        else:
+        if full.isdisjoint(its_topics):
             chosen.append(candidate)
             for topic in its_topics:
-                counts[topic] = counts.get(topic, 0) + 1
+                counts[topic] = count = counts.get(topic, 0) + 1
+                if count == cap:
+                    full.add(topic)
+        else:
+            passed.append(candidate)
     return (chosen + passed)[:size]
 
 
