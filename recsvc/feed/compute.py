@@ -306,29 +306,31 @@ def pages(
     video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
     exploring = len(rules.fresh) > 0
+    names, n_model = rules.video_names, len(rules.video_block)
     feeds = []
     for b, source in enumerate(inputs.sources):
         option = options[b]
         videos, scores = video_index[b], video_score[b]
         # Blocked videos (-inf) sort last: the page draws from the ones before them.
         live = scores.index(-math.inf) if scores and scores[-1] == -math.inf else len(scores)
+        products, product_scores = product_index[b], product_score[b]
         chosen: Sequence[int]
         if option.max_per_topic:
             topics = list(map(rules.ranked_topics.__getitem__, videos[:live]))
             chosen = diversified(range(live), topics, option.max_per_topic, sizes[b])
+            page_products = [products[j] for j in chosen]
+            page_scores = [product_scores[j] for j in chosen]
         else:
             chosen = range(min(sizes[b], live))
-        products, product_scores = product_index[b], product_score[b]
-        attach = choose_attachments(
-            [products[j] for j in chosen],
-            [product_scores[j] for j in chosen],
-            option.max_attached if option.attach else 0,
-        )
+            page_products, page_scores = products[: len(chosen)], product_scores[: len(chosen)]
+        max_attached = option.max_attached if option.attach else 0
+        attach = choose_attachments(page_products, page_scores, max_attached)
         explored: dict[int, str] = {}
         if exploring and option.exploration_share:
             slots = exploration_slots(len(chosen), option.exploration_share)
             if slots:
-                shown = {rules.video_names[videos[j]] for j in chosen}
+                # what the draw must not repeat: the page's fresh videos (they follow the model's)
+                shown = {names[videos[j]] for j in chosen if videos[j] >= n_model}
                 drawn = explored_videos(rules, len(slots), shown, states[b].seen_videos())
                 explored = dict(zip(slots, drawn, strict=False))
         feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
@@ -339,25 +341,22 @@ def diversified(
     candidates: Sequence[int], topics: list[tuple[str, ...]], cap: int, size: int
 ) -> list[int]:
     """Up to `size` of `candidates` (best first): each in turn while every topic of it has
-    fewer than `cap` (at least 1) videos on the page so far, then, where too few remain, the
-    ones passed over, best first. A video without topics is never passed over."""
-    if cap < 1:
-        raise ValueError(f"a topic limit is at least 1 video, not {cap}")
+    fewer than `cap` videos on the page so far, then, where too few remain, the ones passed
+    over, best first. A video without topics is never passed over."""
     chosen: list[int] = []
     passed: list[int] = []
     counts: dict[str, int] = {}
-    full: set[str] = set()  # the topics with `cap` videos on the page
     for candidate, its_topics in zip(candidates, topics, strict=True):
         if len(chosen) == size:
             break
-        if full.isdisjoint(its_topics):
+        for topic in its_topics:
+            if counts.get(topic, 0) >= cap:
+                passed.append(candidate)
+                break
+        else:
             chosen.append(candidate)
             for topic in its_topics:
-                counts[topic] = count = counts.get(topic, 0) + 1
-                if count == cap:
-                    full.add(topic)
-        else:
-            passed.append(candidate)
+                counts[topic] = counts.get(topic, 0) + 1
     return (chosen + passed)[:size]
 
 
