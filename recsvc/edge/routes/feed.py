@@ -68,13 +68,21 @@ def feed_query(request: Request) -> FeedQuery:
     tenth of the feed's CPU time under load (bench/serve.py).
     """
     try:
-        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = query_pairs(request.scope["query_string"].decode("latin-1"))
         return FeedQuery.model_validate(dict(query))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError(
             [{**error, "loc": ("query", *error["loc"])} for error in errors]
         ) from None
+
+
+def query_pairs(raw: str) -> list[tuple[str, str]]:
+    """`parse_qsl(raw, keep_blank_values=True)`; split by hand where nothing is escaped (no
+    `%`, no `+`), as nearly every query is: a third of the time."""
+    if "%" in raw or "+" in raw:
+        return parse_qsl(raw, keep_blank_values=True)
+    return [(name, value) for name, _, value in (p.partition("=") for p in raw.split("&") if p)]
 
 
 @router.get(
