@@ -109,7 +109,7 @@ class Feed:
 
     def without_products(self, products: set[str] | None) -> Feed:
         """The page with these products' cards removed (None: every card)."""
-        if products is not None and not products & set(self.attached):
+        if products is not None and products.isdisjoint(self.attached):
             return self
         items = [
             {**item, "product": None}
