@@ -144,7 +144,7 @@ class Exposure:
     model_version: str
     videos: list[str]  # in rank order
     products: list[str | None]  # the card under each video, or None
-    # the 1-based ranks of the page's exploration slots (recsvc.feed.compute.explore)
+    # the 1-based ranks of the page's exploration slots (recsvc.feed.compute.explored_videos)
     explored: list[int] = field(default_factory=list)
 
     def fields(self) -> list[str]:

@@ -12,6 +12,7 @@ from functools import cached_property
 from recsvc.contract.domain import ItemType
 
 VIDEO_TAG = (ItemType.VIDEO.value + "|").encode()
+NOTHING_SEEN: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class UserState:
     def seen_videos(self) -> frozenset[str]:
         """The videos of the recent events (parsed once per state: the feed asks for them
         for the model's videos, the fresh ones and exploration)."""
-        return self._seen
+        return self._seen if self.recent_raw else NOTHING_SEEN
 
     @cached_property
     def _seen(self) -> frozenset[str]:

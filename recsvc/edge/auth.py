@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from recsvc.service.settings import Settings, SettingsError
@@ -69,6 +69,16 @@ class KeyRing:
     app: tuple[bytes, ...]
     admin: tuple[bytes, ...]
     allow_unauthenticated: bool
+    # each key's digest and the caller it identifies (made once, not on every request)
+    _callers: tuple[tuple[bytes, Caller], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        callers = tuple(
+            (digest, Caller(access, f"{access}:{digest.hex()[:8]}"))
+            for access, digests in ((Access.APP, self.app), (Access.ADMIN, self.admin))
+            for digest in digests
+        )
+        object.__setattr__(self, "_callers", callers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
@@ -101,12 +111,11 @@ class KeyRing:
     def identify(self, key: str) -> Caller | None:
         """The caller a presented key belongs to; None for an unknown key."""
         digest = _digest(key)
-        found: Access | None = None
-        for access, keys in ((Access.APP, self.app), (Access.ADMIN, self.admin)):
-            for known in keys:  # no early exit: every key is compared
-                if hmac.compare_digest(digest, known):
-                    found = access
-        return None if found is None else Caller(found, f"{found}:{digest.hex()[:8]}")
+        found: Caller | None = None
+        for known, caller in self._callers:  # no early exit: every key is compared
+            if hmac.compare_digest(digest, known):
+                found = caller
+        return found
 
     def needs_key(self, access: Access) -> bool:
         return bool(self.app if access is Access.APP else self.admin) and access is not Access.OPEN

@@ -59,8 +59,9 @@ class ItemRules:
     by_tolerance: tuple[np.ndarray, ...]
     # the videos published since the model was trained (recsvc.feed.fresh), ranked beside it
     fresh: FreshVideos = field(default_factory=FreshVideos)
-    # a ranked index's video id: the model's videos, then the fresh ones
+    # a ranked index's video id and topics: the model's videos, then the fresh ones
     video_names: tuple[str, ...] = ()
+    ranked_topics: tuple[tuple[str, ...], ...] = ()
     # per freshness setting (its half-lives), each video's half-life [V]: computed once
     _half_lives: HalfLifeCache = field(default_factory=dict, compare=False, repr=False)
 
@@ -78,6 +79,7 @@ class ItemRules:
             np.where(product_risk > t, BLOCKED, product_block).astype(np.float32)
             for t in range(max(RISK_LEVELS) + 1)
         )
+        video_topics = tuple(_topics(catalog.videos.get(v)) for v in video_ids)
         return cls(
             video_block=video_block.astype(np.float32),
             product_block=product_block,
@@ -86,7 +88,7 @@ class ItemRules:
             products=products,
             cards=tuple(_card(r) if r else None for r in products),
             video_position={v: i for i, v in enumerate(video_ids)},
-            video_topics=tuple(_topics(catalog.videos.get(v)) for v in video_ids),
+            video_topics=video_topics,
             video_published=np.array(
                 [published_seconds(_published(catalog.videos.get(v))) for v in video_ids],
                 dtype=np.float64,
@@ -94,17 +96,18 @@ class ItemRules:
             product_position={p: i for i, p in enumerate(product_ids)},
             by_tolerance=by_tolerance,
             video_names=tuple(video_ids),
+            ranked_topics=video_topics,
         )
 
     def with_fresh(self, fresh: FreshVideos) -> ItemRules:
         """These rules with this table of fresh videos (their indices follow the model's)."""
         known = self.video_names[: len(self.video_block)]
-        return replace(self, fresh=fresh, video_names=(*known, *fresh.ids))
-
-    def topics_of(self, index: int) -> tuple[str, ...]:
-        """The topics of a ranked index (a model video's, or a fresh one's)."""
-        count = len(self.video_topics)
-        return self.video_topics[index] if index < count else self.fresh.topics[index - count]
+        return replace(
+            self,
+            fresh=fresh,
+            video_names=(*known, *fresh.ids),
+            ranked_topics=(*self.video_topics, *fresh.topics),
+        )
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""
@@ -171,8 +174,11 @@ def choose_attachments(
     page; blocked (−inf) scores never.
     """
     chosen: list[int | None] = [None] * len(product_index)
+    if max_per_page < 1:
+        return chosen
     used: set[int] = set()
-    for j in sorted(range(len(product_score)), key=lambda i: -product_score[i]):
+    # Best first; a stable sort, so reversed it keeps equal scores in rank order
+    for j in sorted(range(len(product_score)), key=product_score.__getitem__, reverse=True):
         if len(used) >= max_per_page or product_score[j] == -math.inf:
             break
         product = product_index[j]

@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +26,8 @@ from recsvc.feed.foldin import fold_in, project
 from recsvc.feed.freshness import Freshness
 from recsvc.feed.model import ServingModel, score_spread
 from recsvc.feed.ranker import Ranked
+
+VECTOR_SOURCES = frozenset({Source.CF, Source.FOLD_IN})  # the sources with a user vector
 
 # A page with a topic limit is chosen from this many times its size of the best candidates:
 # where even these are nearly all of one topic, the page fills with the ones passed over.
@@ -106,7 +109,7 @@ class Feed:
 
     def without_products(self, products: set[str] | None) -> Feed:
         """The page with these products' cards removed (None: every card)."""
-        if products is not None and not products & set(self.attached):
+        if products is not None and products.isdisjoint(self.attached):
             return self
         items = [
             {**item, "product": None}
@@ -124,15 +127,35 @@ def user_vector(
     """The user's vector and where it came from; None for the popularity sources. A published
     vector is blended with the fold-in of the user's recent events by `today_weight` (None:
     the model's, training.models.today), so that today's behaviour moves the feed."""
-    dimension = model.ranking.manifest.dimension
-    if state.vector is not None and len(state.vector) == vectors.SCALE_BYTES + dimension:
-        vector = vectors.decode(state.vector, dimension)
-        if vector.any():
-            weight = model.today_weight if today_weight is None else today_weight
-            recent = recent_fold_in(model, state) if weight > 0 else None
-            if recent is not None:
-                vector = ((1 - weight) * vector + weight * recent).astype(np.float32)
-            return vector, Source.CF
+    (published,) = published_vectors(model, [state])
+    return _with_recent(model, state, published, today_weight)
+
+
+def published_vectors(model: ServingModel, states: list[UserState]) -> list[np.ndarray | None]:
+    """Each user's published vector, decoded; None where there is none, it is of another
+    dimension (another model's) or it is zero."""
+    size = vectors.SCALE_BYTES + model.ranking.manifest.dimension
+    valid = [b for b, state in enumerate(states) if state.vector and len(state.vector) == size]
+    found: list[np.ndarray | None] = [None] * len(states)
+    if valid:
+        packed = [states[b].vector or b"" for b in valid]
+        decoded = vectors.decode_many(packed, model.ranking.manifest.dimension)
+        nonzero = np.flatnonzero(decoded.any(axis=1)).tolist()
+        for row in nonzero:
+            found[valid[row]] = decoded[row]
+    return found
+
+
+def _with_recent(
+    model: ServingModel, state: UserState, published: np.ndarray | None, today_weight: float | None
+) -> tuple[np.ndarray | None, Source]:
+    """`user_vector` from the user's published vector (None: none)."""
+    if published is not None:
+        weight = model.today_weight if today_weight is None else today_weight
+        recent = recent_fold_in(model, state) if weight > 0 else None
+        if recent is None:
+            return published, Source.CF
+        return ((1 - weight) * published + weight * recent).astype(np.float32), Source.CF
     folded = recent_fold_in(model, state)
     if folded is None:
         return None, Source.POPULARITY
@@ -174,6 +197,10 @@ class RankInputs:
     k: int
     weights: tuple[float, float]
     sources: list[Source]
+    # each user's score spread (recsvc.feed.model.score_spread) where a prior or freshness
+    # needed it, else None; and the instant whose freshness the biases hold
+    spread: np.ndarray | None = None
+    now: float = 0.0
 
     def rank(self, model: ServingModel) -> Ranked:
         return model.ranking.rank(
@@ -191,17 +218,24 @@ def rank_inputs(
     """Vectors and rule biases for several users (requests with one `batch_key`). A state
     whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
     request whose variant turns attach off."""
+    now = time.time()
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
     video_bias = np.empty((len(states), model.ranking.n_videos), dtype=np.float32)
+    video_bias[:] = rules.video_block  # retired videos; a user's seen ones below
     product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
     sources = []
+    published = published_vectors(model, states)
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
         popular = option.ranker == "popular"
         vector, source = (
-            (None, Source.POPULARITY) if popular else user_vector(model, state, option.today_weight)
+            (None, Source.POPULARITY)
+            if popular
+            else _with_recent(model, state, published[b], option.today_weight)
         )
-        rules.video_bias(state.seen_videos(), out=video_bias[b])
+        seen = state.seen_videos()
+        if seen:
+            rules.video_bias(seen, out=video_bias[b])
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
             # chosen by their affinity with the video alone (the user term is zero).
@@ -218,17 +252,27 @@ def rank_inputs(
             option.unknown_risk,
             out=product_bias[b],
         )
-    trending = model.trending_bias(users)  # zero for the rows without a vector
-    if trending is not None:
-        exported = [b for b, o in enumerate(options) if not o.live_trending]
-        if exported and model.trending_live:  # these rows get the prior as exported
-            trending[exported] = model.trending_bias(users[exported], live=False)
-        video_bias += trending
+    # The trending prior and freshness, in units of each user's score spread (zero without a
+    # vector): the spread computed once for both, and for the fresh table (with_fresh).
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
-    if fresh.any():  # in units of each user's score spread, zero without a vector
-        spread = score_spread(users, model.video_covariance)
-        decay = rules.freshness_decay(options[0].freshness, time.time())
-        video_bias += (fresh * spread)[:, None] * decay[None, :]
+    spread = None
+    if model.trending is not None or fresh.any():
+        spread = np.zeros(len(states), dtype=np.float32)
+        with_vector = [b for b, source in enumerate(sources) if source in VECTOR_SOURCES]
+        if with_vector:  # (row by row the same as over the whole batch)
+            spread[with_vector] = score_spread(users[with_vector], model.video_covariance)
+        trending = model.trending_bias(users, spread=spread)
+        if trending is not None:
+            exported = [b for b, o in enumerate(options) if not o.live_trending]
+            if exported and model.trending_live:  # these rows get the prior as exported
+                trending[exported] = model.trending_bias(
+                    users[exported], live=False, spread=spread[exported]
+                )
+            video_bias += trending
+        lifted = np.flatnonzero(fresh * spread)  # adding 0 changes no bias: skipped
+        if len(lifted):
+            decay = rules.freshness_decay(options[0].freshness, now)
+            video_bias[lifted] += (fresh * spread)[lifted, None] * decay[None, :]
     user_weight, video_weight = options[0].attach_weights
     model_user, model_video = model.attach_weights
     weights = (
@@ -243,59 +287,76 @@ def rank_inputs(
         default=0,
     )
     k = max(max(sizes), min(pool, model.ranking.n_videos))
-    return RankInputs(users, video_bias, product_bias, k, weights, sources)
+    return RankInputs(users, video_bias, product_bias, k, weights, sources, spread, now)
 
 
 def pages(
-    model: ServingModel,
     rules: ItemRules,
     inputs: RankInputs,
     ranked: Ranked,
+    states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
 ) -> list[Feed]:
-    """Each user's page from a batch's ranking: drop blocked videos, choose attachments."""
+    """Each user's page from a batch's ranking: blocked videos dropped, the topic limit, the
+    cards, then exploration's slots (`explored_videos`)."""
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
     video_score = np.round(ranked.video_score.astype(np.float64), 6).tolist()
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
+    exploring = len(rules.fresh) > 0
+    names, n_model = rules.video_names, len(rules.video_block)
     feeds = []
     for b, source in enumerate(inputs.sources):
-        ranked_lists = (video_index[b], video_score[b], product_index[b], product_score[b])
-        cap = options[b].max_per_topic
-        if cap:
-            live = [j for j, score in enumerate(video_score[b]) if score != -math.inf]
-            topics = [rules.topics_of(video_index[b][j]) for j in live]
-            kept = diversified(live, topics, cap, sizes[b])
-            videos, scores, products, product_scores = ([r[j] for j in kept] for r in ranked_lists)
+        option = options[b]
+        videos, scores = video_index[b], video_score[b]
+        # Blocked videos (-inf) sort last: the page draws from the ones before them.
+        live = scores.index(-math.inf) if scores and scores[-1] == -math.inf else len(scores)
+        products, product_scores = product_index[b], product_score[b]
+        chosen: Sequence[int]
+        if option.max_per_topic:
+            topics = list(map(rules.ranked_topics.__getitem__, videos[:live]))
+            chosen = diversified(range(live), topics, option.max_per_topic, sizes[b])
+            page_products = [products[j] for j in chosen]
+            page_scores = [product_scores[j] for j in chosen]
         else:
-            videos, scores, products, product_scores = (r[: sizes[b]] for r in ranked_lists)
-        max_attached = options[b].max_attached if options[b].attach else 0
-        feeds.append(
-            _page(model, rules, source, videos, scores, products, product_scores, max_attached)
-        )
+            chosen = range(min(sizes[b], live))
+            page_products, page_scores = products[: len(chosen)], product_scores[: len(chosen)]
+        max_attached = option.max_attached if option.attach else 0
+        attach = choose_attachments(page_products, page_scores, max_attached)
+        explored: dict[int, str] = {}
+        if exploring and option.exploration_share:
+            slots = exploration_slots(len(chosen), option.exploration_share)
+            if slots:
+                # what the draw must not repeat: the page's fresh videos (they follow the model's)
+                shown = {names[videos[j]] for j in chosen if videos[j] >= n_model}
+                drawn = explored_videos(rules, len(slots), shown, states[b].seen_videos())
+                explored = dict(zip(slots, drawn, strict=False))
+        feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
     return feeds
 
 
 def diversified(
-    candidates: list[int], topics: list[tuple[str, ...]], cap: int, size: int
+    candidates: Sequence[int], topics: list[tuple[str, ...]], cap: int, size: int
 ) -> list[int]:
     """Up to `size` of `candidates` (best first): each in turn while every topic of it has
     fewer than `cap` videos on the page so far, then, where too few remain, the ones passed
     over, best first. A video without topics is never passed over."""
     chosen: list[int] = []
     passed: list[int] = []
-    counts: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = {}
     for candidate, its_topics in zip(candidates, topics, strict=True):
         if len(chosen) == size:
             break
-        if all(counts[t] < cap for t in its_topics):
+        for topic in its_topics:
+            if counts.get(topic, 0) >= cap:
+                passed.append(candidate)
+                break
+        else:
             chosen.append(candidate)
             for topic in its_topics:
-                counts[topic] += 1
-        else:
-            passed.append(candidate)
+                counts[topic] = counts.get(topic, 0) + 1
     return (chosen + passed)[:size]
 
 
@@ -309,13 +370,7 @@ def build_feeds(
     """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
     inputs = rank_inputs(model, rules, states, sizes, options)
     ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options)
-    feeds = pages(model, rules, inputs, ranked, sizes, options)
-    if len(rules.fresh) and any(o.exploration_share for o in options):
-        feeds = [
-            explore(feed, rules, option.exploration_share, state)
-            for feed, option, state in zip(feeds, options, states, strict=True)
-        ]
-    return feeds
+    return pages(rules, inputs, ranked, states, sizes, options)
 
 
 def exploration_slots(size: int, share: float) -> list[int]:
@@ -325,42 +380,27 @@ def exploration_slots(size: int, share: float) -> list[int]:
     return [math.floor((i + 0.5) * size / count) for i in range(count)]
 
 
-def explore(feed: Feed, rules: ItemRules, share: float, state: UserState) -> Feed:
-    """The page with its exploration slots given to fresh videos no viewer has placed yet
-    (still at their metadata vector), drawn at random among those the user has not seen and
-    the page does not hold; the page's own videos move down and its last ones drop out. An
-    explored video carries `explored: true`, no product card, and score 0 (it was not
-    ranked). Where too few such videos exist, the slots stay the page's own."""
-    slots = exploration_slots(len(feed.items), share)
-    if not slots:
-        return feed
+def explored_videos(
+    rules: ItemRules, count: int, shown: set[str], seen: frozenset[str]
+) -> list[str]:
+    """Up to `count` fresh videos no viewer has placed yet (still at their metadata vector),
+    drawn at random among those the user has not seen and the page does not hold.
+
+    The page gives its exploration slots to them: its own videos move down and its last ones
+    drop out (their cards with them). An explored video carries `explored: true`, no product
+    card, and score 0 (it was not ranked). Where too few such videos exist, the slots stay
+    the page's own."""
     unplaced = rules.fresh.unplaced
     if not unplaced:
-        return feed
-    shown = {item["video_id"] for item in feed.items}
-    seen = state.seen_videos()
+        return []
     # A few random draws usually find enough (the candidates are many next to the page and
     # the user's history); else every candidate is looked at.
-    draws = random.sample(unplaced, min(len(unplaced), 2 * len(slots)))
-    chosen = [v for v in draws if v not in shown and v not in seen][: len(slots)]
-    if len(chosen) < len(slots):
+    draws = random.sample(unplaced, min(len(unplaced), 2 * count))
+    chosen = [v for v in draws if v not in shown and v not in seen][:count]
+    if len(chosen) < count:
         candidates = [v for v in unplaced if v not in shown and v not in seen]
-        chosen = random.sample(candidates, min(len(slots), len(candidates)))
-    if not chosen:
-        return feed
-    explored = dict(zip(slots, chosen, strict=False))
-    own = iter(feed.items)
-    items: list[dict[str, Any]] = []
-    for slot in range(len(feed.items)):
-        video = explored.get(slot)
-        if video is None:
-            item = {**next(own), "rank": slot + 1}
-        else:
-            item = {"rank": slot + 1, "video_id": video, "score": 0.0, "product": None}
-            item["explored"] = True
-        items.append(item)
-    attached = [i["product"]["product_id"] for i in items if i["product"]]
-    return Feed(feed.source, items, attached)
+        chosen = random.sample(candidates, min(count, len(candidates)))
+    return chosen
 
 
 def with_fresh(
@@ -393,29 +433,36 @@ def with_fresh(
             scores[r, seen] = -np.inf
     weights = np.array([options[b].freshness.weight for b in rows], dtype=np.float32)
     if weights.any():
-        spread = score_spread(users, model.video_covariance)
-        decay = fresh.freshness_decay(options[rows[0]].freshness, time.time())
+        spread = (
+            score_spread(users, model.video_covariance)
+            if inputs.spread is None
+            else inputs.spread[rows]
+        )
+        decay = fresh.freshness_decay(options[rows[0]].freshness, inputs.now)
         scores += (weights * spread)[:, None] * decay[None, :]
+    # A fresh video enters a row's ranking only by beating its last video (the graph's k-th,
+    # whose ties the graph keeps): the rows where none does stay as ranked.
+    entering = np.flatnonzero(scores.max(axis=1) > ranked.video_score[rows, -1])
+    if not len(entering):
+        return ranked
+    rows = [rows[r] for r in entering]
+    users, scores = users[entering], scores[entering]
     count = min(k, len(fresh))
     if count < len(fresh):
         top = np.argpartition(-scores, count - 1, axis=1)[:, :count]
     else:
         top = np.broadcast_to(np.arange(count), (len(rows), count))
-    top_scores = np.take_along_axis(scores, top, axis=1)
+    by_row = np.arange(len(rows))[:, None]  # with a [R, m] index: each row's own entries
     n_videos = model.ranking.n_videos
-    video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
-    product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
-    merged_index = np.concatenate([video_index[rows], top + n_videos], axis=1)
-    merged_score = np.concatenate([video_score[rows], top_scores.astype(np.float32)], axis=1)
+    merged_index = np.concatenate([ranked.video_index[rows], top + n_videos], axis=1)
+    merged_score = np.concatenate([ranked.video_score[rows], scores[by_row, top]], axis=1)
     order = np.argsort(-merged_score, axis=1, kind="stable")[:, :k]  # ties: the graph's first
-    video_index[rows] = np.take_along_axis(merged_index, order, axis=1)
-    video_score[rows] = np.take_along_axis(merged_score, order, axis=1)
     # The graph's product under each of its videos; one chosen here under each fresh video
     # that made the ranking (not under every fresh candidate)
     is_fresh = order >= k
     graph_order = np.where(is_fresh, 0, order)
-    chosen_product = np.take_along_axis(product_index[rows], graph_order, axis=1)
-    chosen_score = np.take_along_axis(product_score[rows], graph_order, axis=1)
+    chosen_product = ranked.product_index[rows][by_row, graph_order]
+    chosen_score = ranked.product_score[rows][by_row, graph_order]
     at_row, at_rank = np.nonzero(is_fresh)
     if len(at_row):
         products = model.ranking.item_factors[n_videos:]
@@ -425,46 +472,47 @@ def with_fresh(
         attach = video_weight * fresh.product_affinity[placed] + user_part  # [m, P]
         chosen_product[at_row, at_rank] = attach.argmax(axis=1)
         chosen_score[at_row, at_rank] = attach.max(axis=1)
+    video_index, video_score = ranked.video_index.copy(), ranked.video_score.copy()
+    product_index, product_score = ranked.product_index.copy(), ranked.product_score.copy()
+    video_index[rows] = merged_index[by_row, order]
+    video_score[rows] = merged_score[by_row, order]
     product_index[rows] = chosen_product
     product_score[rows] = chosen_score
     return Ranked(video_index, video_score, product_index, product_score)
 
 
 def _page(
-    model: ServingModel,
     rules: ItemRules,
     source: Source,
-    video_index: list[int],
-    video_score: list[float],
-    product_index: list[int],
-    product_score: list[float],
-    max_attached: int,
+    chosen: Sequence[int],
+    videos: list[int],
+    scores: list[float],
+    attach: list[int | None],
+    product_scores: list[float],
+    explored: dict[int, str],
 ) -> Feed:
-    if video_score and video_score[-1] == -math.inf:  # blocked videos sort last: drop them
-        keep = [j for j, score in enumerate(video_score) if score != -math.inf]
-        product_index = [product_index[j] for j in keep]
-        product_score = [product_score[j] for j in keep]
-    else:
-        keep = list(range(len(video_score)))
-    chosen = choose_attachments(product_index, product_score, max_attached)
-    video_ids = rules.video_names
+    """The page in the FeedItem shape: the chosen positions of a user's ranking, each with the
+    product `attach` puts under it, and the explored videos in their slots."""
+    names, records = rules.video_names, rules.cards
     items: list[dict[str, Any]] = []
     attached: list[str] = []
+    own = zip(chosen, attach, strict=True)
     # Plain dicts in the FeedItem shape: a page is built per request, and trusted values
     # need no validation (the route declares FeedResponse for the schema).
-    for rank, (j, p, p_score) in enumerate(zip(keep, chosen, product_score, strict=True), 1):
+    for rank in range(1, len(chosen) + 1):
+        video = explored.get(rank - 1) if explored else None
+        if video is not None:
+            item = {"rank": rank, "video_id": video, "score": 0.0, "product": None}
+            item["explored"] = True
+            items.append(item)
+            continue
+        j, p = next(own)
         card = None
         if p is not None:
-            base = rules.cards[p]
+            base = records[p]
             assert base is not None  # a product without a record is blocked
-            card = {**base, "score": p_score}
+            card = {**base, "score": product_scores[j]}
             attached.append(card["product_id"])
-        items.append(
-            {
-                "rank": rank,
-                "video_id": video_ids[video_index[j]],
-                "score": video_score[j],
-                "product": card,
-            }
-        )
+        item = {"rank": rank, "video_id": names[videos[j]], "score": scores[j], "product": card}
+        items.append(item)
     return Feed(source, items, attached)

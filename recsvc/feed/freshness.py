@@ -96,6 +96,13 @@ def topic_decay(
 
 def decay(published: np.ndarray, half_life_hours: np.ndarray, now: float) -> np.ndarray:
     """2^(−age / half-life) per video [V] (float32), 0 where the publication time is unknown."""
-    age_hours = np.maximum(now - published, 0.0) / 3600.0
-    values = np.exp2(-age_hours / half_life_hours)
-    return np.asarray(np.nan_to_num(values, nan=0.0), dtype=np.float32)
+    # In place, step by step as 2^(−max(now − published, 0) / 3600 / h): once per batch of
+    # feeds, over every video.
+    exponent = np.subtract(now, published)
+    np.maximum(exponent, 0.0, out=exponent)
+    exponent /= 3600.0
+    np.negative(exponent, out=exponent)
+    exponent /= half_life_hours
+    values = np.exp2(exponent, out=exponent)
+    np.fmax(values, 0.0, out=values)  # NaN (no publication time) -> 0; the others are in [0, 1]
+    return np.asarray(values, dtype=np.float32)

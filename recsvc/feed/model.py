@@ -149,13 +149,17 @@ class ServingModel:
         live = (self.trending_weight * logged / top).astype(np.float32)
         return replace(self, trending=live, trend_revision=revision, trending_live=True)
 
-    def trending_bias(self, users: np.ndarray, live: bool = True) -> np.ndarray | None:
+    def trending_bias(
+        self, users: np.ndarray, live: bool = True, spread: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """w · σ_u · prior for each user row [B, d] -> [B, V] (the prior from the live counts,
-        or with `live` False as exported); None without a prior."""
+        or with `live` False as exported); None without a prior. `spread`: the rows' σ_u
+        where the caller has them (`score_spread`)."""
         prior = self.trending if live else self.exported_trending
         if prior is None:
             return None
-        spread = score_spread(users, self.video_covariance)
+        if spread is None:
+            spread = score_spread(users, self.video_covariance)
         return np.asarray(spread[:, None] * prior[None, :], dtype=np.float32)
 
 

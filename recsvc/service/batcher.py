@@ -174,19 +174,19 @@ class FeedBatcher:
         day = utc_day()
         # The groups are served concurrently, each on its own: one group's failure (a model
         # that cannot rank) fails only its requests, and no variant waits for another's.
-        served = await asyncio.gather(
-            *(
-                self._serve_members(
-                    snapshot,
-                    key[0],
-                    [batch[i] for i in members],
-                    [options[i] for i in members],
-                    [assigned[i] for i in members],
-                    day,
-                )  # fmt: skip
-                for key, members in groups.items()
-            )
-        )
+        # A single group (no experiment splits the batch) needs no task of its own.
+        calls = [
+            self._serve_members(
+                snapshot,
+                key[0],
+                [batch[i] for i in members],
+                [options[i] for i in members],
+                [assigned[i] for i in members],
+                day,
+            )  # fmt: skip
+            for key, members in groups.items()
+        ]
+        served = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         exposures = [exposure for group in served for exposure in group]
         if exposures:  # logged off the batch: it holds no serving slot, adds no latency
             task = asyncio.create_task(self._log_exposures(exposures))

@@ -33,3 +33,14 @@ def test_zero_vector_and_wrong_length() -> None:
         vectors.decode(b"\x00" * 36, 64)
     with pytest.raises(ValueError, match="finite"):
         vectors.encode(np.array([1.0, np.nan], np.float32))
+
+
+def test_decoding_many_at_once_gives_each_vector_as_decoding_it_alone() -> None:
+    rng = np.random.default_rng(2)
+    packed = vectors.encode_many(rng.normal(size=(50, 64)).astype(np.float32))
+    together = vectors.decode_many(packed, 64)
+    assert together.dtype == np.float32
+    assert np.array_equal(together, np.stack([vectors.decode(p, 64) for p in packed]))
+    assert vectors.decode_many([], 64).shape == (0, 64)
+    with pytest.raises(ValueError, match="68 bytes"):
+        vectors.decode_many([packed[0], b"\x00" * 36], 64)

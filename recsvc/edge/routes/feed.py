@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recsvc.contract.domain import ID_PATTERN, MAX_ID_LENGTH
@@ -14,8 +17,27 @@ from recsvc.edge.deps import Runtime, unavailable
 from recsvc.edge.schemas import FeedResponse
 from recsvc.service.batcher import NoModel
 
-router = APIRouter(prefix="/v1", tags=["feed"])
 DEFAULT_VARIANT = "default"  # a user in no experiment
+
+
+class FeedRoute(APIRoute):
+    """A route whose endpoint takes the Request and returns a Response, called as it is.
+
+    FastAPI's request handler would solve the endpoint's dependencies (it has none), parse
+    the query string (the endpoint validates it, `feed_query`), look for a body and take
+    the endpoint's context for error messages, on every request: about a twentieth of the
+    feed's CPU time under load (bench/serve.py). Errors still reach the app's handlers
+    (a 422 from `feed_query`, a 503), and the OpenAPI description is the route's as declared.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        if self.dependant.dependencies or self.body_field is not None:
+            raise TypeError(f"{self.path}: a FeedRoute endpoint takes only the Request")
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+router = APIRouter(prefix="/v1", tags=["feed"], route_class=FeedRoute)
 
 
 class FeedQuery(BaseModel):
@@ -46,13 +68,21 @@ def feed_query(request: Request) -> FeedQuery:
     tenth of the feed's CPU time under load (bench/serve.py).
     """
     try:
-        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = query_pairs(request.scope["query_string"].decode("latin-1"))
         return FeedQuery.model_validate(dict(query))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError(
             [{**error, "loc": ("query", *error["loc"])} for error in errors]
         ) from None
+
+
+def query_pairs(raw: str) -> list[tuple[str, str]]:
+    """`parse_qsl(raw, keep_blank_values=True)`; split by hand where nothing is escaped (no
+    `%`, no `+`), as nearly every query is: a third of the time."""
+    if "%" in raw or "+" in raw:
+        return parse_qsl(raw, keep_blank_values=True)
+    return [(name, value) for name, _, value in (p.partition("=") for p in raw.split("&") if p)]
 
 
 @router.get(
