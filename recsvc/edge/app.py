@@ -37,11 +37,6 @@ from recsvc.store.state import FeatureStore
 log = logging.getLogger("recsvc.edge.app")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Allocations between two collections of the youngest generation (Python's default: 700).
-# A feed allocates a few hundred containers (its page's items and cards), nearly all freed
-# with its response: at 700 the collector ran every few feeds, scanned each live page and
-# took about 4% of the CPU under bench/serve.py's feed load; at 10,000 most of them are gone
-# before it runs. It holds at most that many more objects in memory, a few MB.
-YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 async def watch_redis(runtime: Runtime, interval: float, stop: asyncio.Event) -> None:
@@ -137,12 +132,9 @@ def create_app(settings: Settings) -> FastAPI:
         watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))
         gauges = asyncio.create_task(watch_redis(runtime, settings.poll_seconds, stop))
         gc.freeze()  # start-up objects (model, catalogue, app) leave the collector's scans
-        thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
         try:
             yield
         finally:
-            gc.set_threshold(*thresholds)
             stop.set()
             await watcher
             await gauges
