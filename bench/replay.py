@@ -75,7 +75,7 @@ from serve import (
     wait_ready,
 )
 
-from sandbox.simulate import published_after, published_ms
+from sandbox.simulate import instant_ms, published_after, published_ms
 from sandbox.world.generate import DAY_MS, WorldSpec, generate_world, write_world
 from training.data.matrix import ConfidenceWeights, build_interactions
 from training.data.splits import Dataset, split_at
@@ -147,11 +147,7 @@ def train_models(
     today = choose_today_weight(held, dataset, last_day)
     factors = fit(dataset.interactions.confidence, params, threads=1)
     records = catalog_videos(world_dir / "catalog")
-    known = {
-        v: r
-        for v, r in records.items()
-        if published_ms({"published_at": r.published_at}) < cutoff_ms
-    }
+    known = {v: r for v, r in records.items() if instant_ms(r.published_at) < cutoff_ms}
     window = {"window": {"last_event": str(pc.max(before.column("ts")).as_py())}}
     live = export_trained(
         models / "live", factors, dataset, window, {}, None, known,

@@ -309,14 +309,18 @@ def world_instant(world_dir: Path, text: str) -> int:
     if text == "last-day":
         return load_truth(world_dir).end_ms - DAY_MS
     try:
-        return published_ms({"published_at": text})
+        return instant_ms(text)
     except ValueError:
         raise ValueError(f"{text!r} is neither an ISO 8601 instant nor 'last-day'") from None
 
 
 def published_ms(record: dict[str, Any]) -> int:
     """A catalogue record's `published_at` in epoch milliseconds (0 when it has none)."""
-    text = record.get("published_at")
+    return instant_ms(record.get("published_at"))
+
+
+def instant_ms(text: str | None) -> int:
+    """An ISO 8601 instant (UTC unless it says) in epoch milliseconds; 0 for none."""
     if not text:
         return 0
     moment = datetime.fromisoformat(text)

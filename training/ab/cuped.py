@@ -108,12 +108,7 @@ def cuped_compare(
 
 def _linearized(data: VariantData, metric: Metric) -> np.ndarray:
     """(y - R x) / x̄ per user of `data` (0 everywhere when the metric is undefined)."""
-    y = np.asarray(getattr(data, metric.numerator), dtype=np.float64)
-    x = (
-        np.ones_like(y)
-        if metric.denominator is None
-        else np.asarray(getattr(data, metric.denominator), dtype=np.float64)
-    )
+    y, x = metric.columns(data)
     if not len(y) or x.sum() == 0:
         return np.zeros_like(y)
     value = y.sum() / x.sum()
@@ -177,12 +172,7 @@ def _estimate(
     c_bar: np.ndarray,
 ) -> Estimate:
     n = data.users
-    y = np.asarray(getattr(data, metric.numerator), dtype=np.float64)
-    x = (
-        np.ones_like(y)
-        if metric.denominator is None
-        else np.asarray(getattr(data, metric.denominator), dtype=np.float64)
-    )
+    y, x = metric.columns(data)
     if n < 2 or x.sum() == 0:
         return Estimate(None, None, f"too few users or no {metric.denominator} in {data.name}")
     value = float(y.sum() / x.sum()) - float((covariates.mean(axis=0) - c_bar) @ theta)

@@ -65,12 +65,7 @@ def history_as_one_variant(
 
 
 def spread(data: VariantData, metric: Metric) -> Spread:
-    y = np.asarray(getattr(data, metric.numerator), dtype=np.float64)
-    x = (
-        np.ones_like(y)
-        if metric.denominator is None
-        else np.asarray(getattr(data, metric.denominator), dtype=np.float64)
-    )
+    y, x = metric.columns(data)
     n = len(y)
     if n < 2 or x.sum() == 0 or y.sum() == 0:
         return Spread(metric.name, None if x.sum() == 0 else float(y.sum() / x.sum()), n, None)

@@ -123,6 +123,13 @@ class Metric:
     numerator: str  # a VariantData field
     denominator: str | None  # a VariantData field for a ratio; None for a per-user mean
 
+    def columns(self, data: VariantData) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's numerator and denominator (1 for a per-user mean), as floats."""
+        y = np.asarray(getattr(data, self.numerator), dtype=np.float64)
+        if self.denominator is None:
+            return y, np.ones_like(y)
+        return y, np.asarray(getattr(data, self.denominator), dtype=np.float64)
+
 
 METRICS: tuple[Metric, ...] = (
     Metric("video_ctr", "ratio", "video_clicks", "videos_shown"),

@@ -162,19 +162,27 @@ def _ids_on_disk(folder: Path, id_field: str) -> set[str]:
     return ids
 
 
-def write_durably(table: pa.Table, path: Path) -> None:
-    """Temporary file, fsync, atomic rename, fsync of the directory: all or nothing."""
+def write_durably(
+    table: pa.Table, path: Path, write: Callable[[pa.Table, Path], None] = pq.write_table
+) -> None:
+    """Temporary file (written by `write`: Parquet unless told), fsync, atomic rename, fsync
+    of the directory: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
+    write(table, tmp)
     with tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or an unlink in `directory` durable."""
+    handle = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(handle)
     finally:
-        os.close(directory)
+        os.close(handle)
 
 
 def _row(fields: dict[str, str]) -> dict[str, Any]:

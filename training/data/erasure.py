@@ -22,7 +22,6 @@ step finds what is left). The report carries counts only, never an id.
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ import pyarrow.parquet as pq
 
 from recsvc.contract.keys import Keys
 from recsvc.store.client import SyncClient
-from training.data.drain import write_durably
+from training.data.drain import fsync_directory, write_durably
 
 SCAN_COUNT = 1000
 
@@ -170,11 +169,11 @@ def _sweep_partitions(folder: Path, users: set[str], report: ErasureReport) -> N
             continue
         kept = table.filter(pc.invert(theirs))
         if kept.num_rows:
-            (write_durably if suffix == ".parquet" else _write_csv_durably)(kept, path)
+            write_durably(kept, path, pq.write_table if suffix == ".parquet" else pacsv.write_csv)
             report.files_rewritten += 1
         else:
             path.unlink()
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
             report.files_removed += 1
         report.rows_removed += count
 
@@ -185,23 +184,6 @@ def _read_csv(path: Path) -> pa.Table:
         names = next(csv.reader(handle), [])
     types = {name: pa.string() for name in names}
     return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
-
-
-def _write_csv_durably(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pacsv.write_csv(table, tmp)
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def _text(value: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from recsvc.contract.experiments import ExperimentError
-from recsvc.edge.deps import RuntimeDep, unavailable
+from recsvc.edge.deps import Runtime, RuntimeDep, unavailable
 from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/admin", tags=["experiments"])
@@ -36,15 +36,12 @@ TOML_BODY: dict[str, Any] = {
 )
 async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Replace the experiments' definition (a TOML document as the body)."""
-    text = await _definition(request)
+    text, names = await _validated(request, runtime)
     try:
-        experiments = await runtime.serving.validate_experiments(text)
         revision = await runtime.store.put_experiments(text)
-    except ExperimentError as exc:
-        raise HTTPException(422, str(exc)) from None
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
-    return {"revision": revision, "experiments": [e.name for e in experiments.experiments]}
+    return {"revision": revision, "experiments": names}
 
 
 @router.post(
@@ -57,6 +54,13 @@ async def put_experiments(request: Request, runtime: RuntimeDep) -> dict[str, An
 )
 async def validate_experiments(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Check a definition as PUT does, without storing it (the console's Validate)."""
+    _, names = await _validated(request, runtime)
+    return {"valid": True, "experiments": names}
+
+
+async def _validated(request: Request, runtime: Runtime) -> tuple[str, list[str]]:
+    """The body's definition, validated as one this replica can serve; its experiments' names.
+    422 naming every problem, 503 when Redis cannot say whether pinned versions are published."""
     text = await _definition(request)
     try:
         experiments = await runtime.serving.validate_experiments(text)
@@ -64,7 +68,7 @@ async def validate_experiments(request: Request, runtime: RuntimeDep) -> dict[st
         raise HTTPException(422, str(exc)) from None
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
-    return {"valid": True, "experiments": [e.name for e in experiments.experiments]}
+    return text, [e.name for e in experiments.experiments]
 
 
 async def _definition(request: Request) -> str:
