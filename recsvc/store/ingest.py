@@ -29,14 +29,16 @@ from recsvc.store.gateway import (
     Gateway,
 )
 
-# Two event batches in Redis at once keep it busy while the next one is sent, and a feed's
-# read waits behind at most two scripts: a 1,000-event one runs 6 to 14 ms inside Redis
-# (SLOWLOG, two shared cores), so 30 ms at worst against the 100 ms timeout. A batch stays one
-# script, not split in smaller ones: a full stream refuses it whole, and on a single Redis its
-# events and their users' state are written in one step. A batch that cannot start within 2 s
-# answers 503 busy: well inside a client's usual timeout, and long enough that 100 batches of
-# 1,000 sent at once are all taken (200 at once on two cores: about half answered busy).
-INGEST_SLOTS = 2
+# One event batch in Redis at a time, its arguments prepared before it takes its turn (so
+# Redis is idle only for a round trip between batches), and a feed's read waits behind at most
+# one script. A 1,000-event script runs 6 to 27 ms inside Redis (SLOWLOG, two shared cores;
+# the trending counts added to it): two slots let a feed wait behind two, about half the 100 ms
+# timeout, and a whole-suite run on loaded cores saw a bystander's feed time out. A batch stays
+# one script, not split in smaller ones: a full stream refuses it whole, and on a single Redis
+# its events and their users' state are written in one step. A batch that cannot start within
+# 2 s answers 503 busy: well inside a client's usual timeout (200 batches of 1,000 sent at
+# once on two cores: most are answered busy, and taken on the client's retry).
+INGEST_SLOTS = 1
 INGEST_WAIT_SECONDS = 2.0
 
 
@@ -157,8 +159,8 @@ TREND_ACTIONS = frozenset({Action.VIEW, Action.CLICK})
 
 
 class IngestStore(Gateway):
-    """Accepting events: the stream, dedup markers and the users' state, at most INGEST_SLOTS
-    batches at once."""
+    """Accepting events: the stream, dedup markers and the users' state, INGEST_SLOTS batch
+    at a time."""
 
     @cached_property
     def _ingest(self) -> AsyncScript:
@@ -188,16 +190,17 @@ class IngestStore(Gateway):
         `videos` (the catalogue's) enter the live trending counts; of other ids, not.
 
         StreamFull, and nothing written, when the stream has no room for the batch."""
+        event_args = _event_args(events, products, videos, time.time())
         try:
             await asyncio.wait_for(self._ingest_slots.acquire(), INGEST_WAIT_SECONDS)
         except TimeoutError:
             raise IngestBusy(
-                f"this replica is busy writing other event batches (more than {INGEST_SLOTS} at "
-                f"once for {INGEST_WAIT_SECONDS:g}s); nothing of this batch was written, retry"
+                f"this replica is busy writing other event batches (one at a time, none free for "
+                f"{INGEST_WAIT_SECONDS:g}s); nothing of this batch was written, retry"
             ) from None
         try:
             return await self._ingest_batch(
-                events, max_len, dedup_seconds, recent_limit, products, max_purchased, videos
+                events, event_args, max_len, dedup_seconds, recent_limit, max_purchased
             )
         finally:
             self._ingest_slots.release()
@@ -205,16 +208,14 @@ class IngestStore(Gateway):
     async def _ingest_batch(
         self,
         events: list[Event],
+        event_args: list[str],
         max_len: int,
         dedup_seconds: int,
         recent_limit: int,
-        products: Container[str],
         max_purchased: int,
-        videos: Container[str],
     ) -> Ingested:
         settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
-        event_args = _event_args(events, products, videos, time.time())
         if not self._cluster:  # one atomic script: the stream, then each event's user
             args = ["all", *settings, len(events), *event_args]
             keys = [self.keys.events, *users]

