@@ -143,6 +143,11 @@ REQUIRED_EVENT_COLUMNS: tuple[str, ...] = (
     "action",
 )
 
+# A surface of the app (where feeds are shown: recsvc.feed.placement) as feeds and events name
+# it, and the furthest position on a page an event may name.
+SURFACE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+MAX_POSITION = 1000
+
 # Identifiers (users, videos, products, events, requests) as the service accepts them: a
 # letter or digit, then letters, digits and `_ . : -`, at most 64 characters. Braces are
 # excluded on purpose: they delimit Redis Cluster hash tags in the key layout.

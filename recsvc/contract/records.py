@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from recsvc.contract.domain import (
     ID_PATTERN,
+    MAX_POSITION,
+    SURFACE_NAME_PATTERN,
     WATCH_RATIO_MAX,
     Action,
     ItemType,
@@ -35,6 +37,7 @@ class Source(StrEnum):
     FOLD_IN = "fold_in"  # a vector folded in from the user's recent events
     SEGMENT_POPULARITY = "segment_popularity"
     POPULARITY = "popularity"
+    CONTEXT = "context"  # a user without a vector, on a page related to a context item
 
 
 class Event(BaseModel):
@@ -70,6 +73,10 @@ class Event(BaseModel):
     )
     request_id: Id | None = None
     amount: Annotated[float | None, NotABool] = Field(None, ge=0, allow_inf_nan=False)
+    # Where it happened, so that outcomes can be analysed by placement: the app's surface
+    # (recsvc.feed.placement, any surface name) and the item's 1-based position on the page.
+    surface: str | None = Field(None, pattern=SURFACE_NAME_PATTERN, examples=["home"])
+    position: Annotated[int | None, NotABool] = Field(None, ge=1, le=MAX_POSITION)
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -146,6 +153,7 @@ class Exposure:
     products: list[str | None]  # the card under each video, or None
     # the 1-based ranks of the page's exploration slots (recsvc.feed.compute.explored_videos)
     explored: list[int] = field(default_factory=list)
+    surface: str = "home"  # where the page was shown (recsvc.feed.placement)
 
     def fields(self) -> list[str]:
         """The exposure as stream field values, in EXPOSURE_FIELDS order."""
@@ -158,6 +166,7 @@ class Exposure:
             ",".join(self.videos),
             ",".join(p or "" for p in self.products),
             ",".join(str(rank) for rank in self.explored),
+            self.surface,
         ]
 
 

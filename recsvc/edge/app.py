@@ -23,7 +23,7 @@ from recsvc.edge.auth import KeyRing
 from recsvc.edge.deps import Runtime
 from recsvc.edge.gate import Gate
 from recsvc.edge.offline_docs import install_offline_docs
-from recsvc.edge.routes import admin, catalog, events, experiments, feed, health, users
+from recsvc.edge.routes import admin, catalog, events, experiments, explain, feed, health, users
 from recsvc.service import logs
 from recsvc.service.batcher import FeedBatcher
 from recsvc.service.metrics import Metrics
@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await serving.start()
         batcher = FeedBatcher(serving, store, settings, metrics=metrics)
-        runtime = Runtime(settings, store, serving, metrics, batcher)
+        runtime = Runtime(settings, store, serving, metrics, batcher, surfaces=settings.surface_map)
         app.state.runtime = runtime
         stop = asyncio.Event()
         watcher = asyncio.create_task(serving.watch(settings.poll_seconds, stop))
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_offline_docs(app, title="recsvc")
-    for module in (feed, events, users, catalog, experiments, admin, health, console):
+    for module in (feed, events, explain, users, catalog, experiments, admin, health, console):
         app.include_router(module.router)
     app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(RequestValidationError, invalid_request)

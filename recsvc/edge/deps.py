@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from recsvc.feed.placement import HOME, Surface
 from recsvc.service.batcher import FeedBatcher
 from recsvc.service.metrics import Metrics
 from recsvc.service.settings import Settings
@@ -25,6 +27,7 @@ class Runtime:
     metrics: Metrics
     batcher: FeedBatcher
     durability: Durability | None = None  # None until Redis has answered once
+    surfaces: Mapping[str, Surface] = field(default_factory=lambda: {HOME.name: HOME})
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -95,7 +95,12 @@ class FeedResponse(BaseModel):
     )
     source: Source
     degraded: bool
+    surface: str = Field("home", description="The surface the page was made for.")
+    context: str | None = Field(None, description="The context item the page is related to.")
     items: list[FeedItem]
+    next_page_token: str = Field(
+        description="Pass as `page_token` for the session's next page (no video repeated)."
+    )
 
 
 class EventBatch(BaseModel):

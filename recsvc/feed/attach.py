@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
-from recsvc.contract.domain import RISK_LEVELS
+from recsvc.contract.domain import RISK_LEVELS, ProductCategory
 from recsvc.feed.fresh import FreshVideos
 from recsvc.feed.freshness import Freshness, HalfLifeCache, published_seconds, topic_decay
 
@@ -64,6 +64,10 @@ class ItemRules:
     ranked_topics: tuple[tuple[str, ...], ...] = ()
     # per freshness setting (its half-lives), each video's half-life [V]: computed once
     _half_lives: HalfLifeCache = field(default_factory=dict, compare=False, repr=False)
+    # per set of product categories a surface allows, the products outside it [P]
+    _outside: dict[frozenset[ProductCategory], np.ndarray] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def compile(
@@ -108,6 +112,16 @@ class ItemRules:
             video_names=(*known, *fresh.ids),
             ranked_topics=(*self.video_topics, *fresh.topics),
         )
+
+    def outside(self, categories: frozenset[ProductCategory]) -> np.ndarray:
+        """[P] True for each product not of `categories` (a product without a record too)."""
+        mask = self._outside.get(categories)
+        if mask is None:
+            mask = np.array(
+                [r is None or r.category not in categories for r in self.products], dtype=bool
+            )
+            self._outside[categories] = mask
+        return mask
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""

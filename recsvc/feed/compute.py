@@ -21,13 +21,15 @@ import numpy as np
 from recsvc.contract import vectors
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
-from recsvc.feed.attach import ItemRules, UnknownRiskPolicy, choose_attachments
+from recsvc.feed.attach import BLOCKED, ItemRules, UnknownRiskPolicy, choose_attachments
 from recsvc.feed.foldin import fold_in, project
 from recsvc.feed.freshness import Freshness
 from recsvc.feed.model import ServingModel, score_spread
+from recsvc.feed.placement import PLAIN, Placement, Surface
 from recsvc.feed.ranker import Ranked
 
-VECTOR_SOURCES = frozenset({Source.CF, Source.FOLD_IN})  # the sources with a user vector
+# the sources with a query vector: the user's, or a context item's
+VECTOR_SOURCES = frozenset({Source.CF, Source.FOLD_IN, Source.CONTEXT})
 
 # A page with a topic limit is chosen from this many times its size of the best candidates:
 # where even these are nearly all of one topic, the page fills with the ones passed over.
@@ -89,6 +91,19 @@ class FeedOptions:
             today_weight=_number(overrides.get("today_weight", self.today_weight)),
             live_trending=bool(overrides.get("live_trending", self.live_trending)),
         )
+
+    def on_surface(self, surface: Surface) -> FeedOptions:
+        """These options on a surface: no cards where it carries none, and at most its number
+        of cards per page."""
+        attach = self.attach and surface.attach
+        most = (
+            self.max_attached
+            if surface.max_attached is None
+            else min(self.max_attached, surface.max_attached)
+        )
+        if attach == self.attach and most == self.max_attached:
+            return self
+        return replace(self, attach=attach, max_attached=most)
 
     @property
     def batch_key(self) -> tuple[str, tuple[float | None, float | None], int]:
@@ -208,16 +223,63 @@ class RankInputs:
         )
 
 
+def hidden_seen(
+    states: Sequence[UserState], placements: Sequence[Placement] | None
+) -> list[frozenset[str]]:
+    """Each request's videos kept off its page: the user's seen ones, and its placement's
+    (excluded, shown on the session's earlier pages, the context video)."""
+    if placements is None:
+        return [state.seen_videos() for state in states]
+    return [
+        state.seen_videos() | placement.hidden_videos
+        if placement.hidden_videos
+        else state.seen_videos()
+        for state, placement in zip(states, placements, strict=True)
+    ]
+
+
+def context_vector(model: ServingModel, rules: ItemRules, item_id: str) -> np.ndarray | None:
+    """A context item's vector: the model's (a video or a product), else a fresh video's;
+    None for an item with none."""
+    position = model.item_position.get(item_id)
+    if position is not None:
+        vector: np.ndarray = model.ranking.item_factors[position]
+        return vector
+    fresh = rules.fresh.position.get(item_id)
+    return None if fresh is None else rules.fresh.vectors[fresh]
+
+
+def with_context(
+    vector: np.ndarray | None, context: np.ndarray | None, weight: float
+) -> np.ndarray | None:
+    """The query for a page related to an item: the user's and the item's directions blended
+    by `weight` (the item's share), at the user's length, so that the rules' biases keep their
+    scale; the item's own vector for a user without one."""
+    if context is None or not context.any():
+        return vector
+    if vector is None:
+        return context.astype(np.float32)
+    length = float(np.linalg.norm(vector))
+    if length == 0:
+        return context.astype(np.float32)
+    query = (1 - weight) * vector / length + weight * context / float(np.linalg.norm(context))
+    size = float(np.linalg.norm(query))
+    return (query * (length / size)).astype(np.float32) if size > 0 else vector
+
+
 def rank_inputs(
     model: ServingModel,
     rules: ItemRules,
     states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
+    placements: Sequence[Placement] | None = None,
 ) -> RankInputs:
     """Vectors and rule biases for several users (requests with one `batch_key`). A state
     whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
-    request whose variant turns attach off."""
+    request whose variant turns attach off. A placement (recsvc.feed.placement) blends its
+    context item into the query, hides its videos and products, and blocks the cards its
+    surface does not carry."""
     now = time.time()
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
@@ -226,14 +288,22 @@ def rank_inputs(
     product_bias = np.empty((len(states), model.ranking.n_products), dtype=np.float32)
     sources = []
     published = published_vectors(model, states)
+    seen_by_row = hidden_seen(states, placements)
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
+        placement = PLAIN if placements is None else placements[b]
         popular = option.ranker == "popular"
         vector, source = (
             (None, Source.POPULARITY)
             if popular
             else _with_recent(model, state, published[b], option.today_weight)
         )
-        seen = state.seen_videos()
+        if placement.context is not None and not popular:
+            context = context_vector(model, rules, placement.context)
+            blended = with_context(vector, context, placement.surface.context_weight)
+            if vector is None and blended is not None:
+                source = Source.CONTEXT
+            vector = blended
+        seen = seen_by_row[b]
         if seen:
             rules.video_bias(seen, out=video_bias[b])
         if vector is None:
@@ -252,6 +322,8 @@ def rank_inputs(
             option.unknown_risk,
             out=product_bias[b],
         )
+        if placement is not PLAIN:
+            _place_products(rules, placement, product_bias[b])
     # The trending prior and freshness, in units of each user's score spread (zero without a
     # vector): the spread computed once for both, and for the fresh table (with_fresh).
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
@@ -290,6 +362,19 @@ def rank_inputs(
     return RankInputs(users, video_bias, product_bias, k, weights, sources, spread, now)
 
 
+def _place_products(rules: ItemRules, placement: Placement, bias: np.ndarray) -> None:
+    """Block in a row's product biases the excluded products and those of categories its
+    surface does not carry."""
+    categories = placement.surface.product_categories
+    if categories is not None:
+        bias[rules.outside(categories)] = BLOCKED
+    hidden = [
+        rules.product_position[p] for p in placement.hidden_products if p in rules.product_position
+    ]
+    if hidden:
+        bias[hidden] = BLOCKED
+
+
 def pages(
     rules: ItemRules,
     inputs: RankInputs,
@@ -297,6 +382,7 @@ def pages(
     states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
+    placements: Sequence[Placement] | None = None,
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: blocked videos dropped, the topic limit, the
     cards, then exploration's slots (`explored_videos`)."""
@@ -307,6 +393,7 @@ def pages(
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
     exploring = len(rules.fresh) > 0
     names, n_model = rules.video_names, len(rules.video_block)
+    seen_by_row = hidden_seen(states, placements) if exploring else []
     feeds = []
     for b, source in enumerate(inputs.sources):
         option = options[b]
@@ -331,7 +418,7 @@ def pages(
             if slots:
                 # what the draw must not repeat: the page's fresh videos (they follow the model's)
                 shown = {names[videos[j]] for j in chosen if videos[j] >= n_model}
-                drawn = explored_videos(rules, len(slots), shown, states[b].seen_videos())
+                drawn = explored_videos(rules, len(slots), shown, seen_by_row[b])
                 explored = dict(zip(slots, drawn, strict=False))
         feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
     return feeds
@@ -366,11 +453,13 @@ def build_feeds(
     states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
+    placements: Sequence[Placement] | None = None,
 ) -> list[Feed]:
-    """Rank, filter and attach for several users (of one `batch_key`) in one model call."""
-    inputs = rank_inputs(model, rules, states, sizes, options)
-    ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options)
-    return pages(rules, inputs, ranked, states, sizes, options)
+    """Rank, filter and attach for several users (of one `batch_key`) in one model call;
+    `placements` (None: every request on the home surface, plain) per request."""
+    inputs = rank_inputs(model, rules, states, sizes, options, placements)
+    ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options, placements)
+    return pages(rules, inputs, ranked, states, sizes, options, placements)
 
 
 def exploration_slots(size: int, share: float) -> list[int]:
@@ -410,6 +499,7 @@ def with_fresh(
     ranked: Ranked,
     states: list[UserState],
     options: list[FeedOptions],
+    placements: Sequence[Placement] | None = None,
 ) -> Ranked:
     """The graph's ranking merged with the fresh table's (recsvc.feed.fresh), by score, for
     the users with a vector whose options rank fresh videos; the others' rows as ranked. A
@@ -420,15 +510,16 @@ def with_fresh(
     rows = [
         b
         for b, (source, option) in enumerate(zip(inputs.sources, options, strict=True))
-        if option.fresh_videos and source in (Source.CF, Source.FOLD_IN)
+        if option.fresh_videos and source in VECTOR_SOURCES
     ]
     k = ranked.video_index.shape[1]
     if not len(fresh) or not rows or k == 0:
         return ranked
     users = inputs.users[rows]
     scores = users @ fresh.vectors.T  # [R, n]
+    seen_by_row = hidden_seen(states, placements)
     for r, b in enumerate(rows):
-        seen = [fresh.position[v] for v in states[b].seen_videos() if v in fresh.position]
+        seen = [fresh.position[v] for v in seen_by_row[b] if v in fresh.position]
         if seen:
             scores[r, seen] = -np.inf
     weights = np.array([options[b].freshness.weight for b in rows], dtype=np.float32)

@@ -33,6 +33,7 @@ from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
 from recsvc.feed.compute import Feed, FeedOptions, build_feeds
 from recsvc.feed.model import ServingModel
+from recsvc.feed.placement import PLAIN, Placement
 from recsvc.service import logs
 from recsvc.service.metrics import Metrics
 from recsvc.service.settings import Settings
@@ -73,6 +74,7 @@ class _Request:
     future: asyncio.Future[Served]
     redis_deadline: float  # event-loop time by which its Redis calls must have answered
     request_id: str  # the HTTP request's (X-Request-ID): the feed's, exposures' and events'
+    placement: Placement  # its surface, context item and the items to leave out
 
 
 class FeedBatcher:
@@ -109,13 +111,13 @@ class FeedBatcher:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # held so that they are not collected
 
-    async def feed(self, user_id: str, n: int) -> Served:
+    async def feed(self, user_id: str, n: int, placement: Placement = PLAIN) -> Served:
         """This user's feed, served in the next batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Served] = loop.create_future()
         request_id = logs.request_id.get() or logs.new_id()
         deadline = loop.time() + self.redis_timeout
-        self._queue.append(_Request(user_id, n, future, deadline, request_id))
+        self._queue.append(_Request(user_id, n, future, deadline, request_id, placement))
         # Idle: start at once. Busy: a second batch only once enough requests wait for it
         # (a batch of one pays the round trips of a full one).
         if self._in_flight == 0 or (
@@ -169,6 +171,8 @@ class FeedBatcher:
         for i, assignments in enumerate(assigned):
             overrides = {k: v for a in assignments for k, v in a.overrides.items()}
             option = self.base_options.with_overrides(overrides)
+            if batch[i].placement is not PLAIN:
+                option = option.on_surface(batch[i].placement.surface)
             options.append(option)
             groups.setdefault(option.batch_key, []).append(i)
         day = utc_day()
@@ -201,7 +205,7 @@ class FeedBatcher:
         options: list[FeedOptions],
         assigned: list[list[Assignment]],
         day: str,
-    ) -> list[tuple[str, Served]]:
+    ) -> list[tuple[_Request, Served]]:
         """Serve one group and answer its requests; the exposures to log."""
         try:
             model, rules = snapshot.resolve(model_key)
@@ -219,11 +223,11 @@ class FeedBatcher:
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(served)
             if assignments:
-                exposures.append((request.user_id, served))
+                exposures.append((request, served))
         self._count(feeds, cause)
         return exposures
 
-    async def _log_exposures(self, served: list[tuple[str, Served]]) -> None:
+    async def _log_exposures(self, served: list[tuple[_Request, Served]]) -> None:
         """One exposure per feed served to a user in an experiment (even a degraded one: it
         was shown); lost, and counted, when Redis cannot take them."""
         now = int(time.time() * 1000)
@@ -231,14 +235,15 @@ class FeedBatcher:
             Exposure(
                 request_id=s.request_id,
                 ts_ms=now,
-                user_id=user_id,
+                user_id=request.user_id,
                 experiments=",".join(f"{a.experiment}:{a.variant}" for a in s.assignments),
                 model_version=s.model.version,
                 videos=[item["video_id"] for item in s.feed.items],
                 products=[(item["product"] or {}).get("product_id") for item in s.feed.items],
                 explored=[item["rank"] for item in s.feed.items if item.get("explored")],
+                surface=request.placement.surface.name,
             )
-            for user_id, s in served
+            for request, s in served
         ]
         try:
             dropped = await self.store.log_exposures(
@@ -279,7 +284,9 @@ class FeedBatcher:
         # Ranked on the event loop. Measured slower on a worker thread, whether the whole of
         # build_feeds or only the onnxruntime call went there: the hand-over and the GIL cost
         # more than the overlap gains (bench/serve.py).
-        feeds = build_feeds(model, rules, states, sizes, options)
+        placements = [request.placement for request in batch]
+        plain = all(placement is PLAIN for placement in placements)
+        feeds = build_feeds(model, rules, states, sizes, options, None if plain else placements)
         if cause is not None:
             return feeds, cause
         attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]

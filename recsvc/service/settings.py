@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsvc.feed.attach import UnknownRiskPolicy
 from recsvc.feed.freshness import DEFAULT_HALF_LIFE_HOURS, Freshness, parse_half_lives
+from recsvc.feed.placement import Surface, parse_surfaces
 
 ENV_PREFIX = "RECSVC_"
 
@@ -87,6 +88,12 @@ class Settings(BaseSettings):
         0, ge=0, le=100, description="At most this many videos of one catalogue topic before "
         "a page's other videos (a video counts for each of its topics); 0: no limit.",
     )  # fmt: skip
+    surfaces: str = Field(
+        "", description='The app\'s surfaces, a JSON object: `{"home": {}, "product_page": '
+        '{"page_size": 6, "product_categories": ["deposit"]}, "after_video": {"attach": '
+        "false}}`; each takes page_size, attach, max_attached, product_categories and "
+        "context_weight (docs/api.md). `home` is always there; a feed names its `surface`.",
+    )  # fmt: skip
     unknown_risk_policy: UnknownRiskPolicy = UnknownRiskPolicy.LOWEST
     attach_user_weight: float | None = Field(
         None, ge=0, description="a in a·(user·product) + b·(video·product); unset: the model's."
@@ -152,6 +159,17 @@ class Settings(BaseSettings):
     def _half_lives(cls, value: str) -> str:
         parse_half_lives(value)  # ValueError names the bad part
         return value
+
+    @field_validator("surfaces")
+    @classmethod
+    def _surfaces(cls, value: str) -> str:
+        parse_surfaces(value)  # SurfacesError names the surface and its field
+        return value
+
+    @property
+    def surface_map(self) -> dict[str, Surface]:
+        """The surfaces by name (parsed anew: the app keeps its own, recsvc.edge.deps)."""
+        return parse_surfaces(self.surfaces)
 
     @property
     def freshness(self) -> Freshness:

@@ -68,14 +68,16 @@ class Ingested:
 
 # Appends a batch of validated events and updates each user's recent items and purchases.
 # ARGV: mode, prefix, max stream length, dedup TTL, recent limit, purchased limit, event
-# count, then EVENT_ARGS (12) fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS,
+# count, then EVENT_ARGS (14) fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS,
 # `holdable` ('1' when a purchase's product is in the catalogue), then the UTC hour whose
 # trending counts the event enters ('' for none) and when that hour's counts expire (epoch
-# seconds). A new event's count is added in the same step as its append (Keys.trend, the
-# stream's slot), so a retried batch never counts an event twice. A purchase enters the
-# user's purchased set only when holdable and while the set is under the limit (SCARD checked
-# and SADD done in one step); else it is counted as not applied (the stream keeps it: the
-# nightly job learns from it). One user's state stays bounded, so reading it stays fast. Modes:
+# seconds), then the surface and the position it happened at ('' for none: recsvc.contract.
+# records.Event), stored in the stream beside the columns. A new event's count is added in
+# the same step as its append (Keys.trend, the stream's slot), so a retried batch never
+# counts an event twice. A purchase enters the user's purchased set only when holdable and
+# while the set is under the limit (SCARD checked and SADD done in one step); else it is
+# counted as not applied (the stream keeps it: the nightly job learns from it). One user's
+# state stays bounded, so reading it stays fast. Modes:
 # - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
 #   step. Refuses the whole batch when the stream has no room (never trims accepted events
 #   away), skips events already accepted (the marker Keys.event_accepted), and updates the
@@ -107,7 +109,7 @@ end
 if mode == 'apply' then
   local applied = 0
   for i = 0, n - 1 do
-    local o = 7 + i * 12
+    local o = 7 + i * 14
     local user = KEYS[i + 1]
     if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
       apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7], ARGV[o + 10])
@@ -121,7 +123,7 @@ if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
 local accepted, duplicates = 0, 0
 local expiring = {}  -- the trend hours given their expiry by this batch
 for i = 0, n - 1 do
-  local o = 7 + i * 12
+  local o = 7 + i * 14
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
   -- Keys.event_accepted: the user id with its length, as ids may contain ':'
@@ -129,7 +131,8 @@ for i = 0, n - 1 do
   if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
     redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
       'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
-      'request_id', ARGV[o + 8], 'amount', ARGV[o + 9])
+      'request_id', ARGV[o + 8], 'amount', ARGV[o + 9],
+      'surface', ARGV[o + 13], 'position', ARGV[o + 14])
     if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio, ARGV[o + 10]) end
     if ARGV[o + 11] ~= '' then
       -- Keys.trend: the hour's counts, in the stream's slot
@@ -148,7 +151,7 @@ end
 return {accepted, duplicates, unknown, full}
 """
 
-EVENT_ARGS = 12  # the INGEST script's arguments per event
+EVENT_ARGS = 14  # the INGEST script's arguments per event
 # An hour's trending counts are kept this long after it ends: the longest window the trainer's
 # trending prior can choose (training.models.trending.TRENDING_HOURS, a week); a window of h
 # hours reads the hour under way and the h before it.
@@ -272,7 +275,7 @@ def _event_args(
 ) -> list[str]:
     """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order),
     whether a purchase's product may enter its user's state (in `products`), and the hour of
-    trending counts it enters with that hour's expiry (trend_hour)."""
+    trending counts it enters with that hour's expiry (trend_hour), its surface and position."""
     args: list[str] = []
     for e in events:
         holdable = e.action is Action.PURCHASE and e.item_id in products
@@ -290,5 +293,7 @@ def _event_args(
             "1" if holdable else "",
             "" if hour is None else str(hour),
             "" if hour is None else str((hour + 1 + TREND_KEEP_HOURS) * 3600),
+            e.surface or "",
+            "" if e.position is None else str(e.position),
         ]
     return args

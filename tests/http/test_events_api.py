@@ -143,11 +143,28 @@ def test_views_clicks_and_impressions_hold_nothing(service: httpx.Client) -> Non
     assert holdings(service, "u-1") == []
 
 
+def test_an_event_carries_the_surface_and_position_it_happened_at(
+    service: httpx.Client, redis_client: redis.Redis
+) -> None:
+    """So that outcomes can be analysed by placement (the drain keeps both in the partitions);
+    an event without them, as before, stores them empty."""
+    placed = event("e1", surface="product_page", position=3)
+    assert post(service, placed, event("e2")).json() == counts(2, 2, 0)
+    stored = [
+        (fields[b"surface"].decode(), fields[b"position"].decode())
+        for _, fields in redis_client.xrange(STREAM)
+    ]
+    assert stored == [("product_page", "3"), ("", "")]
+
+
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
         pytest.param({"watch_ratio": 100.5}, "watch_ratio", id="schema error"),
         pytest.param({"ts": "2100-01-01T00:00:00Z"}, "ts", id="ts in the future"),
+        pytest.param({"surface": "Home Screen"}, "surface", id="not a surface name"),
+        pytest.param({"position": 0}, "position", id="position 0"),
+        pytest.param({"position": True}, "position", id="position true"),
     ],
 )
 def test_a_batch_with_one_bad_event_is_refused_whole(

@@ -17,8 +17,9 @@ class ReportError(ValueError):
     """A report that cannot be made (no exposures, an unknown experiment, unreadable input)."""
 
 
-# Exposure columns that files drained before them lack: read as empty lists.
-ADDED_LATER = frozenset({"explored"})
+# Exposure columns that files drained before them lack: read as empty lists (explored) or
+# the home surface (surface: every page was the home feed's before surfaces existed).
+ADDED_LATER: dict[str, object] = {"explored": [], "surface": "home"}
 
 
 def load_exposures(path: Path) -> pa.Table:
@@ -37,11 +38,12 @@ def load_exposures(path: Path) -> pa.Table:
         try:
             names = pq.read_schema(file).names
             missing = [name for name in EXPOSURE_SCHEMA.names if name not in names]
-            if set(missing) - ADDED_LATER:
+            if set(missing) - ADDED_LATER.keys():
                 raise ReportError(f"{file}: not an exposure file (no {', '.join(missing)} column)")
             table = pq.read_table(file, columns=[n for n in EXPOSURE_SCHEMA.names if n in names])
             for name in missing:  # a file drained before the column existed: none recorded
-                column = pa.array([[]] * table.num_rows, EXPOSURE_SCHEMA.field(name).type)
+                value = ADDED_LATER[name]
+                column = pa.array([value] * table.num_rows, EXPOSURE_SCHEMA.field(name).type)
                 table = table.append_column(name, column)
             tables.append(table.select(EXPOSURE_SCHEMA.names).cast(EXPOSURE_SCHEMA))
         except (OSError, pa.ArrowException) as exc:

@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from redis.exceptions import ResponseError
 
-from recsvc.contract.domain import EVENT_COLUMNS
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import pause_point
 from recsvc.contract.records import EXPOSURE_FIELDS
@@ -186,11 +185,13 @@ def fsync_directory(directory: Path) -> None:
 
 
 def _row(fields: dict[str, str]) -> dict[str, Any]:
-    """One stream entry as an EVENT_SCHEMA row (empty strings are nulls)."""
-    row: dict[str, Any] = {name: fields.get(name) or None for name in EVENT_COLUMNS}
+    """One stream entry as a DRAINED_EVENT_SCHEMA row (empty strings are nulls)."""
+    row: dict[str, Any] = {name: fields.get(name) or None for name in DRAINED_EVENT_SCHEMA.names}
     row["ts"] = _timestamp(row["ts"])
     for name in ("watch_ratio", "amount"):
         row[name] = _number(row[name])
+    position = row["position"]
+    row["position"] = int(position) if position and position.isdigit() else None
     return row
 
 
@@ -220,9 +221,15 @@ EXPOSURE_TYPES = {
     "videos": pa.list_(pa.string()),
     "products": pa.list_(pa.string()),  # the card under each video, or null
     "explored": pa.list_(pa.int32()),  # the ranks of the exploration slots (none before them)
+    "surface": pa.string(),  # where the page was shown (null before surfaces)
 }
 EXPOSURE_SCHEMA = pa.schema([(name, EXPOSURE_TYPES[name]) for name in EXPOSURE_FIELDS])
-EVENTS = Stream("events", "event_id", EVENT_SCHEMA, _row)
+# The events' columns, then where each happened (recsvc.contract.records.Event: the surface
+# and the position on the page) for analysis by placement; the trainer reads EVENT_COLUMNS.
+DRAINED_EVENT_SCHEMA = EVENT_SCHEMA.append(pa.field("surface", pa.string())).append(
+    pa.field("position", pa.int32())
+)
+EVENTS = Stream("events", "event_id", DRAINED_EVENT_SCHEMA, _row)
 EXPOSURES = Stream("exposures", "request_id", EXPOSURE_SCHEMA, _exposure_row)
 
 

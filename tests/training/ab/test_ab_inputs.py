@@ -22,6 +22,7 @@ ROW = {
     "videos": ["v1", "v2", "v3"],
     "products": [None, "p1", None],
     "explored": [2],
+    "surface": "product_page",
 }
 
 
@@ -31,15 +32,16 @@ def write(path: Path, columns: list[str]) -> None:
     pq.write_table(pa.Table.from_pylist([{c: ROW[c] for c in columns}], schema), path)
 
 
-def test_a_file_drained_before_the_explored_column_reads_as_nothing_explored(
+def test_a_file_drained_before_the_explored_and_surface_columns_reads_as_the_home_feed(
     tmp_path: Path,
 ) -> None:
     write(tmp_path / "day=2026-12-01" / "new.parquet", EXPOSURE_SCHEMA.names)
-    old = [name for name in EXPOSURE_SCHEMA.names if name != "explored"]
+    old = [name for name in EXPOSURE_SCHEMA.names if name not in ("explored", "surface")]
     write(tmp_path / "day=2026-11-30" / "old.parquet", old)
     table = load_exposures(tmp_path)
     assert table.schema == EXPOSURE_SCHEMA
     assert sorted(table.column("explored").to_pylist()) == [[], [2]]
+    assert sorted(table.column("surface").to_pylist()) == ["home", "product_page"]
 
 
 def test_a_file_without_the_exposure_columns_is_named(tmp_path: Path) -> None:

@@ -145,3 +145,22 @@ def test_exposures_drain_into_their_own_partitions_with_the_shown_lists_intact(
     assert client.xlen(Keys().exposures) == 0
     again = drain(client, tmp_path / "exposures", stream=EXPOSURES)
     assert again.read == 0
+
+
+def test_where_an_event_happened_is_drained_beside_it_and_the_trainer_reads_it_as_before(
+    redis_url: str, tmp_path: Path
+) -> None:
+    placed = [
+        event.model_copy(update={"surface": surface, "position": position})
+        for event, surface, position in zip(
+            events(3), ["home", "product_page", None], [1, 7, None], strict=True
+        )
+    ]
+    ingest(redis_url, placed)
+    drain(redis.Redis.from_url(redis_url), tmp_path / "events")
+    (partition,) = (tmp_path / "events").glob("day=*/*.parquet")
+    table = pq.read_table(partition)
+    rows = {row["event_id"]: (row["surface"], row["position"]) for row in table.to_pylist()}
+    assert rows == {"e00000": ("home", 1), "e00001": ("product_page", 7), "e00002": (None, None)}
+    loaded, _ = load_events(tmp_path / "events", max_bad_share=0.0)
+    assert "surface" not in loaded.column_names and loaded.num_rows == 3
