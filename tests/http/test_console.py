@@ -121,6 +121,13 @@ def test_an_operator_sees_models_retires_a_product_saves_experiments_looks_up_a_
     text = page.inner_text("#user-body")
     assert f"vector in {PLANTED_VERSION}: yes" in text
     assert "v00\tvideo\tview\t0.5" in text
+    # and their next feed, explained: each score's parts, each card's checks
+    page.wait_for_selector("#user-body td:text-is('v01')")
+    explained = page.inner_text("#user-body")
+    assert "Their next feed, explained" in explained and "Explaining uses no daily cap" in explained
+    first = page.locator("#user-body table").nth(1).locator("tr").nth(1).inner_text()
+    assert first.split("\t")[:2] == ["1", "v01"]  # v00 was just seen
+    assert "risk 1 (allowed up to 1)" in explained  # the insurance user's card, checked
     shot(page, tmp_path, "user")
     assert page.problems == []
 

@@ -162,7 +162,32 @@ async function lookUp() {
     const recent = el("div");
     table(recent, ["item", "type", "action", "watch ratio"], data.recent.map((e) => [e.item_id, e.item_type, e.action, e.watch_ratio]));
     const heading = el("h3", "Recent events (" + data.recent.length + ", newest first)");
-    target.replaceChildren(facts, heading, recent);
+    const explained = el("div");
+    target.replaceChildren(facts, heading, recent, el("h3", "Their next feed, explained"), explained);
+    await explainFeed(id, explained);
+  } catch (error) { say(target, error); }
+}
+
+function checks(card) {
+  // "risk 4 of 5 allowed; not held; cap 0 of 2 used today" and the disclosure
+  if (!card) return "no card";
+  const c = card.checks;
+  return card.product_id + ": risk " + c.risk_level + " (allowed up to " + c.risk_allowed_up_to + ")"
+    + (c.holdable_once ? (c.held ? "; held" : "; not held (holdable once)") : "")
+    + "; " + (c.at_daily_cap ? "at" : "under") + " today's cap of " + c.daily_cap
+    + (c.disclosure_required ? "; disclosure required, " + (c.disclosure_shown ? "shown" : "MISSING") : "");
+}
+
+async function explainFeed(id, target) {
+  try {
+    const data = await api("GET", "v1/users/" + encodeURIComponent(id) + "/feed/explain?n=10");
+    const round = (x) => (x === undefined ? "–" : Number(x).toFixed(3));
+    table(target, ["rank", "video", "score", "model", "trending", "freshness", "popularity", "card and its checks"],
+      data.explanations.map((e, i) => [i + 1, e.video_id + (e.explored ? " (explored)" : ""),
+        round(e.score.total), round(e.score.model), round(e.score.trending), round(e.score.freshness),
+        round(e.score.popularity), checks(e.card)]));
+    target.prepend(el("p", "Model " + data.model_version + ", " + data.variant + ", source " + data.source
+      + ". Explaining uses no daily cap.", "muted"));
   } catch (error) { say(target, error); }
 }
 
