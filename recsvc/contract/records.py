@@ -154,6 +154,9 @@ class Exposure:
     # the 1-based ranks of the page's exploration slots (recsvc.feed.compute.explored_videos)
     explored: list[int] = field(default_factory=list)
     surface: str = "home"  # where the page was shown (recsvc.feed.placement)
+    # the user's profile when it was shown ("" where unknown), for the report's breakdowns
+    segment: str = ""
+    lifecycle: str = ""
 
     def fields(self) -> list[str]:
         """The exposure as stream field values, in EXPOSURE_FIELDS order."""
@@ -167,6 +170,8 @@ class Exposure:
             ",".join(p or "" for p in self.products),
             ",".join(str(rank) for rank in self.explored),
             self.surface,
+            self.segment,
+            self.lifecycle,
         ]
 
 

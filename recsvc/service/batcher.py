@@ -205,12 +205,12 @@ class FeedBatcher:
         options: list[FeedOptions],
         assigned: list[list[Assignment]],
         day: str,
-    ) -> list[tuple[_Request, Served]]:
+    ) -> list[tuple[_Request, UserState, Served]]:
         """Serve one group and answer its requests; the exposures to log."""
         try:
             model, rules = snapshot.resolve(model_key)
             assert model is not None and rules is not None  # resolve falls back to current
-            feeds, cause = await self._serve_group(model, rules, group, options, day)
+            feeds, states, cause = await self._serve_group(model, rules, group, options, day)
         except Exception as exc:
             log.exception("feed group (model %s) failed", model_key)
             for request in group:
@@ -218,16 +218,16 @@ class FeedBatcher:
                     request.future.set_exception(exc)
             return []
         exposures = []
-        for request, feed, assignments in zip(group, feeds, assigned, strict=True):
+        for request, feed, state, assignments in zip(group, feeds, states, assigned, strict=True):
             served = Served(request.request_id, feed, model, cause is not None, assignments)
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(served)
             if assignments:
-                exposures.append((request, served))
+                exposures.append((request, state, served))
         self._count(feeds, cause)
         return exposures
 
-    async def _log_exposures(self, served: list[tuple[_Request, Served]]) -> None:
+    async def _log_exposures(self, served: list[tuple[_Request, UserState, Served]]) -> None:
         """One exposure per feed served to a user in an experiment (even a degraded one: it
         was shown); lost, and counted, when Redis cannot take them."""
         now = int(time.time() * 1000)
@@ -242,8 +242,10 @@ class FeedBatcher:
                 products=[(item["product"] or {}).get("product_id") for item in s.feed.items],
                 explored=[item["rank"] for item in s.feed.items if item.get("explored")],
                 surface=request.placement.surface.name,
+                segment=state.segment or "",
+                lifecycle=state.lifecycle or "",
             )
-            for request, s in served
+            for request, state, s in served
         ]
         try:
             dropped = await self.store.log_exposures(
@@ -256,7 +258,7 @@ class FeedBatcher:
         if dropped:
             self.metrics.exposures_dropped.inc(dropped)
             return
-        for _, s in served:
+        for _, _, s in served:
             for a in s.assignments:
                 self.metrics.exposures.labels(a.experiment, a.variant).inc()
 
@@ -267,9 +269,10 @@ class FeedBatcher:
         batch: list[_Request],
         options: list[FeedOptions],
         day: str,
-    ) -> tuple[list[Feed], str | None]:
-        """The feeds of requests with one batch key; why they are degraded (None: they are
-        not): breaker_open, deadline or redis_error."""
+    ) -> tuple[list[Feed], list[UserState], str | None]:
+        """The feeds of requests with one batch key, the users' states they were made from,
+        and why they are degraded (None: they are not): breaker_open, deadline or
+        redis_error."""
         users = [request.user_id for request in batch]
         daily_cap = options[0].daily_cap
         deadline = min(request.redis_deadline for request in batch)
@@ -288,7 +291,7 @@ class FeedBatcher:
         plain = all(placement is PLAIN for placement in placements)
         feeds = build_feeds(model, rules, states, sizes, options, None if plain else placements)
         if cause is not None:
-            return feeds, cause
+            return feeds, states, cause
         attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
         try:
             refused = await self._redis(
@@ -296,9 +299,10 @@ class FeedBatcher:
             )
         except _Degraded as exc:
             # An attachment that cannot be counted could break the daily cap: withdraw.
-            return [f.without_products(None) for f in feeds], exc.cause
+            return [f.without_products(None) for f in feeds], states, exc.cause
         # A refused card: another page of the same user took the last slot first.
-        return [f.without_products(r) for f, r in zip(feeds, refused, strict=True)], None
+        kept = [f.without_products(r) for f, r in zip(feeds, refused, strict=True)]
+        return kept, states, None
 
     async def _redis(self, deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` by the deadline; else _Degraded, saying why."""

@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from tests.http.cards import attached, planted_service, set_profile, videos
+from recsvc.contract.keys import Keys
+from tests.http.builders import eventually
+from tests.http.cards import attached, everyone_in_variant, planted_service, set_profile, videos
 from tests.http.planted import PRODUCTS, VIDEOS
 
 SURFACES = {
@@ -159,3 +162,26 @@ def test_a_user_without_a_vector_gets_the_context_items_neighbours(client: httpx
 def test_an_unknown_context_item_is_a_422_naming_it(client: httpx.Client) -> None:
     problem = refused(client, "u-ins", context="v-none")
     assert problem["field"] == "context" and "'v-none'" in problem["msg"]
+
+
+def test_an_exposure_records_the_surface_and_the_users_profile(
+    client: httpx.Client, redis_url: str
+) -> None:
+    """For the A/B report's breakdowns by surface, segment and lifecycle."""
+    everyone_in_variant(client, "placement")
+    assert eventually(lambda: page(client, "u-waiting")["variant"] == "placement:everyone")
+    set_profile(client, "u-save", segment="young", lifecycle="active")
+    page(client, "u-save", surface="product_page")
+    page(client, "u-never-seen")
+
+    def logged() -> set[tuple[str, ...]]:
+        entries = redis.Redis.from_url(redis_url).xrange(Keys().exposures)
+        fields = [{k.decode(): v.decode() for k, v in entry.items()} for _, entry in entries]
+        names = ("user_id", "surface", "segment", "lifecycle")
+        return {tuple(e[n] for n in names) for e in fields if e["user_id"] != "u-waiting"}
+
+    assert eventually(lambda: len(logged()) == 2)
+    assert logged() == {
+        ("u-save", "product_page", "young", "active"),
+        ("u-never-seen", "home", "", ""),
+    }

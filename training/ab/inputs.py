@@ -17,9 +17,15 @@ class ReportError(ValueError):
     """A report that cannot be made (no exposures, an unknown experiment, unreadable input)."""
 
 
-# Exposure columns that files drained before them lack: read as empty lists (explored) or
-# the home surface (surface: every page was the home feed's before surfaces existed).
-ADDED_LATER: dict[str, object] = {"explored": [], "surface": "home"}
+# Exposure columns that files drained before them lack: read as empty lists (explored), the
+# home surface (every page was the home feed's before surfaces existed) or unknown (null:
+# the user's segment and lifecycle).
+ADDED_LATER: dict[str, object] = {
+    "explored": [],
+    "surface": "home",
+    "segment": None,
+    "lifecycle": None,
+}
 
 
 def load_exposures(path: Path) -> pa.Table:

@@ -222,6 +222,8 @@ EXPOSURE_TYPES = {
     "products": pa.list_(pa.string()),  # the card under each video, or null
     "explored": pa.list_(pa.int32()),  # the ranks of the exploration slots (none before them)
     "surface": pa.string(),  # where the page was shown (null before surfaces)
+    "segment": pa.string(),  # the user's profile when shown (null: unknown)
+    "lifecycle": pa.string(),
 }
 EXPOSURE_SCHEMA = pa.schema([(name, EXPOSURE_TYPES[name]) for name in EXPOSURE_FIELDS])
 # The events' columns, then where each happened (recsvc.contract.records.Event: the surface

@@ -23,6 +23,8 @@ ROW = {
     "products": [None, "p1", None],
     "explored": [2],
     "surface": "product_page",
+    "segment": "young",
+    "lifecycle": "active",
 }
 
 
@@ -36,12 +38,14 @@ def test_a_file_drained_before_the_explored_and_surface_columns_reads_as_the_hom
     tmp_path: Path,
 ) -> None:
     write(tmp_path / "day=2026-12-01" / "new.parquet", EXPOSURE_SCHEMA.names)
-    old = [name for name in EXPOSURE_SCHEMA.names if name not in ("explored", "surface")]
+    added_later = ("explored", "surface", "segment", "lifecycle")
+    old = [name for name in EXPOSURE_SCHEMA.names if name not in added_later]
     write(tmp_path / "day=2026-11-30" / "old.parquet", old)
     table = load_exposures(tmp_path)
     assert table.schema == EXPOSURE_SCHEMA
     assert sorted(table.column("explored").to_pylist()) == [[], [2]]
     assert sorted(table.column("surface").to_pylist()) == ["home", "product_page"]
+    assert sorted(table.column("segment").to_pylist(), key=str) == [None, "young"]
 
 
 def test_a_file_without_the_exposure_columns_is_named(tmp_path: Path) -> None:
