@@ -40,6 +40,8 @@ and generation.
                                     these users' vectors moves the video to a collaborative
                                     vector (recsvc.service.fresh)
     <p>:exposures                   stream of feeds served to users in experiments
+    <p>:cards                       stream of every product card served, with the checks that
+                                    let it through (recsvc.contract.records.CardShown)
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
     <p>:{experiments}:definition    the experiments' TOML definition (recsvc.contract.experiments)
@@ -121,6 +123,10 @@ class Keys:
     @property
     def exposures(self) -> str:
         return f"{self.prefix}:exposures"
+
+    @property
+    def cards(self) -> str:
+        return f"{self.prefix}:cards"
 
     @property
     def catalog_videos(self) -> str:

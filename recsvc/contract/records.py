@@ -179,3 +179,58 @@ class Exposure:
 # (recsvc.store.streams) and the drain reads them back (training.data.drain). `ts_ms` is
 # stored as `ts`.
 EXPOSURE_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(Exposure))
+
+
+@dataclass(frozen=True)
+class CardShown:
+    """One product card served, with the checks that let it through: the compliance record
+    (`recsvc audit`). Written for every card of every feed, whoever the user."""
+
+    card_id: str  # "<request_id>:<rank>": unique per card
+    ts_ms: int
+    user_id: str
+    request_id: str
+    model_version: str
+    surface: str
+    experiments: str  # "experiment:variant" pairs joined by commas ("" in none)
+    rank: int  # the video's rank on the page, the card under it
+    video_id: str
+    product_id: str
+    risk_level: int
+    risk_tolerance: int | None  # None: unknown
+    risk_allowed_up_to: int  # the highest level the user may be shown (unknown: the policy)
+    holdable_once: bool
+    held: bool  # the user held it (allowed only when it is not holdable once)
+    daily_cap: int
+    cap_count: int  # this product's cards for the user today, this one included
+    disclosure_required: bool
+    disclosure_shown: bool
+
+    def fields(self) -> list[str]:
+        """The card as stream field values, in CARD_FIELDS order (booleans as 1 or 0, an
+        unknown tolerance as "")."""
+        values: list[str] = []
+        for name in CARD_FIELDS:
+            value = getattr(self, "ts_ms" if name == "ts" else name)
+            if isinstance(value, bool):
+                values.append("1" if value else "0")
+            else:
+                values.append("" if value is None else str(value))
+        return values
+
+    def failed_checks(self) -> list[str]:
+        """The checks this card does not pass (none for a card the service let through)."""
+        failed = []
+        if self.risk_level > self.risk_allowed_up_to:
+            failed.append(f"risk level {self.risk_level} above {self.risk_allowed_up_to}")
+        if self.holdable_once and self.held:
+            failed.append("held already, and holdable once")
+        if self.cap_count > self.daily_cap:
+            failed.append(f"card {self.cap_count} of a daily cap of {self.daily_cap}")
+        if self.disclosure_required and not self.disclosure_shown:
+            failed.append("its disclosure was not shown")
+        return failed
+
+
+# The card stream's field names, in CardShown.fields() order (`ts_ms` stored as `ts`).
+CARD_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(CardShown))

@@ -23,7 +23,8 @@ import numpy as np
 from recsvc.contract.domain import DISCLOSURE_REQUIRED
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
-from recsvc.feed.attach import LOWEST_RISK, ItemRules, UnknownRiskPolicy
+from recsvc.feed.attach import ItemRules
+from recsvc.feed.audit import allowed_risk
 from recsvc.feed.compute import (
     VECTOR_SOURCES,
     Feed,
@@ -145,11 +146,7 @@ def _card(
     record = rules.products[j]
     assert record is not None  # a product without a record is never attached
     tolerance = state.risk_tolerance
-    allowed = (
-        (LOWEST_RISK if option.unknown_risk is UnknownRiskPolicy.LOWEST else 0)
-        if tolerance is None
-        else tolerance
-    )
+    allowed = allowed_risk(tolerance, option.unknown_risk)
     return {
         "product_id": product_id,
         "score": {

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from recsvc.contract.experiments import Assignment
-from recsvc.contract.records import Exposure
+from recsvc.contract.records import CardShown, Exposure
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
+from recsvc.feed.audit import cards_shown
 from recsvc.feed.compute import Feed, FeedOptions, build_feeds
 from recsvc.feed.model import ServingModel
 from recsvc.feed.placement import PLAIN, Placement
@@ -191,9 +192,10 @@ class FeedBatcher:
             for key, members in groups.items()
         ]
         served = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        exposures = [exposure for group in served for exposure in group]
-        if exposures:  # logged off the batch: it holds no serving slot, adds no latency
-            task = asyncio.create_task(self._log_exposures(exposures))
+        exposures = [exposure for group, _ in served for exposure in group]
+        cards = [card for _, group in served for card in group]
+        if exposures or cards:  # logged off the batch: it holds no serving slot, adds no latency
+            task = asyncio.create_task(self._log_served(exposures, cards))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -205,27 +207,63 @@ class FeedBatcher:
         options: list[FeedOptions],
         assigned: list[list[Assignment]],
         day: str,
-    ) -> list[tuple[_Request, UserState, Served]]:
-        """Serve one group and answer its requests; the exposures to log."""
+    ) -> tuple[list[tuple[_Request, UserState, Served]], list[CardShown]]:
+        """Serve one group and answer its requests; the exposures and the cards to log."""
         try:
             model, rules = snapshot.resolve(model_key)
             assert model is not None and rules is not None  # resolve falls back to current
-            feeds, states, cause = await self._serve_group(model, rules, group, options, day)
+            feeds, states, counts, cause = await self._serve_group(
+                model, rules, group, options, day
+            )
         except Exception as exc:
             log.exception("feed group (model %s) failed", model_key)
             for request in group:
                 if not request.future.done():
                     request.future.set_exception(exc)
-            return []
+            return [], []
         exposures = []
-        for request, feed, state, assignments in zip(group, feeds, states, assigned, strict=True):
+        cards: list[CardShown] = []
+        now = int(time.time() * 1000)
+        members = zip(group, feeds, states, counts, assigned, options, strict=True)
+        for request, feed, state, counted, assignments, option in members:
             served = Served(request.request_id, feed, model, cause is not None, assignments)
             if not request.future.done():  # the client may have gone away
                 request.future.set_result(served)
             if assignments:
                 exposures.append((request, state, served))
+            if feed.attached:
+                cards += cards_shown(
+                    request_id=request.request_id,
+                    ts_ms=now,
+                    user_id=request.user_id,
+                    model_version=model.version,
+                    surface=request.placement.surface.name,
+                    experiments=",".join(f"{a.experiment}:{a.variant}" for a in assignments),
+                    feed=feed,
+                    state=state,
+                    rules=rules,
+                    unknown_risk=option.unknown_risk,
+                    daily_cap=option.daily_cap,
+                    counts=counted,
+                )
         self._count(feeds, cause)
-        return exposures
+        return exposures, cards
+
+    async def _log_served(
+        self, exposures: list[tuple[_Request, UserState, Served]], cards: list[CardShown]
+    ) -> None:
+        """The exposures, then the cards (each lost, and counted, when Redis cannot take
+        them)."""
+        if exposures:
+            await self._log_exposures(exposures)
+        if not cards:
+            return
+        try:
+            dropped = await self.store.log_cards(cards, self.settings.card_stream_max_len)
+        except RedisUnavailable:
+            dropped = len(cards)
+        if dropped and self.metrics is not None:
+            self.metrics.cards_dropped.inc(dropped)
 
     async def _log_exposures(self, served: list[tuple[_Request, UserState, Served]]) -> None:
         """One exposure per feed served to a user in an experiment (even a degraded one: it
@@ -269,10 +307,10 @@ class FeedBatcher:
         batch: list[_Request],
         options: list[FeedOptions],
         day: str,
-    ) -> tuple[list[Feed], list[UserState], str | None]:
+    ) -> tuple[list[Feed], list[UserState], list[dict[str, int]], str | None]:
         """The feeds of requests with one batch key, the users' states they were made from,
-        and why they are degraded (None: they are not): breaker_open, deadline or
-        redis_error."""
+        each card's count today, and why they are degraded (None: they are not):
+        breaker_open, deadline or redis_error."""
         users = [request.user_id for request in batch]
         daily_cap = options[0].daily_cap
         deadline = min(request.redis_deadline for request in batch)
@@ -291,18 +329,19 @@ class FeedBatcher:
         plain = all(placement is PLAIN for placement in placements)
         feeds = build_feeds(model, rules, states, sizes, options, None if plain else placements)
         if cause is not None:
-            return feeds, states, cause
+            return feeds, states, [{} for _ in feeds], cause
         attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
         try:
-            refused = await self._redis(
+            counted = await self._redis(
                 deadline, lambda: self.store.count_attached(day, attached, daily_cap)
             )
         except _Degraded as exc:
             # An attachment that cannot be counted could break the daily cap: withdraw.
-            return [f.without_products(None) for f in feeds], states, exc.cause
+            withdrawn = [f.without_products(None) for f in feeds]
+            return withdrawn, states, [{} for _ in feeds], exc.cause
         # A refused card: another page of the same user took the last slot first.
-        kept = [f.without_products(r) for f, r in zip(feeds, refused, strict=True)]
-        return kept, states, None
+        kept = [f.without_products(c.refused) for f, c in zip(feeds, counted, strict=True)]
+        return kept, states, [c.counts for c in counted], None
 
     async def _redis(self, deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` by the deadline; else _Degraded, saying why."""

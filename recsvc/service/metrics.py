@@ -113,6 +113,12 @@ class Metrics:
             "Exposures not logged: Redis unreachable, or the exposure stream full (undrained).",
             registry=r,
         )
+        self.cards_dropped = Counter(
+            "recsvc_cards_dropped_total",
+            "Cards served whose compliance record was not logged: Redis unreachable, or the "
+            "card stream full (undrained).",
+            registry=r,
+        )
 
         self.redis_at_risk = Gauge(
             "recsvc_redis_at_risk",

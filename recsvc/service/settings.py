@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     exposure_stream_max_len: int = Field(
         5_000_000, ge=1000, description="Exposures kept undrained before new ones are dropped."
     )
+    card_stream_max_len: int = Field(
+        5_000_000, ge=1000, description="Cards' compliance records kept undrained before new "
+        "ones are dropped (and counted: recsvc_cards_dropped_total).",
+    )  # fmt: skip
     event_dedup_days: int = Field(7, ge=1, le=90)
     max_purchased_per_user: int = Field(
         1000, ge=1, le=100_000, description="Products bought (from events) kept in one user's "

@@ -1,15 +1,17 @@
-"""The streams beside ingestion: exposures logged for the A/B report, and the sizes of the
-event and exposure streams (what the nightly drain has not taken yet).
+"""The streams beside ingestion: exposures logged for the A/B report, every card served with
+its checks (the audit), and the sizes of the event and exposure streams (what the nightly
+drain has not taken yet).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from recsvc.contract.records import EXPOSURE_FIELDS, Exposure
+from recsvc.contract.records import CARD_FIELDS, EXPOSURE_FIELDS, CardShown, Exposure
 from recsvc.store.gateway import (
     Gateway,
 )
@@ -23,19 +25,25 @@ def _xadd_pairs(names: tuple[str, ...]) -> str:
 DRAIN_GROUP = "nightly"  # the consumer group the nightly job drains the streams with
 
 
-# Appends the exposures of a batch's feeds (users in experiments only), unless the stream is
-# full: then nothing is appended and the count of dropped exposures is returned negated (the
-# service counts them; a full stream means the drain has stopped). ARGV: max stream length,
-# exposure count, then one value per EXPOSURE_FIELDS name for each exposure.
-EXPOSE_SCRIPT = f"""
+def append_script(names: tuple[str, ...]) -> str:
+    """A script that appends records of these fields to the stream KEYS[1], unless it is
+    full: then nothing is appended and the count of dropped records is returned negated (the
+    service counts them; a full stream means the drain has stopped). ARGV: max stream
+    length, record count, then one value per name for each record."""
+    return f"""
 local maxlen, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('XLEN', KEYS[1]) + n > maxlen then return -n end
 for i = 0, n - 1 do
-  local o = 2 + i * {len(EXPOSURE_FIELDS)}
-  redis.call('XADD', KEYS[1], '*', {_xadd_pairs(EXPOSURE_FIELDS)})
+  local o = 2 + i * {len(names)}
+  redis.call('XADD', KEYS[1], '*', {_xadd_pairs(names)})
 end
 return n
 """
+
+
+# The exposures of a batch's feeds (users in experiments only), and its cards.
+EXPOSE_SCRIPT = append_script(EXPOSURE_FIELDS)
+CARDS_SCRIPT = append_script(CARD_FIELDS)
 
 
 class StreamStore(Gateway):
@@ -45,16 +53,35 @@ class StreamStore(Gateway):
     def _expose(self) -> AsyncScript:
         return self.client.register_script(EXPOSE_SCRIPT)
 
+    @cached_property
+    def _cards(self) -> AsyncScript:
+        return self.client.register_script(CARDS_SCRIPT)
+
     async def log_exposures(self, exposures: list[Exposure], max_len: int) -> int:
         """Append exposures to their stream; the number dropped (the stream was full)."""
-        if not exposures:
+        return await self._append(
+            "exposures", self._expose, self.keys.exposures, exposures, max_len
+        )
+
+    async def log_cards(self, cards: list[CardShown], max_len: int) -> int:
+        """Append the cards served to their stream; the number dropped (the stream was full)."""
+        return await self._append("cards", self._cards, self.keys.cards, cards, max_len)
+
+    async def _append(
+        self,
+        operation: str,
+        script: AsyncScript,
+        stream: str,
+        records: Sequence[Exposure | CardShown],
+        max_len: int,
+    ) -> int:
+        if not records:
             return 0
-        args: list[Any] = [max_len, len(exposures)]
-        for exposure in exposures:
-            args += exposure.fields()
-        keys = [self.keys.exposures]
-        appended = await self._call("exposures", lambda: self._expose(keys=keys, args=args))
-        return 0 if int(appended) > 0 else len(exposures)
+        args: list[Any] = [max_len, len(records)]
+        for record in records:
+            args += record.fields()
+        appended = await self._call(operation, lambda: script(keys=[stream], args=args))
+        return 0 if int(appended) > 0 else len(records)
 
     async def stream_stats(self) -> dict[str, int]:
         """Lengths of the event and exposure streams, and the events the nightly consumer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -65,20 +66,30 @@ return out
 # refused because at the cap, i the page's position from 1: those cards are withdrawn.
 COUNT_SCRIPT = """
 local day, ttl, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local refused = {}
+local refused, counted = {}, {}
 for entry, user in ipairs(KEYS) do
   local key = user .. ':caps:' .. day
   for product in string.gmatch(ARGV[3 + entry], '[^,]+') do
     if tonumber(redis.call('HGET', key, product) or '0') < cap then
-      redis.call('HINCRBY', key, product, 1)
+      local count = redis.call('HINCRBY', key, product, 1)
+      counted[#counted + 1] = entry .. '=' .. product .. '=' .. count
     else
       refused[#refused + 1] = entry .. '=' .. product
     end
   end
   redis.call('EXPIRE', key, ttl)
 end
-return refused
+return {refused, counted}
 """
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One page's cards against the daily cap: those refused (at the cap already) and each
+    admitted one's count today, itself included."""
+
+    refused: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class UserStore(Gateway):
@@ -119,13 +130,14 @@ class UserStore(Gateway):
 
     async def count_attached(
         self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
-    ) -> list[set[str]]:
+    ) -> list[Counted]:
         """Add one to today's attach counter of each product on each page (user, products),
-        while under the cap; per page, the products refused because at the cap already."""
+        while under the cap; per page, the products refused because at the cap already and
+        the admitted ones' counts."""
         pages = [i for i, (_, products) in enumerate(attached) if products]
-        refused: list[set[str]] = [set() for _ in attached]
+        counted = [Counted() for _ in attached]
         if not pages:
-            return refused
+            return counted
         users = [self.keys.user(attached[i][0]) for i in pages]
         settings = [day, str(CAPS_TTL_SECONDS), str(daily_cap)]
         groups = slot_groups(self.client, users)
@@ -139,11 +151,14 @@ class UserStore(Gateway):
         replies = await self._call(
             "count_attached", lambda: run_per_slot(self.client, self._count, calls)
         )
-        for group, reply in zip(groups, replies, strict=True):
-            for item in reply:
+        for group, (refused, admitted) in zip(groups, replies, strict=True):
+            for item in refused:
                 entry, product = item.decode().split("=", 1)
-                refused[pages[group[int(entry) - 1]]].add(product)
-        return refused
+                counted[pages[group[int(entry) - 1]]].refused.add(product)
+            for item in admitted:
+                entry, product, count = item.decode().split("=", 2)
+                counted[pages[group[int(entry) - 1]]].counts[product] = int(count)
+        return counted
 
     async def put_profile(self, user_id: str, profile: Profile) -> None:
         async def work() -> list[Any]:

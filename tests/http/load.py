@@ -99,7 +99,12 @@ class Load:
         return [o for o in self.outcomes if o.kind == "events"]
 
     async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=self.feed_clients + self.event_clients)
+        # Idle connections are dropped before the server's keep-alive (5 s) closes them: a
+        # request must not race the server's close of the connection it reuses (seen once in
+        # a loaded run as "Server disconnected without sending a response").
+        limits = httpx.Limits(
+            max_connections=self.feed_clients + self.event_clients, keepalive_expiry=2
+        )
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=5.0, limits=limits, headers=auth_header()
         ) as client:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from recsvc.contract.manifest import DEFAULT_WATCH_RATIO_CAP
+from training.cli.audit import CardsDir
 from training.cli.options import (
     DEFAULTS,
     Algorithm,
@@ -46,6 +47,7 @@ def nightly(
         "data/events"
     ),
     exposures: ExposuresDir = Path("data/exposures"),
+    cards: CardsDir = Path("data/cards"),
     window_days: Annotated[int, typer.Option(help="Days of events to train on.", min=2)] = 28,
     metric: Annotated[
         str,
@@ -174,6 +176,7 @@ def nightly(
             events_dir=events,
             models_dir=settings.models_dir,
             exposures_dir=exposures,
+            cards_dir=cards,
             window_days=window_days,
             metric=metric,
             tolerance=tolerance,

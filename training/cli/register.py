@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from training.cli.ab import ab_plan, ab_report
+from training.cli.audit import audit
 from training.cli.drain import drain
 from training.cli.nightly import nightly
 from training.cli.state import backfill
@@ -14,6 +15,7 @@ from training.cli.train import compare, evaluate, export, train
 def register(app: typer.Typer) -> None:
     """Add the offline commands to the recsvc CLI."""
     app.command()(drain)
+    app.command()(audit)
     app.command()(nightly)
     app.command()(train)
     app.command()(evaluate)

@@ -31,7 +31,7 @@ from redis.exceptions import ResponseError
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import pause_point
-from recsvc.contract.records import EXPOSURE_FIELDS
+from recsvc.contract.records import CARD_FIELDS, EXPOSURE_FIELDS
 from recsvc.store.client import SyncClient
 from recsvc.store.streams import DRAIN_GROUP
 from training.data.events import EVENT_SCHEMA
@@ -233,6 +233,51 @@ DRAINED_EVENT_SCHEMA = EVENT_SCHEMA.append(pa.field("surface", pa.string())).app
 )
 EVENTS = Stream("events", "event_id", DRAINED_EVENT_SCHEMA, _row)
 EXPOSURES = Stream("exposures", "request_id", EXPOSURE_SCHEMA, _exposure_row)
+
+# The Parquet type of each card field (recsvc.contract.records.CardShown, CARD_FIELDS order).
+CARD_TYPES = {
+    "card_id": pa.string(),
+    "ts": pa.timestamp("ms", tz="UTC"),
+    "user_id": pa.string(),
+    "request_id": pa.string(),
+    "model_version": pa.string(),
+    "surface": pa.string(),
+    "experiments": pa.string(),
+    "rank": pa.int32(),
+    "video_id": pa.string(),
+    "product_id": pa.string(),
+    "risk_level": pa.int32(),
+    "risk_tolerance": pa.int32(),  # null: unknown
+    "risk_allowed_up_to": pa.int32(),
+    "holdable_once": pa.bool_(),
+    "held": pa.bool_(),
+    "daily_cap": pa.int32(),
+    "cap_count": pa.int32(),
+    "disclosure_required": pa.bool_(),
+    "disclosure_shown": pa.bool_(),
+}
+CARD_SCHEMA = pa.schema([(name, CARD_TYPES[name]) for name in CARD_FIELDS])
+
+
+def card_row(fields: dict[str, str]) -> dict[str, Any]:
+    """One card entry as a CARD_SCHEMA row; a value that does not parse is null (the audit
+    names a card with a missing check)."""
+    row: dict[str, Any] = {}
+    for name in CARD_FIELDS:
+        text = fields.get(name, "")
+        kind = CARD_TYPES[name]
+        if name == "ts":
+            row[name] = datetime.fromtimestamp(int(text) / 1000, UTC) if text.isdigit() else None
+        elif kind == pa.int32():
+            row[name] = int(text) if text.lstrip("-").isdigit() else None
+        elif kind == pa.bool_():
+            row[name] = {"1": True, "0": False}.get(text)
+        else:
+            row[name] = text or None
+    return row
+
+
+CARDS = Stream("cards", "card_id", CARD_SCHEMA, card_row)
 
 
 def _timestamp(text: str | None) -> datetime | None:

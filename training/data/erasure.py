@@ -72,7 +72,7 @@ def finish_erasures(client: SyncClient, keys: Keys, folders: Sequence[Path]) -> 
         return report
     fresh = _sweep_keys(client, keys, users, report)
     _sweep_viewers(client, fresh, users, report)
-    for stream in (keys.events, keys.exposures):
+    for stream in (keys.events, keys.exposures, keys.cards):
         _sweep_stream(client, stream, users, report)
     for folder in folders:
         _sweep_partitions(folder, users, report)

@@ -47,7 +47,7 @@ from recsvc.registry.versions import prune_versions
 from recsvc.store.client import REDIS_ERRORS, SyncClient, async_client, sync_client
 from recsvc.store.control import parse_pointer
 from training.data.catalog_check import check_catalog
-from training.data.drain import EXPOSURES, drain
+from training.data.drain import CARDS, EXPOSURES, drain
 from training.data.erasure import finish_erasures
 from training.data.segments import read_profiles, read_users_file
 from training.data.splits import Protocol, SplitSpec, split_at
@@ -145,8 +145,12 @@ def _run(
                 client, spec.exposures_dir, keys, before_ack=lease.check, stream=EXPOSURES
             )
             report["drain"]["exposures"] = shown.read
+        if spec.cards_dir is not None:  # for the audit
+            cards = drain(client, spec.cards_dir, keys, before_ack=lease.check, stream=CARDS)
+            report["drain"]["cards"] = cards.read
     with _stage(stages, lease, "erase"):
-        folders = [spec.events_dir, *([spec.exposures_dir] if spec.exposures_dir else [])]
+        optional = (spec.exposures_dir, spec.cards_dir)
+        folders = [spec.events_dir, *(folder for folder in optional if folder is not None)]
         report["erasures"] = finish_erasures(client, keys, folders).as_dict()
     with _stage(stages, lease, "load"):
         dataset, report["data"], last_event = load_window(spec)

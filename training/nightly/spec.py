@@ -21,6 +21,7 @@ class NightlySpec:
     events_dir: Path
     models_dir: Path
     exposures_dir: Path | None = None
+    cards_dir: Path | None = None  # every card served, with its checks (`recsvc audit`)
     window_days: int = 28
     metric: str = "ndcg_at_10"
     tolerance: float = 0.02  # the new model may be this much (relative) below the live one
