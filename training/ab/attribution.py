@@ -28,6 +28,7 @@ Everything is columnar (pyarrow and numpy, no loop over events); window attribut
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,14 @@ import pyarrow.compute as pc
 from training.ab.columnar import _distinct, _is_in, _latest_at_or_before, _ms, _positions
 
 DEFAULT_WINDOW = timedelta(hours=24)
+
+
+def names_experiment(exposures: pa.Table, experiment: str) -> pa.Array:
+    """Which exposures name the experiment (`experiment:<variant>` as one of their
+    comma-joined pairs), a boolean mask with no nulls."""
+    pattern = rf"(^|,)\s*{re.escape(experiment)}:"
+    named = pc.match_substring_regex(exposures.column("experiments"), pattern)
+    return pc.fill_null(named, False)
 
 
 @dataclass

@@ -86,6 +86,12 @@ def user_aggregates(
     return data, stats
 
 
+def no_users(name: str) -> VariantData:
+    """A variant that served nobody."""
+    empty = np.zeros(0)
+    return VariantData(name, *([empty] * 8))
+
+
 def variant_users(exposures: pa.Table, experiment: str) -> dict[str, list[str]]:
     """Each variant's user ids, in the order of user_aggregates' arrays for it."""
     shown = _experiment_exposures(exposures, experiment, AttributionStats())

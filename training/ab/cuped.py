@@ -22,7 +22,6 @@ of r's variance that c explains (ρ²).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.ab.attribution import DEFAULT_WINDOW
+from training.ab.attribution import DEFAULT_WINDOW, names_experiment
 from training.ab.counting import user_aggregates, variant_users
 from training.ab.stats import (
     DEFAULT_TAU2,
@@ -55,8 +54,7 @@ def pre_period(
 ) -> tuple[VariantData, list[str]] | None:
     """Every user's counts before the experiment's first exposure, and their ids; None when
     nothing came before it."""
-    pattern = rf"(^|,)\s*{re.escape(experiment)}:"  # one of the comma-joined pairs
-    named = pc.fill_null(pc.match_substring_regex(exposures.column("experiments"), pattern), False)
+    named = names_experiment(exposures, experiment)
     first = pc.min(exposures.filter(named).column("ts"))
     if not first.is_valid:
         return None

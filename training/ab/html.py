@@ -4,8 +4,11 @@ The page needs nothing but itself: inline CSS, no script, no image or font to fe
 chart as inline SVG (training.ab.html_chart). From the top: the title (experiment, control,
 mode, alpha), the SRM banner (red when the split of users is broken: nothing below can be
 trusted), a one-line verdict, the variants, the forest plot of every metric's relative
-difference with its interval, the metrics table, the attribution counts (training.ab.html_tables)
-and the notes.
+difference with its interval, the metrics table, the cumulative effect of the primary metric by
+day (training.ab.html_trend), the breakdowns by segment, lifecycle and surface with their
+caution, the attribution counts (training.ab.html_tables), the notes and the glossary of every
+metric and term. In sequential mode a paragraph under the title says what its always-valid
+intervals mean.
 
 Every string from the report is escaped; a number the report leaves None is shown as "–",
 with the row's note as a tooltip and a numbered footnote (training.ab.html_format).
@@ -20,9 +23,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from training.ab.glossary import sequential_words
 from training.ab.html_chart import _forest_plot
 from training.ab.html_format import DOWN, UP, _colour, _e, _Footnotes, _interval_name, _percent
-from training.ab.html_tables import _attribution, _metrics_table, _variants_table
+from training.ab.html_tables import (
+    _attribution,
+    _breakdown_tables,
+    _glossary,
+    _metrics_table,
+    _variants_table,
+)
+from training.ab.html_trend import cumulative_charts
 
 __all__ = ["DOWN", "UP", "render_html", "write_html"]
 
@@ -51,6 +62,11 @@ tr.significant.down td{background:#fdf3f2}
 .missing{cursor:help;color:#57606a}
 .chart{margin:8px 0;overflow-x:auto}svg{max-width:100%;height:auto}
 .legend,.footnotes,.notes{color:#57606a;font-size:13px}
+.sequential,.caution{padding:10px 14px;border-radius:8px;background:#fff8c5;
+border:1px solid #d4a72c}
+tr.lead td{background:#fff8c5}tr.too-few td.missing{text-align:left;font-style:italic}
+table.breakdown{margin:8px 0 18px}.wide{overflow-x:auto}
+dl.glossary dt{font-weight:600;margin-top:8px}dl.glossary dd{margin:2px 0 0 18px}
 """
 
 
@@ -74,6 +90,7 @@ def render_html(report: dict[str, Any]) -> str:
         f'<p class="subtitle">control <b>{_e(report["control"])}</b> · {mode} · alpha '
         f"{alpha:g} ({_interval_name(report)}) · attribution window "
         f"{report['window_hours']:g} h</p>",
+        _sequential(report),
         _srm_banner(report["srm"]),
         _decisions(report),
         _verdict(rows, report),
@@ -86,6 +103,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"at alpha {alpha:g} (intervals are not adjusted, so a grey bar may miss 0).</p>",
         "<h2>Metrics</h2>",
         _metrics_table(rows, report, notes),
+        *_cumulative(report),
+        *_breakdowns(report, notes),
         notes.html(),
         "<h2>Attribution of outcome events</h2>",
         _attribution(report["attribution"]),
@@ -93,7 +112,7 @@ def render_html(report: dict[str, Any]) -> str:
     if report["notes"]:
         items = "".join(f"<li>{_e(note)}</li>" for note in report["notes"])
         parts.append(f'<h2>Notes</h2><ul class="notes">{items}</ul>')
-    parts.append("</main></body></html>\n")
+    parts += ['<h2 id="glossary">Glossary</h2>', _glossary(report), "</main></body></html>\n"]
     return "\n".join(parts)
 
 
@@ -110,6 +129,48 @@ def write_html(report: dict[str, Any], out: Path) -> None:
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _sequential(report: dict[str, Any]) -> str:
+    """What the sequential mode's intervals mean, when the report is in it."""
+    if not report["sequential"]:
+        return ""
+    return f'<p class="sequential">{_e(sequential_words(report))}</p>'
+
+
+def _cumulative(report: dict[str, Any]) -> list[str]:
+    found = report.get("cumulative")
+    if not found:
+        return []
+    which = "" if found.get("primary") else " (no primary metric named: the first metric)"
+    caveat = (
+        "These are always-valid intervals: reading them every day is safe."
+        if report["sequential"]
+        else "Each day's interval is valid for that day alone: watching the curve until it "
+        "leaves 0 makes a false winner far more likely than alpha (use --sequential for that)."
+    )
+    return [
+        f"<h2>Cumulative effect over time: {_e(found['metric'])}{_e(which)}</h2>",
+        f'<div class="chart">{cumulative_charts(report)}</div>',
+        f'<p class="legend">Line: the relative difference a report made at the end of each day '
+        f"(UTC) would have shown, on the users exposed up to then; band: its "
+        f"{_e(_interval_name(report))}. {caveat}</p>",
+    ]
+
+
+def _breakdowns(report: dict[str, Any], notes: _Footnotes) -> list[str]:
+    found = report.get("breakdowns")
+    if not found:
+        return []
+    return [
+        "<h2>Breakdowns by segment, lifecycle and surface</h2>",
+        f'<p class="caution"><b>Caution:</b> {_e(found["caution"])}</p>',
+        '<p class="legend">Each user counts in the group of their first exposure in the '
+        "experiment (the segment and lifecycle they had then, the surface it was shown on); "
+        "'unknown': not recorded. A group with fewer than "
+        f'{found["min_users"]} users in a variant shows "too few users".</p>',
+        _breakdown_tables(report, notes),
+    ]
 
 
 def _srm_banner(srm: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from training.ab.html_format import (
     _interval_name,
     _num,
     _p,
+    _unit,
     _value,
 )
 
@@ -54,7 +55,7 @@ def _forest_plot(
     if not rows:
         return "<p>No treatment to compare against the control.</p>"
     low, high = _axis(rows)
-    ticks = _ticks(low, high)
+    ticks = ticks_of(low, high)
     scale = _Scale(min(low, ticks[0]), max(high, ticks[-1]))
     bottom = TOP + len(rows) * ROW_H
     height = bottom + 44
@@ -81,7 +82,7 @@ def _forest_plot(
         if i and treatment != rows[i - 1][0]:  # the next treatment's rows
             y = TOP + i * ROW_H
             out.append(f'<line x1="0" x2="{WIDTH}" y1="{y}" y2="{y}" stroke="#8c959f"/>')
-        out.append(_plot_row(i, treatment, row, scale, notes))
+        out.append(_plot_row(i, treatment, row, scale, notes, _unit(row, report)))
     zero = f"{scale.x(0):.1f}"
     out.append(
         f'<line class="zero" x1="{zero}" x2="{zero}" y1="{TOP - 6}" y2="{bottom}" '
@@ -90,7 +91,14 @@ def _forest_plot(
     return "".join(out)
 
 
-def _plot_row(i: int, treatment: str, row: dict[str, Any], scale: _Scale, notes: _Footnotes) -> str:
+def _plot_row(
+    i: int,
+    treatment: str,
+    row: dict[str, Any],
+    scale: _Scale,
+    notes: _Footnotes,
+    unit: str | None,
+) -> str:
     top, mid = TOP + i * ROW_H, TOP + i * ROW_H + ROW_H // 2
     difference, ci_low, ci_high = (
         _num(row[k]) for k in ("relative_difference", "ci_low", "ci_high")
@@ -111,8 +119,8 @@ def _plot_row(i: int, treatment: str, row: dict[str, Any], scale: _Scale, notes:
         f'<text x="10" y="{mid - 4}" font-weight="600">{_e(_clip(row["metric"], 30))}'
         f"<title>{_e(row['metric'])}</title></text>"
         f'<text x="10" y="{mid + 13}" font-size="12" fill="#57606a">'
-        f"{_e(_clip(treatment, 16))} {_e(_value(row['treatment'], kind))} vs "
-        f"{_e(_value(row['control'], kind))}<title>{_e(treatment)}</title></text>"
+        f"{_e(_clip(treatment, 16))} {_e(_value(row['treatment'], kind, unit))} vs "
+        f"{_e(_value(row['control'], kind, unit))}<title>{_e(treatment)}</title></text>"
     )
     if difference is None:
         note = row.get("note") or ""
@@ -174,7 +182,7 @@ def _axis(rows: list[tuple[str, dict[str, Any]]]) -> tuple[float, float]:
     return max(low - pad, -1.0), high + pad
 
 
-def _ticks(low: float, high: float) -> list[float]:
+def ticks_of(low: float, high: float) -> list[float]:
     """Round ticks (1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
     raw = (high - low) / 6
     power = 10 ** math.floor(math.log10(raw))

@@ -8,6 +8,8 @@ import math
 from html import escape
 from typing import Any
 
+from training.ab.glossary import AMOUNTS
+
 NONE = "–"  # what a missing number shows
 UP, DOWN, NEUTRAL = "#1a7f37", "#cf222e", "#8c959f"  # significant up / down, not significant
 
@@ -54,11 +56,18 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _value(value: Any, kind: str) -> str:
+def _value(value: Any, kind: str, unit: str | None = None) -> str:
     number = _num(value)
     if number is None:
         return NONE
+    if unit:
+        return f"{number:,.2f} {unit}"
     return f"{number:.2%}" if kind == "ratio" else f"{number:,.3f}"
+
+
+def _unit(row: dict[str, Any], report: dict[str, Any]) -> str | None:
+    """The currency of an amount metric's row; None for every other metric."""
+    return report.get("currency") if row["metric"] in AMOUNTS else None
 
 
 def _share(value: Any, spec: str) -> str:
@@ -85,6 +94,8 @@ def _p(value: Any) -> str:
     number = _num(value)
     if number is None:
         return NONE
+    if number >= 1:  # an always-valid p-value before any evidence: "1", not "1.0000"
+        return "1"
     return "<0.0001" if number < 0.0001 else f"{number:.4f}"
 
 

@@ -1,11 +1,14 @@
-"""The HTML page's tables: the variants, the metrics (each treatment against the control) and
-the attribution counts. A cell whose number the report leaves None shows NONE, with the row's
-note as a tooltip and a numbered footnote."""
+"""The HTML page's tables: the variants, the metrics (each treatment against the control), the
+breakdowns by segment, lifecycle and surface, the attribution counts and the glossary. A cell
+whose number the report leaves None shows NONE, with the row's note as a tooltip and a
+numbered footnote."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from training.ab.breakdown import shown_metrics
+from training.ab.glossary import glossary
 from training.ab.html_format import (
     NEUTRAL,
     NONE,
@@ -18,6 +21,7 @@ from training.ab.html_format import (
     _num,
     _p,
     _share,
+    _unit,
     _value,
 )
 
@@ -53,8 +57,8 @@ def _metrics_table(
     for treatment, row in rows:
         kind, note = row["kind"], row.get("note")
         cells = [
-            (_value(row["control"], kind), row["control"]),
-            (_value(row["treatment"], kind), row["treatment"]),
+            (_value(row["control"], kind, _unit(row, report)), row["control"]),
+            (_value(row["treatment"], kind, _unit(row, report)), row["treatment"]),
             (_difference(row), row["relative_difference"]),
             (_p(row["p_value"]), row["p_value"]),
             (_p(row["adjusted_p"]), row["adjusted_p"]),
@@ -88,3 +92,79 @@ def _attribution(counts: dict[str, Any]) -> str:
         for name, value in counts.items()
     )
     return f"<table>{cells}</table>"
+
+
+def _breakdown_tables(report: dict[str, Any], notes: _Footnotes) -> str:
+    """One table per dimension (class "breakdown", data-dimension): per group and treatment
+    the shown metrics' rows, or "too few users"."""
+    found = report.get("breakdowns")
+    if not found:
+        return ""
+    control, shown = report["control"], shown_metrics(report)
+    out = []
+    for dimension in found["dimensions"]:
+        head = (
+            f"<tr><th>{_e(dimension['dimension'])}</th><th>treatment</th><th>metric</th>"
+            f"<th>users <small>{_e(control)} / treatment</small></th><th>control</th>"
+            f"<th>treatment value</th><th>difference <small>[{_e(_interval_name(report))}]"
+            "</small></th><th>p <small>(uncorrected)</small></th><th></th></tr>"
+        )
+        body = []
+        for group in dimension["groups"]:
+            for comparison in group["comparisons"]:
+                name = comparison["treatment"]
+                start = f'<td class="name">{_e(group["group"])}</td><td>{_e(name)}</td>'
+                counts = [group["users"].get(n) for n in (control, name)]
+                users = f"<td>{' / '.join(_share(n, ',.0f') for n in counts)}</td>"
+                if comparison["too_few_users"]:
+                    body.append(
+                        f'<tr class="too-few" data-group="{_e(group["group"])}">{start}'
+                        f"<td>{_e(', '.join(shown))}</td>{users}"
+                        f'<td colspan="5" class="missing">too few users (fewer than '
+                        f"{found['min_users']} in a variant)</td></tr>"
+                    )
+                    continue
+                for row in comparison["metrics"]:
+                    if row["metric"] in shown:
+                        body.append(_breakdown_row(group["group"], start, users, row, report,
+                                                   notes))  # fmt: skip
+        out.append(
+            f'<div class="wide"><table class="breakdown" '
+            f'data-dimension="{_e(dimension["dimension"])}">{head}{"".join(body)}</table></div>'
+        )
+    return "".join(out)
+
+
+def _breakdown_row(
+    group: str,
+    start: str,
+    users: str,
+    row: dict[str, Any],
+    report: dict[str, Any],
+    notes: _Footnotes,
+) -> str:
+    kind, unit, note = row["kind"], _unit(row, report), row.get("note")
+    cells = [
+        (_value(row["control"], kind, unit), row["control"]),
+        (_value(row["treatment"], kind, unit), row["treatment"]),
+        (_difference(row), row["relative_difference"]),
+        (_p(row["p_value"]), row["p_value"]),
+    ]
+    lead = row["excludes_zero"]
+    return (
+        f'<tr class="{"lead" if lead else ""}" data-group="{_e(group)}" '
+        f'data-metric="{_e(row["metric"])}">{start}<td>{_e(row["metric"])}</td>{users}'
+        + "".join(
+            _cell(text, note if _num(value) is None else None, notes) for text, value in cells
+        )
+        + f"<td>{'misses 0: a lead' if lead else ''}</td></tr>"
+    )
+
+
+def _glossary(report: dict[str, Any]) -> str:
+    """Every metric and term of the page in plain words (training.ab.glossary)."""
+    items = "".join(
+        f'<dt id="term-{_e(term.split()[0].strip(","))}">{_e(term)}</dt><dd>{_e(words)}</dd>'
+        for term, words in glossary(report)
+    )
+    return f'<dl class="glossary">{items}</dl>'

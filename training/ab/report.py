@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsvc.contract.experiments import Experiment
-from training.ab.attribution import DEFAULT_WINDOW, AttributionStats
-from training.ab.counting import DEFAULT_DURATION_S, user_aggregates, variant_users
+from training.ab.attribution import DEFAULT_WINDOW, AttributionStats, names_experiment
+from training.ab.breakdown import breakdowns
+from training.ab.counting import DEFAULT_DURATION_S, no_users, user_aggregates, variant_users
+from training.ab.cumulative import cumulative
 from training.ab.cuped import cuped_compare, interval_reductions, pre_period
 from training.ab.inputs import (
     ReportError,
@@ -35,7 +36,10 @@ from training.ab.stats import METRICS, VariantData, compare, sample_ratio_mismat
 from training.ab.text import report_text
 from training.ab.verdict import verdicts
 
+DEFAULT_CURRENCY = "EUR"
+
 __all__ = [
+    "DEFAULT_CURRENCY",
     "DEFAULT_DURATION_S",
     "DEFAULT_WINDOW",
     "AttributionStats",
@@ -60,11 +64,17 @@ def build_report(
     alpha: float = 0.05,
     sequential: bool = False,
     tau2: float | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> dict[str, Any]:
     """The experiment's report, JSON-ready: variants, each treatment against the control, the
-    SRM check against the definition's weights, the attribution counts and notes.
+    SRM check against the definition's weights, the attribution counts and notes; CUPED, the
+    breakdowns by segment, lifecycle and surface, the cumulative effect by day, the verdicts.
 
-    Raises ReportError when no user has an exposure of the experiment."""
+    currency: the ISO 4217 code the amounts are in (the events' `amount` carry none).
+    Raises ReportError when no user has an exposure of the experiment, or on a currency that
+    is not three capital letters."""
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ReportError(f"currency must be an ISO 4217 code such as EUR, got {currency!r}")
     data, stats = user_aggregates(exposures, events, experiment.name, window, durations)
     if not data and not stats.users_excluded:
         raise ReportError(f"no exposures of experiment {experiment.name!r}")
@@ -76,9 +86,9 @@ def build_report(
         notes.append(
             f"{users:,} user(s) in variant(s) {unknown}, not in the definition, are left out"
         )
-    variants = {name: data.get(name) or _no_users(name) for name in weights}
+    variants = {name: data.get(name) or no_users(name) for name in weights}
     control = variants[experiment.control_variant]
-    report = {
+    report: dict[str, Any] = {
         "experiment": experiment.name,
         "definition": _described(experiment),
         "period": _period(exposures, experiment.name),
@@ -86,6 +96,7 @@ def build_report(
         "alpha": alpha,
         "sequential": sequential,
         "window_hours": window / timedelta(hours=1),
+        "currency": currency,
         "variants": [
             {
                 "name": name,
@@ -117,6 +128,23 @@ def build_report(
         "notes": notes,
     }
     _add_cuped(report, exposures, events, experiment, variants, window, durations)
+    mode: dict[str, Any] = {"alpha": alpha, "sequential": sequential, "tau2": tau2}
+    report["breakdowns"] = breakdowns(exposures, experiment.name, variants, control.name, **mode)
+    metric = experiment.primary_metric or METRICS[0].name
+    report["cumulative"] = {
+        **cumulative(
+            exposures,
+            events,
+            experiment.name,
+            metric,
+            control.name,
+            [c["treatment"] for c in report["comparisons"]],
+            window=window,
+            durations=durations,
+            **mode,
+        ),  # fmt: skip
+        "primary": experiment.primary_metric is not None,
+    }
     report["verdicts"] = verdicts(report)
     return report
 
@@ -160,11 +188,6 @@ def _winner(result: dict[str, Any], control: str, treatment: str) -> str | None:
     return treatment if difference > 0 else control
 
 
-def _no_users(name: str) -> VariantData:
-    empty = np.zeros(0)
-    return VariantData(name, *([empty] * 8))
-
-
 def _metric_values(variant: VariantData) -> dict[str, float | None]:
     values: dict[str, float | None] = {}
     for metric in METRICS:
@@ -191,15 +214,9 @@ def _described(experiment: Experiment) -> dict[str, Any]:
 
 def _period(exposures: pa.Table, name: str) -> dict[str, Any]:
     """The first and last exposure of the experiment in the data, and the days between."""
-    named = pc.match_substring_regex(exposures.column("experiments"), _pair(name))
-    times = exposures.filter(pc.fill_null(named, False)).column("ts")
+    times = exposures.filter(names_experiment(exposures, name)).column("ts")
     first, last = pc.min(times).as_py(), pc.max(times).as_py()
     if first is None or last is None:
         return {"first_exposure": None, "last_exposure": None, "days": None}
     days = round((last - first).total_seconds() / 86400, 2)
     return {"first_exposure": first.isoformat(), "last_exposure": last.isoformat(), "days": days}
-
-
-def _pair(name: str) -> str:
-    """A regex matching `name:<variant>` as one of an exposure's comma-joined pairs."""
-    return rf"(^|,)\s*{re.escape(name)}:"

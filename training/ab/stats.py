@@ -122,6 +122,7 @@ class Metric:
     kind: MetricKind
     numerator: str  # a VariantData field
     denominator: str | None  # a VariantData field for a ratio; None for a per-user mean
+    amount: bool = False  # an amount of money, shown with the report's currency
 
     def columns(self, data: VariantData) -> tuple[np.ndarray, np.ndarray]:
         """Each user's numerator and denominator (1 for a per-user mean), as floats."""
@@ -136,7 +137,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("attach_click_rate", "ratio", "attach_clicks", "attach_shown"),
     Metric("attach_conversion", "ratio", "attach_purchases", "attach_shown"),
     Metric("purchases_per_user", "mean", "attach_purchases", None),
-    Metric("amount_per_user", "mean", "amount", None),
+    Metric("amount_per_user", "mean", "amount", None, amount=True),
     Metric("watch_seconds_per_user", "mean", "watch_seconds", None),
 )
 

@@ -47,6 +47,10 @@ def ab_report(
         Path | None,
         typer.Option(help="videos.jsonl with each video's duration_s (watch time; else 60 s)."),
     ] = None,
+    currency: Annotated[
+        str,
+        typer.Option(help="The currency of the events' amounts (an ISO 4217 code), for display."),
+    ] = "EUR",
     as_json: Json = False,
     html: Annotated[
         Path | None,
@@ -87,6 +91,7 @@ def ab_report(
             durations=durations,
             alpha=alpha,
             sequential=sequential,
+            currency=currency,
         )
     except (ReportError, EventDataError, OSError, UnicodeDecodeError) as exc:
         fail(str(exc))

@@ -49,8 +49,12 @@ def exposure(
     videos: Sequence[str] = ("v1", "v2"),
     products: Sequence[str | None] = ("p1", None),
     experiments: str | None = None,
+    segment: str | None = None,
+    lifecycle: str | None = None,
+    surface: str | None = "home",
 ) -> dict[str, Any]:
-    """One feed served; `products` is the card under each video."""
+    """One feed served; `products` is the card under each video; segment and lifecycle are
+    the user's when shown (None: unknown)."""
     return {
         "request_id": request_id,
         "ts": at(hours),
@@ -59,6 +63,9 @@ def exposure(
         "model_version": "20261101T000000Z",
         "videos": list(videos),
         "products": list(products),
+        "segment": segment,
+        "lifecycle": lifecycle,
+        "surface": surface,
     }
 
 

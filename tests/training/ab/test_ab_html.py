@@ -26,6 +26,7 @@ from tests.training.ab.builders import (
     recsvc,
     report_arguments,
 )
+from training.ab.breakdown import CAUTION
 from training.ab.html import DOWN, UP, render_html
 from training.ab.report import build_report
 from training.ab.stats import METRICS
@@ -44,7 +45,9 @@ WINDOW = (1200, 1600)  # the browser's viewport, px
 
 
 def planted(users: int = 1_000, seed: int = 3) -> tuple[list[dict], list[dict]]:
-    """Exposures and events of `users` split exactly as WEIGHTS say."""
+    """Exposures and events of `users` split exactly as WEIGHTS say; each user's segment and
+    lifecycle by their number (every tenth unknown, five a variant "returning": too few), half
+    on the search surface."""
     rng = np.random.default_rng(seed)
     exposures, events = [], []
     for variant, weight in WEIGHTS.items():
@@ -54,7 +57,12 @@ def planted(users: int = 1_000, seed: int = 3) -> tuple[list[dict], list[dict]]:
                 request, hours = f"{user}-{feed}", feed * 20 + rng.uniform(0, 4)
                 videos = [f"v{i}" for i in rng.choice(50, 4, replace=False)]
                 cards = [f"p{rng.integers(10)}", None, f"p{rng.integers(10)}", None]
-                exposures.append(exposure(request, user, hours, variant, videos, cards))
+                profile = {
+                    "segment": None if u % 10 == 0 else ("saver", "spender")[u % 2],
+                    "lifecycle": "returning" if u < 5 else "new",
+                    "surface": ("home", "search")[u % 2],
+                }
+                exposures.append(exposure(request, user, hours, variant, videos, cards, **profile))
                 for video in videos:
                     if rng.random() < VIEW[variant]:
                         ratio = float(rng.uniform())
@@ -94,24 +102,34 @@ def rows_of(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 class Chart(HTMLParser):
-    """The forest plot's rows as a page shows them: per (metric, treatment) row, whether it is
-    inside the SVG, marked significant, its interval bars and its "significant" labels."""
+    """The page as it shows it: the forest plot's rows (per (metric, treatment): whether it is
+    inside the SVG, marked significant, its interval bars and its "significant" labels); the
+    cumulative charts (per treatment: the days of its dots, its bands); the breakdown tables
+    (per dimension: each row's group, classes and cell texts); the glossary's terms."""
 
     def __init__(self, page: str) -> None:
         super().__init__()
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.current: tuple[str, str] | None = None
-        self.svgs = 0
+        self.svgs = 0  # forest plots
         self.in_svg = 0
         self.scripts = 0
+        self.cumulative: dict[str, dict[str, Any]] = {}
+        self.trend: str | None = None
+        self.breakdowns: dict[str, list[dict[str, Any]]] = {}
+        self.table: str | None = None
+        self.cell: list[str] | None = None
+        self.terms: list[str] = []
+        self.term: list[str] | None = None
         self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         classes = (attributes.get("class") or "").split()
-        self.svgs += tag == "svg"
+        self.svgs += tag == "svg" and "forest" in classes
         self.in_svg += tag == "svg"
         self.scripts += tag == "script"
+        self._others(tag, attributes, classes)
         if tag == "g" and "row" in classes:
             self.current = (attributes["data-metric"] or "", attributes["data-treatment"] or "")
             self.rows[self.current] = {
@@ -125,10 +143,44 @@ class Chart(HTMLParser):
         elif self.current and tag == "text" and "significant-label" in classes:
             self.rows[self.current]["labels"] += 1
 
+    def _others(self, tag: str, attributes: dict[str, str | None], classes: list[str]) -> None:
+        if tag == "svg" and "cumulative" in classes:
+            self.trend = attributes["data-treatment"] or ""
+            self.cumulative[self.trend] = {"days": [], "bands": 0}
+        elif self.trend is not None and tag == "circle" and "point" in classes:
+            self.cumulative[self.trend]["days"].append(attributes["data-day"])
+        elif self.trend is not None and tag == "polygon" and "band" in classes:
+            self.cumulative[self.trend]["bands"] += 1
+        elif tag == "table" and "breakdown" in classes:
+            self.table = attributes["data-dimension"] or ""
+            self.breakdowns[self.table] = []
+        elif self.table is not None and tag == "tr" and "data-group" in attributes:
+            row = {"group": attributes["data-group"], "classes": classes, "cells": []}
+            self.breakdowns[self.table].append(row)
+        elif self.table is not None and tag == "td" and self.breakdowns[self.table]:
+            self.cell = []
+            self.breakdowns[self.table][-1]["cells"].append(self.cell)
+        elif tag == "dt":
+            self.term = []
+
+    def handle_data(self, data: str) -> None:
+        for texts in (self.cell, self.term):
+            if texts is not None:
+                texts.append(data)
+
     def handle_endtag(self, tag: str) -> None:
         self.in_svg -= tag == "svg"
         if tag == "g":
             self.current = None
+        elif tag == "svg":
+            self.trend = None
+        elif tag == "table":
+            self.table = None
+        elif tag == "td":
+            self.cell = None
+        elif tag == "dt" and self.term is not None:
+            self.terms.append("".join(self.term))
+            self.term = None
 
 
 # ---- the page itself -------------------------------------------------------------------------
@@ -223,6 +275,74 @@ def test_numbers_the_report_leaves_none_show_a_dash_and_the_note(
     assert 'class="beyond"' in page and ", +inf]" in page
 
 
+def test_the_breakdowns_show_each_group_with_its_users_and_too_few_users(
+    report: dict[str, Any],
+) -> None:
+    page = render_html(report)
+    assert CAUTION in page and "group of their first exposure" in page
+    tables = Chart(page).breakdowns
+    assert list(tables) == ["segment", "lifecycle", "surface"]
+
+    def users(dimension: str, group: str, treatment: str) -> set[str]:
+        return {
+            "".join(row["cells"][3])
+            for row in tables[dimension]
+            if row["group"] == group and "".join(row["cells"][1]) == treatment
+        }
+
+    # by hand from planted(): control's 400 users are u0..u399, cards' 300 u0..u299; even u are
+    # savers, odd spenders, every tenth (u % 10 == 0) unknown; u0..u4 "returning"
+    assert users("segment", "saver", "cards") == {"160 / 120"}
+    assert users("segment", "spender", "cards") == {"200 / 150"}
+    assert users("segment", "unknown", "quiet") == {"40 / 30"}
+    assert users("surface", "search", "cards") == {"200 / 150"}
+    returning = [row for row in tables["lifecycle"] if row["group"] == "returning"]
+    assert len(returning) == 2  # one row per treatment, no metric rows
+    assert all("too-few" in row["classes"] for row in returning)
+    assert all("too few users" in "".join(row["cells"][4]) for row in returning)
+    new = [row for row in tables["lifecycle"] if row["group"] == "new"]
+    assert len(new) == 2 * len(METRICS)  # no primary metric: every metric
+    # quiet's halved video views show in both segments, marked a lead, not a result
+    for segment in ("saver", "spender"):
+        [row] = [
+            r
+            for r in tables["segment"]
+            if r["group"] == segment and "".join(r["cells"][1]) == "quiet"
+            and "".join(r["cells"][2]) == "video_ctr"
+        ]  # fmt: skip
+        assert "lead" in row["classes"] and "".join(row["cells"][-1]) == "misses 0: a lead"
+
+
+def test_the_glossary_defines_every_metric_and_term_and_amounts_carry_the_currency(
+    report: dict[str, Any],
+) -> None:
+    priced = {**report, "currency": "JPY"}
+    page = render_html(priced)
+    terms = Chart(page).terms
+    for metric in METRICS:
+        assert metric.name in terms
+    for word in ("SRM", "Holm", "CUPED", "MDE", "interval", "sequential", "always-valid"):
+        assert any(word in term for term in terms), word
+    amount = rows_of(report)[("amount_per_user", "cards")]["treatment"]
+    assert f"<td>{amount:,.2f} JPY</td>" in page
+    assert "per user of the variant, in JPY" in page
+
+
+def test_the_sequential_page_says_what_its_intervals_mean(
+    logs: tuple[list[dict], list[dict]],
+) -> None:
+    exposures, events = logs
+    report = build_report(
+        exposure_table(exposures), event_table(events), three_variants(), sequential=True
+    )
+    assert any(row["adjusted_p"] == 1.0 for row in rows_of(report).values())
+    page = render_html(report)
+    assert '<p class="sequential">Sequential mode: the intervals are always-valid 95%' in page
+    assert "p = 1 means &#x27;no evidence yet&#x27;" in page
+    assert "1.0000" not in page and "<td>1</td>" in page
+    assert "These are always-valid intervals: reading them every day is safe." in page
+
+
 # ---- in a real browser -----------------------------------------------------------------------
 
 
@@ -288,6 +408,14 @@ def test_chromium_draws_one_bar_per_row_and_marks_the_significant_ones(
         assert row["bars"] == 1, key
         assert row["significant"] == expected[key]["significant"], key
         assert row["labels"] == int(expected[key]["significant"]), key
+
+    # the cumulative charts: one per treatment, a dot a day, one band; the breakdowns; the glossary
+    days = [p["day"] for p in report["cumulative"]["series"][0]["points"]]
+    assert len(days) == 8  # feeds every 20 h from 2026-11-02 08:00, up to six of them
+    assert chart.cumulative == {name: {"days": days, "bands": 1} for name in ("cards", "quiet")}
+    assert set(chart.breakdowns) == {"segment", "lifecycle", "surface"}
+    assert {row["group"] for row in chart.breakdowns["segment"]} == {"saver", "spender", "unknown"}
+    assert [m.name for m in METRICS] == chart.terms[: len(METRICS)]
 
     # the screenshot: the viewport's size, and the chart drawn in its colours
     header = screenshot.read_bytes()[:24]
