@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recsvc.contract.manifest import DEFAULT_WATCH_RATIO_CAP
 from training.cli.audit import CardsDir
+
+if TYPE_CHECKING:
+    from recsvc.service.settings import Settings
 from training.cli.options import (
     DEFAULTS,
     Algorithm,
@@ -217,6 +220,8 @@ def nightly(
     except REDIS_ERRORS as exc:
         record_metrics(metrics_file, FAILED, {}, started)
         fail(f"nightly run could not start, the live model is untouched: {exc}")
+    if code != FAILED:
+        report["experiments"] = experiment_reports(settings, events, exposures, reports)
     record_metrics(metrics_file, code, report, started)
     path = write_report(reports, code, report)
     chart = reports / "metrics-history.png"
@@ -231,6 +236,36 @@ def nightly(
             err=True,
         )
     raise typer.Exit(gated_exit_code if code == GATED else code)
+
+
+def experiment_reports(
+    settings: Settings, events: Path, exposures: Path, reports: Path
+) -> dict[str, dict[str, Any]]:
+    """Today's report of every running experiment (training.nightly.ab_daily), each written
+    under `reports`/experiments; a failure is a warning: the model work is done."""
+    from recsvc.contract.keys import Keys
+    from recsvc.store.client import REDIS_ERRORS, sync_client
+    from training.nightly.ab_daily import daily_reports
+
+    client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
+    try:
+        summaries = daily_reports(client, Keys(settings.redis_prefix), events, exposures, reports)
+    except (*REDIS_ERRORS, OSError) as exc:
+        typer.secho(f"warning: no experiment reports: {exc}", fg=typer.colors.YELLOW, err=True)
+        return {}
+    finally:
+        client.close()
+    for name, summary in summaries.items():
+        if "error" in summary:
+            typer.secho(
+                f"warning: no report for experiment {name}: {summary['error']}",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
+        else:
+            alarm = " SRM ALARM" if summary["srm_alarm"] else ""
+            typer.echo(f"experiment {name}: {summary['html']}{alarm}")
+    return summaries
 
 
 def record_metrics(path: Path | None, code: int, report: dict[str, Any], started: float) -> None:

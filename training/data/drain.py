@@ -162,10 +162,10 @@ def _ids_on_disk(folder: Path, id_field: str) -> set[str]:
 
 
 def write_durably(
-    table: pa.Table, path: Path, write: Callable[[pa.Table, Path], None] = pq.write_table
+    table: Any, path: Path, write: Callable[[Any, Path], None] = pq.write_table
 ) -> None:
-    """Temporary file (written by `write`: Parquet unless told), fsync, atomic rename, fsync
-    of the directory: all or nothing."""
+    """Temporary file (written by `write`: `table` as Parquet unless told), fsync, atomic
+    rename, fsync of the directory: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     write(table, tmp)

@@ -10,6 +10,9 @@ RECSVC_NIGHTLY_METRICS_FILE) writes:
     recsvc_nightly_duration_seconds                how long the last run took
     recsvc_nightly_metric{metric, model}           holdout metrics of the new model (candidate)
                                                    and the live one (current), when evaluated
+    recsvc_ab_srm_alarm{experiment}                1 when a running experiment's daily report
+                                                   (training.nightly.ab_daily) raised the
+                                                   sample-ratio alarm, else 0
 
 A gated night counts as a success: the job did its work and the live model stays because the
 new one was not better, or there was nothing new. The file is written under a temporary name
@@ -80,6 +83,14 @@ def write_metrics(
             value = scores.get(name)
             if isinstance(value, int | float) and math.isfinite(value):
                 metric.labels(name, model).set(value)
+    srm = gauge(
+        "recsvc_ab_srm_alarm",
+        "1 when the daily report of a running experiment raised the sample-ratio alarm.",
+        ("experiment",),
+    )
+    for name, daily in report.get("experiments", {}).items():
+        if "srm_alarm" in daily:
+            srm.labels(name).set(1 if daily["srm_alarm"] else 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)  # a temporary file beside it, then a rename
 
