@@ -40,8 +40,9 @@ and generation.
                                     these users' vectors moves the video to a collaborative
                                     vector (recsvc.service.fresh)
     <p>:exposures                   stream of feeds served to users in experiments
-    <p>:cards                       stream of every product card served, with the checks that
-                                    let it through (recsvc.contract.records.CardShown)
+    <p>:cards                       stream of every page served with product cards, each card
+                                    with the checks that let it through (recsvc.contract.
+                                    records.PageCards)
     <p>:{catalog}:videos|products   hash item_id -> JSON record
     <p>:{catalog}:revision          a random token, replaced on every catalogue change
     <p>:{experiments}:definition    the experiments' TOML definition (recsvc.contract.experiments)

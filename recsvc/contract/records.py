@@ -181,10 +181,62 @@ class Exposure:
 EXPOSURE_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(Exposure))
 
 
+# The checks of one card in a page's record (PageCards.cards), in this order.
+CARD_PARTS = (
+    "rank",
+    "video_id",
+    "product_id",
+    "risk_level",
+    "holdable_once",
+    "held",
+    "cap_count",
+    "disclosure_required",
+    "disclosure_shown",
+)
+
+
+@dataclass(frozen=True)
+class PageCards:
+    """The product cards of one page served, with the checks that let each through: the
+    compliance record (`recsvc audit`), one stream entry per page with cards, whoever the
+    user. Packed so that recording costs a feed little: each card's CARD_PARTS joined by
+    `|` (booleans 1 or 0), the cards by `;` (ids hold neither)."""
+
+    request_id: str
+    ts_ms: int
+    user_id: str
+    model_version: str
+    surface: str
+    experiments: str  # "experiment:variant" pairs joined by commas ("" in none)
+    risk_tolerance: int | None  # None: unknown
+    risk_allowed_up_to: int  # the highest level the user may be shown (unknown: the policy)
+    daily_cap: int
+    cards: str
+
+    def fields(self) -> list[str]:
+        """The page as stream field values, in PAGE_CARD_FIELDS order."""
+        tolerance = "" if self.risk_tolerance is None else str(self.risk_tolerance)
+        return [
+            self.request_id,
+            str(self.ts_ms),
+            self.user_id,
+            self.model_version,
+            self.surface,
+            self.experiments,
+            tolerance,
+            str(self.risk_allowed_up_to),
+            str(self.daily_cap),
+            self.cards,
+        ]
+
+
+# The card stream's field names, in PageCards.fields() order (`ts_ms` stored as `ts`).
+PAGE_CARD_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(PageCards))
+
+
 @dataclass(frozen=True)
 class CardShown:
-    """One product card served, with the checks that let it through: the compliance record
-    (`recsvc audit`). Written for every card of every feed, whoever the user."""
+    """One card of a page's record, as the audit reads it back (training.data.cards)."""
 
     card_id: str  # "<request_id>:<rank>": unique per card
     ts_ms: int
@@ -192,31 +244,19 @@ class CardShown:
     request_id: str
     model_version: str
     surface: str
-    experiments: str  # "experiment:variant" pairs joined by commas ("" in none)
+    experiments: str
     rank: int  # the video's rank on the page, the card under it
     video_id: str
     product_id: str
     risk_level: int
     risk_tolerance: int | None  # None: unknown
-    risk_allowed_up_to: int  # the highest level the user may be shown (unknown: the policy)
+    risk_allowed_up_to: int
     holdable_once: bool
     held: bool  # the user held it (allowed only when it is not holdable once)
     daily_cap: int
     cap_count: int  # this product's cards for the user today, this one included
     disclosure_required: bool
     disclosure_shown: bool
-
-    def fields(self) -> list[str]:
-        """The card as stream field values, in CARD_FIELDS order (booleans as 1 or 0, an
-        unknown tolerance as "")."""
-        values: list[str] = []
-        for name in CARD_FIELDS:
-            value = getattr(self, "ts_ms" if name == "ts" else name)
-            if isinstance(value, bool):
-                values.append("1" if value else "0")
-            else:
-                values.append("" if value is None else str(value))
-        return values
 
     def failed_checks(self) -> list[str]:
         """The checks this card does not pass (none for a card the service let through)."""
@@ -230,7 +270,3 @@ class CardShown:
         if self.disclosure_required and not self.disclosure_shown:
             failed.append("its disclosure was not shown")
         return failed
-
-
-# The card stream's field names, in CardShown.fields() order (`ts_ms` stored as `ts`).
-CARD_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(CardShown))

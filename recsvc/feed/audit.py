@@ -1,11 +1,11 @@
 """The compliance record of a page's cards: for each card served, the checks that let it
-through (recsvc.contract.records.CardShown), from the same rules and state the page was made
+through (recsvc.contract.records.PageCards), from the same rules and state the page was made
 from. Pure: the batcher logs them (recsvc.service.batcher), `recsvc audit` reads them back."""
 
 from __future__ import annotations
 
 from recsvc.contract.domain import DISCLOSURE_REQUIRED
-from recsvc.contract.records import CardShown
+from recsvc.contract.records import PageCards
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import LOWEST_RISK, ItemRules, UnknownRiskPolicy
 from recsvc.feed.compute import Feed
@@ -18,7 +18,7 @@ def allowed_risk(tolerance: int | None, policy: UnknownRiskPolicy) -> int:
     return LOWEST_RISK if policy is UnknownRiskPolicy.LOWEST else 0
 
 
-def cards_shown(
+def page_cards(
     *,
     request_id: str,
     ts_ms: int,
@@ -32,9 +32,9 @@ def cards_shown(
     unknown_risk: UnknownRiskPolicy,
     daily_cap: int,
     counts: dict[str, int],
-) -> list[CardShown]:
-    """One record per card on the page (none for a page without cards)."""
-    shown = []
+) -> PageCards:
+    """The record of a page's cards (call it for a page with cards)."""
+    cards = []
     for item in feed.items:
         card = item["product"]
         if card is None:
@@ -42,27 +42,21 @@ def cards_shown(
         product_id = card["product_id"]
         record = rules.products[rules.product_position[product_id]]
         assert record is not None  # a product without a record is never attached
-        shown.append(
-            CardShown(
-                card_id=f"{request_id}:{item['rank']}",
-                ts_ms=ts_ms,
-                user_id=user_id,
-                request_id=request_id,
-                model_version=model_version,
-                surface=surface,
-                experiments=experiments,
-                rank=item["rank"],
-                video_id=item["video_id"],
-                product_id=product_id,
-                risk_level=record.risk_level,
-                risk_tolerance=state.risk_tolerance,
-                risk_allowed_up_to=allowed_risk(state.risk_tolerance, unknown_risk),
-                holdable_once=record.holdable_once,
-                held=product_id in state.holdings,
-                daily_cap=daily_cap,
-                cap_count=counts.get(product_id, 0),
-                disclosure_required=record.category in DISCLOSURE_REQUIRED,
-                disclosure_shown=card["disclosure"] is not None,
-            )
+        cards.append(
+            f"{item['rank']}|{item['video_id']}|{product_id}|{record.risk_level}|"
+            f"{int(record.holdable_once)}|{int(product_id in state.holdings)}|"
+            f"{counts.get(product_id, 0)}|{int(record.category in DISCLOSURE_REQUIRED)}|"
+            f"{int(card['disclosure'] is not None)}"
         )
-    return shown
+    return PageCards(
+        request_id=request_id,
+        ts_ms=ts_ms,
+        user_id=user_id,
+        model_version=model_version,
+        surface=surface,
+        experiments=experiments,
+        risk_tolerance=state.risk_tolerance,
+        risk_allowed_up_to=allowed_risk(state.risk_tolerance, unknown_risk),
+        daily_cap=daily_cap,
+        cards=";".join(cards),
+    )

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from recsvc.contract.experiments import Assignment
-from recsvc.contract.records import CardShown, Exposure
+from recsvc.contract.records import Exposure, PageCards
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
-from recsvc.feed.audit import cards_shown
+from recsvc.feed.audit import page_cards
 from recsvc.feed.compute import Feed, FeedOptions, build_feeds
 from recsvc.feed.model import ServingModel
 from recsvc.feed.placement import PLAIN, Placement
@@ -207,7 +207,7 @@ class FeedBatcher:
         options: list[FeedOptions],
         assigned: list[list[Assignment]],
         day: str,
-    ) -> tuple[list[tuple[_Request, UserState, Served]], list[CardShown]]:
+    ) -> tuple[list[tuple[_Request, UserState, Served]], list[PageCards]]:
         """Serve one group and answer its requests; the exposures and the cards to log."""
         try:
             model, rules = snapshot.resolve(model_key)
@@ -222,7 +222,7 @@ class FeedBatcher:
                     request.future.set_exception(exc)
             return [], []
         exposures = []
-        cards: list[CardShown] = []
+        cards: list[PageCards] = []
         now = int(time.time() * 1000)
         members = zip(group, feeds, states, counts, assigned, options, strict=True)
         for request, feed, state, counted, assignments, option in members:
@@ -232,25 +232,27 @@ class FeedBatcher:
             if assignments:
                 exposures.append((request, state, served))
             if feed.attached:
-                cards += cards_shown(
-                    request_id=request.request_id,
-                    ts_ms=now,
-                    user_id=request.user_id,
-                    model_version=model.version,
-                    surface=request.placement.surface.name,
-                    experiments=",".join(f"{a.experiment}:{a.variant}" for a in assignments),
-                    feed=feed,
-                    state=state,
-                    rules=rules,
-                    unknown_risk=option.unknown_risk,
-                    daily_cap=option.daily_cap,
-                    counts=counted,
+                cards.append(
+                    page_cards(
+                        request_id=request.request_id,
+                        ts_ms=now,
+                        user_id=request.user_id,
+                        model_version=model.version,
+                        surface=request.placement.surface.name,
+                        experiments=",".join(f"{a.experiment}:{a.variant}" for a in assignments),
+                        feed=feed,
+                        state=state,
+                        rules=rules,
+                        unknown_risk=option.unknown_risk,
+                        daily_cap=option.daily_cap,
+                        counts=counted,
+                    )
                 )
         self._count(feeds, cause)
         return exposures, cards
 
     async def _log_served(
-        self, exposures: list[tuple[_Request, UserState, Served]], cards: list[CardShown]
+        self, exposures: list[tuple[_Request, UserState, Served]], cards: list[PageCards]
     ) -> None:
         """The exposures, then the cards (each lost, and counted, when Redis cannot take
         them)."""

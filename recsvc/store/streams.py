@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from recsvc.contract.records import CARD_FIELDS, EXPOSURE_FIELDS, CardShown, Exposure
+from recsvc.contract.records import EXPOSURE_FIELDS, PAGE_CARD_FIELDS, Exposure, PageCards
 from recsvc.store.gateway import (
     Gateway,
 )
@@ -43,7 +43,7 @@ return n
 
 # The exposures of a batch's feeds (users in experiments only), and its cards.
 EXPOSE_SCRIPT = append_script(EXPOSURE_FIELDS)
-CARDS_SCRIPT = append_script(CARD_FIELDS)
+CARDS_SCRIPT = append_script(PAGE_CARD_FIELDS)
 
 
 class StreamStore(Gateway):
@@ -63,8 +63,9 @@ class StreamStore(Gateway):
             "exposures", self._expose, self.keys.exposures, exposures, max_len
         )
 
-    async def log_cards(self, cards: list[CardShown], max_len: int) -> int:
-        """Append the cards served to their stream; the number dropped (the stream was full)."""
+    async def log_cards(self, cards: list[PageCards], max_len: int) -> int:
+        """Append pages' card records to their stream; the number dropped (the stream was
+        full)."""
         return await self._append("cards", self._cards, self.keys.cards, cards, max_len)
 
     async def _append(
@@ -72,7 +73,7 @@ class StreamStore(Gateway):
         operation: str,
         script: AsyncScript,
         stream: str,
-        records: Sequence[Exposure | CardShown],
+        records: Sequence[Exposure | PageCards],
         max_len: int,
     ) -> int:
         if not records:

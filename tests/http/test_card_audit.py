@@ -20,7 +20,8 @@ import redis
 from recsvc.contract.keys import Keys
 from tests.http.builders import eventually
 from tests.http.cards import attached, feed, planted_service, set_profile
-from training.data.drain import CARD_SCHEMA, CARDS, drain
+from training.data.cards import each_card
+from training.data.drain import CARD_SCHEMA, CARDS, card_row, drain
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 USERS = ("u-ins", "u-save", "u-inv", "u-credit", "u-stranger")
@@ -32,9 +33,15 @@ def client(redis_url: str, models_dir: Path) -> Any:
         yield client
 
 
-def logged_cards(redis_url: str) -> list[dict[str, str]]:
+def logged_pages(redis_url: str) -> list[dict[str, str]]:
+    """The card stream's entries: one per page with cards."""
     entries = redis.Redis.from_url(redis_url).xrange(Keys().cards)
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+def logged_cards(redis_url: str) -> list[dict[str, Any]]:
+    """The cards of the stream's pages, one row each, as the audit reads them."""
+    return [card for page in logged_pages(redis_url) for card in each_card(card_row(page))]
 
 
 def audit(redis_url: str, user: str, cards: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -51,21 +58,22 @@ def test_every_card_served_is_recorded_with_the_checks_that_let_it_through(
     served = [(body["request_id"], item) for body in (first, second) for item in body["items"]]
     shown = {(rid, item["rank"]): item for rid, item in served if item["product"]}
     assert eventually(lambda: len(logged_cards(redis_url)) == len(shown))
+    assert len(logged_pages(redis_url)) == 2  # a record per page
     for record in logged_cards(redis_url):
-        item = shown[(record["request_id"], int(record["rank"]))]
+        item = shown[(record["request_id"], record["rank"])]
         assert record["card_id"] == f"{record['request_id']}:{record['rank']}"
         assert (record["video_id"], record["product_id"]) == (
             item["video_id"],
             item["product"]["product_id"],
         )
-        assert record["risk_level"] == str(item["product"]["risk_level"])
-        assert (record["risk_tolerance"], record["risk_allowed_up_to"]) == ("5", "5")
-        assert record["held"] == "0" and record["daily_cap"] == "2"
-        assert record["disclosure_shown"] == ("1" if item["product"]["disclosure"] else "0")
-        assert record["surface"] == "home" and record["experiments"] == ""
+        assert record["risk_level"] == item["product"]["risk_level"]
+        assert (record["risk_tolerance"], record["risk_allowed_up_to"]) == (5, 5)
+        assert record["held"] is False and record["daily_cap"] == 2
+        assert record["disclosure_shown"] is (item["product"]["disclosure"] is not None)
+        assert record["surface"] == "home" and record["experiments"] is None
     # the second page's cards are the day's second of each product
     counts = {(r["request_id"], r["product_id"]): r["cap_count"] for r in logged_cards(redis_url)}
-    assert {counts[(second["request_id"], p)] for p in attached(second)} == {"2"}
+    assert {counts[(second["request_id"], p)] for p in attached(second)} == {2}
 
 
 def test_the_audit_answers_for_every_card_from_partitions_and_stream(
@@ -80,7 +88,7 @@ def test_the_audit_answers_for_every_card_from_partitions_and_stream(
     drain(redis.Redis.from_url(redis_url), tmp_path / "cards", stream=CARDS)
     after = len(attached(feed(client, "u-inv")))
     cards_of["u-inv"] += after
-    assert eventually(lambda: len(logged_cards(redis_url)) == after)  # drained ones leave
+    assert eventually(lambda: len(logged_cards(redis_url)) == after)  # drained pages leave
     for user in USERS:
         result = audit(redis_url, user, tmp_path / "cards")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -98,34 +106,33 @@ def test_the_audit_answers_for_every_card_from_partitions_and_stream(
 
 
 def test_a_card_whose_record_lacks_a_check_fails_the_audit(redis_url: str, tmp_path: Path) -> None:
-    row = {
-        "card_id": "r1:1",
+    page = {
+        "request_id": "r1",
         "ts": None,
         "user_id": "u-1",
-        "request_id": "r1",
         "model_version": "m1",
         "surface": "home",
         "experiments": None,
-        "rank": 1,
-        "video_id": "v00",
-        "product_id": "p-fund",
-        "risk_level": None,  # the check that was not recorded
         "risk_tolerance": 5,
         "risk_allowed_up_to": 5,
-        "holdable_once": False,
-        "held": False,
         "daily_cap": 3,
-        "cap_count": 1,
-        "disclosure_required": False,
-        "disclosure_shown": True,
+        "rank": [1],
+        "video_id": ["v00"],
+        "product_id": ["p-fund"],
+        "risk_level": [None],  # the check that was not recorded
+        "holdable_once": [False],
+        "held": [False],
+        "cap_count": [1],
+        "disclosure_required": [False],
+        "disclosure_shown": [True],
     }
     folder = tmp_path / "cards" / "day=2026-12-01"
     folder.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([row], CARD_SCHEMA), folder / "part.parquet")
+    pq.write_table(pa.Table.from_pylist([page], CARD_SCHEMA), folder / "part.parquet")
     result = audit(redis_url, "u-1", tmp_path / "cards")
     assert result.returncode == 1
     assert "PROBLEM: no record of risk_level" in result.stdout
-    over = {**row, "card_id": "r2:1", "request_id": "r2", "risk_level": 4, "cap_count": 4}
+    over = page | {"request_id": "r2", "risk_level": [4], "cap_count": [4]}
     over |= {"risk_allowed_up_to": 3}
     pq.write_table(pa.Table.from_pylist([over], CARD_SCHEMA), folder / "part.parquet")
     report = json.loads(audit(redis_url, "u-1", tmp_path / "cards").stdout.splitlines()[-1])

@@ -31,7 +31,7 @@ from redis.exceptions import ResponseError
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import pause_point
-from recsvc.contract.records import CARD_FIELDS, EXPOSURE_FIELDS
+from recsvc.contract.records import CARD_PARTS, EXPOSURE_FIELDS, PAGE_CARD_FIELDS
 from recsvc.store.client import SyncClient
 from recsvc.store.streams import DRAIN_GROUP
 from training.data.events import EVENT_SCHEMA
@@ -234,50 +234,63 @@ DRAINED_EVENT_SCHEMA = EVENT_SCHEMA.append(pa.field("surface", pa.string())).app
 EVENTS = Stream("events", "event_id", DRAINED_EVENT_SCHEMA, _row)
 EXPOSURES = Stream("exposures", "request_id", EXPOSURE_SCHEMA, _exposure_row)
 
-# The Parquet type of each card field (recsvc.contract.records.CardShown, CARD_FIELDS order).
-CARD_TYPES = {
-    "card_id": pa.string(),
+# A page's card record (recsvc.contract.records.PageCards) as a Parquet row: the page's
+# fields, then one list per card check (CARD_PARTS), a card per position.
+CARD_PAGE_TYPES = {
+    "request_id": pa.string(),
     "ts": pa.timestamp("ms", tz="UTC"),
     "user_id": pa.string(),
-    "request_id": pa.string(),
     "model_version": pa.string(),
     "surface": pa.string(),
     "experiments": pa.string(),
+    "risk_tolerance": pa.int32(),  # null: unknown
+    "risk_allowed_up_to": pa.int32(),
+    "daily_cap": pa.int32(),
+}
+CARD_PART_TYPES = {
     "rank": pa.int32(),
     "video_id": pa.string(),
     "product_id": pa.string(),
     "risk_level": pa.int32(),
-    "risk_tolerance": pa.int32(),  # null: unknown
-    "risk_allowed_up_to": pa.int32(),
     "holdable_once": pa.bool_(),
     "held": pa.bool_(),
-    "daily_cap": pa.int32(),
     "cap_count": pa.int32(),
     "disclosure_required": pa.bool_(),
     "disclosure_shown": pa.bool_(),
 }
-CARD_SCHEMA = pa.schema([(name, CARD_TYPES[name]) for name in CARD_FIELDS])
+assert tuple(CARD_PART_TYPES) == CARD_PARTS
+assert tuple(CARD_PAGE_TYPES) == tuple(n for n in PAGE_CARD_FIELDS if n != "cards")
+CARD_SCHEMA = pa.schema(
+    [*CARD_PAGE_TYPES.items(), *((name, pa.list_(kind)) for name, kind in CARD_PART_TYPES.items())]
+)
+
+
+def _value(text: str, kind: pa.DataType) -> Any:
+    """A field's text as its Parquet value; what does not parse is null (the audit names a
+    card with a missing check)."""
+    if kind == pa.int32():
+        return int(text) if text.lstrip("-").isdigit() else None
+    if kind == pa.bool_():
+        return {"1": True, "0": False}.get(text)
+    return text or None
 
 
 def card_row(fields: dict[str, str]) -> dict[str, Any]:
-    """One card entry as a CARD_SCHEMA row; a value that does not parse is null (the audit
-    names a card with a missing check)."""
+    """One page's card entry as a CARD_SCHEMA row."""
     row: dict[str, Any] = {}
-    for name in CARD_FIELDS:
+    for name, kind in CARD_PAGE_TYPES.items():
         text = fields.get(name, "")
-        kind = CARD_TYPES[name]
         if name == "ts":
             row[name] = datetime.fromtimestamp(int(text) / 1000, UTC) if text.isdigit() else None
-        elif kind == pa.int32():
-            row[name] = int(text) if text.lstrip("-").isdigit() else None
-        elif kind == pa.bool_():
-            row[name] = {"1": True, "0": False}.get(text)
         else:
-            row[name] = text or None
+            row[name] = _value(text, kind)
+    cards = [card.split("|") for card in fields.get("cards", "").split(";") if card]
+    for i, (name, kind) in enumerate(CARD_PART_TYPES.items()):
+        row[name] = [_value(parts[i], kind) if i < len(parts) else None for parts in cards]
     return row
 
 
-CARDS = Stream("cards", "card_id", CARD_SCHEMA, card_row)
+CARDS = Stream("cards", "request_id", CARD_SCHEMA, card_row)
 
 
 def _timestamp(text: str | None) -> datetime | None:

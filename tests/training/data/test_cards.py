@@ -8,37 +8,42 @@ from typing import Any
 
 import pytest
 
-from recsvc.contract.records import CARD_FIELDS, CardShown
-from training.data.cards import CHECKS, audited, cards_in_stream, problems
+from recsvc.contract.records import PAGE_CARD_FIELDS, PageCards
+from training.data.cards import CHECKS, audited, cards_in_stream, each_card, problems
 from training.data.drain import card_row
 
-SHOWN = CardShown(
-    card_id="r1:2",
+# a page with two cards: rank 2 (v1, p1, risk 3, holdable once, not held, 3rd today, its
+# disclosure required and shown) and rank 5 (v7, p2, risk 1)
+PAGE = PageCards(
+    request_id="r1",
     ts_ms=int(datetime(2026, 12, 1, 10, tzinfo=UTC).timestamp() * 1000),
     user_id="u-1",
-    request_id="r1",
     model_version="m1",
     surface="home",
     experiments="",
-    rank=2,
-    video_id="v1",
-    product_id="p1",
-    risk_level=3,
     risk_tolerance=None,
     risk_allowed_up_to=3,
-    holdable_once=True,
-    held=False,
     daily_cap=3,
-    cap_count=3,
-    disclosure_required=True,
-    disclosure_shown=True,
+    cards="2|v1|p1|3|1|0|3|1|1;5|v7|p2|1|0|0|1|0|0",
 )
 
 
+def entry(**changes: str) -> dict[str, str]:
+    """PAGE as the stream holds it, with `changes` to its fields."""
+    return dict(zip(PAGE_CARD_FIELDS, PAGE.fields(), strict=True)) | changes
+
+
 def row(**changes: Any) -> dict[str, Any]:
-    """SHOWN as the stream holds it, read back as a partition row, with `changes`."""
-    fields = dict(zip(CARD_FIELDS, SHOWN.fields(), strict=True))
-    return {**card_row(fields), **changes}
+    """PAGE's first card read back from the stream, with `changes`."""
+    first, _ = each_card(card_row(entry()))
+    return {**first, **changes}
+
+
+def test_a_page_reads_back_as_its_cards() -> None:
+    first, second = each_card(card_row(entry()))
+    assert (first["card_id"], first["video_id"], first["product_id"]) == ("r1:2", "v1", "p1")
+    assert (second["card_id"], second["rank"], second["risk_level"]) == ("r1:5", 5, 1)
+    assert second["risk_allowed_up_to"] == 3 and second["user_id"] == "u-1"
 
 
 def test_a_card_the_service_let_through_reads_back_whole_and_passes() -> None:
@@ -67,15 +72,17 @@ def test_a_record_missing_a_check_cannot_be_answered_for(check: str) -> None:
     assert problems(row(**{check: None})) == [f"no record of {check}"]
 
 
-def test_a_stream_entry_with_a_value_that_does_not_parse_is_a_missing_check() -> None:
-    fields = dict(zip(CARD_FIELDS, SHOWN.fields(), strict=True)) | {"cap_count": "many"}
-    (card,) = audited(cards_in_stream([fields], "u-1", None))
-    assert card["problems"] == ["no record of cap_count"]
+def test_a_value_that_does_not_parse_or_is_missing_is_a_missing_check() -> None:
+    garbled = entry(cards="2|v1|p1|3|1|0|many|1|1;5|v7|p2")
+    first, second = audited(cards_in_stream([garbled], "u-1", None))
+    assert first["problems"] == ["no record of cap_count"]
+    lacking = ["risk_level", "holdable_once", "held", "cap_count", "disclosure_required"]
+    assert second["problems"] == [f"no record of {c}" for c in [*lacking, "disclosure_shown"]]
 
 
 def test_the_stream_gives_only_the_users_cards_since_the_time_asked() -> None:
-    fields = dict(zip(CARD_FIELDS, SHOWN.fields(), strict=True))
-    other = fields | {"user_id": "u-2", "card_id": "r9:1"}
+    other = entry(user_id="u-2", request_id="r9")
     since = datetime(2026, 12, 1, 10, tzinfo=UTC)
-    assert [c["card_id"] for c in cards_in_stream([fields, other], "u-1", since)] == ["r1:2"]
-    assert cards_in_stream([fields], "u-1", since + timedelta(seconds=1)) == []
+    found = [c["card_id"] for c in cards_in_stream([entry(), other], "u-1", since)]
+    assert found == ["r1:2", "r1:5"]
+    assert cards_in_stream([entry()], "u-1", since + timedelta(seconds=1)) == []
