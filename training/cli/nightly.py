@@ -241,15 +241,17 @@ def nightly(
 def experiment_reports(
     settings: Settings, events: Path, exposures: Path, reports: Path
 ) -> dict[str, dict[str, Any]]:
-    """Today's report of every running experiment (training.nightly.ab_daily), each written
-    under `reports`/experiments; a failure is a warning: the model work is done."""
+    """Today's report of every running experiment (training.ab.daily), each written under
+    `reports`/experiments; a failure is a warning: the model work is done."""
     from recsvc.contract.keys import Keys
     from recsvc.store.client import REDIS_ERRORS, sync_client
-    from training.nightly.ab_daily import daily_reports
+    from training.ab.daily import daily_reports
 
     client = sync_client(settings.redis_url or "", settings.redis_cluster, timeout=30)
     try:
-        summaries = daily_reports(client, Keys(settings.redis_prefix), events, exposures, reports)
+        stored = client.get(Keys(settings.redis_prefix).experiments_definition)
+        definition = stored.decode() if isinstance(stored, bytes) else stored
+        summaries = daily_reports(definition, events, exposures, reports)
     except (*REDIS_ERRORS, OSError) as exc:
         typer.secho(f"warning: no experiment reports: {exc}", fg=typer.colors.YELLOW, err=True)
         return {}

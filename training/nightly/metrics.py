@@ -11,7 +11,7 @@ RECSVC_NIGHTLY_METRICS_FILE) writes:
     recsvc_nightly_metric{metric, model}           holdout metrics of the new model (candidate)
                                                    and the live one (current), when evaluated
     recsvc_ab_srm_alarm{experiment}                1 when a running experiment's daily report
-                                                   (training.nightly.ab_daily) raised the
+                                                   (training.ab.daily) raised the
                                                    sample-ratio alarm, else 0
 
 A gated night counts as a success: the job did its work and the live model stays because the

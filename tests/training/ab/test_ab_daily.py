@@ -1,4 +1,4 @@
-"""The nightly job's daily A/B reports (training.nightly.ab_daily): each running experiment's
+"""The nightly job's daily A/B reports (training.ab.daily): each running experiment's
 report, HTML and JSON, under the reports directory, and its SRM alarm in the metrics file."""
 
 from __future__ import annotations
@@ -8,9 +8,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import redis
-
-from recsvc.contract.keys import Keys
 from tests.training.ab.builders import (
     DEFINITION,
     EXP,
@@ -21,7 +18,7 @@ from tests.training.ab.builders import (
     exposure_table,
     write_days,
 )
-from training.nightly.ab_daily import daily_reports
+from training.ab.daily import daily_reports
 from training.nightly.metrics import write_metrics
 
 ENDED = """
@@ -48,12 +45,10 @@ def planted(tmp_path: Path, treated_share: float) -> tuple[Path, Path]:
     return events, write_days(exposure_table(rows), tmp_path / "exposures")
 
 
-def test_each_running_experiment_gets_its_report_of_the_day(redis_url: str, tmp_path: Path) -> None:
-    client = redis.Redis.from_url(redis_url)
-    client.set(Keys().experiments_definition, DEFINITION + ENDED)
+def test_each_running_experiment_gets_its_report_of_the_day(tmp_path: Path) -> None:
     events, exposures = planted(tmp_path, 0.6)
     now = T0 + timedelta(days=2)
-    summaries = daily_reports(client, Keys(), events, exposures, tmp_path / "reports", now)
+    summaries = daily_reports(DEFINITION + ENDED, events, exposures, tmp_path / "reports", now)
     assert set(summaries) == {EXP}  # "over" ended: no report
     summary = summaries[EXP]
     folder = tmp_path / "reports" / "experiments" / EXP
@@ -65,14 +60,10 @@ def test_each_running_experiment_gets_its_report_of_the_day(redis_url: str, tmp_
     assert "<html" in page and "Glossary" in page
 
 
-def test_a_planted_sample_ratio_mismatch_is_an_alarm_in_the_metrics(
-    redis_url: str, tmp_path: Path
-) -> None:
-    client = redis.Redis.from_url(redis_url)
-    client.set(Keys().experiments_definition, DEFINITION)
+def test_a_planted_sample_ratio_mismatch_is_an_alarm_in_the_metrics(tmp_path: Path) -> None:
     events, exposures = planted(tmp_path, 0.85)  # 85% where 60% is expected
     summaries = daily_reports(
-        client, Keys(), events, exposures, tmp_path / "reports", T0 + timedelta(days=2)
+        DEFINITION, events, exposures, tmp_path / "reports", T0 + timedelta(days=2)
     )
     assert summaries[EXP]["srm_alarm"] is True
     metrics = tmp_path / "nightly.prom"
@@ -80,11 +71,9 @@ def test_a_planted_sample_ratio_mismatch_is_an_alarm_in_the_metrics(
     assert f'recsvc_ab_srm_alarm{{experiment="{EXP}"}} 1.0' in metrics.read_text()
 
 
-def test_no_exposures_yet_is_said_and_writes_nothing(redis_url: str, tmp_path: Path) -> None:
-    client = redis.Redis.from_url(redis_url)
-    client.set(Keys().experiments_definition, DEFINITION)
+def test_no_exposures_yet_is_said_and_writes_nothing(tmp_path: Path) -> None:
     summaries = daily_reports(
-        client, Keys(), tmp_path / "events", tmp_path / "exposures", tmp_path / "reports"
+        DEFINITION, tmp_path / "events", tmp_path / "exposures", tmp_path / "reports"
     )
     assert "no such directory of exposures" in summaries[EXP]["error"]
     assert not (tmp_path / "reports").exists()

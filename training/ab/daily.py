@@ -1,6 +1,7 @@
-"""The nightly job's daily A/B reports: for every experiment running in the definition in
-Redis, the report as `recsvc ab report --sequential` would give it (HTML and JSON), written
-under `<reports>/experiments/<experiment>/<UTC date>.{html,json}`, and its SRM alarm for the
+"""The daily A/B reports the nightly job writes (`recsvc nightly`, after its drain): for every
+experiment running in the stored definition, the report as `recsvc ab report --sequential`
+would give it (HTML and JSON), written under
+`<reports>/experiments/<experiment>/<UTC date>.{html,json}`, and its SRM alarm for the
 metrics file (training.nightly.metrics: `recsvc_ab_srm_alarm{experiment}`).
 
 Sequential mode because the report is read every day: its always-valid intervals stay valid
@@ -16,28 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from recsvc.contract.experiments import ExperimentError, parse_experiments
-from recsvc.contract.keys import Keys
-from recsvc.store.client import SyncClient
+from training.ab.html import render_html
+from training.ab.report import ReportError, build_report, load_exposures
 from training.data.drain import write_durably
+from training.data.events import EventDataError, load_events
 
 
 def daily_reports(
-    client: SyncClient,
-    keys: Keys,
+    definition: str | None,
     events_dir: Path,
     exposures_dir: Path,
     out: Path,
     now: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Write today's report of each running experiment; per experiment, what was written or
-    why not: {"html", "json", "srm_alarm", "srm_p", "users", "verdicts"} or {"error"}."""
-    from training.ab.html import render_html
-    from training.ab.report import ReportError, build_report, load_exposures
-    from training.data.events import EventDataError, load_events
-
+    """Write today's report of each experiment of `definition` (the stored TOML; None: none)
+    running now; per experiment, what was written or why not: {"html", "json",
+    "srm_alarm", "srm_p", "users", "verdicts"} or {"error"}."""
     moment = now or datetime.now(UTC)
-    stored = client.get(keys.experiments_definition)
-    text = stored.decode() if isinstance(stored, bytes) else stored
+    text = definition
     if not text:
         return {}
     try:
