@@ -216,6 +216,9 @@ class RankInputs:
     # needed it, else None; and the instant whose freshness the biases hold
     spread: np.ndarray | None = None
     now: float = 0.0
+    # each row's videos kept off its page (hidden_seen): the graph's biases, the fresh table
+    # and exploration all leave them out
+    seen: tuple[frozenset[str], ...] = ()
 
     def rank(self, model: ServingModel) -> Ranked:
         return model.ranking.rank(
@@ -359,7 +362,9 @@ def rank_inputs(
         default=0,
     )
     k = max(max(sizes), min(pool, model.ranking.n_videos))
-    return RankInputs(users, video_bias, product_bias, k, weights, sources, spread, now)
+    return RankInputs(
+        users, video_bias, product_bias, k, weights, sources, spread, now, tuple(seen_by_row)
+    )
 
 
 def _place_products(rules: ItemRules, placement: Placement, bias: np.ndarray) -> None:
@@ -379,10 +384,8 @@ def pages(
     rules: ItemRules,
     inputs: RankInputs,
     ranked: Ranked,
-    states: list[UserState],
     sizes: list[int],
     options: list[FeedOptions],
-    placements: Sequence[Placement] | None = None,
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: blocked videos dropped, the topic limit, the
     cards, then exploration's slots (`explored_videos`)."""
@@ -393,7 +396,6 @@ def pages(
     product_score = np.round(ranked.product_score.astype(np.float64), 6).tolist()
     exploring = len(rules.fresh) > 0
     names, n_model = rules.video_names, len(rules.video_block)
-    seen_by_row = hidden_seen(states, placements) if exploring else []
     feeds = []
     for b, source in enumerate(inputs.sources):
         option = options[b]
@@ -418,7 +420,7 @@ def pages(
             if slots:
                 # what the draw must not repeat: the page's fresh videos (they follow the model's)
                 shown = {names[videos[j]] for j in chosen if videos[j] >= n_model}
-                drawn = explored_videos(rules, len(slots), shown, seen_by_row[b])
+                drawn = explored_videos(rules, len(slots), shown, inputs.seen[b])
                 explored = dict(zip(slots, drawn, strict=False))
         feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
     return feeds
@@ -457,9 +459,21 @@ def build_feeds(
 ) -> list[Feed]:
     """Rank, filter and attach for several users (of one `batch_key`) in one model call;
     `placements` (None: every request on the home surface, plain) per request."""
+    return ranked_pages(model, rules, states, sizes, options, placements)[1]
+
+
+def ranked_pages(
+    model: ServingModel,
+    rules: ItemRules,
+    states: list[UserState],
+    sizes: list[int],
+    options: list[FeedOptions],
+    placements: Sequence[Placement] | None = None,
+) -> tuple[RankInputs, list[Feed]]:
+    """build_feeds, with the graph's inputs the pages came from (recsvc.feed.explain)."""
     inputs = rank_inputs(model, rules, states, sizes, options, placements)
-    ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options, placements)
-    return pages(rules, inputs, ranked, states, sizes, options, placements)
+    ranked = with_fresh(model, rules, inputs, inputs.rank(model), options)
+    return inputs, pages(rules, inputs, ranked, sizes, options)
 
 
 def exploration_slots(size: int, share: float) -> list[int]:
@@ -497,9 +511,7 @@ def with_fresh(
     rules: ItemRules,
     inputs: RankInputs,
     ranked: Ranked,
-    states: list[UserState],
     options: list[FeedOptions],
-    placements: Sequence[Placement] | None = None,
 ) -> Ranked:
     """The graph's ranking merged with the fresh table's (recsvc.feed.fresh), by score, for
     the users with a vector whose options rank fresh videos; the others' rows as ranked. A
@@ -517,9 +529,8 @@ def with_fresh(
         return ranked
     users = inputs.users[rows]
     scores = users @ fresh.vectors.T  # [R, n]
-    seen_by_row = hidden_seen(states, placements)
     for r, b in enumerate(rows):
-        seen = [fresh.position[v] for v in seen_by_row[b] if v in fresh.position]
+        seen = [fresh.position[v] for v in inputs.seen[b] if v in fresh.position]
         if seen:
             scores[r, seen] = -np.inf
     weights = np.array([options[b].freshness.weight for b in rows], dtype=np.float32)

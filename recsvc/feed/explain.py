@@ -30,9 +30,7 @@ from recsvc.feed.compute import (
     Feed,
     FeedOptions,
     RankInputs,
-    pages,
-    rank_inputs,
-    with_fresh,
+    ranked_pages,
 )
 from recsvc.feed.model import ServingModel
 from recsvc.feed.placement import Placement
@@ -48,10 +46,7 @@ def explained_page(
 ) -> tuple[Feed, list[dict[str, Any]]]:
     """The page one feed request would get now, and each item's explanation (in page
     order). Nothing is counted: explaining a page uses no daily cap."""
-    states, options, placements = [state], [option], [placement]
-    inputs = rank_inputs(model, rules, states, [size], options, placements)
-    ranked = with_fresh(model, rules, inputs, inputs.rank(model), states, options, placements)
-    (feed,) = pages(rules, inputs, ranked, states, [size], options, placements)
+    inputs, (feed,) = ranked_pages(model, rules, [state], [size], [option], [placement])
     parts = _video_parts(model, rules, inputs, option)
     explanations = [_item(model, rules, inputs, option, state, parts, item) for item in feed.items]
     return feed, explanations

@@ -127,13 +127,6 @@ class Placement:
     # the videos the session's earlier pages showed (the page token's), oldest first
     shown: tuple[str, ...] = field(default=())
 
-    @property
-    def plain(self) -> bool:
-        """Nothing to apply beyond the home surface's settings."""
-        return self is PLAIN or (
-            self.context is None and not self.hidden_videos and not self.hidden_products
-        )
-
 
 PLAIN = Placement()
 

@@ -186,7 +186,7 @@ def test_a_fresh_copy_of_a_model_video_scores_and_takes_its_card_as_the_graph_do
     state = UserState(vector=user(2).vector, risk_tolerance=tolerance, capped=frozenset({"p-dep"}))
     options = [FeedOptions()]
     inputs = rank_inputs(model, rules, [state], [5], options)
-    ranked = with_fresh(model, rules, inputs, inputs.rank(model), [state], options)
+    ranked = with_fresh(model, rules, inputs, inputs.rank(model), options)
     names = [rules.video_names[i] for i in ranked.video_index[0]]
     original, fresh = names.index("v21"), names.index("v-copy")
     assert ranked.video_score[0, original] == pytest.approx(ranked.video_score[0, fresh])

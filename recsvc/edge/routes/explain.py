@@ -12,6 +12,7 @@ from recsvc.edge.deps import RuntimeDep, unavailable
 from recsvc.edge.routes.feed import DEFAULT_VARIANT, placement_of, validated_query
 from recsvc.edge.routes.users import UserId
 from recsvc.feed.explain import explained_page
+from recsvc.feed.placement import DEFAULT_SURFACE
 from recsvc.store.gateway import RedisUnavailable, utc_day
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -28,12 +29,13 @@ async def explain_feed(
     user_id: UserId,
     runtime: RuntimeDep,
     n: Annotated[int | None, Query(ge=1, le=100)] = None,
-    surface: Annotated[str, Query(max_length=32)] = "home",
-    context: Annotated[str | None, Query(max_length=64)] = None,
-    exclude: Annotated[str | None, Query(max_length=6_500)] = None,
-    page_token: Annotated[str | None, Query(max_length=8_500)] = None,
+    surface: str = DEFAULT_SURFACE,
+    context: str | None = None,
+    exclude: str | None = None,
+    page_token: str | None = None,
 ) -> dict[str, Any]:
-    """The page GET /v1/feed would give this user now, with the same parameters, and why:
+    """The page GET /v1/feed would give this user now, with the same parameters (validated as
+    there, FeedQuery), and why:
     `explanations` holds, per item, the score's parts (`model`, `trending`, `freshness`,
     `popularity`, `total`) and, under a card, its parts (`user`, `video`) and checks (risk
     level against tolerance, held once, today's cap, the disclosure, the status)."""
