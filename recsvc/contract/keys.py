@@ -20,7 +20,8 @@ and generation.
     <p>:{u:<id>}:holdings           set of product ids the user holds, as upstream says
     <p>:{u:<id>}:purchased          set of product ids bought, from purchase events
     <p>:{u:<id>}:recent             list, newest first, of "item_type|item_id|action|ratio"
-    <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day
+    <p>:{u:<id>}:caps:<YYYYMMDD>    hash product_id -> products attached that UTC day, and
+                                    c|<category> -> cards of that category that day
     <p>:{u:<id>}:ev:<event_id>      Cluster only: the event's update of the user's state is done
     <p>:{u:<id>}:backfill           the id of the history backfill that seeded this user's state
     <p>:events                      stream of accepted events (the nightly job drains it)
@@ -50,6 +51,10 @@ and generation.
     <p>:{experiments}:history       list, oldest first, of every definition ever stored: JSON
                                     {"revision", "stored_at", "definition"} (the report of an
                                     experiment that ended reads its definition here)
+    <p>:{campaigns}:definition      the campaign rules' TOML definition (recsvc.contract.campaigns)
+    <p>:{campaigns}:revision        a random token, replaced with every definition
+    <p>:{campaigns}:history         list, oldest first, of every definition stored (as the
+                                    experiments' history): what ran when, for the audit
     <p>:{erasures}:pending          hash user_id -> ISO time: users erased through
                                     DELETE /v1/users/{id} whose remaining traces (the streams,
                                     dedup markers, new videos' viewers, the partitions) the next
@@ -152,6 +157,18 @@ class Keys:
     @property
     def experiments_history(self) -> str:
         return f"{self.prefix}:{{experiments}}:history"
+
+    @property
+    def campaigns_definition(self) -> str:
+        return f"{self.prefix}:{{campaigns}}:definition"
+
+    @property
+    def campaigns_revision(self) -> str:
+        return f"{self.prefix}:{{campaigns}}:revision"
+
+    @property
+    def campaigns_history(self) -> str:
+        return f"{self.prefix}:{{campaigns}}:history"
 
     @property
     def erasures(self) -> str:

@@ -192,7 +192,12 @@ CARD_PARTS = (
     "cap_count",
     "disclosure_required",
     "disclosure_shown",
+    "category",
+    "category_count",
+    "category_cap",
+    "campaigns",
 )
+NO_CATEGORY_CAP = -1  # category_cap of a card whose category has no cap for the user
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,10 @@ class CardShown:
     cap_count: int  # this product's cards for the user today, this one included
     disclosure_required: bool
     disclosure_shown: bool
+    category: str
+    category_count: int  # cards of its category for the user today, this one included
+    category_cap: int  # the cap on its category for the user then (NO_CATEGORY_CAP: none)
+    campaigns: str | None  # the campaign rules that acted on it, joined by "+" (None: none)
 
     def failed_checks(self) -> list[str]:
         """The checks this card does not pass (none for a card the service let through)."""
@@ -269,4 +278,9 @@ class CardShown:
             failed.append(f"card {self.cap_count} of a daily cap of {self.daily_cap}")
         if self.disclosure_required and not self.disclosure_shown:
             failed.append("its disclosure was not shown")
+        if self.category_cap != NO_CATEGORY_CAP and self.category_count > self.category_cap:
+            failed.append(
+                f"card {self.category_count} of {self.category} of a daily cap of "
+                f"{self.category_cap}"
+            )
         return failed

@@ -6,7 +6,8 @@ first) and parsed only as far as a request needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from recsvc.contract.domain import ItemType
@@ -34,6 +35,8 @@ class UserState:
     holdings: frozenset[str] = frozenset()
     recent_raw: tuple[bytes, ...] = ()  # "item_type|item_id|action|ratio", newest first
     capped: frozenset[str] | None = None  # at today's cap; None: unknown (Redis down)
+    # today's cards per product category (the caps per category, recsvc.feed.campaigns)
+    category_counts: Mapping[str, int] = field(default_factory=dict)
 
     def seen_videos(self) -> frozenset[str]:
         """The videos of the recent events (parsed once per state: the feed asks for them

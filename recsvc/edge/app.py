@@ -23,7 +23,17 @@ from recsvc.edge.auth import KeyRing
 from recsvc.edge.deps import Runtime
 from recsvc.edge.gate import Gate
 from recsvc.edge.offline_docs import install_offline_docs
-from recsvc.edge.routes import admin, catalog, events, experiments, explain, feed, health, users
+from recsvc.edge.routes import (
+    admin,
+    campaigns,
+    catalog,
+    events,
+    experiments,
+    explain,
+    feed,
+    health,
+    users,
+)
 from recsvc.service import logs
 from recsvc.service.batcher import FeedBatcher
 from recsvc.service.metrics import Metrics
@@ -149,7 +159,19 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_offline_docs(app, title="recsvc")
-    for module in (feed, events, explain, users, catalog, experiments, admin, health, console):
+    routers = (
+        feed,
+        events,
+        explain,
+        users,
+        catalog,
+        experiments,
+        campaigns,
+        admin,
+        health,
+        console,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -43,6 +43,11 @@ class FeedItem(BaseModel):
         "the model, not ranked for this user (score 0, no card) but shown so that its first "
         "viewers place it.",
     )
+    pinned: bool = Field(
+        False,
+        description="Put in this slot by a campaign's pin rule (GET /v1/admin/campaigns), "
+        "where the video may be shown to the user.",
+    )
 
 
 class ExperimentVariant(BaseModel):

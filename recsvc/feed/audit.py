@@ -5,7 +5,7 @@ from. Pure: the batcher logs them (recsvc.service.batcher), `recsvc audit` reads
 from __future__ import annotations
 
 from recsvc.contract.domain import DISCLOSURE_REQUIRED
-from recsvc.contract.records import PageCards
+from recsvc.contract.records import NO_CATEGORY_CAP, PageCards
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import LOWEST_RISK, ItemRules, UnknownRiskPolicy
 from recsvc.feed.compute import Feed
@@ -32,8 +32,10 @@ def page_cards(
     unknown_risk: UnknownRiskPolicy,
     daily_cap: int,
     counts: dict[str, int],
+    category_counts: dict[str, int],
 ) -> PageCards:
-    """The record of a page's cards (call it for a page with cards)."""
+    """The record of a page's cards (call it for a page with cards): each card's checks,
+    its category's count and cap today, and the campaign rules that acted on it."""
     cards = []
     for item in feed.items:
         card = item["product"]
@@ -42,11 +44,15 @@ def page_cards(
         product_id = card["product_id"]
         record = rules.products[rules.product_position[product_id]]
         assert record is not None  # a product without a record is never attached
+        category = record.category.value
+        cap = feed.applied.caps.get(category, NO_CATEGORY_CAP)
+        campaigns = "+".join(feed.applied.card_rules(product_id, category))
         cards.append(
             f"{item['rank']}|{item['video_id']}|{product_id}|{record.risk_level}|"
             f"{int(record.holdable_once)}|{int(product_id in state.holdings)}|"
             f"{counts.get(product_id, 0)}|{int(record.category in DISCLOSURE_REQUIRED)}|"
-            f"{int(card['disclosure'] is not None)}"
+            f"{int(card['disclosure'] is not None)}|{category}|"
+            f"{category_counts.get(product_id, 0)}|{cap}|{campaigns}"
         )
     return PageCards(
         request_id=request_id,

@@ -22,6 +22,7 @@ from recsvc.contract import vectors
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import BLOCKED, ItemRules, UnknownRiskPolicy, choose_attachments
+from recsvc.feed.campaigns import NOTHING, Applied, CampaignContext, with_pins
 from recsvc.feed.foldin import fold_in, project
 from recsvc.feed.freshness import Freshness
 from recsvc.feed.model import ServingModel, score_spread
@@ -121,6 +122,7 @@ class Feed:
     source: Source
     items: list[dict[str, Any]]  # FeedItem-shaped
     attached: list[str]  # product ids attached on this page
+    applied: Applied = NOTHING  # the campaign rules that applied to the page
 
     def without_products(self, products: set[str] | None) -> Feed:
         """The page with these products' cards removed (None: every card)."""
@@ -133,7 +135,7 @@ class Feed:
             for item in self.items
         ]
         kept = [p for p in self.attached if products is not None and p not in products]
-        return Feed(self.source, items, kept)
+        return Feed(self.source, items, kept, self.applied)
 
 
 def user_vector(
@@ -219,6 +221,10 @@ class RankInputs:
     # each row's videos kept off its page (hidden_seen): the graph's biases, the fresh table
     # and exploration all leave them out
     seen: tuple[frozenset[str], ...] = ()
+    # the campaigns' score deltas on the fresh table's videos [B, n] (None: none), and what
+    # the campaigns do to each row (empty: no campaigns)
+    fresh_bias: np.ndarray | None = None
+    applied: tuple[Applied, ...] = ()
 
     def rank(self, model: ServingModel) -> Ranked:
         return model.ranking.rank(
@@ -277,12 +283,14 @@ def rank_inputs(
     sizes: list[int],
     options: list[FeedOptions],
     placements: Sequence[Placement] | None = None,
+    campaigns: CampaignContext | None = None,
 ) -> RankInputs:
     """Vectors and rule biases for several users (requests with one `batch_key`). A state
     whose `capped` is None (unknown: Redis down) gets every product blocked; so does a
     request whose variant turns attach off. A placement (recsvc.feed.placement) blends its
     context item into the query, hides its videos and products, and blocks the cards its
-    surface does not carry."""
+    surface does not carry. Campaign rules (recsvc.feed.campaigns) hide, block and move
+    scores on top of all that: they never lift a block."""
     now = time.time()
     dimension = model.ranking.manifest.dimension
     users = np.zeros((len(states), dimension), dtype=np.float32)
@@ -292,8 +300,11 @@ def rank_inputs(
     sources = []
     published = published_vectors(model, states)
     seen_by_row = hidden_seen(states, placements)
+    applied = _campaigns_applied(campaigns, states, placements)
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
         placement = PLAIN if placements is None else placements[b]
+        if applied and applied[b].hidden_videos:
+            seen_by_row[b] = seen_by_row[b] | applied[b].hidden_videos
         popular = option.ranker == "popular"
         vector, source = (
             (None, Source.POPULARITY)
@@ -327,11 +338,15 @@ def rank_inputs(
         )
         if placement is not PLAIN:
             _place_products(rules, placement, product_bias[b])
-    # The trending prior and freshness, in units of each user's score spread (zero without a
-    # vector): the spread computed once for both, and for the fresh table (with_fresh).
+        if applied and applied[b].blocked_products:
+            product_bias[b, list(applied[b].blocked_products)] = BLOCKED
+    # The trending prior, freshness and campaigns' boosts, in units of each user's score
+    # spread (zero without a vector): the spread computed once for all, and for the fresh
+    # table (with_fresh).
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
+    boosted = [b for b, a in enumerate(applied) if a.boosts]
     spread = None
-    if model.trending is not None or fresh.any():
+    if model.trending is not None or fresh.any() or boosted:
         spread = np.zeros(len(states), dtype=np.float32)
         with_vector = [b for b, source in enumerate(sources) if source in VECTOR_SOURCES]
         if with_vector:  # (row by row the same as over the whole batch)
@@ -348,6 +363,13 @@ def rank_inputs(
         if len(lifted):
             decay = rules.freshness_decay(options[0].freshness, now)
             video_bias[lifted] += (fresh * spread)[lifted, None] * decay[None, :]
+    fresh_bias = None
+    if boosted:
+        assert spread is not None
+        fresh_bias = _boost(
+            model, rules, [applied[b] for b in boosted], boosted, spread, sources,
+            video_bias, product_bias,
+        )  # fmt: skip
     user_weight, video_weight = options[0].attach_weights
     model_user, model_video = model.attach_weights
     weights = (
@@ -363,8 +385,79 @@ def rank_inputs(
     )
     k = max(max(sizes), min(pool, model.ranking.n_videos))
     return RankInputs(
-        users, video_bias, product_bias, k, weights, sources, spread, now, tuple(seen_by_row)
+        users,
+        video_bias,
+        product_bias,
+        k,
+        weights,
+        sources,
+        spread,
+        now,
+        tuple(seen_by_row),
+        fresh_bias,
+        tuple(applied),
     )
+
+
+def _campaigns_applied(
+    campaigns: CampaignContext | None,
+    states: Sequence[UserState],
+    placements: Sequence[Placement] | None,
+) -> list[Applied]:
+    """What the campaigns do to each row (empty: no campaign rule and no category cap)."""
+    if campaigns is None or not campaigns.rules:
+        return []
+    active = campaigns.rules.active(campaigns.at)
+    return [
+        campaigns.rules.for_user(
+            active,
+            state.segment,
+            state.lifecycle,
+            state.risk_tolerance,
+            (PLAIN if placements is None else placements[b]).surface.name,
+            campaigns.variants[b],
+            state.category_counts,
+        )
+        for b, state in enumerate(states)
+    ]
+
+
+def boost_unit(model: ServingModel, spread: float, source: Source) -> float:
+    """What a campaign's strength 1 adds to a row's scores: its score spread, or for a row
+    without a vector the spread of the model's video popularity."""
+    if source in VECTOR_SOURCES:
+        return spread
+    finite = model.video_popularity[np.isfinite(model.video_popularity)]
+    return float(finite.std()) if len(finite) else 0.0
+
+
+def _boost(
+    model: ServingModel,
+    rules: ItemRules,
+    applied: list[Applied],
+    rows: list[int],
+    spread: np.ndarray,
+    sources: list[Source],
+    video_bias: np.ndarray,
+    product_bias: np.ndarray,
+) -> np.ndarray | None:
+    """Add the boosts' and buries' deltas to these rows' biases, in units of each row's score
+    spread (a row without a vector: the spread of the popularity it is ranked by); the fresh
+    table's deltas [B, n], None where no rule matches a fresh video."""
+    fresh_bias = None
+    for b, its in zip(rows, applied, strict=True):
+        unit = boost_unit(model, float(spread[b]), sources[b])
+        for rule in its.boosts:
+            delta = np.float32(rule.campaign.signed_strength * unit)
+            if len(rule.videos):
+                video_bias[b, rule.videos] += delta
+            if len(rule.products):
+                product_bias[b, rule.products] += delta
+            if len(rule.fresh):
+                if fresh_bias is None:
+                    fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
+                fresh_bias[b, rule.fresh] += delta
+    return fresh_bias
 
 
 def _place_products(rules: ItemRules, placement: Placement, bias: np.ndarray) -> None:
@@ -388,7 +481,7 @@ def pages(
     options: list[FeedOptions],
 ) -> list[Feed]:
     """Each user's page from a batch's ranking: blocked videos dropped, the topic limit, the
-    cards, then exploration's slots (`explored_videos`)."""
+    cards, then exploration's slots (`explored_videos`), then the campaigns' pins."""
     # Whole-batch conversions once; the per-user work is then plain Python on short lists.
     # Scores are float32: six decimals say all they hold, and round in one numpy call.
     video_index, product_index = ranked.video_index.tolist(), ranked.product_index.tolist()
@@ -422,8 +515,39 @@ def pages(
                 shown = {names[videos[j]] for j in chosen if videos[j] >= n_model}
                 drawn = explored_videos(rules, len(slots), shown, inputs.seen[b])
                 explored = dict(zip(slots, drawn, strict=False))
-        feeds.append(_page(rules, source, chosen, videos, scores, attach, product_scores, explored))
+        feed = _page(rules, source, chosen, videos, scores, attach, product_scores, explored)
+        if inputs.applied:
+            feed = _campaign_page(rules, inputs, b, feed, videos[:live], scores)
+        feeds.append(feed)
     return feeds
+
+
+def _campaign_page(
+    rules: ItemRules,
+    inputs: RankInputs,
+    b: int,
+    feed: Feed,
+    ranked: list[int],
+    scores: list[float],
+) -> Feed:
+    """The page with the campaigns that applied to it, its pins placed."""
+    applied = inputs.applied[b]
+    if not applied.pins:
+        return Feed(feed.source, feed.items, feed.attached, applied)
+    hidden = inputs.seen[b]
+    names = rules.video_names
+
+    def can_show(video: str) -> bool:
+        if video in hidden:
+            return False
+        position = rules.video_position.get(video)
+        if position is not None:
+            return bool(rules.video_block[position] == 0)
+        return video in rules.fresh.position
+
+    ranked_scores = {names[v]: s for v, s in zip(ranked, scores, strict=False)}
+    items, attached = with_pins(feed.items, feed.attached, applied.pins, ranked_scores, can_show)
+    return Feed(feed.source, items, attached, applied)
 
 
 def diversified(
@@ -456,10 +580,12 @@ def build_feeds(
     sizes: list[int],
     options: list[FeedOptions],
     placements: Sequence[Placement] | None = None,
+    campaigns: CampaignContext | None = None,
 ) -> list[Feed]:
     """Rank, filter and attach for several users (of one `batch_key`) in one model call;
-    `placements` (None: every request on the home surface, plain) per request."""
-    return ranked_pages(model, rules, states, sizes, options, placements)[1]
+    `placements` (None: every request on the home surface, plain) per request; `campaigns`
+    (None: none) the campaign rules of the batch."""
+    return ranked_pages(model, rules, states, sizes, options, placements, campaigns)[1]
 
 
 def ranked_pages(
@@ -469,9 +595,10 @@ def ranked_pages(
     sizes: list[int],
     options: list[FeedOptions],
     placements: Sequence[Placement] | None = None,
+    campaigns: CampaignContext | None = None,
 ) -> tuple[RankInputs, list[Feed]]:
     """build_feeds, with the graph's inputs the pages came from (recsvc.feed.explain)."""
-    inputs = rank_inputs(model, rules, states, sizes, options, placements)
+    inputs = rank_inputs(model, rules, states, sizes, options, placements, campaigns)
     ranked = with_fresh(model, rules, inputs, inputs.rank(model), options)
     return inputs, pages(rules, inputs, ranked, sizes, options)
 
@@ -529,6 +656,8 @@ def with_fresh(
         return ranked
     users = inputs.users[rows]
     scores = users @ fresh.vectors.T  # [R, n]
+    if inputs.fresh_bias is not None:
+        scores += inputs.fresh_bias[rows]
     for r, b in enumerate(rows):
         seen = [fresh.position[v] for v in inputs.seen[b] if v in fresh.position]
         if seen:

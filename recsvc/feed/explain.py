@@ -6,10 +6,13 @@ then taken apart:
 
 - a video's score = `model` (the query vector · the video's) + `trending` (the prior, in the
   user's score spread) + `freshness` + `popularity` (the segment's or global popularity, for
-  a user without a vector); `explored` videos were not ranked (score 0);
-- a card's score = `user` (a · query · product) + `video` (b · video · product), with its
-  checks: the user's risk tolerance against the product's level (unknown: the policy), held
-  once or not, and the product's cards today against the daily cap.
+  a user without a vector) + `campaign` (the boosts and buries that apply to the user now);
+  `explored` videos were not ranked (score 0); `pinned` ones were put in their slot by the
+  rule named;
+- a card's score = `user` (a · query · product) + `video` (b · video · product) + `campaign`,
+  with its checks: the user's risk tolerance against the product's level (unknown: the
+  policy), held once or not, the product's cards today against the daily cap, its category's
+  against the category's cap, and the campaign rules that acted on it.
 
 Pure computation on a snapshot and a user state, like compute.
 """
@@ -25,11 +28,13 @@ from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
 from recsvc.feed.audit import allowed_risk
+from recsvc.feed.campaigns import CampaignContext
 from recsvc.feed.compute import (
     VECTOR_SOURCES,
     Feed,
     FeedOptions,
     RankInputs,
+    boost_unit,
     ranked_pages,
 )
 from recsvc.feed.model import ServingModel
@@ -43,12 +48,15 @@ def explained_page(
     option: FeedOptions,
     placement: Placement,
     size: int,
+    campaigns: CampaignContext | None = None,
 ) -> tuple[Feed, list[dict[str, Any]]]:
     """The page one feed request would get now, and each item's explanation (in page
     order). Nothing is counted: explaining a page uses no daily cap."""
-    inputs, (feed,) = ranked_pages(model, rules, [state], [size], [option], [placement])
+    inputs, (feed,) = ranked_pages(model, rules, [state], [size], [option], [placement], campaigns)
     parts = _video_parts(model, rules, inputs, option)
-    explanations = [_item(model, rules, inputs, option, state, parts, item) for item in feed.items]
+    explanations = [
+        _item(model, rules, inputs, option, state, parts, item, feed) for item in feed.items
+    ]
     return feed, explanations
 
 
@@ -81,11 +89,18 @@ def _video_parts(
         popularity[:n_model][finite] = inputs.video_bias[0][finite]
     elif inputs.sources[0] is Source.POPULARITY:
         popularity[:n_model] = model.video_popularity
+    campaign = np.zeros(n_model + n_fresh, np.float32)
+    if inputs.applied and inputs.applied[0].boosts:
+        unit = boost_unit(model, 0.0 if spread is None else float(spread[0]), inputs.sources[0])
+        for rule in inputs.applied[0].boosts:
+            campaign[rule.videos] += rule.campaign.signed_strength * unit
+            campaign[n_model + rule.fresh] += rule.campaign.signed_strength * unit
     return {
         "model": model_part,
         "trending": trending,
         "freshness": freshness,
         "popularity": popularity,
+        "campaign": campaign,
     }
 
 
@@ -97,10 +112,13 @@ def _item(
     state: UserState,
     parts: dict[str, np.ndarray],
     item: dict[str, Any],
+    feed: Feed,
 ) -> dict[str, Any]:
     video = item["video_id"]
     if item.get("explored"):
         return {"video_id": video, "explored": True, "score": {"total": 0.0}}
+    applied = feed.applied
+    campaigns = [r.name for r in applied.rules if video in r.video_ids]
     n_model = model.ranking.n_videos
     index = rules.video_position.get(video)
     if index is None:
@@ -112,10 +130,14 @@ def _item(
         "explored": False,
         "vector": "model" if index < n_model else "fresh",
         "score": score,
+        "campaigns": campaigns,
     }
+    pinned = next((p.rule for p in applied.pins if p.video_id == video), None)
+    if item.get("pinned"):
+        explained["pinned"] = pinned
     card = item["product"]
     if card is not None:
-        explained["card"] = _card(model, rules, inputs, option, state, index, card)
+        explained["card"] = _card(model, rules, inputs, option, state, index, card, feed)
     return explained
 
 
@@ -127,6 +149,7 @@ def _card(
     state: UserState,
     video_index: int,
     card: dict[str, Any],
+    feed: Feed,
 ) -> dict[str, Any]:
     product_id = card["product_id"]
     j = rules.product_position[product_id]
@@ -142,13 +165,23 @@ def _card(
     assert record is not None  # a product without a record is never attached
     tolerance = state.risk_tolerance
     allowed = allowed_risk(tolerance, option.unknown_risk)
+    category = record.category.value
+    boost = sum(
+        r.campaign.signed_strength for r in feed.applied.boosts if product_id in r.product_ids
+    )
+    unit = 0.0
+    if boost:
+        spread = 0.0 if inputs.spread is None else float(inputs.spread[0])
+        unit = boost_unit(model, spread, inputs.sources[0])
     return {
         "product_id": product_id,
         "score": {
             "user": round(float(user_weight * (inputs.users[0] @ products[j])), 6),
             "video": round(float(video_weight * (video_vector @ products[j])), 6),
+            "campaign": round(boost * unit, 6),
             "total": card["score"],
         },
+        "campaigns": list(feed.applied.card_rules(product_id, category)),
         "checks": {
             "risk_level": record.risk_level,
             "risk_tolerance": tolerance,
@@ -160,5 +193,8 @@ def _card(
             "disclosure_required": record.category in DISCLOSURE_REQUIRED,
             "disclosure_shown": card["disclosure"] is not None,
             "status": record.status.value,
+            "category": category,
+            "category_count_today": state.category_counts.get(category, 0),
+            "category_cap": feed.applied.caps.get(category),
         },
     }

@@ -32,6 +32,7 @@ from recsvc.contract.records import Exposure, PageCards
 from recsvc.contract.user_state import UserState
 from recsvc.feed.attach import ItemRules
 from recsvc.feed.audit import page_cards
+from recsvc.feed.campaigns import CampaignContext, compiled_for
 from recsvc.feed.compute import Feed, FeedOptions, build_feeds
 from recsvc.feed.model import ServingModel
 from recsvc.feed.placement import PLAIN, Placement
@@ -41,6 +42,7 @@ from recsvc.service.settings import Settings
 from recsvc.service.snapshot import Serving, Snapshot
 from recsvc.store.gateway import BreakerOpen, RedisUnavailable, utc_day
 from recsvc.store.state import FeatureStore
+from recsvc.store.users import Card, Counted
 
 log = logging.getLogger("recsvc.service.batcher")
 T = TypeVar("T")
@@ -107,6 +109,7 @@ class FeedBatcher:
             exploration_share=settings.exploration_share,
             today_weight=settings.today_weight,
         )
+        self.category_caps = settings.category_caps
         self.redis_timeout = settings.redis_timeout_ms / 1000
         self._queue: list[_Request] = []
         self._in_flight = 0
@@ -212,8 +215,9 @@ class FeedBatcher:
         try:
             model, rules = snapshot.resolve(model_key)
             assert model is not None and rules is not None  # resolve falls back to current
+            campaigns = self.campaigns(snapshot, rules, assigned)
             feeds, states, counts, cause = await self._serve_group(
-                model, rules, group, options, day
+                model, rules, group, options, day, campaigns
             )
         except Exception as exc:
             log.exception("feed group (model %s) failed", model_key)
@@ -245,11 +249,25 @@ class FeedBatcher:
                         rules=rules,
                         unknown_risk=option.unknown_risk,
                         daily_cap=option.daily_cap,
-                        counts=counted,
+                        counts=counted.counts,
+                        category_counts=counted.category_counts,
                     )
                 )
         self._count(feeds, cause)
         return exposures, cards
+
+    def campaigns(
+        self, snapshot: Snapshot, rules: ItemRules, assigned: list[list[Assignment]]
+    ) -> CampaignContext | None:
+        """The campaign rules for requests with these assignments, judged now (None: no
+        rule and no category cap)."""
+        if not len(snapshot.campaigns) and not self.category_caps:
+            return None
+        return CampaignContext(
+            compiled_for(snapshot.campaigns, rules, self.category_caps),
+            time.time(),
+            [frozenset(f"{a.experiment}:{a.variant}" for a in its) for its in assigned],
+        )
 
     async def _log_served(
         self, exposures: list[tuple[_Request, UserState, Served]], cards: list[PageCards]
@@ -309,9 +327,10 @@ class FeedBatcher:
         batch: list[_Request],
         options: list[FeedOptions],
         day: str,
-    ) -> tuple[list[Feed], list[UserState], list[dict[str, int]], str | None]:
+        campaigns: CampaignContext | None = None,
+    ) -> tuple[list[Feed], list[UserState], list[Counted], str | None]:
         """The feeds of requests with one batch key, the users' states they were made from,
-        each card's count today, and why they are degraded (None: they are not):
+        each card's counts today, and why they are degraded (None: they are not):
         breaker_open, deadline or redis_error."""
         users = [request.user_id for request in batch]
         daily_cap = options[0].daily_cap
@@ -329,10 +348,12 @@ class FeedBatcher:
         # more than the overlap gains (bench/serve.py).
         placements = [request.placement for request in batch]
         plain = all(placement is PLAIN for placement in placements)
-        feeds = build_feeds(model, rules, states, sizes, options, None if plain else placements)
+        feeds = build_feeds(
+            model, rules, states, sizes, options, None if plain else placements, campaigns
+        )
         if cause is not None:
-            return feeds, states, [{} for _ in feeds], cause
-        attached = [(u, f.attached) for u, f in zip(users, feeds, strict=True)]
+            return feeds, states, [Counted() for _ in feeds], cause
+        attached = [(u, cards(rules, f)) for u, f in zip(users, feeds, strict=True)]
         try:
             counted = await self._redis(
                 deadline, lambda: self.store.count_attached(day, attached, daily_cap)
@@ -340,10 +361,10 @@ class FeedBatcher:
         except _Degraded as exc:
             # An attachment that cannot be counted could break the daily cap: withdraw.
             withdrawn = [f.without_products(None) for f in feeds]
-            return withdrawn, states, [{} for _ in feeds], exc.cause
+            return withdrawn, states, [Counted() for _ in feeds], exc.cause
         # A refused card: another page of the same user took the last slot first.
         kept = [f.without_products(c.refused) for f, c in zip(feeds, counted, strict=True)]
-        return kept, states, [c.counts for c in counted], None
+        return kept, states, counted, None
 
     async def _redis(self, deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` by the deadline; else _Degraded, saying why."""
@@ -370,6 +391,16 @@ class FeedBatcher:
         self.metrics.attached.inc(sum(len(feed.attached) for feed in feeds))
         if cause is not None:
             self.metrics.degraded.labels(cause).inc(len(feeds))
+
+
+def cards(rules: ItemRules, feed: Feed) -> list[Card]:
+    """A page's cards to count, each with its category and the cap on it for the user."""
+    found = []
+    for product_id in feed.attached:
+        record = rules.products[rules.product_position[product_id]]
+        category = "" if record is None else record.category.value
+        found.append(Card(product_id, category, feed.applied.caps.get(category)))
+    return found
 
 
 async def _by(deadline: float, call: Callable[[], Awaitable[T]], healthy: bool) -> T:

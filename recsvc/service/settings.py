@@ -6,11 +6,13 @@ Nothing here does I/O at import time.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsvc.contract.domain import ProductCategory
 from recsvc.feed.attach import UnknownRiskPolicy
 from recsvc.feed.freshness import DEFAULT_HALF_LIFE_HOURS, Freshness, parse_half_lives
 from recsvc.feed.placement import Surface, parse_surfaces
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     feed_default_n: int = Field(20, ge=1, le=100)
     max_attached_per_page: int = Field(3, ge=0, le=100)
     daily_cap_per_product: int = Field(3, ge=1, le=1000)
+    category_daily_caps: str = Field(
+        "", description='Cards of a product category one user may be shown per UTC day, a '
+        'JSON object: `{"wealth": 1, "fund": 2}` (a category not named: only the per-product '
+        "cap). Campaign cap rules can lower these for their users, never raise them.",
+    )  # fmt: skip
     freshness_weight: float = Field(
         0.0, ge=0, le=100, description="A video published now gains this many of the user's "
         "score standard deviations, halving with each half-life of its age; 0: off.",
@@ -170,6 +177,17 @@ class Settings(BaseSettings):
         parse_surfaces(value)  # SurfacesError names the surface and its field
         return value
 
+    @field_validator("category_daily_caps")
+    @classmethod
+    def _category_caps(cls, value: str) -> str:
+        parse_category_caps(value)
+        return value
+
+    @property
+    def category_caps(self) -> dict[str, int]:
+        """RECSVC_CATEGORY_DAILY_CAPS by category."""
+        return parse_category_caps(self.category_daily_caps)
+
     @property
     def surface_map(self) -> dict[str, Surface]:
         """The surfaces by name (parsed anew: the app keeps its own, recsvc.edge.deps)."""
@@ -201,3 +219,25 @@ def load_settings(**overrides: object) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
         raise SettingsError("; ".join(problems)) from None
+
+
+def parse_category_caps(text: str) -> dict[str, int]:
+    """A JSON object of product category to cards per user and day; ValueError naming the
+    category or value that is wrong."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a JSON object: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError('must be a JSON object, e.g. {"wealth": 1}')
+    known = {c.value for c in ProductCategory}
+    caps = {}
+    for category, cap in raw.items():
+        if category not in known:
+            raise ValueError(f"{category!r} is not a product category (known: {sorted(known)})")
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 1000:
+            raise ValueError(f"{category}: {cap!r} is not a whole number of cards from 0 to 1000")
+        caps[category] = cap
+    return caps

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recsvc.contract.campaigns import Campaigns, parse_campaigns
 from recsvc.contract.catalog import Catalog
 from recsvc.contract.experiments import Experiments, parse_experiments, require_published
 from recsvc.contract.manifest import is_version_dir, version_dirs
@@ -40,6 +41,8 @@ class Snapshot:
     rules: ItemRules | None = None
     experiments: Experiments = field(default_factory=Experiments.empty)
     experiments_revision: str | None = None
+    campaigns: Campaigns = field(default_factory=Campaigns)
+    campaigns_revision: str | None = None
     # Models that experiment variants ask for besides the current one: "challenger" or a
     # pinned version, each with its rules under the catalogue.
     others: dict[str, tuple[ServingModel, ItemRules | None]] = field(default_factory=dict)
@@ -112,6 +115,7 @@ class Serving:
         # pinned version may reach this replica's disk later).
         self.refused_experiments: dict[str, float] = {}
         self.missing_models: set[str] = set()  # named by variants, not published
+        self.refused_campaigns: set[str] = set()  # a campaigns revision refused (for good)
         self.trends = LiveTrends()
         self.fresh = FreshLearner(fresh_min_viewers)
         self._fresh_applied = -1  # the learner's revision the snapshot holds
@@ -177,6 +181,8 @@ class Serving:
             self.catalog_missing = False
         if polled.experiments_revision != self.snapshot.experiments_revision:
             await self.load_experiments()  # a refused revision is retried after a while
+        if polled.campaigns_revision != self.snapshot.campaigns_revision:
+            await self.load_campaigns()
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
         await self._load_others(polled.challenger)
@@ -327,6 +333,25 @@ class Serving:
         log.info("serving %d experiment(s), revision %s", len(experiments), revision)
         return True
 
+    async def load_campaigns(self) -> bool:
+        """Read the campaign rules from Redis and serve them if they validate here (a
+        definition stored by an older replica may not); else keep the ones held."""
+        revision, text = await self.store.campaigns()
+        if revision == self.snapshot.campaigns_revision:
+            return True
+        if revision is not None and revision in self.refused_campaigns:
+            return False
+        try:
+            campaigns = parse_campaigns(text)
+        except Exception as exc:  # any fault of a definition refuses it, never the replica
+            self.refused_campaigns = {revision or ""}
+            self.last_error = f"campaigns revision {revision} refused: {exc}"
+            log.error("%s; keeping revision %s", self.last_error, self.snapshot.campaigns_revision)
+            return False
+        self.snapshot = replace(self.snapshot, campaigns=campaigns, campaigns_revision=revision)
+        log.info("serving %d campaign rule(s), revision %s", len(campaigns), revision)
+        return True
+
     def parse_experiments(self, text: str) -> Experiments:
         """A definition this replica can serve, or ExperimentError naming why not."""
         return parse_experiments(text, self.version_exists)
@@ -376,6 +401,8 @@ class Serving:
             "experiments_revision": self.snapshot.experiments_revision,
             "experiments_refused_revision": next(iter(self.refused_experiments), None),
             "experiments": [e.name for e in self.snapshot.experiments.experiments],
+            "campaigns_revision": self.snapshot.campaigns_revision,
+            "campaigns": [c.name for c in self.snapshot.campaigns.campaigns],
             "other_models": {k: m.version for k, (m, _) in self.snapshot.others.items()},
             "missing_models": sorted(self.missing_models),
             "catalog_missing_in_redis": self.catalog_missing,

@@ -33,6 +33,7 @@ class Poll:
     catalog_revision: str | None
     experiments_revision: str | None
     challenger: Pointer | None = None
+    campaigns_revision: str | None = None
 
 
 HISTORY_KEPT = 1000  # definitions kept in the history (Keys.experiments_history), newest
@@ -52,14 +53,18 @@ class ControlStore(Gateway):
             pipe.get(self.keys.catalog_revision)
             pipe.get(self.keys.experiments_revision)
             pipe.get(self.keys.model_challenger)
+            pipe.get(self.keys.campaigns_revision)
             return await pipe.execute()
 
-        raw_pointer, catalog, experiments, challenger = await self._call("poll", work, probe=True)
+        raw_pointer, catalog, experiments, challenger, campaigns = await self._call(
+            "poll", work, probe=True
+        )
         return Poll(
             parse_pointer(raw_pointer),
             str_or_none(catalog),
             str_or_none(experiments),
             parse_pointer(challenger),
+            str_or_none(campaigns),
         )
 
     async def generation_of(self, version: str) -> int | None:
@@ -83,19 +88,53 @@ class ControlStore(Gateway):
 
     async def experiments(self) -> tuple[str | None, str]:
         """The experiments' revision and TOML definition, read together."""
+        return await self._definition(
+            "experiments", self.keys.experiments_revision, self.keys.experiments_definition
+        )
 
+    async def campaigns(self) -> tuple[str | None, str]:
+        """The campaign rules' revision and TOML definition, read together."""
+        return await self._definition(
+            "campaigns", self.keys.campaigns_revision, self.keys.campaigns_definition
+        )
+
+    async def _definition(
+        self, what: str, revision_key: str, text_key: str
+    ) -> tuple[str | None, str]:
         async def work() -> list[Any]:
             pipe = await transaction(self.client)
-            pipe.get(self.keys.experiments_revision)
-            pipe.get(self.keys.experiments_definition)
+            pipe.get(revision_key)
+            pipe.get(text_key)
             return await pipe.execute()
 
-        revision, definition = await self._call("experiments", work, probe=True)
+        revision, definition = await self._call(what, work, probe=True)
         return str_or_none(revision), (definition or b"").decode()
 
     async def put_experiments(self, definition: str) -> str:
         """Store a (validated) definition with a new revision, and keep it in the history;
         the revision."""
+        return await self._put_definition(
+            "experiments",
+            definition,
+            self.keys.experiments_definition,
+            self.keys.experiments_revision,
+            self.keys.experiments_history,
+        )
+
+    async def put_campaigns(self, definition: str) -> str:
+        """Store a (validated) campaign definition with a new revision, kept in the
+        history; the revision."""
+        return await self._put_definition(
+            "campaigns",
+            definition,
+            self.keys.campaigns_definition,
+            self.keys.campaigns_revision,
+            self.keys.campaigns_history,
+        )
+
+    async def _put_definition(
+        self, what: str, definition: str, text_key: str, revision_key: str, history_key: str
+    ) -> str:
         revision = new_revision()
 
         entry = {
@@ -106,13 +145,13 @@ class ControlStore(Gateway):
 
         async def work() -> list[Any]:
             pipe = await transaction(self.client)
-            pipe.set(self.keys.experiments_definition, definition)
-            pipe.set(self.keys.experiments_revision, revision)
-            pipe.rpush(self.keys.experiments_history, json.dumps(entry))
-            pipe.ltrim(self.keys.experiments_history, -HISTORY_KEPT, -1)
+            pipe.set(text_key, definition)
+            pipe.set(revision_key, revision)
+            pipe.rpush(history_key, json.dumps(entry))
+            pipe.ltrim(history_key, -HISTORY_KEPT, -1)
             return await pipe.execute()
 
-        await self._call("experiments", work)
+        await self._call(what, work)
         return revision
 
 

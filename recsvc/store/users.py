@@ -35,8 +35,9 @@ PROFILE_SLOTS_AT_ONCE = 64  # a bulk profile write's transactions in flight (one
 
 # Reads the state of a batch of users in one call. KEYS: each user (Keys.user). ARGV:
 # prefix, '1' when there is a vector to read, its generation, the UTC day, the daily cap. Of
-# today's attach counters only the products at the cap come back. One key per user, the rest
-# built here: packing each argument was most of the client's cost (bench/serve.py).
+# today's attach counters only the products at the cap come back, and the counts per
+# category (fields 'c|<category>'). One key per user, the rest built here: packing each
+# argument was most of the client's cost (bench/serve.py).
 READ_SCRIPT = """
 local prefix, with_vector, generation, day = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local cap = tonumber(ARGV[5])
@@ -47,32 +48,43 @@ for _, user in ipairs(KEYS) do
   if with_vector then
     vector = redis.call('GET', vectors .. string.sub(user, #prefix + 2))  -- '{u:<id>}'
   end
-  local counts, capped = redis.call('HGETALL', user .. ':caps:' .. day), {}
+  local counts, capped, categories = redis.call('HGETALL', user .. ':caps:' .. day), {}, {}
   for i = 1, #counts, 2 do
-    if tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
+    if string.sub(counts[i], 1, 2) == 'c|' then
+      categories[#categories + 1] = string.sub(counts[i], 3)
+      categories[#categories + 1] = counts[i + 1]
+    elseif tonumber(counts[i + 1]) >= cap then capped[#capped + 1] = counts[i] end
   end
   out[#out + 1] = {vector, redis.call('HGETALL', user .. ':profile'),
     redis.call('SUNION', user .. ':holdings', user .. ':purchased'),
     redis.call('LRANGE', user .. ':recent', 0, -1),
-    capped}
+    capped, categories}
 end
 return out
 """
 
-# Counts attached products, each only while under the cap: check and increment are one
-# step, so concurrent feeds of one user cannot both take the last slot. KEYS: the user of
-# each page (Keys.user; a user may have several pages). ARGV: UTC day, TTL of the counters,
-# the daily cap, then each page's products joined by ','. Returns "i=product" for each card
-# refused because at the cap, i the page's position from 1: those cards are withdrawn.
+# Counts attached products, each only while under the product's daily cap and its
+# category's (if any): check and increment are one step, so concurrent feeds of one user
+# cannot both take the last slot. KEYS: the user of each page (Keys.user; a user may have
+# several pages). ARGV: UTC day, TTL of the counters, the daily cap, then each page's cards
+# joined by ',', each "product=category=cap" (cap empty: none on the category). Returns
+# "i=product" for each card refused because a cap is reached, i the page's position from 1
+# (those cards are withdrawn), and "i=product=count=category count" for each card counted.
 COUNT_SCRIPT = """
 local day, ttl, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local refused, counted = {}, {}
 for entry, user in ipairs(KEYS) do
   local key = user .. ':caps:' .. day
-  for product in string.gmatch(ARGV[3 + entry], '[^,]+') do
-    if tonumber(redis.call('HGET', key, product) or '0') < cap then
+  for product, category, limit in string.gmatch(ARGV[3 + entry], '([^,=]+)=([^,=]*)=([^,=]*)') do
+    local field = 'c|' .. category
+    local under = tonumber(redis.call('HGET', key, product) or '0') < cap
+    if under and limit ~= '' then
+      under = tonumber(redis.call('HGET', key, field) or '0') < tonumber(limit)
+    end
+    if under then
       local count = redis.call('HINCRBY', key, product, 1)
-      counted[#counted + 1] = entry .. '=' .. product .. '=' .. count
+      local in_category = redis.call('HINCRBY', key, field, 1)
+      counted[#counted + 1] = entry .. '=' .. product .. '=' .. count .. '=' .. in_category
     else
       refused[#refused + 1] = entry .. '=' .. product
     end
@@ -85,11 +97,26 @@ return {refused, counted}
 
 @dataclass(frozen=True)
 class Counted:
-    """One page's cards against the daily cap: those refused (at the cap already) and each
-    admitted one's count today, itself included."""
+    """One page's cards against the daily caps: those refused (a cap reached already) and
+    each admitted one's count today, and its category's, itself included."""
 
     refused: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
+    category_counts: dict[str, int] = field(default_factory=dict)  # by product
+
+
+@dataclass(frozen=True)
+class Card:
+    """A card to count: its product, its category, and the cap on the category for this
+    user today (None: none)."""
+
+    product_id: str
+    category: str
+    category_cap: int | None = None
+
+    def arg(self) -> str:
+        cap = "" if self.category_cap is None else str(self.category_cap)
+        return f"{self.product_id}={self.category}={cap}"
 
 
 class UserStore(Gateway):
@@ -129,11 +156,11 @@ class UserStore(Gateway):
         return states
 
     async def count_attached(
-        self, day: str, attached: list[tuple[str, list[str]]], daily_cap: int
+        self, day: str, attached: list[tuple[str, list[Card]]], daily_cap: int
     ) -> list[Counted]:
-        """Add one to today's attach counter of each product on each page (user, products),
-        while under the cap; per page, the products refused because at the cap already and
-        the admitted ones' counts."""
+        """Add one to today's attach counter of each card's product and category on each
+        page (user, cards), while under the caps; per page, the products refused because a
+        cap is reached already and the admitted ones' counts."""
         pages = [i for i, (_, products) in enumerate(attached) if products]
         counted = [Counted() for _ in attached]
         if not pages:
@@ -144,7 +171,7 @@ class UserStore(Gateway):
         calls = [
             (
                 [users[i] for i in group],
-                [*settings, *(",".join(attached[pages[i]][1]) for i in group)],
+                [*settings, *(",".join(c.arg() for c in attached[pages[i]][1]) for i in group)],
             )
             for group in groups
         ]
@@ -156,9 +183,28 @@ class UserStore(Gateway):
                 entry, product = item.decode().split("=", 1)
                 counted[pages[group[int(entry) - 1]]].refused.add(product)
             for item in admitted:
-                entry, product, count = item.decode().split("=", 2)
-                counted[pages[group[int(entry) - 1]]].counts[product] = int(count)
+                entry, product, count, in_category = item.decode().split("=", 3)
+                page = counted[pages[group[int(entry) - 1]]]
+                page.counts[product] = int(count)
+                page.category_counts[product] = int(in_category)
         return counted
+
+    async def profiled_users(self, limit: int) -> tuple[list[str], bool]:
+        """Up to `limit` users with a profile (in no set order), and whether that is all of
+        them: a sample for the campaigns' dry run, by SCAN (on a Cluster, every master)."""
+        pattern = self.keys.profile("*")
+        head, tail = pattern.split("*")
+
+        async def work() -> tuple[list[str], bool]:
+            found: list[str] = []
+            async for key in self.client.scan_iter(match=pattern, count=1000):
+                text = key.decode() if isinstance(key, bytes) else key
+                found.append(text[len(head) : len(text) - len(tail)])
+                if len(found) > limit:
+                    return found[:limit], False
+            return found, True
+
+        return await self._call("profiled_users", work)
 
     async def put_profile(self, user_id: str, profile: Profile) -> None:
         async def work() -> list[Any]:
@@ -224,7 +270,7 @@ def queue_profile(
 
 
 def _user_state(reply: list[Any]) -> UserState:
-    vector, profile, holdings, recent, capped = reply
+    vector, profile, holdings, recent, capped, categories = reply
     fields = dict(zip(profile[::2], profile[1::2], strict=True))
     return UserState(
         vector=vector,
@@ -234,4 +280,7 @@ def _user_state(reply: list[Any]) -> UserState:
         holdings=frozenset(h.decode() for h in holdings),
         recent_raw=tuple(recent),
         capped=frozenset(product.decode() for product in capped),
+        category_counts={
+            categories[i].decode(): int(categories[i + 1]) for i in range(0, len(categories), 2)
+        },
     )

@@ -125,6 +125,10 @@ def test_a_card_whose_record_lacks_a_check_fails_the_audit(redis_url: str, tmp_p
         "cap_count": [1],
         "disclosure_required": [False],
         "disclosure_shown": [True],
+        "category": ["fund"],
+        "category_count": [1],
+        "category_cap": [-1],  # no cap on the category
+        "campaigns": [None],
     }
     folder = tmp_path / "cards" / "day=2026-12-01"
     folder.mkdir(parents=True)
@@ -133,10 +137,11 @@ def test_a_card_whose_record_lacks_a_check_fails_the_audit(redis_url: str, tmp_p
     assert result.returncode == 1
     assert "PROBLEM: no record of risk_level" in result.stdout
     over = page | {"request_id": "r2", "risk_level": [4], "cap_count": [4]}
-    over |= {"risk_allowed_up_to": 3}
+    over |= {"risk_allowed_up_to": 3, "category_count": [3], "category_cap": [2]}
     pq.write_table(pa.Table.from_pylist([over], CARD_SCHEMA), folder / "part.parquet")
     report = json.loads(audit(redis_url, "u-1", tmp_path / "cards").stdout.splitlines()[-1])
     assert report["cards"][0]["problems"] == [
         "risk level 4 above 3",
         "card 4 of a daily cap of 3",
+        "card 3 of fund of a daily cap of 2",
     ]

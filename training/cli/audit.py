@@ -27,7 +27,8 @@ def audit(
 ) -> None:
     """List a user's product cards with why each was allowed: the product's risk level
     against what the user may see, held or not when it can be held once, the day's count
-    against the daily cap, the disclosure, the model and the surface.
+    against the daily cap, the disclosure, its category's count against the category's cap,
+    the campaign rules that acted on it, the model and the surface.
 
     Reads the drained partitions under --cards and, when RECSVC_REDIS_URL is set, the cards
     not drained yet. Exit 1 when any card's record lacks a check or fails one."""
@@ -111,7 +112,10 @@ def _line(row: dict[str, Any]) -> str:
         f"{' (holdable once)' if row['holdable_once'] else ''}; card {row['cap_count']} of "
         f"{row['daily_cap']} today; disclosure "
         f"{'shown' if row['disclosure_shown'] else 'none'}"
-        f"{' (required)' if row['disclosure_required'] else ''}"
+        f"{' (required)' if row['disclosure_required'] else ''}; {row['category']} card "
+        f"{row['category_count']} today"
+        f"{'' if row['category_cap'] in (None, -1) else ' of ' + str(row['category_cap'])}"
+        f"{'; campaign rules ' + row['campaigns'] if row.get('campaigns') else ''}"
     )
     verdict = "OK" if not row["problems"] else "PROBLEM: " + "; ".join(row["problems"])
     return (

@@ -30,6 +30,9 @@ CHECKS = (
     "cap_count",
     "disclosure_required",
     "disclosure_shown",
+    "category",
+    "category_count",
+    "category_cap",
     "model_version",
 )
 STREAM_CHUNK = 10_000

@@ -257,6 +257,10 @@ CARD_PART_TYPES = {
     "cap_count": pa.int32(),
     "disclosure_required": pa.bool_(),
     "disclosure_shown": pa.bool_(),
+    "category": pa.string(),
+    "category_count": pa.int32(),
+    "category_cap": pa.int32(),  # NO_CATEGORY_CAP (-1): none
+    "campaigns": pa.string(),  # rule names joined by "+", null: none
 }
 assert tuple(CARD_PART_TYPES) == CARD_PARTS
 assert tuple(CARD_PAGE_TYPES) == tuple(n for n in PAGE_CARD_FIELDS if n != "cards")

@@ -61,7 +61,7 @@ async def validate_experiments(request: Request, runtime: RuntimeDep) -> dict[st
 async def _validated(request: Request, runtime: Runtime) -> tuple[str, list[str]]:
     """The body's definition, validated as one this replica can serve; its experiments' names.
     422 naming every problem, 503 when Redis cannot say whether pinned versions are published."""
-    text = await _definition(request)
+    text = await definition_text(request)
     try:
         experiments = await runtime.serving.validate_experiments(text)
     except ExperimentError as exc:
@@ -71,15 +71,13 @@ async def _validated(request: Request, runtime: Runtime) -> tuple[str, list[str]
     return text, [e.name for e in experiments.experiments]
 
 
-async def _definition(request: Request) -> str:
+async def definition_text(request: Request, what: str = "experiment") -> str:
     """The body as a definition's text: at most MAX_DEFINITION_BYTES of UTF-8, not empty."""
     body = await request.body()
     if len(body) > MAX_DEFINITION_BYTES:
         raise HTTPException(413, f"a definition is at most {MAX_DEFINITION_BYTES} bytes")
     if not body:  # a lost body must not stop every experiment; a comment alone does that
-        raise HTTPException(
-            422, "no definition in the body (to end every experiment, send '# none')"
-        )
+        raise HTTPException(422, f"no definition in the body (to end every {what}, send '# none')")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:

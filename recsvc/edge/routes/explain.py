@@ -37,8 +37,10 @@ async def explain_feed(
     """The page GET /v1/feed would give this user now, with the same parameters (validated as
     there, FeedQuery), and why:
     `explanations` holds, per item, the score's parts (`model`, `trending`, `freshness`,
-    `popularity`, `total`) and, under a card, its parts (`user`, `video`) and checks (risk
-    level against tolerance, held once, today's cap, the disclosure, the status)."""
+    `popularity`, `campaign`, `total`), the campaign rules that matched it (`campaigns`,
+    `pinned`) and, under a card, its parts (`user`, `video`, `campaign`), its campaign rules
+    and checks (risk level against tolerance, held once, today's cap, the disclosure, the
+    status, its category's count today against the category's cap)."""
     given = {"n": n, "surface": surface, "context": context, "exclude": exclude}
     query = validated_query({"user_id": user_id, "page_token": page_token} | given)
     placement = placement_of(query, runtime)
@@ -56,7 +58,8 @@ async def explain_feed(
     except RedisUnavailable as exc:
         raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
     size = query.n or placement.surface.page_size or runtime.settings.feed_default_n
-    feed, explanations = explained_page(model, rules, state, option, placement, size)
+    campaigns = runtime.batcher.campaigns(snapshot, rules, [assignments])
+    feed, explanations = explained_page(model, rules, state, option, placement, size, campaigns)
     return {
         "user_id": user_id,
         "model_version": model.version,

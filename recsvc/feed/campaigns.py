@@ -1,0 +1,278 @@
+"""Campaign rules (recsvc.contract.campaigns) applied to a batch's rows: pure, no I/O.
+
+`CampaignRules` aligns a definition with one `ItemRules` (a model's video and product order,
+its fresh table) once; per request, `for_user` says which rules apply to this user now and
+what they change:
+
+- boosts and buries, as score deltas on the matching videos and products (in units of the
+  row's score spread, added beside the trending prior and freshness);
+- exclusions, as videos hidden like seen ones and products blocked;
+- pins, as (slot, video) pairs placed on the page after ranking (`with_pins`);
+- category caps: the lowest cap on each category for this user today, the base caps of the
+  settings included, whose reached categories are blocked, and which the counting script
+  checks again atomically (recsvc.store.users).
+
+The seller's rules stay blocks (−inf) that no delta lifts: a boost adds a finite number to
+−inf. Pins only place a video the page could show (live, not seen, not excluded).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recsvc.contract.campaigns import Campaign, Campaigns, Kind
+from recsvc.feed.attach import ItemRules
+
+COMPILED_KEPT = 8  # compiled (definition, rules) pairs held: a replica has a few rules at once
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    campaign: Campaign
+    videos: np.ndarray  # model video positions it matches
+    fresh: np.ndarray  # fresh table positions it matches
+    video_ids: frozenset[str]  # every video it matches (model and fresh)
+    products: np.ndarray  # product positions it matches
+    product_ids: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return self.campaign.name
+
+
+@dataclass(frozen=True)
+class Pin:
+    slot: int  # 1 = the top
+    video_id: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the campaigns do to one user's page now."""
+
+    rules: tuple[CompiledRule, ...] = ()
+    boosts: tuple[CompiledRule, ...] = ()  # boosts and buries
+    hidden_videos: frozenset[str] = frozenset()  # excluded
+    blocked_products: tuple[int, ...] = ()  # excluded, or of a category at its cap
+    pins: tuple[Pin, ...] = ()
+    caps: Mapping[str, int] = field(default_factory=dict)  # category -> cards a day at most
+    cap_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # category -> rules
+
+    def card_rules(self, product_id: str, category: str) -> tuple[str, ...]:
+        """The rules that acted on this card: boosts or buries of its product, caps of its
+        category."""
+        names = [r.name for r in self.boosts if product_id in r.product_ids]
+        return (*names, *self.cap_rules.get(category, ()))
+
+
+NOTHING = Applied()
+
+
+class CampaignRules:
+    """A campaign definition aligned with one model's items under a catalogue."""
+
+    def __init__(
+        self, campaigns: Campaigns, rules: ItemRules, base_caps: Mapping[str, int]
+    ) -> None:
+        self.campaigns = campaigns
+        self.base_caps = dict(base_caps)
+        self.compiled = {c.name: _compile(c, rules) for c in campaigns.campaigns}
+        categories = [r.category.value if r is not None else "" for r in rules.products]
+        self.product_category = tuple(categories)
+        self._by_category: dict[str, tuple[int, ...]] = {}
+        for j, category in enumerate(categories):
+            if category:
+                self._by_category[category] = (*self._by_category.get(category, ()), j)
+
+    def __bool__(self) -> bool:
+        return bool(self.compiled) or bool(self.base_caps)
+
+    def active(self, at: float) -> tuple[CompiledRule, ...]:
+        """The compiled rules that apply at `at`, by priority."""
+        return tuple(self.compiled[c.name] for c in self.campaigns.active(at))
+
+    def for_user(
+        self,
+        active: Sequence[CompiledRule],
+        segment: str | None,
+        lifecycle: str | None,
+        risk_tolerance: int | None,
+        surface: str,
+        variants: Iterable[str],
+        category_counts: Mapping[str, int],
+    ) -> Applied:
+        """What the `active` rules (CampaignRules.active) do to this user's page on this
+        surface, given today's cards per category."""
+        variants = tuple(variants)
+        mine = tuple(
+            r
+            for r in active
+            if r.campaign.targets(segment, lifecycle, risk_tolerance, surface, variants)
+        )
+        if not mine and not self.base_caps:
+            return NOTHING
+        caps = dict(self.base_caps)
+        cap_rules: dict[str, tuple[str, ...]] = {}
+        boosts: list[CompiledRule] = []
+        pins: list[Pin] = []
+        hidden: set[str] = set()
+        blocked: set[int] = set()
+        for rule in mine:
+            if rule.campaign.kind is Kind.EXCLUDE:  # first: an exclusion beats every pin
+                hidden |= rule.video_ids
+                blocked.update(rule.products.tolist())
+        pinned_videos: set[str] = set()
+        taken_slots: set[int] = set()
+        for rule in mine:
+            campaign = rule.campaign
+            if campaign.kind in (Kind.BOOST, Kind.BURY):
+                boosts.append(rule)
+            elif campaign.kind is Kind.PIN:
+                video, slot = campaign.video, campaign.slot
+                assert video is not None and slot is not None  # validated
+                if video in hidden or slot in taken_slots or video in pinned_videos:
+                    continue  # excluded, or a rule of higher priority took it
+                pins.append(Pin(slot, video, campaign.name))
+                taken_slots.add(slot)
+                pinned_videos.add(video)
+            elif campaign.kind is Kind.CAP:
+                assert campaign.daily_cap is not None
+                for name in (c.value for c in campaign.categories):
+                    caps[name] = min(caps.get(name, campaign.daily_cap), campaign.daily_cap)
+                    cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
+        for category, cap in caps.items():
+            if category_counts.get(category, 0) >= cap:
+                blocked.update(self._by_category.get(category, ()))
+        return Applied(
+            rules=mine,
+            boosts=tuple(boosts),
+            hidden_videos=frozenset(hidden),
+            blocked_products=tuple(sorted(blocked)),
+            pins=tuple(pins),
+            caps=caps,
+            cap_rules=cap_rules,
+        )
+
+
+def _compile(campaign: Campaign, rules: ItemRules) -> CompiledRule:
+    topics = set(campaign.topics)
+    named = set(campaign.videos)
+    if campaign.kind is Kind.PIN and campaign.video is not None:
+        named.add(campaign.video)
+    videos = [
+        i
+        for i, (video, its_topics) in enumerate(
+            zip(rules.video_names[: len(rules.video_block)], rules.video_topics, strict=True)
+        )
+        if video in named or (topics and not topics.isdisjoint(its_topics))
+    ]
+    fresh = [
+        i
+        for i, (video, its_topics) in enumerate(
+            zip(rules.fresh.ids, rules.fresh.topics, strict=True)
+        )
+        if video in named or (topics and not topics.isdisjoint(its_topics))
+    ]
+    categories = {c.value for c in campaign.categories}
+    wanted = set(campaign.products)
+    products = [
+        j
+        for j, record in enumerate(rules.products)
+        if record is not None
+        and (record.product_id in wanted or record.category.value in categories)
+    ]
+    if campaign.kind is Kind.CAP:
+        products = []  # a cap blocks by its count, not by matching
+    video_ids = {rules.video_names[i] for i in videos}
+    video_ids |= {rules.fresh.ids[i] for i in fresh}
+    return CompiledRule(
+        campaign=campaign,
+        videos=np.array(videos, dtype=np.int64),
+        fresh=np.array(fresh, dtype=np.int64),
+        video_ids=frozenset(video_ids),
+        products=np.array(products, dtype=np.int64),
+        product_ids=frozenset(rules.products[j].product_id for j in products),  # type: ignore[union-attr]
+    )
+
+
+_compiled: OrderedDict[tuple[int, int, int], tuple[Any, ...]] = OrderedDict()
+
+
+def compiled_for(
+    campaigns: Campaigns, rules: ItemRules, base_caps: Mapping[str, int]
+) -> CampaignRules:
+    """`CampaignRules` for this definition and these rules, compiled once (kept with the
+    objects they came from, so that an id is never reused while its entry is held)."""
+    key = (id(campaigns), id(rules), id(base_caps))
+    held = _compiled.get(key)
+    if held is not None:
+        _compiled.move_to_end(key)
+        compiled: CampaignRules = held[0]
+        return compiled
+    compiled = CampaignRules(campaigns, rules, base_caps)
+    _compiled[key] = (compiled, campaigns, rules, base_caps)
+    while len(_compiled) > COMPILED_KEPT:
+        _compiled.popitem(last=False)
+    return compiled
+
+
+@dataclass(frozen=True)
+class CampaignContext:
+    """A batch's campaigns: the compiled rules, the instant they are judged at, and each
+    row's experiment variants ("experiment:variant")."""
+
+    rules: CampaignRules
+    at: float
+    variants: Sequence[frozenset[str]]
+
+
+def with_pins(
+    items: list[dict[str, Any]],
+    attached: list[str],
+    pins: Sequence[Pin],
+    showable: Mapping[str, float] | None,
+    can_show: Any,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A page's items with each pin's video at its slot: moved there with its card when on
+    the page, else put there (score `showable[video]` when ranked, else 0, no card) and the
+    page's last item dropped with its card. `can_show(video)` says whether the page may show
+    it (live, not seen, not excluded); a pin of a slot past the page is not on this page."""
+    size = len(items)
+    placed: dict[int, dict[str, Any]] = {}
+    pinned: set[str] = set()
+    for pin in pins:
+        if pin.slot > size or pin.slot in placed or pin.video_id in pinned:
+            continue
+        existing = next((item for item in items if item["video_id"] == pin.video_id), None)
+        if existing is None and not can_show(pin.video_id):
+            continue
+        item = (
+            dict(existing)
+            if existing is not None
+            else {
+                "video_id": pin.video_id,
+                "score": (showable or {}).get(pin.video_id, 0.0),
+                "product": None,
+            }
+        )
+        item["pinned"] = True
+        item.pop("explored", None)
+        placed[pin.slot] = item
+        pinned.add(pin.video_id)
+    if not placed:
+        return items, attached
+    rest = iter([item for item in items if item["video_id"] not in pinned])
+    page = []
+    for rank in range(1, size + 1):
+        shown = placed.get(rank) or next(rest, None)
+        if shown is None:
+            break
+        page.append({**shown, "rank": rank})
+    cards = [shown["product"]["product_id"] for shown in page if shown["product"]]
+    return page, [p for p in attached if p in cards]
