@@ -17,6 +17,7 @@ some unknown), and reports the medians over the rounds:
 Usage: python bench/serve.py [--users N --videos N --products N --events N]
        [--seconds S --rounds R --connections C] [--out DIR] [--fresh]
        [--setting NAME=VALUE ...]   (a service setting, e.g. freshness_weight=1)
+       [--campaigns N]              (N campaign rules loaded, every one in force: `campaign_rules`)
 In a fresh clone: `.venv/bin/python bench/serve.py` after scripts/test or scripts/demo.
 The work dir (default bench/out/serve) keeps the world and the model for the next run.
 The last line of output is one JSON object.
@@ -270,6 +271,50 @@ def load_redis(
         "profiles load", [*recsvc, "profiles", "load", str(world / "users.csv")], env
     )
     return last_json(stdout)
+
+
+def campaign_rules(world: Path, count: int) -> str:
+    """`count` campaign rules as a growth team would write them, all in force now (a rule out
+    of its schedule costs a feed less): boosts and buries of topics, categories and videos,
+    pins, exclusions and category caps, about half of them targeted (segment, lifecycle, risk
+    tolerance, surface), the rest for everyone; drawn from the world with a fixed seed."""
+    pick = random.Random(SEED)
+    videos = [json.loads(line) for line in (world / "catalog" / "videos.jsonl").open()]
+    products = [json.loads(line) for line in (world / "catalog" / "products.jsonl").open()]
+    with (world / "users.csv").open(newline="") as f:
+        segments = sorted({row["segment"] for row in csv.DictReader(f)})
+    topics = sorted({t for v in videos for t in v.get("topics") or ()})
+    categories = sorted({p["category"] for p in products})
+    video_ids = [v["video_id"] for v in videos]
+    product_ids = [p["product_id"] for p in products]
+    targets = [
+        "",
+        f'[campaign.target]\nsegments = ["{pick.choice(segments)}"]\n',
+        '[campaign.target]\nlifecycles = ["new", "active"]\n',
+        "[campaign.target]\nrisk_tolerance = [2, 5]\n",
+        "",
+        '[campaign.target]\nsurfaces = ["home"]\n',
+    ]
+
+    def listed(ids: list[str], n: int) -> str:
+        return json.dumps(pick.sample(ids, min(n, len(ids))))
+
+    kinds = [
+        lambda: f'kind = "boost"\ntopics = ["{pick.choice(topics)}"]\nstrength = 0.5\n',
+        lambda: f'kind = "bury"\ntopics = ["{pick.choice(topics)}"]\nstrength = 0.3\n',
+        lambda: f'kind = "boost"\ncategories = ["{pick.choice(categories)}"]\nstrength = 0.5\n',
+        lambda: f'kind = "pin"\nvideo = "{pick.choice(video_ids)}"\nslot = {pick.randint(1, 5)}\n',
+        lambda: f'kind = "exclude"\nvideos = {listed(video_ids, 20)}\n',
+        lambda: f'kind = "cap"\ncategories = ["{pick.choice(categories)}"]\ndaily_cap = 2\n',
+        lambda: f'kind = "boost"\nproducts = {listed(product_ids, 5)}\nstrength = 1\n',
+    ]
+    rules = []
+    for i in range(count):
+        body = kinds[i % len(kinds)]()
+        schedule = "start = 2026-01-01T00:00:00Z\nend = 2100-01-01T00:00:00Z\n" if i % 2 else ""
+        target = targets[i % len(targets)]
+        rules.append(f'[[campaign]]\nname = "rule-{i:03d}"\n{body}{schedule}{target}')
+    return "\n".join(rules)
 
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -626,6 +671,14 @@ def parse_args() -> argparse.Namespace:
         default="auto",
         help="auto: wrk when on PATH, else the asyncio client",
     )
+    parser.add_argument(
+        "--campaigns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="load N campaign rules of every kind, all in force, drawn from the world (issue 17 "
+        "asks for 50)",
+    )
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)  # the load-generator process
     return parser.parse_args()
 
@@ -662,6 +715,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     try:
         env = service_env(start_redis(redis_dir), work / "models") | settings_env(args.setting)
         publish = load_redis(env, model, work / "world", stages)
+        if args.campaigns:
+            rules = work / "campaigns.toml"
+            rules.write_text(campaign_rules(work / "world", args.campaigns))
+            run([*recsvc_command(), "campaigns", "load", str(rules)], env)
         port, log = free_port(), work / "server.log"
         server = start_server(env, port, log)
         wait_ready(server, port, log, timeout=120)
@@ -675,6 +732,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     extra = {
         "load_generator": generator,
         "settings": sorted(args.setting),
+        "campaign_rules": args.campaigns,
         "model_version": model.name,
         "feed_sources": sources,
         "setup_seconds": {k: round(v, 1) for k, v in stages.items()},

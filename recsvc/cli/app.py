@@ -51,6 +51,7 @@ def _group(name: str, summary: str, load_command: Callable[..., None]) -> None:
     app.add_typer(group, name=name)
 
 
+_group("campaigns", "Campaign rules: load a definition.", load.campaigns_load)
 _group("catalog", "Load catalogue records into Redis.", load.catalog_load)
 _group("experiments", "A/B experiments: load a definition.", load.experiments_load)
 _group("profiles", "Load user profiles into Redis.", load.profiles_load)

@@ -1,4 +1,5 @@
-"""Loading records into Redis: `recsvc catalog load`, `profiles load` and `experiments load`
+"""Loading records into Redis: `recsvc catalog load`, `profiles load`, `experiments load` and
+`campaigns load`
 (recsvc.admin and the feature store do the work; these parse options and print)."""
 
 from __future__ import annotations
@@ -92,3 +93,30 @@ def experiments_load(
         fail(f"Redis at {redacted(settings.redis_url or '')}: {exc}")
     names = ", ".join(e.name for e in experiments.experiments) or "none"
     typer.echo(f"experiments revision {revision}: {names}")
+
+
+def campaigns_load(
+    definition: Annotated[Path, typer.Argument(help="The campaign rules' TOML definition.")],
+) -> None:
+    """Validate campaign rules and store them in Redis: every replica serves them within a
+    poll. A bad definition is refused naming every problem (a rule that asks to set aside a
+    seller's rule among them), and the stored one keeps serving."""
+    from recsvc.contract.campaigns import CampaignError, parse_campaigns
+    from recsvc.store.gateway import RedisUnavailable
+    from recsvc.store.state import FeatureStore
+
+    settings = settings_with_redis()
+    try:
+        campaigns = parse_campaigns(definition.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, CampaignError) as exc:
+        fail(f"{definition}: {exc}")
+
+    async def store(client: Any, keys: Keys) -> str:
+        return await FeatureStore(client, keys).put_campaigns(campaigns.source)
+
+    try:
+        revision = run_with_redis(settings, store)
+    except RedisUnavailable as exc:
+        fail(f"Redis at {redacted(settings.redis_url or '')}: {exc}")
+    names = ", ".join(c.name for c in campaigns.campaigns) or "none"
+    typer.echo(f"campaigns revision {revision}: {names}")

@@ -9,6 +9,8 @@ level 1 (p-dep, p-ins; p-nodisc lacks the disclosure its category requires)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,7 @@ from tests.http.cards import (
     videos,
 )
 from tests.http.planted import TOPICS, VIDEOS
+from tests.http.served import RECSVC
 
 SURFACES = {"product_page": {"page_size": 4}}
 
@@ -389,3 +392,25 @@ def test_replicas_pick_up_a_definition_within_a_poll(client: httpx.Client) -> No
     live(client, '[[campaign]]\nname = "launch"\nkind = "pin"\nvideo = "v21"\nslot = 1\n')
     assert time.monotonic() - started < 5
     assert videos(feed(client, "u-save"))[0] == "v21"
+
+
+def test_the_cli_loads_rules_or_names_what_is_wrong_with_them(
+    client: httpx.Client, redis_url: str, models_dir: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "RECSVC_REDIS_URL": redis_url, "RECSVC_MODELS_DIR": str(models_dir)}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[campaign]]\nname = "x"\nkind = "boost"\nvideos = ["v1"]\nstrength = 1\n'
+                   "ignore_risk = true\n")  # fmt: skip
+    result = subprocess.run(
+        [RECSVC, "campaigns", "load", str(bad)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert str(bad) in result.stderr and "'ignore_risk' would set aside" in result.stderr
+    good = tmp_path / "good.toml"
+    good.write_text('[[campaign]]\nname = "launch"\nkind = "pin"\nvideo = "v21"\nslot = 1\n')
+    result = subprocess.run(
+        [RECSVC, "campaigns", "load", str(good)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "campaigns revision" in result.stdout and "launch" in result.stdout
+    assert eventually(lambda: videos(feed(client, "u-save"))[0] == "v21")
