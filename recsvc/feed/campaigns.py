@@ -18,9 +18,10 @@ The seller's rules stay blocks (−inf) that no delta lifts: a boost adds a fini
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,10 @@ from recsvc.contract.campaigns import Campaign, Campaigns, Kind
 from recsvc.feed.attach import ItemRules
 
 COMPILED_KEPT = 8  # compiled (definition, rules) pairs held: a replica has a few rules at once
+TARGETED_KEPT = 10_000  # kinds of user (profile, surface, variants) whose rules are kept
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: one per rule and compilation
 class CompiledRule:
     campaign: Campaign
     videos: np.ndarray  # model video positions it matches
@@ -89,13 +91,24 @@ class CampaignRules:
         for j, category in enumerate(categories):
             if category:
                 self._by_category[category] = (*self._by_category.get(category, ()), j)
+        self._active: tuple[CompiledRule, ...] = ()
+        self._active_second: float | None = None
+        # what the rules in force do to each kind of user (for_user), before their counts
+        self._targeted: dict[tuple[Any, ...], Applied] = {}
 
     def __bool__(self) -> bool:
         return bool(self.compiled) or bool(self.base_caps)
 
     def active(self, at: float) -> tuple[CompiledRule, ...]:
-        """The compiled rules that apply at `at`, by priority."""
-        return tuple(self.compiled[c.name] for c in self.campaigns.active(at))
+        """The compiled rules that apply at `at`, by priority. Judged once per second (a
+        schedule's edge takes effect within the second it falls in)."""
+        second = math.floor(at)
+        if second != self._active_second:
+            active = tuple(self.compiled[c.name] for c in self.campaigns.active(second))
+            if active != self._active:
+                self._targeted.clear()  # what each kind of user gets changed
+            self._active, self._active_second = active, second
+        return self._active
 
     def for_user(
         self,
@@ -104,12 +117,38 @@ class CampaignRules:
         lifecycle: str | None,
         risk_tolerance: int | None,
         surface: str,
-        variants: Iterable[str],
+        variants: frozenset[str],
         category_counts: Mapping[str, int],
     ) -> Applied:
-        """What the `active` rules (CampaignRules.active) do to this user's page on this
-        surface, given today's cards per category."""
-        variants = tuple(variants)
+        """What the `active` rules (the last CampaignRules.active) do to this user's page on
+        this surface, given today's cards per category. What the rules do to users alike
+        (profile, surface, variants) is worked out once and kept until the rules in force
+        change; only the caps reached are the user's own."""
+        key = (segment, lifecycle, risk_tolerance, surface, variants)
+        shared = self._targeted.get(key)
+        if shared is None:
+            if len(self._targeted) >= TARGETED_KEPT:
+                self._targeted.clear()
+            shared = self._shared(active, *key)
+            self._targeted[key] = shared
+        reached = [c for c, cap in shared.caps.items() if category_counts.get(c, 0) >= cap]
+        if not reached:
+            return shared
+        blocked = set(shared.blocked_products)
+        for category in reached:
+            blocked.update(self._by_category.get(category, ()))
+        return replace(shared, blocked_products=tuple(sorted(blocked)))
+
+    def _shared(
+        self,
+        active: Sequence[CompiledRule],
+        segment: str | None,
+        lifecycle: str | None,
+        risk_tolerance: int | None,
+        surface: str,
+        variants: frozenset[str],
+    ) -> Applied:
+        """for_user before the user's own counts."""
         mine = tuple(
             r
             for r in active
@@ -146,9 +185,6 @@ class CampaignRules:
                 for name in (c.value for c in campaign.categories):
                     caps[name] = min(caps.get(name, campaign.daily_cap), campaign.daily_cap)
                     cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
-        for category, cap in caps.items():
-            if category_counts.get(category, 0) >= cap:
-                blocked.update(self._by_category.get(category, ()))
         return Applied(
             rules=mine,
             boosts=tuple(boosts),
