@@ -68,6 +68,9 @@ class ItemRules:
     _outside: dict[frozenset[ProductCategory], np.ndarray] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # per topic, the model's videos of it (built on first use; shared with the copies
+    # with_fresh makes, whose model videos are the same)
+    _by_topic: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(
@@ -122,6 +125,19 @@ class ItemRules:
             )
             self._outside[categories] = mask
         return mask
+
+    def videos_of(self, topics: Iterable[str]) -> set[int]:
+        """The positions of the model's videos with any of these topics."""
+        if not self._by_topic and any(self.video_topics):
+            index: dict[str, list[int]] = {}
+            for position, its_topics in enumerate(self.video_topics):
+                for topic in its_topics:
+                    index.setdefault(topic, []).append(position)
+            self._by_topic.update({topic: tuple(p) for topic, p in index.items()})
+        found: set[int] = set()
+        for topic in topics:
+            found.update(self._by_topic.get(topic, ()))
+        return found
 
     def freshness_decay(self, freshness: Freshness, now: float) -> np.ndarray:
         """Each video's 2^(−age / its half-life) at `now` [V] (recsvc.feed.freshness)."""

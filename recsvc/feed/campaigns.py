@@ -201,13 +201,9 @@ def _compile(campaign: Campaign, rules: ItemRules) -> CompiledRule:
     named = set(campaign.videos)
     if campaign.kind is Kind.PIN and campaign.video is not None:
         named.add(campaign.video)
-    videos = [
-        i
-        for i, (video, its_topics) in enumerate(
-            zip(rules.video_names[: len(rules.video_block)], rules.video_topics, strict=True)
-        )
-        if video in named or (topics and not topics.isdisjoint(its_topics))
-    ]
+    matched = rules.videos_of(topics)
+    matched.update(rules.video_position[v] for v in named if v in rules.video_position)
+    videos = sorted(matched)
     fresh = [
         i
         for i, (video, its_topics) in enumerate(
