@@ -62,7 +62,7 @@ class Applied:
     boosts: tuple[CompiledRule, ...] = ()  # boosts and buries
     hidden_videos: frozenset[str] = frozenset()  # excluded
     blocked_products: tuple[int, ...] = ()  # excluded, or of a category at its cap
-    pins: tuple[Pin, ...] = ()
+    pins: tuple[Pin, ...] = ()  # by priority, several may name one slot or video (with_pins)
     caps: Mapping[str, int] = field(default_factory=dict)  # category -> cards a day at most
     cap_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # category -> rules
 
@@ -166,8 +166,6 @@ class CampaignRules:
             if rule.campaign.kind is Kind.EXCLUDE:  # first: an exclusion beats every pin
                 hidden |= rule.video_ids
                 blocked.update(rule.products.tolist())
-        pinned_videos: set[str] = set()
-        taken_slots: set[int] = set()
         for rule in mine:
             campaign = rule.campaign
             if campaign.kind in (Kind.BOOST, Kind.BURY):
@@ -175,11 +173,8 @@ class CampaignRules:
             elif campaign.kind is Kind.PIN:
                 video, slot = campaign.video, campaign.slot
                 assert video is not None and slot is not None  # validated
-                if video in hidden or slot in taken_slots or video in pinned_videos:
-                    continue  # excluded, or a rule of higher priority took it
-                pins.append(Pin(slot, video, campaign.name))
-                taken_slots.add(slot)
-                pinned_videos.add(video)
+                if video not in hidden:  # by priority: with_pins places the first it can
+                    pins.append(Pin(slot, video, campaign.name))
             elif campaign.kind is Kind.CAP:
                 assert campaign.daily_cap is not None
                 for name in (c.value for c in campaign.categories):

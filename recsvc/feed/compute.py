@@ -442,8 +442,8 @@ def _boost(
     product_bias: np.ndarray,
 ) -> np.ndarray | None:
     """Add the boosts' and buries' deltas to these rows' biases, in units of each row's score
-    spread (a row without a vector: the spread of the popularity it is ranked by); the fresh
-    table's deltas [B, n], None where no rule matches a fresh video."""
+    spread (a row without a vector: the spread of the model's video popularity, boost_unit);
+    the fresh table's deltas [B, n], None where no rule matches a fresh video."""
     fresh_bias = None
     for b, its in zip(rows, applied, strict=True):
         unit = boost_unit(model, float(spread[b]), sources[b])

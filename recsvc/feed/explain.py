@@ -132,7 +132,9 @@ def _item(
         "score": score,
         "campaigns": campaigns,
     }
-    pinned = next((p.rule for p in applied.pins if p.video_id == video), None)
+    pinned = next(
+        (p.rule for p in applied.pins if p.video_id == video and p.slot == item["rank"]), None
+    )
     if item.get("pinned"):
         explained["pinned"] = pinned
     card = item["product"]

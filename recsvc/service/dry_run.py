@@ -2,11 +2,12 @@
 live (POST /v1/admin/campaigns/dry-run, the console's Dry run).
 
 On a sample of users with a profile (up to `users`), it builds each user's page on each
-surface the rules name (home for a rule that names none) twice, with the campaign rules serving now
-and with the proposed ones, judged at one instant, and compares them. Per rule it counts the
-users it targets (whatever its schedule) and the pages it acts on at that instant; in all,
-the pages that differ. Nothing is counted against a cap and nothing is logged: like explain,
-a read.
+surface the serving or the proposed rules name (home for a rule that names none) twice, with
+the rules serving now and with the proposed ones, judged at one instant, and compares them.
+Per proposed rule it counts the users it targets (whatever its schedule) and the pages it
+acts on at that instant (shows or hides one of its items; a cap: holds back a card of its
+categories); in all, the pages that differ. Nothing is counted against a cap and nothing is
+logged: like explain, a read.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ async def dry_run(
     model, rules = snapshot.model, snapshot.rules
     assert model is not None and rules is not None  # the route checks
     ids, complete = await store.profiled_users(users)
-    names = sorted({s for c in proposed.campaigns for s in c.target.surfaces or [HOME.name]})
+    # the surfaces either set of rules names (home for a rule that names none): the pages a
+    # serving rule shapes change too when the proposed definition drops or narrows it
+    both = (*snapshot.campaigns.campaigns, *proposed.campaigns)
+    names = sorted({s for c in both for s in c.target.surfaces or [HOME.name]})
     placements = [Placement(surface=surfaces[name]) for name in names if name in surfaces]
     now = CampaignRules(snapshot.campaigns, rules, category_caps)
     then = CampaignRules(proposed, rules, category_caps)
@@ -173,16 +177,22 @@ def _acted(applied: Applied, old: Feed, new: Feed, active: set[str]) -> list[str
         if rule.name not in active:
             continue
         kind = rule.campaign.kind
-        if kind is Kind.CAP:
+        if kind is Kind.CAP:  # a card of its categories held back
             categories = {c.value for c in rule.campaign.categories}
-            hit = any(
-                (i["product"] or {}).get("category") in categories for i in old.items
-            ) or _shown(old) != _shown(new)
+            before = {p for p, c in _cards(old) if c in categories}
+            hit = not before <= {p for p, _ in _cards(new)}
         else:
             hit = not shown.isdisjoint(rule.video_ids) or not cards.isdisjoint(rule.product_ids)
         if hit:
             acted.append(rule.name)
     return acted
+
+
+def _cards(feed: Feed) -> list[tuple[str, str]]:
+    """The page's cards: (product, category)."""
+    return [
+        (i["product"]["product_id"], i["product"]["category"]) for i in feed.items if i["product"]
+    ]
 
 
 def _unknown(campaigns: Campaigns, rules: ItemRules) -> dict[str, list[str]]:

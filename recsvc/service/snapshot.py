@@ -349,6 +349,7 @@ class Serving:
             log.error("%s; keeping revision %s", self.last_error, self.snapshot.campaigns_revision)
             return False
         self.snapshot = replace(self.snapshot, campaigns=campaigns, campaigns_revision=revision)
+        self.refused_campaigns = set()  # what serves now is no longer refused
         log.info("serving %d campaign rule(s), revision %s", len(campaigns), revision)
         return True
 

@@ -1,8 +1,10 @@
 """The operators' console (/console) in a real headless Chromium, driven by Playwright,
 against a real service and Redis: it signs in with the admin key, shows the models, lists
-and retires catalogue items, validates and saves experiments, looks a user up; it refuses
-a wrong key, shows hostile text as text, and breaks none of its own Content-Security-Policy.
-Screenshots go to RECSVC_CONSOLE_SCREENSHOTS when set (for a reviewer's eyes)."""
+and retires catalogue items, validates and saves experiments, shows, validates, dry-runs and saves
+campaign rules, looks a user up (their feed explained, campaigns and card caps in it); it
+refuses a wrong key, shows hostile text as text, and breaks none of its own
+Content-Security-Policy. Screenshots go to RECSVC_CONSOLE_SCREENSHOTS when set (for a
+reviewer's eyes)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import ADMIN_KEY
 from tests.http.builders import PLANTED_VERSION, event_body, eventually
 
@@ -27,6 +30,22 @@ BAD_DEFINITION = (
 )
 REFUSED = "Failed to load resource: the server responded with a status of 4"
 GOOD_DEFINITION = BAD_DEFINITION.replace("0.7", "0.5")
+SERVING_RULES = (
+    '[[campaign]]\nname = "credit-week"\nkind = "boost"\ntopics = ["credit"]\nstrength = 2\n'
+    "priority = 3\nstart = 2020-01-01T00:00:00Z\nend = 2999-01-01T00:00:00Z\n"
+    '[campaign.target]\nsegments = ["young"]\nrisk_tolerance = [1, 3]\n'
+    '[[campaign]]\nname = "later"\nkind = "exclude"\nvideos = ["v02"]\n'
+    "start = 2999-01-01T00:00:00Z\n"
+)
+BAD_RULES = '[[campaign]]\nname = "lift"\nkind = "boost"\ntopics = ["saving"]\n'
+# the young users' home page leads with v31; a cap on deposit cards; a video nobody knows
+NEW_RULES = (
+    '[[campaign]]\nname = "young-credit"\nkind = "pin"\nvideo = "v31"\nslot = 1\n'
+    '[campaign.target]\nsegments = ["young"]\n'
+    '[[campaign]]\nname = "calm-deposits"\nkind = "cap"\ncategories = ["deposit"]\n'
+    "daily_cap = 2\n"
+    '[[campaign]]\nname = "gone"\nkind = "exclude"\nvideos = ["v-nope"]\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +79,13 @@ def sign_in(page: Any, key: str) -> None:
     page.click("#sign-in")
 
 
-def shot(page: Any, tmp_path: Path, name: str) -> None:
+def shot(page: Any, tmp_path: Path, name: str, section: str | None = None) -> None:
+    """The whole page, or one section of it (a CSS selector)."""
     path = tmp_path / f"console-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if section is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        page.locator(section).screenshot(path=str(path))
     assert path.stat().st_size > 10_000  # drawn, not blank
     if keep := os.environ.get("RECSVC_CONSOLE_SCREENSHOTS"):
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -151,3 +174,115 @@ def test_a_wrong_key_is_refused_and_hostile_text_stays_text(
     policy = service.get("/console").headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'sha256-" in policy
     assert page.problems == []
+
+
+def test_an_operator_sees_validates_dry_runs_and_saves_campaign_rules(
+    page: Any, service: httpx.Client, tmp_path: Path
+) -> None:
+    # Rules stored through the API: once this replica serves them, the section lists them.
+    stored = service.put("/v1/admin/campaigns", content=SERVING_RULES.encode())
+    assert stored.status_code == 200, stored.text
+    first = stored.json()["revision"]
+    assert eventually(
+        lambda: service.get("/v1/admin/campaigns").json()["serving_revision"] == first
+    )
+    sign_in(page, ADMIN_KEY)
+    page.wait_for_selector("#campaigns-serving table")
+    assert page.input_value("#campaigns-text") == SERVING_RULES
+    assert page.text_content("#campaigns-state") == (
+        f"Stored revision {first}; this replica serves {first}."
+    )
+    rows = [r.split("\t") for r in page.inner_text("#campaigns-serving table").split("\n")]
+    assert rows == [
+        ["name", "kind", "priority", "acts on", "schedule", "target", "active now"],
+        ["credit-week", "boost", "3", "topics credit; strength 2",
+         "from 2020-01-01T00:00:00Z to 2999-01-01T00:00:00Z",
+         "segments young; risk tolerance 1–3", "yes"],
+        ["later", "exclude", "0", "videos v02", "from 2999-01-01T00:00:00Z", "everyone", "no"],
+    ]  # fmt: skip
+
+    # Validate: a bad definition is refused in the page, its problem named; nothing stored.
+    page.fill("#campaigns-text", BAD_RULES)
+    page.click("#campaigns-validate")
+    page.wait_for_selector("#campaigns-result .problem")
+    assert page.text_content("#campaigns-result") == (
+        "Refused: campaign 1 (lift): a boost rule needs a strength "
+        "(in units of the user's score spread)"
+    )
+    # a bad query parameter of the dry run is a 422 too, its problem named as text
+    page.fill("#campaigns-users", "0")
+    page.click("#campaigns-dry-run")
+    page.wait_for_selector("#campaigns-result .problem >> text=users:")
+    assert "greater than or equal to 1" in page.text_content("#campaigns-result")
+    page.fill("#campaigns-users", "1000")
+
+    # Dry run: on every user with a profile, what the new rules would touch.
+    for user, segment in (("u-save", "young"), ("u-ins", "young"), ("u-inv", "retired")):
+        response = service.put(f"/v1/users/{user}/profile", json={"segment": segment})
+        assert response.status_code == 200, response.text
+    page.fill("#campaigns-text", NEW_RULES)
+    page.click("#campaigns-validate")
+    page.wait_for_selector("#campaigns-result .ok")
+    assert page.text_content("#campaigns-result") == "Valid: young-credit, calm-deposits, gone."
+    page.click("#campaigns-dry-run")
+    page.wait_for_selector("#campaigns-result .dry-run")
+    report = page.inner_text("#campaigns-result")
+    assert "users scanned: 3 · feeds compared: 3 · feeds changed: 2" in report
+    assert "on 3 users with a profile (all of them), on home." in report
+    rows = [r.split("\t") for r in page.inner_text("#campaigns-result table").split("\n")]
+    assert rows == [
+        ["rule", "kind", "active then", "users targeted", "feeds acted on"],
+        ["young-credit", "pin", "yes", "2", "2"],
+        ["calm-deposits", "cap", "yes", "3", "0"],  # nobody at the cap: no card held back
+        ["gone", "exclude", "yes", "3", "0"],
+    ]
+    assert "Unknown items (they match nothing until they exist): gone: v-nope." in report
+    assert service.get("/v1/admin/campaigns").json()["serving_revision"] == first  # a read
+    shot(page, tmp_path, "campaigns", "#campaigns")
+
+    # Save: stored, then served by the replica, and the section shows what it serves.
+    page.click("#campaigns-save")
+    page.wait_for_selector("#campaigns-result .ok >> text=Saved as revision")
+    served = service.get("/v1/admin/campaigns").json()
+    assert served["definition"] == NEW_RULES and served["revision"] != first
+    assert eventually(
+        lambda: service.get("/v1/admin/campaigns").json()["serving_revision"] == served["revision"]
+    )
+    page.wait_for_selector("#campaigns-serving td:text-is('young-credit')")
+    assert page.text_content("#campaigns-state") == (
+        f"Stored revision {served['revision']}; this replica serves {served['revision']}."
+    )
+    assert page.input_value("#campaigns-text") == NEW_RULES
+
+    # A user's explained feed: the pinned video, its rule; the card's category count and cap.
+    page.fill("#user-id", "u-save")
+    page.click("#user-look-up")
+    page.wait_for_selector("#user-body td:text-is('v31 (pinned)')")
+    explained = page.locator("#user-body table").nth(1)
+    first_row = explained.locator("tr").nth(1).inner_text().split("\t")
+    assert first_row[:2] == ["1", "v31 (pinned)"] and first_row[8] == "pinned by young-credit"
+    cards = explained.inner_text()
+    assert "p-dep: risk 1" in cards
+    assert "deposit cards today 0 of a cap of 2; campaigns calm-deposits" in cards
+    shot(page, tmp_path, "campaigns-user")
+    assert page.problems == []
+
+
+def test_campaigns_without_redis_say_so_in_the_page(
+    page: Any, service: httpx.Client, redis_server: EmbeddedRedis
+) -> None:
+    sign_in(page, ADMIN_KEY)
+    page.wait_for_selector("#campaigns-serving p:text-is('No campaign rule serving.')")
+    redis_server.stop()  # the next test's redis_url starts it again
+    try:
+        page.fill("#campaigns-text", NEW_RULES)
+        page.click("#campaigns-save")
+        page.wait_for_selector("#campaigns-result .problem")
+        message = page.text_content("#campaigns-result")
+        assert message.startswith("The service cannot answer now (503): ")
+        assert message.endswith(" s.") and "try again in " in message  # its Retry-After
+        assert "{" not in message  # a sentence, not JSON
+    finally:
+        redis_server.start()
+    # the browser logs the 503 itself; nothing else went wrong
+    assert [p for p in page.problems if "status of 503" not in p] == []

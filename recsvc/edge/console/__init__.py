@@ -13,8 +13,13 @@ and does, each through the route named:
   live in one click (GET /v1/admin/catalog/{kind}, PUT /v1/catalog/{kind}/{id}/status);
 - Experiments: the stored definition, edited, validated without storing, saved (GET/PUT
   /v1/admin/experiments, POST /v1/admin/experiments/validate);
-- Users: a user's profile, whether the model has their vector, and their recent events
-  (GET /v1/users/{id}).
+- Campaigns: the rules this replica serves (active now or not) and the stored definition,
+  edited, validated, dry-run on a sample of users (users targeted and feeds acted on per
+  rule, unknown items), saved (GET/PUT /v1/admin/campaigns, POST
+  /v1/admin/campaigns/validate, POST /v1/admin/campaigns/dry-run);
+- Users: a user's profile, whether the model has their vector, their recent events, and
+  their next feed explained, the campaign rules and pins in it and each card's category
+  count and cap (GET /v1/users/{id}, GET /v1/users/{id}/feed/explain).
 
 Everything from the API is put into the page as text (textContent), never as HTML: a
 catalogue title cannot inject markup. The Content-Security-Policy allows this page's own
