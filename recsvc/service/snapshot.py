@@ -330,6 +330,7 @@ class Serving:
         self.snapshot = replace(
             self.snapshot, experiments=experiments, experiments_revision=revision
         )
+        self.refused_experiments = {}  # what serves now is no longer refused
         log.info("serving %d experiment(s), revision %s", len(experiments), revision)
         return True
 

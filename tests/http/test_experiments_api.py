@@ -176,6 +176,10 @@ def test_a_definition_a_replica_cannot_serve_is_refused_there_and_shown_as_such(
     assert state["serving_revision"] == served and state["revision"] == "bad-revision"
     assert feed(service, "u-inv")["variant"] == "ranker:cf"  # the old one keeps serving
     assert service.get("/readyz").status_code == 200
+    # a definition that serves again is no longer shown as refused
+    assert put(service, cf_vs_popular(0.0, 1.0)).status_code == 200
+    assert eventually(lambda: feed(service, "u-inv")["variant"] == "ranker:popular")
+    assert service.get("/v1/admin/experiments").json()["refused_revision"] is None
 
 
 def test_an_empty_body_is_refused_and_a_comment_alone_ends_every_experiment(
