@@ -8,10 +8,11 @@ Redis, and the offline half reads the drained events back; one definition for al
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -238,6 +239,84 @@ class PageCards:
 # The card stream's field names, in PageCards.fields() order (`ts_ms` stored as `ts`).
 PAGE_CARD_FIELDS = tuple("ts" if f.name == "ts_ms" else f.name for f in fields(PageCards))
 
+# What each value of a card record reads back as (page_card_values): the page's fields, then
+# each card's CARD_PARTS. The drain stores them as the Parquet types of the same names
+# (training.data.drain.CARD_SCHEMA); the audit reads them (training.data.cards, and the
+# service's GET /v1/admin/users/{id}/audit).
+CARD_PAGE_KINDS: dict[str, type] = {
+    "request_id": str,
+    "ts": datetime,  # from the record's epoch milliseconds, UTC
+    "user_id": str,
+    "model_version": str,
+    "surface": str,
+    "experiments": str,
+    "risk_tolerance": int,  # None: unknown
+    "risk_allowed_up_to": int,
+    "daily_cap": int,
+}
+CARD_PART_KINDS: dict[str, type] = {
+    "rank": int,
+    "video_id": str,
+    "product_id": str,
+    "risk_level": int,
+    "holdable_once": bool,
+    "held": bool,
+    "cap_count": int,
+    "disclosure_required": bool,
+    "disclosure_shown": bool,
+    "category": str,
+    "category_count": int,
+    "category_cap": int,  # NO_CATEGORY_CAP: none
+    "campaigns": str,  # None: no campaign rule
+}
+assert tuple(CARD_PAGE_KINDS) == tuple(n for n in PAGE_CARD_FIELDS if n != "cards")
+assert tuple(CARD_PART_KINDS) == CARD_PARTS
+
+
+def card_value(text: str, kind: type) -> Any:
+    """One value of a card record from its stream text; None when it is empty or does not
+    parse (the audit then names the check as missing: it cannot answer for the card). A
+    boolean is 1 or 0; a time is epoch milliseconds."""
+    try:
+        if kind is datetime:
+            return datetime.fromtimestamp(int(text) / 1000, UTC) if text.isdigit() else None
+        if kind is int:
+            return int(text) if text.lstrip("-").isdigit() else None
+    except (ValueError, OverflowError, OSError):
+        return None  # digits int() refuses ("²"), "--1", or a time out of range
+    if kind is bool:
+        return {"1": True, "0": False}.get(text)
+    return text or None
+
+
+def page_card_values(entry: Mapping[str, str]) -> dict[str, Any]:
+    """One card stream entry (field name -> text) read back: each page field's value and, for
+    each of CARD_PARTS, a list of the page's cards' values in page order (a card with fewer
+    parts, e.g. recorded before a part existed, has None for the ones it lacks). The drain
+    stores it as one row (training.data.drain.CARD_SCHEMA); each_card splits it by card."""
+    page: dict[str, Any] = {
+        name: card_value(entry.get(name, ""), kind) for name, kind in CARD_PAGE_KINDS.items()
+    }
+    cards = [card.split("|") for card in entry.get("cards", "").split(";") if card]
+    for i, (name, kind) in enumerate(CARD_PART_KINDS.items()):
+        page[name] = [card_value(parts[i], kind) if i < len(parts) else None for parts in cards]
+    return page
+
+
+def each_card(page: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A page's values (page_card_values, or a drained row) as one dict per card: the page's
+    fields, the card's CARD_PARTS and `card_id` ("<request_id>:<rank>")."""
+    shared = {name: page[name] for name in CARD_PAGE_KINDS}
+    cards = []
+    for i in range(len(page["rank"] or [])):
+        card = dict(shared)
+        for name in CARD_PARTS:
+            values = page[name] or []
+            card[name] = values[i] if i < len(values) else None
+        card["card_id"] = f"{page['request_id']}:{card['rank']}"
+        cards.append(card)
+    return cards
+
 
 @dataclass(frozen=True)
 class CardShown:
@@ -284,3 +363,31 @@ class CardShown:
                 f"{self.category_cap}"
             )
         return failed
+
+
+# The fields that are checks: a card whose record lacks one cannot be answered for.
+CARD_CHECKS = (
+    "risk_level",
+    "risk_allowed_up_to",
+    "holdable_once",
+    "held",
+    "daily_cap",
+    "cap_count",
+    "disclosure_required",
+    "disclosure_shown",
+    "category",
+    "category_count",
+    "category_cap",
+    "model_version",
+)
+_CARD_SHOWN_FIELDS = tuple(f.name for f in fields(CardShown) if f.name != "ts_ms")
+
+
+def card_problems(card: Mapping[str, Any]) -> list[str]:
+    """What is wrong with one card's record (a row of each_card): the checks missing from it,
+    else the checks it fails (none for a card the service let through)."""
+    missing = [name for name in CARD_CHECKS if card.get(name) is None]
+    if missing:
+        return [f"no record of {name}" for name in missing]
+    values: dict[str, Any] = {name: card.get(name) for name in _CARD_SHOWN_FIELDS}
+    return CardShown(ts_ms=0, **values).failed_checks()

@@ -25,6 +25,7 @@ from recsvc.edge.gate import Gate
 from recsvc.edge.offline_docs import install_offline_docs
 from recsvc.edge.routes import (
     admin,
+    audit,
     campaigns,
     catalog,
     events,
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         experiments,
         campaigns,
         admin,
+        audit,
         health,
         console,
     )

@@ -14,7 +14,7 @@ from tests.builders import APP_KEY, auth_header
 from tests.http.cards import attached, feed, planted_service, set_profile, videos
 from tests.http.planted import VIDEO_POPULARITY, VIDEOS
 
-PARTS = ("model", "trending", "freshness", "popularity")
+PARTS = ("model", "trending", "freshness", "popularity", "campaign")
 
 
 @pytest.fixture
@@ -60,7 +60,11 @@ def test_each_score_is_the_sum_of_its_parts_and_each_card_shows_its_checks(
         "disclosure_required": False,
         "disclosure_shown": True,  # the planted fund carries one, though not required
         "status": "live",
+        "category": "fund",
+        "category_count_today": 0,
+        "category_cap": None,  # no cap on funds (RECSVC_CATEGORY_DAILY_CAPS, cap rules)
     }
+    assert fund["campaigns"] == [] and fund["score"]["campaign"] == 0
     assert fund["score"]["user"] + fund["score"]["video"] == pytest.approx(
         fund["score"]["total"], abs=1e-5
     )

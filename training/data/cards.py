@@ -10,33 +10,17 @@ answer for that card.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from recsvc.contract.records import CARD_PARTS, CardShown
-from training.data.drain import CARD_PAGE_TYPES, CARD_SCHEMA, card_row
+from recsvc.contract.records import CARD_CHECKS, card_problems, each_card, page_card_values
+from training.data.drain import CARD_SCHEMA
 
-# The fields that are checks: a card whose record lacks one is not accounted for.
-CHECKS = (
-    "risk_level",
-    "risk_allowed_up_to",
-    "holdable_once",
-    "held",
-    "daily_cap",
-    "cap_count",
-    "disclosure_required",
-    "disclosure_shown",
-    "category",
-    "category_count",
-    "category_cap",
-    "model_version",
-)
+CHECKS = CARD_CHECKS  # the fields that are checks (recsvc.contract.records)
 STREAM_CHUNK = 10_000
-CARD_FIELD_NAMES = tuple(f.name for f in fields(CardShown))
 
 
 def cards_in_partitions(folder: Path, user_id: str, since: datetime | None) -> list[dict[str, Any]]:
@@ -58,22 +42,8 @@ def cards_in_stream(
     rows = []
     for entry in entries:
         if entry.get("user_id") == user_id:
-            rows += each_card(card_row(entry))
+            rows += each_card(page_card_values(entry))
     return _since(rows, since)
-
-
-def each_card(page: dict[str, Any]) -> list[dict[str, Any]]:
-    """A page's row (CARD_SCHEMA) as one row per card: the page's fields and the card's."""
-    shared = {name: page[name] for name in CARD_PAGE_TYPES}
-    cards = []
-    for i in range(len(page["rank"] or [])):
-        card = dict(shared)
-        for name in CARD_PARTS:
-            values = page[name] or []
-            card[name] = values[i] if i < len(values) else None
-        card["card_id"] = f"{page['request_id']}:{card['rank']}"
-        cards.append(card)
-    return cards
 
 
 def _since(rows: list[dict[str, Any]], since: datetime | None) -> list[dict[str, Any]]:
@@ -81,14 +51,7 @@ def _since(rows: list[dict[str, Any]], since: datetime | None) -> list[dict[str,
     return sorted(kept, key=lambda r: (r["ts"] is None, r["ts"] or since, r["card_id"] or ""))
 
 
-def problems(row: dict[str, Any]) -> list[str]:
-    """What is wrong with one card's record: checks missing from it, or checks it fails."""
-    missing = [name for name in CHECKS if row.get(name) is None]
-    if missing:
-        return [f"no record of {name}" for name in missing]
-    values: dict[str, Any] = {name: row.get(name) for name in CARD_FIELD_NAMES}
-    values["ts_ms"] = 0
-    return CardShown(**values).failed_checks()
+problems = card_problems  # what is wrong with one card's record
 
 
 def audited(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

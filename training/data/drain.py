@@ -31,7 +31,14 @@ from redis.exceptions import ResponseError
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.pause_points import pause_point
-from recsvc.contract.records import CARD_PARTS, EXPOSURE_FIELDS, PAGE_CARD_FIELDS
+from recsvc.contract.records import (
+    CARD_PAGE_KINDS,
+    CARD_PART_KINDS,
+    CARD_PARTS,
+    EXPOSURE_FIELDS,
+    PAGE_CARD_FIELDS,
+    page_card_values,
+)
 from recsvc.store.client import SyncClient
 from recsvc.store.streams import DRAIN_GROUP
 from training.data.events import EVENT_SCHEMA
@@ -269,29 +276,19 @@ CARD_SCHEMA = pa.schema(
 )
 
 
-def _value(text: str, kind: pa.DataType) -> Any:
-    """A field's text as its Parquet value; what does not parse is null (the audit names a
-    card with a missing check)."""
-    if kind == pa.int32():
-        return int(text) if text.lstrip("-").isdigit() else None
-    if kind == pa.bool_():
-        return {"1": True, "0": False}.get(text)
-    return text or None
+# The Parquet type of each value the contract reads a record back as (page_card_values).
+_KIND_TYPES = {str: pa.string(), int: pa.int32(), bool: pa.bool_()}
+assert {n: _KIND_TYPES[k] for n, k in CARD_PART_KINDS.items()} == CARD_PART_TYPES
+assert all(
+    CARD_PAGE_TYPES[n] == (pa.timestamp("ms", tz="UTC") if k is datetime else _KIND_TYPES[k])
+    for n, k in CARD_PAGE_KINDS.items()
+)
 
 
 def card_row(fields: dict[str, str]) -> dict[str, Any]:
-    """One page's card entry as a CARD_SCHEMA row."""
-    row: dict[str, Any] = {}
-    for name, kind in CARD_PAGE_TYPES.items():
-        text = fields.get(name, "")
-        if name == "ts":
-            row[name] = datetime.fromtimestamp(int(text) / 1000, UTC) if text.isdigit() else None
-        else:
-            row[name] = _value(text, kind)
-    cards = [card.split("|") for card in fields.get("cards", "").split(";") if card]
-    for i, (name, kind) in enumerate(CARD_PART_TYPES.items()):
-        row[name] = [_value(parts[i], kind) if i < len(parts) else None for parts in cards]
-    return row
+    """One page's card entry as a CARD_SCHEMA row (recsvc.contract.records.page_card_values:
+    the parsing the service's audit shares)."""
+    return page_card_values(fields)
 
 
 CARDS = Stream("cards", "request_id", CARD_SCHEMA, card_row)
