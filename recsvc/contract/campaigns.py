@@ -54,12 +54,23 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recsvc.contract.domain import ID_PATTERN, SURFACE_NAME_PATTERN, Lifecycle, ProductCategory
 from recsvc.contract.experiments import NAME_PATTERN
 
 MAX_CAMPAIGNS = 500
+MAX_PROBLEMS = 100  # named in one refusal; past them, how many more
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 MAX_ITEMS = 1000  # ids (or topics) one rule names
 MAX_STRENGTH = 100.0
 VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -92,7 +103,7 @@ class Target(BaseModel):
 
     segments: list[str] | None = Field(None, max_length=100)
     lifecycles: list[Lifecycle] | None = None
-    risk_tolerance: tuple[int, int] | None = None
+    risk_tolerance: tuple[StrictInt, StrictInt] | None = None
     surfaces: list[str] | None = Field(None, max_length=100)
     variants: list[str] | None = Field(None, max_length=100)
 
@@ -125,15 +136,15 @@ class Campaign(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     kind: Kind
-    priority: int = Field(0, ge=-1000, le=1000)
+    priority: StrictInt = Field(0, ge=-1000, le=1000)
     topics: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     videos: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     categories: list[ProductCategory] = Field(default_factory=list)
     products: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
-    strength: float | None = Field(None, gt=0, le=MAX_STRENGTH)
+    strength: StrictFloat | StrictInt | None = Field(None, gt=0, le=MAX_STRENGTH)
     video: str | None = Field(None, pattern=ID_PATTERN)
-    slot: int | None = Field(None, ge=1, le=100)
-    daily_cap: int | None = Field(None, ge=0, le=1000)
+    slot: StrictInt | None = Field(None, ge=1, le=100)
+    daily_cap: StrictInt | None = Field(None, ge=0, le=1000)
     start: datetime | None = None
     end: datetime | None = None
     quiet_hours: tuple[str, str] | None = None
@@ -145,9 +156,16 @@ class Campaign(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        """In UTC (a date-time without an offset is read as UTC; a TOML date is midnight)."""
         if moment is None:
             return None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        try:
+            utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValueError(f"must be from {EARLIEST.year} to {LATEST.year - 1}")
+        return utc
 
     @field_validator("videos", "products")
     @classmethod
@@ -182,7 +200,7 @@ class Campaign(BaseModel):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, e.g. "America"
             raise ValueError(
                 f"{value!r} is not a time zone (an IANA name, e.g. Europe/London)"
             ) from None
@@ -306,7 +324,7 @@ class Campaigns:
 def parse_campaigns(text: str) -> Campaigns:
     """Validate a TOML definition; CampaignError names every problem (rule, field)."""
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark is no content
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"not valid TOML: {exc}") from None
     except RecursionError:
@@ -321,7 +339,7 @@ def parse_campaigns(text: str) -> Campaigns:
         raise CampaignError(f"{len(tables)} rules: at most {MAX_CAMPAIGNS}")
     campaigns, problems = [], []
     for position, table in enumerate(tables, start=1):
-        label = f"campaign {position} ({table.get('name', 'unnamed')!s})"
+        label = f"campaign {position} ({_short(table.get('name', 'unnamed'))})"
         overrides = _override_attempts(table)
         if overrides:
             problems += [f"{label}: {o}" for o in overrides]
@@ -330,16 +348,24 @@ def parse_campaigns(text: str) -> Campaigns:
             campaigns.append(Campaign.model_validate(table))
         except ValidationError as exc:
             for error in exc.errors():
-                where = ".".join(str(part) for part in error["loc"])
+                where = ".".join(_short(part) for part in error["loc"])
                 message = _message(error)
                 problems.append(f"{label}: {where}: {message}" if where else f"{label}: {message}")
     names = [c.name for c in campaigns]
     problems += [
         f"campaign name {n!r} is used twice" for n in sorted(set(names)) if names.count(n) > 1
     ]
+    if len(problems) > MAX_PROBLEMS:
+        problems = [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS} more problems"]
     if problems:
         raise CampaignError("; ".join(problems))
     return Campaigns(tuple(campaigns), text)
+
+
+def _short(value: object, most: int = 64) -> str:
+    """A value as a refusal names it: at most `most` characters."""
+    text = str(value)
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _override_attempts(table: dict[str, Any]) -> list[str]:
@@ -351,10 +377,10 @@ def _override_attempts(table: dict[str, Any]) -> list[str]:
     known = {*Campaign.model_fields, *(f"target.{k}" for k in Target.model_fields)}
     for key in keys:
         if key not in known and OVERRIDE_WORDS.search(key.lower()):
-            found.append(f"{key!r} would set aside a seller's rule: {refusal}")
+            found.append(f"{_short(key)!r} would set aside a seller's rule: {refusal}")
     kind = table.get("kind")
     if isinstance(kind, str) and kind not in set(Kind) and OVERRIDE_WORDS.search(kind.lower()):
-        found.append(f"kind {kind!r}: {refusal}")
+        found.append(f"kind {_short(kind)!r}: {refusal}")
     if kind == Kind.PIN and ("product" in table or "products" in table):
         found.append(
             "a pin cannot put a product card under its video: cards are chosen by the rules "
@@ -366,7 +392,7 @@ def _override_attempts(table: dict[str, Any]) -> list[str]:
 def _message(error: Any) -> str:
     if error["type"] != "extra_forbidden":
         return str(error["msg"]).removeprefix("Value error, ")
-    key = str(error["loc"][-1])
+    key = _short(error["loc"][-1])
     in_target = "target" in error["loc"][:-1]
     known = list(Target.model_fields) if in_target else list(Campaign.model_fields)
     close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,11 @@ class ItemRules:
             ranked_topics=(*self.video_topics, *fresh.topics),
         )
 
+    @cached_property
+    def product_categories(self) -> tuple[str, ...]:
+        """[P] each product's category ("" for a product without a record)."""
+        return tuple(r.category.value if r is not None else "" for r in self.products)
+
     def outside(self, categories: frozenset[ProductCategory]) -> np.ndarray:
         """[P] True for each product not of `categories` (a product without a record too)."""
         mask = self._outside.get(categories)
@@ -196,25 +202,40 @@ def _card(record: ProductRecord) -> dict[str, Any]:
 
 
 def choose_attachments(
-    product_index: Sequence[int], product_score: Sequence[float], max_per_page: int
+    product_index: Sequence[int],
+    product_score: Sequence[float],
+    max_per_page: int,
+    categories: Sequence[str] | None = None,
+    left: Mapping[str, int] | None = None,
 ) -> list[int | None]:
     """Which product (by model index) goes under each ranked video, or None.
 
     The best-scoring pairs first (ties: the higher-ranked video); a product appears once per
-    page; blocked (−inf) scores never.
+    page; blocked (−inf) scores never; with `left` (category -> cards the user may still be
+    shown today, `categories` naming each product's), no more cards of a category than it
+    has left (the counting script checks the same again, atomically).
     """
     chosen: list[int | None] = [None] * len(product_index)
     if max_per_page < 1:
         return chosen
     used: set[int] = set()
+    remaining = dict(left) if left and categories is not None else None
     # Best first; a stable sort, so reversed it keeps equal scores in rank order
     for j in sorted(range(len(product_score)), key=product_score.__getitem__, reverse=True):
         if len(used) >= max_per_page or product_score[j] == -math.inf:
             break
         product = product_index[j]
-        if product not in used:
-            chosen[j] = product
-            used.add(product)
+        if product in used:
+            continue
+        if remaining is not None:
+            assert categories is not None
+            category = categories[product]
+            if category in remaining:
+                if remaining[category] <= 0:
+                    continue
+                remaining[category] -= 1
+        chosen[j] = product
+        used.add(product)
     return chosen
 
 

@@ -31,6 +31,10 @@ from recsvc.feed.attach import ItemRules
 
 COMPILED_KEPT = 8  # compiled (definition, rules) pairs held: a replica has a few rules at once
 TARGETED_KEPT = 10_000  # kinds of user (profile, surface, variants) whose rules are kept
+NO_DELTA: tuple[np.ndarray, np.ndarray] = (
+    np.zeros(0, dtype=np.int64),
+    np.zeros(0, dtype=np.float32),
+)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: one per rule and compilation
@@ -64,7 +68,22 @@ class Applied:
     blocked_products: tuple[int, ...] = ()  # excluded, or of a category at its cap
     pins: tuple[Pin, ...] = ()  # by priority, several may name one slot or video (with_pins)
     caps: Mapping[str, int] = field(default_factory=dict)  # category -> cards a day at most
-    cap_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # category -> rules
+    # category -> the rules whose cap holds (the lowest; none where the settings' is lower)
+    cap_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the boosts' and buries' strengths summed per item: (positions, strengths) on the
+    # model's videos, the fresh table's and the products (recsvc.feed.compute._boost)
+    video_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
+    fresh_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
+    product_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
+    # the user's cards left today per capped category (caps less today's counts), which the
+    # page's cards may not exceed (recsvc.feed.attach.choose_attachments)
+    left: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def boosting(self) -> bool:
+        return bool(len(self.video_delta[0]) or len(self.fresh_delta[0])) or bool(
+            len(self.product_delta[0])
+        )
 
     def card_rules(self, product_id: str, category: str) -> tuple[str, ...]:
         """The rules that acted on this card: boosts or buries of its product, caps of its
@@ -84,7 +103,8 @@ class CampaignRules:
     ) -> None:
         self.campaigns = campaigns
         self.base_caps = dict(base_caps)
-        self.compiled = {c.name: _compile(c, rules) for c in campaigns.campaigns}
+        fresh_topics = _fresh_index(rules)
+        self.compiled = {c.name: _compile(c, rules, fresh_topics) for c in campaigns.campaigns}
         categories = [r.category.value if r is not None else "" for r in rules.products]
         self.product_category = tuple(categories)
         self._by_category: dict[str, tuple[int, ...]] = {}
@@ -131,13 +151,16 @@ class CampaignRules:
                 self._targeted.clear()
             shared = self._shared(active, *key)
             self._targeted[key] = shared
-        reached = [c for c, cap in shared.caps.items() if category_counts.get(c, 0) >= cap]
-        if not reached:
+        if not shared.caps:
             return shared
+        left = {c: max(0, cap - category_counts.get(c, 0)) for c, cap in shared.caps.items()}
+        reached = [c for c, n in left.items() if n == 0]
+        if not reached:
+            return replace(shared, left=left)
         blocked = set(shared.blocked_products)
         for category in reached:
             blocked.update(self._by_category.get(category, ()))
-        return replace(shared, blocked_products=tuple(sorted(blocked)))
+        return replace(shared, blocked_products=tuple(sorted(blocked)), left=left)
 
     def _shared(
         self,
@@ -179,7 +202,12 @@ class CampaignRules:
                 assert campaign.daily_cap is not None
                 for name in (c.value for c in campaign.categories):
                     caps[name] = min(caps.get(name, campaign.daily_cap), campaign.daily_cap)
-                    cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
+        for rule in mine:  # the cap rules that hold: those at the lowest cap
+            campaign = rule.campaign
+            if campaign.kind is Kind.CAP:
+                for name in (c.value for c in campaign.categories):
+                    if campaign.daily_cap == caps[name]:
+                        cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
         return Applied(
             rules=mine,
             boosts=tuple(boosts),
@@ -188,10 +216,38 @@ class CampaignRules:
             pins=tuple(pins),
             caps=caps,
             cap_rules=cap_rules,
+            video_delta=_summed([(r.videos, r.campaign.signed_strength) for r in boosts]),
+            fresh_delta=_summed([(r.fresh, r.campaign.signed_strength) for r in boosts]),
+            product_delta=_summed([(r.products, r.campaign.signed_strength) for r in boosts]),
         )
 
 
-def _compile(campaign: Campaign, rules: ItemRules) -> CompiledRule:
+def _summed(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Strengths summed per position (a boost and a bury of one item cancel: dropped)."""
+    parts = [(positions, strength) for positions, strength in parts if len(positions)]
+    if not parts:
+        return NO_DELTA
+    positions = np.concatenate([p for p, _ in parts])
+    strengths = np.concatenate([np.full(len(p), s, dtype=np.float32) for p, s in parts])
+    unique, inverse = np.unique(positions, return_inverse=True)
+    summed = np.zeros(len(unique), dtype=np.float32)
+    np.add.at(summed, inverse, strengths)
+    kept = summed != 0
+    return unique[kept], summed[kept]
+
+
+def _fresh_index(rules: ItemRules) -> dict[str, list[int]]:
+    """Per topic, the fresh table's videos of it."""
+    index: dict[str, list[int]] = {}
+    for position, topics in enumerate(rules.fresh.topics):
+        for topic in topics:
+            index.setdefault(topic, []).append(position)
+    return index
+
+
+def _compile(
+    campaign: Campaign, rules: ItemRules, fresh_topics: Mapping[str, list[int]]
+) -> CompiledRule:
     topics = set(campaign.topics)
     named = set(campaign.videos)
     if campaign.kind is Kind.PIN and campaign.video is not None:
@@ -199,13 +255,9 @@ def _compile(campaign: Campaign, rules: ItemRules) -> CompiledRule:
     matched = rules.videos_of(topics)
     matched.update(rules.video_position[v] for v in named if v in rules.video_position)
     videos = sorted(matched)
-    fresh = [
-        i
-        for i, (video, its_topics) in enumerate(
-            zip(rules.fresh.ids, rules.fresh.topics, strict=True)
-        )
-        if video in named or (topics and not topics.isdisjoint(its_topics))
-    ]
+    in_fresh = {i for topic in topics for i in fresh_topics.get(topic, ())}
+    in_fresh.update(rules.fresh.position[v] for v in named if v in rules.fresh.position)
+    fresh = sorted(in_fresh)
     categories = {c.value for c in campaign.categories}
     wanted = set(campaign.products)
     products = [

@@ -344,7 +344,7 @@ def rank_inputs(
     # spread (zero without a vector): the spread computed once for all, and for the fresh
     # table (with_fresh).
     fresh = np.array([o.freshness.weight for o in options], dtype=np.float32)
-    boosted = [b for b, a in enumerate(applied) if a.boosts]
+    boosted = [b for b, a in enumerate(applied) if a.boosting]
     spread = None
     if model.trending is not None or fresh.any() or boosted:
         spread = np.zeros(len(states), dtype=np.float32)
@@ -363,13 +363,6 @@ def rank_inputs(
         if len(lifted):
             decay = rules.freshness_decay(options[0].freshness, now)
             video_bias[lifted] += (fresh * spread)[lifted, None] * decay[None, :]
-    fresh_bias = None
-    if boosted:
-        assert spread is not None
-        fresh_bias = _boost(
-            model, rules, [applied[b] for b in boosted], boosted, spread, sources,
-            video_bias, product_bias,
-        )  # fmt: skip
     user_weight, video_weight = options[0].attach_weights
     model_user, model_video = model.attach_weights
     weights = (
@@ -378,6 +371,13 @@ def rank_inputs(
     )
     if weights[0] + weights[1] == 0:  # a setting zeroed the model's only weight: keep the model's
         weights = (model_user, model_video)
+    fresh_bias = None
+    if boosted:
+        assert spread is not None
+        fresh_bias = _boost(
+            model, rules, applied, boosted, spread, sources, users, weights,
+            video_bias, product_bias,
+        )  # fmt: skip
     # a topic limit draws from more candidates than the page holds
     pool = max(
         (n * DIVERSITY_POOL for n, o in zip(sizes, options, strict=True) if o.max_per_topic),
@@ -423,12 +423,27 @@ def _campaigns_applied(
 
 
 def boost_unit(model: ServingModel, spread: float, source: Source) -> float:
-    """What a campaign's strength 1 adds to a row's scores: its score spread, or for a row
-    without a vector the spread of the model's video popularity."""
+    """What a campaign's strength 1 adds to a row's video scores: its score spread, or for a
+    row without a vector the spread of the model's video popularity."""
     if source in VECTOR_SOURCES:
         return spread
     finite = model.video_popularity[np.isfinite(model.video_popularity)]
     return float(finite.std()) if len(finite) else 0.0
+
+
+def product_unit(
+    model: ServingModel, user: np.ndarray, source: Source, weights: tuple[float, float]
+) -> float:
+    """What a campaign's strength 1 adds to a row's attach scores: the spread over products of
+    its user term a·(u·p); for a row without a vector (or a = 0), b times the spread of v·p
+    over the model's videos and products (recsvc.feed.model.attach_spread)."""
+    user_weight, video_weight = weights
+    if source in VECTOR_SOURCES and user_weight > 0:
+        products = model.ranking.item_factors[model.ranking.n_videos :]
+        spread = float(np.std(products @ user)) * user_weight
+        if spread > 0:
+            return spread
+    return video_weight * model.attach_spread
 
 
 def _boost(
@@ -438,25 +453,31 @@ def _boost(
     rows: list[int],
     spread: np.ndarray,
     sources: list[Source],
+    users: np.ndarray,
+    weights: tuple[float, float],
     video_bias: np.ndarray,
     product_bias: np.ndarray,
 ) -> np.ndarray | None:
-    """Add the boosts' and buries' deltas to these rows' biases, in units of each row's score
-    spread (a row without a vector: the spread of the model's video popularity, boost_unit);
-    the fresh table's deltas [B, n], None where no rule matches a fresh video."""
+    """Add the boosts' and buries' deltas (summed per item once per kind of user, Applied) to
+    these rows' biases: on videos in units of each row's score spread (boost_unit), on
+    products in units of its attach scores' (product_unit); the fresh table's deltas [B, n],
+    None where no rule matches a fresh video."""
     fresh_bias = None
-    for b, its in zip(rows, applied, strict=True):
+    for b in rows:
+        its = applied[b]
         unit = boost_unit(model, float(spread[b]), sources[b])
-        for rule in its.boosts:
-            delta = np.float32(rule.campaign.signed_strength * unit)
-            if len(rule.videos):
-                video_bias[b, rule.videos] += delta
-            if len(rule.products):
-                product_bias[b, rule.products] += delta
-            if len(rule.fresh):
-                if fresh_bias is None:
-                    fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
-                fresh_bias[b, rule.fresh] += delta
+        positions, deltas = its.video_delta
+        if len(positions):
+            video_bias[b, positions] += deltas * np.float32(unit)
+        positions, deltas = its.fresh_delta
+        if len(positions):
+            if fresh_bias is None:
+                fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
+            fresh_bias[b, positions] += deltas * np.float32(unit)
+        positions, deltas = its.product_delta
+        if len(positions):
+            product = product_unit(model, users[b], sources[b], weights)
+            product_bias[b, positions] += deltas * np.float32(product)
     return fresh_bias
 
 
@@ -506,7 +527,14 @@ def pages(
             chosen = range(min(sizes[b], live))
             page_products, page_scores = products[: len(chosen)], product_scores[: len(chosen)]
         max_attached = option.max_attached if option.attach else 0
-        attach = choose_attachments(page_products, page_scores, max_attached)
+        left = inputs.applied[b].left if inputs.applied else None
+        attach = choose_attachments(
+            page_products,
+            page_scores,
+            max_attached,
+            rules.product_categories if left else None,
+            left,
+        )
         explored: dict[int, str] = {}
         if exploring and option.exploration_share:
             slots = exploration_slots(len(chosen), option.exploration_share)

@@ -35,6 +35,7 @@ from recsvc.feed.compute import (
     FeedOptions,
     RankInputs,
     boost_unit,
+    product_unit,
     ranked_pages,
 )
 from recsvc.feed.model import ServingModel
@@ -173,8 +174,7 @@ def _card(
     )
     unit = 0.0
     if boost:
-        spread = 0.0 if inputs.spread is None else float(inputs.spread[0])
-        unit = boost_unit(model, spread, inputs.sources[0])
+        unit = product_unit(model, inputs.users[0], inputs.sources[0], inputs.weights)
     return {
         "product_id": product_id,
         "score": {

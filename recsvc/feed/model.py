@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,19 @@ class ServingModel:
     @property
     def version(self) -> str:
         return self.ranking.manifest.version
+
+    @cached_property
+    def attach_spread(self) -> float:
+        """The spread (standard deviation) of v·p over the model's videos and products: the
+        unit of a campaign's boost of a product for a row whose attach score has no user
+        term (recsvc.feed.compute.product_unit). Over at most 2,000 videos, evenly spaced."""
+        n_videos = self.ranking.n_videos
+        factors = self.ranking.item_factors
+        if n_videos == 0 or self.ranking.n_products == 0:
+            return 0.0
+        step = max(1, n_videos // 2000)
+        affinity = factors[:n_videos:step] @ factors[n_videos:].T
+        return float(np.std(affinity))
 
     @property
     def key(self) -> tuple[str, int | None]:

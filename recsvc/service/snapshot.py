@@ -181,8 +181,12 @@ class Serving:
             self.catalog_missing = False
         if polled.experiments_revision != self.snapshot.experiments_revision:
             await self.load_experiments()  # a refused revision is retried after a while
-        if polled.campaigns_revision != self.snapshot.campaigns_revision:
-            await self.load_campaigns()
+        campaigns = polled.campaigns_revision
+        if (
+            campaigns != self.snapshot.campaigns_revision
+            and campaigns not in self.refused_campaigns
+        ):
+            await self.load_campaigns()  # a refused revision is not read again
         if pointer is not None and self._is_new(pointer):
             await self.load_version(pointer.version, pointer.generation)
         await self._load_others(polled.challenger)

@@ -168,3 +168,40 @@ def test_a_definition_that_is_not_toml_or_not_campaigns_is_refused() -> None:
     with pytest.raises(CampaignError, match=r"unknown top-level key\(s\) \['experiment'\]"):
         parse_campaigns('[[experiment]]\nname = "x"\n')
     assert len(parse_campaigns("# none")) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('timezone = "America"', "'America' is not a time zone"),
+        ('timezone = "__pycache__"', "is not a time zone"),
+        ("end = 9999-12-31T23:59:59-12:00", "end: must be from 2000 to 2199"),
+        ("start = 0001-01-01T00:00:00+12:00", "start: must be from 2000 to 2199"),
+        ("priority = true", "priority: Input should be a valid integer"),
+        ("strength = 1\nslot = true", "slot: Input should be a valid integer"),
+        ('strength = "1.5"', "strength"),
+    ],
+)
+def test_odd_values_are_refused_by_name_never_an_error(body: str, problem: str) -> None:
+    message = refusal(f'kind = "bury"\nvideos = ["v1"]\n{body}')
+    assert problem in message, message
+
+
+def test_strict_numbers_and_a_byte_order_mark() -> None:
+    assert "daily_cap" in refusal('kind = "cap"\ncategories = ["fund"]\ndaily_cap = true')
+    assert "risk_tolerance" in refusal(
+        'kind = "exclude"\nvideos = ["v1"]\n[campaign.target]\nrisk_tolerance = [true, 3]'
+    )
+    text = '\ufeff[[campaign]]\nname = "c"\nkind = "exclude"\nvideos = ["v"]\n'
+    (rule,) = parse_campaigns(text).campaigns
+    assert rule.name == "c"
+
+
+def test_a_huge_bad_definition_gets_a_short_refusal() -> None:
+    unknown = "\n".join(f"key{i} = 1" for i in range(3000))
+    text = f'[[campaign]]\nname = "{"n" * 200_000}"\nkind = "exclude"\nvideos = ["v"]\n{unknown}\n'
+    with pytest.raises(CampaignError) as caught:
+        parse_campaigns(text)
+    message = str(caught.value)
+    assert len(message) < 40_000  # at most 100 problems, each naming its rule in short
+    assert "campaign 1 (" + "n" * 63 + "…)" in message and "and 2901 more problems" in message

@@ -46,7 +46,7 @@ from recsvc.contract.catalog import Catalog, ProductRecord, VideoRecord
 from recsvc.contract.domain import ItemStatus
 from recsvc.contract.records import Source
 from recsvc.contract.user_state import UserState, recent_entry
-from recsvc.feed.attach import ItemRules
+from recsvc.feed.attach import ItemRules, choose_attachments
 from recsvc.feed.campaigns import (
     Applied,
     CampaignContext,
@@ -61,6 +61,7 @@ from recsvc.feed.compute import (
     RankInputs,
     boost_unit,
     build_feeds,
+    product_unit,
     rank_inputs,
     with_fresh,
 )
@@ -437,8 +438,11 @@ def test_the_lowest_of_the_base_cap_and_the_rules_caps_holds(rules: ItemRules) -
     assert caps(one, five) == {"deposit": 1, "insurance": 5}
     # the base caps hold for a user no rule applies to
     assert caps(base={"credit": 3}) == {"credit": 3}
+    # the rules named on a card are those whose cap holds: not one the settings undercut
     applied = for_user(rules, define(five, one), caps={"deposit": 2})
-    assert dict(applied.cap_rules) == {"deposit": ("five", "one"), "insurance": ("five",)}
+    assert dict(applied.cap_rules) == {"deposit": ("one",), "insurance": ("five",)}
+    applied = for_user(rules, define(five), caps={"deposit": 2})
+    assert dict(applied.cap_rules) == {"insurance": ("five",)}
 
 
 def test_a_category_at_its_cap_blocks_every_product_of_it(rules: ItemRules) -> None:
@@ -540,8 +544,17 @@ def test_a_product_boost_never_lifts_a_product_the_sellers_rules_block(
         j = rules.product_position[p]
         assert before.product_bias[0, j] == -np.inf
         assert after.product_bias[0, j] == -np.inf, f"a boost lifted the block of {p}"
+    # on products the unit is the spread of the user's attach scores: a · std over p of u·p
+    products = model.ranking.item_factors[model.ranking.n_videos :]
+    unit = after.weights[0] * float(np.std(products @ after.users[0]))
+    assert unit == pytest.approx(
+        product_unit(model, after.users[0], after.sources[0], after.weights)
+    )
+    assert unit != pytest.approx(float(spread))  # not the video scores' spread
     j = rules.product_position["p-dep"]
-    assert after.product_bias[0, j] - before.product_bias[0, j] == pytest.approx(100 * spread)
+    assert after.product_bias[0, j] - before.product_bias[0, j] == pytest.approx(
+        100 * unit, rel=1e-5
+    )
     for p in ("p-ins", "p-loan"):  # not boosted: as they were
         j = rules.product_position[p]
         assert after.product_bias[0, j] == before.product_bias[0, j]
@@ -811,3 +824,15 @@ def test_compiled_for_compiles_a_definition_once_for_its_rules_and_caps(
     assert compiled.compiled["credit-week"].video_ids == frozenset(CREDIT)
     assert compiled_for(definition, fresh_rules, caps) is anew
     assert compiled_for(definition, rules, caps) is compiled  # still held
+
+
+def test_a_page_takes_no_more_cards_of_a_category_than_the_user_has_left_today() -> None:
+    # products 0 and 1 are funds, 2 a deposit; the scores put both funds first
+    categories = ("fund", "fund", "deposit")
+    index, scores = [0, 1, 2, 0], [3.0, 2.0, 1.0, 0.5]
+    assert choose_attachments(index, scores, 3) == [0, 1, 2, None]
+    # one fund card left today: the second fund gives way to the next card
+    assert choose_attachments(index, scores, 3, categories, {"fund": 1}) == [0, None, 2, None]
+    assert choose_attachments(index, scores, 3, categories, {"fund": 0}) == [None, None, 2, None]
+    # a category without a cap is not limited
+    assert choose_attachments(index, scores, 3, categories, {"deposit": 0}) == [0, 1, None, None]

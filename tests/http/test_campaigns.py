@@ -456,3 +456,57 @@ def test_a_stored_definition_a_replica_cannot_read_is_refused_and_the_last_keeps
     live(client, '[[campaign]]\nname = "next"\nkind = "pin"\nvideo = "v31"\nslot = 1\n')
     assert client.get("/v1/admin/campaigns").json()["refused_revision"] is None
     assert videos(feed(client, "u-save"))[0] == "v31"
+
+
+def test_a_dry_run_of_the_serving_rules_changes_nothing_even_with_exploration(
+    redis_url: str, models_dir: Path
+) -> None:
+    with planted_service(redis_url, models_dir, exploration_share=0.5) as client:
+        for user in ("u-save", "u-ins", "u-inv"):
+            set_profile(client, user, segment="young")
+        rules = '[[campaign]]\nname = "launch"\nkind = "pin"\nvideo = "v21"\nslot = 1\n'
+        live(client, rules)
+        for _ in range(3):  # exploration draws at random: the dry run leaves it out
+            report = client.post("/v1/admin/campaigns/dry-run", content=rules.encode()).json()
+            assert (report["feeds_compared"], report["feeds_changed"]) == (3, 0)
+
+
+def test_one_dry_run_at_a_time_and_bounded_instants(client: httpx.Client) -> None:
+    import asyncio
+
+    from recsvc.edge.routes import campaigns as route
+
+    rule = b'[[campaign]]\nname = "x"\nkind = "exclude"\nvideos = ["v1"]\n'
+    for when in ("0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "2026-12-24T08:00:00"):
+        response = client.post("/v1/admin/campaigns/dry-run", params={"at": when}, content=rule)
+        assert response.status_code == 422, response.text
+    # the served app runs in this process: hold its dry-run lock as a running one would
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(route.DRY_RUN.acquire())
+        response = client.post("/v1/admin/campaigns/dry-run", content=rule)
+        assert response.status_code == 409 and "another dry run" in response.json()["detail"]
+    finally:
+        route.DRY_RUN.release()
+        loop.close()
+    assert client.post("/v1/admin/campaigns/dry-run", content=rule).status_code == 200
+
+
+def test_a_dry_run_names_what_matches_nothing(client: httpx.Client) -> None:
+    set_status(client, "videos", "v22", "retired")
+    set_status(client, "products", "p-fund", "retired")
+    rule = (
+        '[[campaign]]\nname = "x"\nkind = "exclude"\nvideos = ["v22", "v-none"]\n'
+        'products = ["p-fund", "p-none"]\ntopics = ["credit", "Credit", "no-such-topic"]\n'
+    )
+    assert eventually(
+        lambda: (
+            client.post("/v1/admin/campaigns/dry-run", content=rule.encode()).json()[
+                "retired_items"
+            ]
+            == {"x": ["v22", "p-fund"]}
+        )
+    )
+    report = client.post("/v1/admin/campaigns/dry-run", content=rule.encode()).json()
+    assert report["unknown_items"] == {"x": ["v-none", "p-none"]}
+    assert report["unmatched_topics"] == {"x": ["Credit", "no-such-topic"]}

@@ -32,10 +32,10 @@ REFUSED = "Failed to load resource: the server responded with a status of 4"
 GOOD_DEFINITION = BAD_DEFINITION.replace("0.7", "0.5")
 SERVING_RULES = (
     '[[campaign]]\nname = "credit-week"\nkind = "boost"\ntopics = ["credit"]\nstrength = 2\n'
-    "priority = 3\nstart = 2020-01-01T00:00:00Z\nend = 2999-01-01T00:00:00Z\n"
+    "priority = 3\nstart = 2020-01-01T00:00:00Z\nend = 2199-01-01T00:00:00Z\n"
     '[campaign.target]\nsegments = ["young"]\nrisk_tolerance = [1, 3]\n'
     '[[campaign]]\nname = "later"\nkind = "exclude"\nvideos = ["v02"]\n'
-    "start = 2999-01-01T00:00:00Z\n"
+    "start = 2199-01-01T00:00:00Z\n"
 )
 BAD_RULES = '[[campaign]]\nname = "lift"\nkind = "boost"\ntopics = ["saving"]\n'
 # the young users' home page leads with v31; a cap on deposit cards; a video nobody knows
@@ -196,9 +196,9 @@ def test_an_operator_sees_validates_dry_runs_and_saves_campaign_rules(
     assert rows == [
         ["name", "kind", "priority", "acts on", "schedule", "target", "active now"],
         ["credit-week", "boost", "3", "topics credit; strength 2",
-         "from 2020-01-01T00:00:00Z to 2999-01-01T00:00:00Z",
+         "from 2020-01-01T00:00:00Z to 2199-01-01T00:00:00Z",
          "segments young; risk tolerance 1–3", "yes"],
-        ["later", "exclude", "0", "videos v02", "from 2999-01-01T00:00:00Z", "everyone", "no"],
+        ["later", "exclude", "0", "videos v02", "from 2199-01-01T00:00:00Z", "everyone", "no"],
     ]  # fmt: skip
 
     # Validate: a bad definition is refused in the page, its problem named; nothing stored.

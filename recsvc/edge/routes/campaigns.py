@@ -6,8 +6,9 @@ and the stored one keeps serving. Replicas pick a new one up on their next poll.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -15,10 +16,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from recsvc.contract.campaigns import CampaignError, Campaigns, parse_campaigns
 from recsvc.edge.deps import RuntimeDep, unavailable
 from recsvc.edge.routes.experiments import TOML_BODY, definition_text
-from recsvc.service.dry_run import DEFAULT_USERS, MAX_USERS, dry_run
+from recsvc.service.dry_run import DEFAULT_USERS, MAX_USERS, DryRunCancelled, dry_run
 from recsvc.store.gateway import RedisUnavailable
 
 router = APIRouter(prefix="/v1/admin", tags=["campaigns"])
+# One dry run at a time per replica: each reads and ranks up to MAX_USERS users' pages twice.
+DRY_RUN = asyncio.Lock()
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"description": "The definition cannot serve: every problem is named."}
 }
@@ -57,6 +61,7 @@ async def validate_campaigns(request: Request) -> dict[str, Any]:
     openapi_extra=TOML_BODY,
     responses={
         **REFUSED,
+        409: {"description": "Another dry run is running on this replica."},
         503: {"description": "No model or catalogue loaded yet, or Redis unreachable."},
     },
 )
@@ -77,26 +82,34 @@ async def dry_run_campaigns(
     if snapshot.model is None or snapshot.rules is None:
         raise unavailable("no model or no catalogue loaded yet", runtime.settings.poll_seconds)
     instant = time.time() if at is None else _timestamp(at)
-    try:
-        report = await dry_run(
-            snapshot,
-            runtime.store,
-            runtime.batcher.base_options,
-            runtime.batcher.category_caps,
-            campaigns,
-            runtime.surfaces,
-            users,
-            instant,
-            runtime.settings.feed_default_n,
-        )
-    except RedisUnavailable as exc:
-        raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+    if DRY_RUN.locked():
+        raise HTTPException(409, "another dry run is running on this replica: try when it ends")
+    async with DRY_RUN:
+        try:
+            report = await dry_run(
+                snapshot,
+                runtime.store,
+                runtime.batcher.base_options,
+                runtime.batcher.category_caps,
+                campaigns,
+                runtime.surfaces,
+                users,
+                instant,
+                runtime.settings.feed_default_n,
+                request.is_disconnected,
+            )
+        except RedisUnavailable as exc:
+            raise unavailable(str(exc), runtime.settings.redis_retry_seconds) from None
+        except DryRunCancelled:
+            raise HTTPException(400, "the dry run stopped: its caller went away") from None
     return {"valid": True, **report}
 
 
 def _timestamp(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise HTTPException(422, "at: give a time zone (e.g. 2026-12-24T08:00:00Z)")
+    if not EARLIEST <= moment < LATEST:
+        raise HTTPException(422, f"at: from {EARLIEST.year} to {LATEST.year - 1}")
     return moment.timestamp()
 
 
