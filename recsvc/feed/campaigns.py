@@ -58,13 +58,15 @@ class Pin:
     rule: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class Applied:
     """What the campaigns do to one user's page now."""
 
     rules: tuple[CompiledRule, ...] = ()
     boosts: tuple[CompiledRule, ...] = ()  # boosts and buries
     hidden_videos: frozenset[str] = frozenset()  # excluded
+    hidden_positions: np.ndarray = field(default_factory=lambda: NO_DELTA[0])  # of the model's
+    hidden_fresh: frozenset[str] = frozenset()  # the excluded among the fresh table's
     blocked_products: tuple[int, ...] = ()  # excluded, or of a category at its cap
     pins: tuple[Pin, ...] = ()  # by priority, several may name one slot or video (with_pins)
     caps: Mapping[str, int] = field(default_factory=dict)  # category -> cards a day at most
@@ -73,17 +75,16 @@ class Applied:
     # the boosts' and buries' strengths summed per item: (positions, strengths) on the
     # model's videos, the fresh table's and the products (recsvc.feed.compute._boost)
     video_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
+    # the same as one vector over the model's videos [V], where the deltas cover a third of
+    # them or more (a topic's boost): one add per row beats an index of most of the videos
+    video_dense: np.ndarray | None = None
     fresh_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
     product_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
-    # the user's cards left today per capped category (caps less today's counts), which the
-    # page's cards may not exceed (recsvc.feed.attach.choose_attachments)
-    left: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def boosting(self) -> bool:
-        return bool(len(self.video_delta[0]) or len(self.fresh_delta[0])) or bool(
-            len(self.product_delta[0])
-        )
+        deltas = (self.video_delta, self.fresh_delta, self.product_delta)
+        return any(len(positions) for positions, _ in deltas)
 
     def card_rules(self, product_id: str, category: str) -> tuple[str, ...]:
         """The rules that acted on this card: boosts or buries of its product, caps of its
@@ -104,6 +105,8 @@ class CampaignRules:
         self.campaigns = campaigns
         self.base_caps = dict(base_caps)
         fresh_topics = _fresh_index(rules)
+        self.fresh_ids = rules.fresh.ids
+        self.n_videos = len(rules.video_block)
         self.compiled = {c.name: _compile(c, rules, fresh_topics) for c in campaigns.campaigns}
         categories = [r.category.value if r is not None else "" for r in rules.products]
         self.product_category = tuple(categories)
@@ -151,16 +154,15 @@ class CampaignRules:
                 self._targeted.clear()
             shared = self._shared(active, *key)
             self._targeted[key] = shared
-        if not shared.caps:
+        if not shared.caps or not category_counts:
             return shared
-        left = {c: max(0, cap - category_counts.get(c, 0)) for c, cap in shared.caps.items()}
-        reached = [c for c, n in left.items() if n == 0]
+        reached = [c for c, cap in shared.caps.items() if category_counts.get(c, 0) >= cap]
         if not reached:
-            return replace(shared, left=left)
+            return shared
         blocked = set(shared.blocked_products)
         for category in reached:
             blocked.update(self._by_category.get(category, ()))
-        return replace(shared, blocked_products=tuple(sorted(blocked)), left=left)
+        return replace(shared, blocked_products=tuple(sorted(blocked)))
 
     def _shared(
         self,
@@ -184,10 +186,14 @@ class CampaignRules:
         boosts: list[CompiledRule] = []
         pins: list[Pin] = []
         hidden: set[str] = set()
+        hidden_positions: set[int] = set()
+        hidden_fresh: set[str] = set()
         blocked: set[int] = set()
         for rule in mine:
             if rule.campaign.kind is Kind.EXCLUDE:  # first: an exclusion beats every pin
                 hidden |= rule.video_ids
+                hidden_positions.update(rule.videos.tolist())
+                hidden_fresh.update(self.fresh_ids[i] for i in rule.fresh.tolist())
                 blocked.update(rule.products.tolist())
         for rule in mine:
             campaign = rule.campaign
@@ -208,18 +214,32 @@ class CampaignRules:
                 for name in (c.value for c in campaign.categories):
                     if campaign.daily_cap == caps[name]:
                         cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
+        video_delta = _summed([(r.videos, r.campaign.signed_strength) for r in boosts])
         return Applied(
             rules=mine,
             boosts=tuple(boosts),
             hidden_videos=frozenset(hidden),
+            hidden_positions=np.array(sorted(hidden_positions), dtype=np.int64),
+            hidden_fresh=frozenset(hidden_fresh),
             blocked_products=tuple(sorted(blocked)),
             pins=tuple(pins),
             caps=caps,
             cap_rules=cap_rules,
-            video_delta=_summed([(r.videos, r.campaign.signed_strength) for r in boosts]),
+            video_delta=video_delta,
+            video_dense=_dense(video_delta, self.n_videos),
             fresh_delta=_summed([(r.fresh, r.campaign.signed_strength) for r in boosts]),
             product_delta=_summed([(r.products, r.campaign.signed_strength) for r in boosts]),
         )
+
+
+def _dense(delta: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray | None:
+    """The deltas as one vector of `size`, where they cover a third of it or more."""
+    positions, deltas = delta
+    if not len(positions) or 3 * len(positions) < size:
+        return None
+    dense = np.zeros(size, dtype=np.float32)
+    dense[positions] = deltas
+    return dense
 
 
 def _summed(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -325,10 +345,11 @@ def with_pins(
     size = len(items)
     placed: dict[int, dict[str, Any]] = {}
     pinned: set[str] = set()
+    on_page = {item["video_id"]: item for item in items}
     for pin in pins:
         if pin.slot > size or pin.slot in placed or pin.video_id in pinned:
             continue
-        existing = next((item for item in items if item["video_id"] == pin.video_id), None)
+        existing = on_page.get(pin.video_id)
         if existing is None and not can_show(pin.video_id):
             continue
         item = (
@@ -352,6 +373,6 @@ def with_pins(
         shown = placed.get(rank) or next(rest, None)
         if shown is None:
             break
-        page.append({**shown, "rank": rank})
+        page.append(shown if shown.get("rank") == rank else {**shown, "rank": rank})
     cards = [shown["product"]["product_id"] for shown in page if shown["product"]]
     return page, [p for p in attached if p in cards]

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -225,6 +225,9 @@ class RankInputs:
     # the campaigns do to each row (empty: no campaigns)
     fresh_bias: np.ndarray | None = None
     applied: tuple[Applied, ...] = ()
+    # per row, the cards left today per capped category (None: no cap applies), which the
+    # page's cards may not exceed (recsvc.feed.attach.choose_attachments)
+    category_left: tuple[Mapping[str, int] | None, ...] = ()
 
     def rank(self, model: ServingModel) -> Ranked:
         return model.ranking.rank(
@@ -303,8 +306,6 @@ def rank_inputs(
     applied = _campaigns_applied(campaigns, states, placements)
     for b, (state, option) in enumerate(zip(states, options, strict=True)):
         placement = PLAIN if placements is None else placements[b]
-        if applied and applied[b].hidden_videos:
-            seen_by_row[b] = seen_by_row[b] | applied[b].hidden_videos
         popular = option.ranker == "popular"
         vector, source = (
             (None, Source.POPULARITY)
@@ -320,6 +321,11 @@ def rank_inputs(
         seen = seen_by_row[b]
         if seen:
             rules.video_bias(seen, out=video_bias[b])
+        if applied:  # the campaigns' exclusions: the model's videos here, fresh ones as seen
+            if len(applied[b].hidden_positions):
+                video_bias[b, applied[b].hidden_positions] = BLOCKED
+            if applied[b].hidden_fresh:
+                seen_by_row[b] = seen | applied[b].hidden_fresh
         if vector is None:
             # No vector: a zero user and popularity as the video bias. Products are then
             # chosen by their affinity with the video alone (the user term is zero).
@@ -396,6 +402,21 @@ def rank_inputs(
         tuple(seen_by_row),
         fresh_bias,
         tuple(applied),
+        _category_left(applied, states),
+    )
+
+
+def _category_left(
+    applied: Sequence[Applied], states: Sequence[UserState]
+) -> tuple[Mapping[str, int] | None, ...]:
+    """Each row's cards left today per capped category (caps less today's counts)."""
+    if not applied:
+        return ()
+    return tuple(
+        {c: cap - state.category_counts.get(c, 0) for c, cap in its.caps.items()}
+        if its.caps
+        else None
+        for its, state in zip(applied, states, strict=True)
     )
 
 
@@ -436,14 +457,8 @@ def product_unit(
 ) -> float:
     """What a campaign's strength 1 adds to a row's attach scores: the spread over products of
     its user term a·(u·p); for a row without a vector (or a = 0), b times the spread of v·p
-    over the model's videos and products (recsvc.feed.model.attach_spread)."""
-    user_weight, video_weight = weights
-    if source in VECTOR_SOURCES and user_weight > 0:
-        products = model.ranking.item_factors[model.ranking.n_videos :]
-        spread = float(np.std(products @ user)) * user_weight
-        if spread > 0:
-            return spread
-    return video_weight * model.attach_spread
+    over the model's videos and products (recsvc.feed.model.ServingModel.attach_spread)."""
+    return float(product_units_of(model, user[None, :], [source], weights)[0])
 
 
 def _boost(
@@ -461,24 +476,49 @@ def _boost(
     """Add the boosts' and buries' deltas (summed per item once per kind of user, Applied) to
     these rows' biases: on videos in units of each row's score spread (boost_unit), on
     products in units of its attach scores' (product_unit); the fresh table's deltas [B, n],
-    None where no rule matches a fresh video."""
+    None where no rule matches a fresh video. Rows whose users are alike share their deltas:
+    each such group is one numpy step."""
     fresh_bias = None
-    for b in rows:
-        its = applied[b]
-        unit = boost_unit(model, float(spread[b]), sources[b])
+    video_units = np.array([boost_unit(model, float(spread[b]), sources[b]) for b in rows])
+    product_units = product_units_of(model, users[rows], [sources[b] for b in rows], weights)
+    groups: dict[int, list[int]] = {}  # by the kind of user's deltas: rows' places in `rows`
+    for place, b in enumerate(rows):
+        groups.setdefault(id(applied[b].video_delta), []).append(place)
+    for places in groups.values():
+        its = applied[rows[places[0]]]
+        at = np.array([rows[p] for p in places])[:, None]
+        units = video_units[places].astype(np.float32)[:, None]
         positions, deltas = its.video_delta
-        if len(positions):
-            video_bias[b, positions] += deltas * np.float32(unit)
+        if its.video_dense is not None:
+            for place in places:
+                video_bias[rows[place]] += its.video_dense * np.float32(video_units[place])
+        elif len(positions):
+            video_bias[at, positions] += units * deltas
         positions, deltas = its.fresh_delta
         if len(positions):
             if fresh_bias is None:
                 fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
-            fresh_bias[b, positions] += deltas * np.float32(unit)
+            fresh_bias[at, positions] += units * deltas
         positions, deltas = its.product_delta
         if len(positions):
-            product = product_unit(model, users[b], sources[b], weights)
-            product_bias[b, positions] += deltas * np.float32(product)
+            product = product_units[places].astype(np.float32)[:, None]
+            product_bias[at, positions] += product * deltas
     return fresh_bias
+
+
+def product_units_of(
+    model: ServingModel, users: np.ndarray, sources: list[Source], weights: tuple[float, float]
+) -> np.ndarray:
+    """product_unit for several rows at once."""
+    user_weight, video_weight = weights
+    fallback = video_weight * model.attach_spread
+    units = np.full(len(users), fallback, dtype=np.float64)
+    with_vector = [i for i, source in enumerate(sources) if source in VECTOR_SOURCES]
+    if with_vector and user_weight > 0:
+        products = model.ranking.item_factors[model.ranking.n_videos :]
+        spreads = user_weight * (users[with_vector] @ products.T).std(axis=1)
+        units[with_vector] = np.where(spreads > 0, spreads, fallback)
+    return units
 
 
 def _place_products(rules: ItemRules, placement: Placement, bias: np.ndarray) -> None:
@@ -527,7 +567,7 @@ def pages(
             chosen = range(min(sizes[b], live))
             page_products, page_scores = products[: len(chosen)], product_scores[: len(chosen)]
         max_attached = option.max_attached if option.attach else 0
-        left = inputs.applied[b].left if inputs.applied else None
+        left = inputs.category_left[b] if inputs.category_left else None
         attach = choose_attachments(
             page_products,
             page_scores,
@@ -573,7 +613,10 @@ def _campaign_page(
             return bool(rules.video_block[position] == 0)
         return video in rules.fresh.position
 
-    ranked_scores = {names[v]: s for v, s in zip(ranked, scores, strict=False)}
+    pinned = {pin.video_id for pin in applied.pins}
+    ranked_scores = {
+        names[v]: s for v, s in zip(ranked, scores, strict=False) if names[v] in pinned
+    }
     items, attached = with_pins(feed.items, feed.attached, applied.pins, ranked_scores, can_show)
     return Feed(feed.source, items, attached, applied)
 
