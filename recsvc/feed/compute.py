@@ -446,10 +446,7 @@ def _campaigns_applied(
 def boost_unit(model: ServingModel, spread: float, source: Source) -> float:
     """What a campaign's strength 1 adds to a row's video scores: its score spread, or for a
     row without a vector the spread of the model's video popularity."""
-    if source in VECTOR_SOURCES:
-        return spread
-    finite = model.video_popularity[np.isfinite(model.video_popularity)]
-    return float(finite.std()) if len(finite) else 0.0
+    return spread if source in VECTOR_SOURCES else model.popularity_spread
 
 
 def product_unit(
@@ -484,6 +481,7 @@ def _boost(
     groups: dict[int, list[int]] = {}  # by the kind of user's deltas: rows' places in `rows`
     for place, b in enumerate(rows):
         groups.setdefault(id(applied[b].video_delta), []).append(place)
+    scaled = np.empty(video_bias.shape[1], dtype=np.float32)  # one dense delta at a time
     for places in groups.values():
         its = applied[rows[places[0]]]
         at = np.array([rows[p] for p in places])[:, None]
@@ -491,7 +489,8 @@ def _boost(
         positions, deltas = its.video_delta
         if its.video_dense is not None:
             for place in places:
-                video_bias[rows[place]] += its.video_dense * np.float32(video_units[place])
+                np.multiply(its.video_dense, np.float32(video_units[place]), out=scaled)
+                video_bias[rows[place]] += scaled
         elif len(positions):
             video_bias[at, positions] += units * deltas
         positions, deltas = its.fresh_delta

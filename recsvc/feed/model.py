@@ -73,6 +73,13 @@ class ServingModel:
         return self.ranking.manifest.version
 
     @cached_property
+    def popularity_spread(self) -> float:
+        """The spread (standard deviation) of the video popularity over the videos: the unit
+        of a campaign's boost for a row ranked by popularity (recsvc.feed.compute.boost_unit)."""
+        finite = self.video_popularity[np.isfinite(self.video_popularity)]
+        return float(finite.std()) if len(finite) else 0.0
+
+    @cached_property
     def attach_spread(self) -> float:
         """The spread (standard deviation) of v·p over the model's videos and products: the
         unit of a campaign's boost of a product for a row whose attach score has no user
