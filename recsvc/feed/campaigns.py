@@ -78,6 +78,9 @@ class Applied:
     # the same as one vector over the model's videos [V], where the deltas cover a third of
     # them or more (a topic's boost): one add per row beats an index of most of the videos
     video_dense: np.ndarray | None = None
+    # the fresh table's and the products' deltas as vectors [n], [P] (None: none): short
+    fresh_dense: np.ndarray | None = None
+    product_dense: np.ndarray | None = None
     fresh_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
     product_delta: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: NO_DELTA)
 
@@ -107,6 +110,7 @@ class CampaignRules:
         fresh_topics = _fresh_index(rules)
         self.fresh_ids = rules.fresh.ids
         self.n_videos = len(rules.video_block)
+        self.n_products = len(rules.products)
         self.compiled = {c.name: _compile(c, rules, fresh_topics) for c in campaigns.campaigns}
         categories = [r.category.value if r is not None else "" for r in rules.products]
         self.product_category = tuple(categories)
@@ -215,6 +219,8 @@ class CampaignRules:
                     if campaign.daily_cap == caps[name]:
                         cap_rules[name] = (*cap_rules.get(name, ()), campaign.name)
         video_delta = _summed([(r.videos, r.campaign.signed_strength) for r in boosts])
+        fresh_delta = _summed([(r.fresh, r.campaign.signed_strength) for r in boosts])
+        product_delta = _summed([(r.products, r.campaign.signed_strength) for r in boosts])
         return Applied(
             rules=mine,
             boosts=tuple(boosts),
@@ -227,15 +233,20 @@ class CampaignRules:
             cap_rules=cap_rules,
             video_delta=video_delta,
             video_dense=_dense(video_delta, self.n_videos),
-            fresh_delta=_summed([(r.fresh, r.campaign.signed_strength) for r in boosts]),
-            product_delta=_summed([(r.products, r.campaign.signed_strength) for r in boosts]),
+            fresh_dense=_dense(fresh_delta, len(self.fresh_ids), always=True),
+            product_dense=_dense(product_delta, self.n_products, always=True),
+            fresh_delta=fresh_delta,
+            product_delta=product_delta,
         )
 
 
-def _dense(delta: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray | None:
-    """The deltas as one vector of `size`, where they cover a third of it or more."""
+def _dense(
+    delta: tuple[np.ndarray, np.ndarray], size: int, always: bool = False
+) -> np.ndarray | None:
+    """The deltas as one vector of `size`, where they cover a third of it or more (or, with
+    `always`, where there are any)."""
     positions, deltas = delta
-    if not len(positions) or 3 * len(positions) < size:
+    if not len(positions) or (not always and 3 * len(positions) < size):
         return None
     dense = np.zeros(size, dtype=np.float32)
     dense[positions] = deltas

@@ -477,31 +477,32 @@ def _boost(
     each such group is one numpy step."""
     fresh_bias = None
     video_units = np.array([boost_unit(model, float(spread[b]), sources[b]) for b in rows])
-    product_units = product_units_of(model, users[rows], [sources[b] for b in rows], weights)
     groups: dict[int, list[int]] = {}  # by the kind of user's deltas: rows' places in `rows`
     for place, b in enumerate(rows):
         groups.setdefault(id(applied[b].video_delta), []).append(place)
     scaled = np.empty(video_bias.shape[1], dtype=np.float32)  # one dense delta at a time
     for places in groups.values():
         its = applied[rows[places[0]]]
-        at = np.array([rows[p] for p in places])[:, None]
-        units = video_units[places].astype(np.float32)[:, None]
         positions, deltas = its.video_delta
         if its.video_dense is not None:
             for place in places:
                 np.multiply(its.video_dense, np.float32(video_units[place]), out=scaled)
                 video_bias[rows[place]] += scaled
         elif len(positions):
+            at = np.array([rows[p] for p in places])[:, None]
+            units = video_units[places].astype(np.float32)[:, None]
             video_bias[at, positions] += units * deltas
-        positions, deltas = its.fresh_delta
-        if len(positions):
-            if fresh_bias is None:
-                fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
-            fresh_bias[at, positions] += units * deltas
-        positions, deltas = its.product_delta
-        if len(positions):
-            product = product_units[places].astype(np.float32)[:, None]
-            product_bias[at, positions] += product * deltas
+    # the short tables (fresh videos, products) in one step for the batch
+    fresh = [(p, b, d) for p, b in enumerate(rows) if (d := applied[b].fresh_dense) is not None]
+    if fresh:
+        fresh_bias = np.zeros((len(video_bias), len(rules.fresh)), dtype=np.float32)
+        units = video_units[[p for p, _, _ in fresh]].astype(np.float32)[:, None]
+        fresh_bias[[b for _, b, _ in fresh]] = units * np.stack([d for _, _, d in fresh])
+    products = [(b, d) for b in rows if (d := applied[b].product_dense) is not None]
+    if products:
+        on = [b for b, _ in products]
+        units = product_units_of(model, users[on], [sources[b] for b in on], weights)
+        product_bias[on] += units.astype(np.float32)[:, None] * np.stack([d for _, d in products])
     return fresh_bias
 
 
