@@ -75,8 +75,9 @@ class Metrics:
             ["experiment", "variant"], registry=r,
         )  # fmt: skip
         self.streams = Gauge(
-            "recsvc_stream_entries", "Entries waiting in Redis: events, exposures, and events "
-            "the nightly job has not drained yet (its lag).", ["stream"], registry=r,
+            "recsvc_stream_entries", "Entries waiting in Redis: events, exposures, cards' "
+            "records, and events the nightly job has not drained yet (its lag).", ["stream"],
+            registry=r,
         )  # fmt: skip
         self.trends_read = Gauge(
             "recsvc_trending_counts_read_timestamp_seconds",

@@ -85,17 +85,18 @@ class StreamStore(Gateway):
         return 0 if int(appended) > 0 else len(records)
 
     async def stream_stats(self) -> dict[str, int]:
-        """Lengths of the event and exposure streams, and the events the nightly consumer
-        group has not read yet (its lag; the whole stream before a first drain)."""
+        """Lengths of the event, exposure and card streams, and the events the nightly
+        consumer group has not read yet (its lag; the whole stream before a first drain)."""
 
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             pipe.xlen(self.keys.events)
             pipe.xlen(self.keys.exposures)
             pipe.xinfo_groups(self.keys.events)
+            pipe.xlen(self.keys.cards)
             return await pipe.execute(raise_on_error=False)
 
-        events, exposures, groups = await self._call("streams", work, probe=True)
+        events, exposures, groups, cards = await self._call("streams", work, probe=True)
         lag = events if isinstance(events, int) else 0
         if isinstance(groups, list):
             for group in groups:
@@ -106,4 +107,5 @@ class StreamStore(Gateway):
             "events": events if isinstance(events, int) else 0,
             "exposures": exposures if isinstance(exposures, int) else 0,
             "events_not_drained": lag,
+            "cards": cards if isinstance(cards, int) else 0,
         }

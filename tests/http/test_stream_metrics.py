@@ -1,5 +1,5 @@
-"""How much waits in Redis for the nightly drain is visible in /metrics: the event and
-exposure streams' lengths, and the events the drain's consumer group has not taken yet."""
+"""How much waits in Redis for the nightly drain is visible in /metrics: the event, exposure
+and card streams' lengths, and the events the drain's consumer group has not taken yet."""
 
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def test_the_stream_gauges_follow_ingestion_and_the_drain(
     assert eventually(lambda: gauge(service, "events") == 0)
     assert gauge(service, "events_not_drained") == 0
     assert redis.Redis.from_url(redis_url).xlen(Keys().events) == 0
+
+
+def test_the_card_stream_gauge_counts_the_pages_with_cards(service: httpx.Client) -> None:
+    assert eventually(lambda: gauge(service, "cards") == 0)
+    body = service.get("/v1/feed", params={"user_id": "u-inv", "n": 12}).json()
+    assert any(item["product"] for item in body["items"])  # the planted investor gets cards
+    assert eventually(lambda: gauge(service, "cards") == 1)  # one record per page with cards
