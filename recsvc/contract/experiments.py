@@ -194,6 +194,12 @@ class Assignment:
     variant: str
     overrides: dict[str, Any]
 
+    @property
+    def label(self) -> str:
+        """ "experiment:variant", as responses, exposures, card records and campaign targets
+        name it."""
+        return f"{self.experiment}:{self.variant}"
+
 
 class Experiments:
     """A validated set of experiments, ready to assign users."""

@@ -243,7 +243,7 @@ class FeedBatcher:
                         user_id=request.user_id,
                         model_version=model.version,
                         surface=request.placement.surface.name,
-                        experiments=",".join(f"{a.experiment}:{a.variant}" for a in assignments),
+                        experiments=",".join(a.label for a in assignments),
                         feed=feed,
                         state=state,
                         rules=rules,
@@ -266,7 +266,7 @@ class FeedBatcher:
         return CampaignContext(
             compiled_for(snapshot.campaigns, rules, self.category_caps),
             time.time(),
-            [frozenset(f"{a.experiment}:{a.variant}" for a in its) for its in assigned],
+            [frozenset(a.label for a in its) for its in assigned],
         )
 
     async def _log_served(
@@ -294,7 +294,7 @@ class FeedBatcher:
                 request_id=s.request_id,
                 ts_ms=now,
                 user_id=request.user_id,
-                experiments=",".join(f"{a.experiment}:{a.variant}" for a in s.assignments),
+                experiments=",".join(a.label for a in s.assignments),
                 model_version=s.model.version,
                 videos=[item["video_id"] for item in s.feed.items],
                 products=[(item["product"] or {}).get("product_id") for item in s.feed.items],
@@ -397,8 +397,7 @@ def cards(rules: ItemRules, feed: Feed) -> list[Card]:
     """A page's cards to count, each with its category and the cap on it for the user."""
     found = []
     for product_id in feed.attached:
-        record = rules.products[rules.product_position[product_id]]
-        category = "" if record is None else record.category.value
+        category = rules.product_categories[rules.product_position[product_id]]
         found.append(Card(product_id, category, feed.applied.caps.get(category)))
     return found
 

@@ -158,7 +158,7 @@ async def dry_run(
         chunk = ids[start : start + CHUNK]
         assigned = [snapshot.experiments.assign(u) for u in chunk]
         options = [_options(base, a) for a in assigned]
-        variants = [frozenset(f"{a.experiment}:{a.variant}" for a in its) for its in assigned]
+        variants = [frozenset(a.label for a in its) for its in assigned]
         by_model: dict[str, list[int]] = {}
         for i, option in enumerate(options):
             by_model.setdefault(option.model, []).append(i)

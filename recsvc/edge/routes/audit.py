@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisClusterException, RedisError
 
 from recsvc.contract.records import (
-    CARD_CHECKS,
     card_problems,
     each_card,
     page_card_values,
@@ -28,7 +27,6 @@ from recsvc.store.client import AsyncClient
 router = APIRouter(prefix="/v1/admin", tags=["operators"])
 log = logging.getLogger("recsvc.edge.routes.audit")
 
-CHECKS = CARD_CHECKS  # the same as the offline audit's (recsvc.contract.records)
 SOURCE = "stream"  # the card stream not drained yet: all the service can read
 DEFAULT_MAX_ENTRIES = 100_000  # stream entries (pages with cards, any user's) read at most
 MAX_ENTRIES_LIMIT = 1_000_000
@@ -149,7 +147,7 @@ async def audit_user(
     cards = [card for page in pages for card in each_card(page_card_values(page))]
     kept = [c for c in cards if start is None or (c["ts"] is not None and c["ts"] >= start)]
     kept.sort(key=lambda c: (c["ts"] is None, c["ts"] or start or _EPOCH, c["card_id"]))
-    audited = [{**card, "problems": problems(card)} for card in kept]
+    audited = [{**card, "problems": card_problems(card)} for card in kept]
     return {
         "user_id": user_id,
         "since": start,
@@ -159,9 +157,6 @@ async def audit_user(
         "cards": audited,
         "failing": sum(1 for card in audited if card["problems"]),
     }
-
-
-problems = card_problems
 
 
 _EPOCH = datetime.fromtimestamp(0, UTC)

@@ -63,7 +63,7 @@ async def explain_feed(
     return {
         "user_id": user_id,
         "model_version": model.version,
-        "variant": ",".join(f"{a.experiment}:{a.variant}" for a in assignments) or DEFAULT_VARIANT,
+        "variant": ",".join(a.label for a in assignments) or DEFAULT_VARIANT,
         "source": feed.source.value,
         "surface": placement.surface.name,
         "context": placement.context,

@@ -201,8 +201,7 @@ async def get_feed(request: Request) -> Response:
         "request_id": served.request_id,
         "user_id": user_id,
         "model_version": served.model.version,
-        "variant": ",".join(f"{a.experiment}:{a.variant}" for a in served.assignments)
-        or DEFAULT_VARIANT,
+        "variant": ",".join(a.label for a in served.assignments) or DEFAULT_VARIANT,
         "experiments": [
             {"experiment": a.experiment, "variant": a.variant} for a in served.assignments
         ],
