@@ -19,6 +19,8 @@ from tests.http.builders import (
     serving,
 )
 
+pytestmark = pytest.mark.serial  # timed under load: scripts/test runs it alone
+
 TOPIC_FIRST = {"u-ins": "v00", "u-save": "v10", "u-inv": "v20", "u-credit": "v30"}
 
 

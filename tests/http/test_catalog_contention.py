@@ -34,6 +34,8 @@ from tests.http.served import (
     total,
 )
 
+pytestmark = pytest.mark.serial  # timed under load: scripts/test runs it alone
+
 PUTS = 200
 
 

@@ -58,7 +58,7 @@ from tests.http.builders import (
 from tests.http.load import Load, Outcome, event_burst, percentile
 from tests.http.polls import wait_for_polls
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 RECSVC = str(Path(sys.executable).with_name("recsvc"))
 SECOND_VERSION = "20260102T000000000000Z-second"

@@ -20,7 +20,7 @@ from sandbox.embedded_redis import EmbeddedRedis
 from tests.builders import APP_KEY, auth_header
 from tests.http.served import Served, planted_recsvc_serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0

@@ -38,6 +38,8 @@ from tests.http.served import (
     total,
 )
 
+pytestmark = pytest.mark.serial  # timed under load: scripts/test runs it alone
+
 BATCHES, EVENTS_PER_BATCH = 200, 1000
 RETRIES = 5
 

@@ -21,6 +21,8 @@ from recsvc.store.gateway import RedisUnavailable, connect, utc_day
 from recsvc.store.state import FeatureStore
 from sandbox.embedded_redis import free_port
 
+pytestmark = pytest.mark.serial  # timed under load: scripts/test runs it alone
+
 TIMEOUT_MS = 50
 RETRY_SECONDS = 5.0  # longer than any test: a breaker that opened stays open
 
