@@ -43,7 +43,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "recsvc.contract",
     ),
     "sandbox": ("recsvc.contract",),
-    "training.data": ("recsvc.contract", "recsvc.store"),
+    # the drains hold a shard's lock (recsvc.registry.locks) while they drain it
+    "training.data": ("recsvc.contract", "recsvc.store", "recsvc.registry"),
     # the trainer chooses a new video's prior weight with the service's own closed form
     "training.models": ("training.data", "training.evaluation", "recsvc.feed", "recsvc.contract"),
     "training.evaluation": ("training.data", "training.models", "recsvc.feed", "recsvc.contract"),

@@ -55,6 +55,9 @@ _group("campaigns", "Campaign rules: load a definition.", load.campaigns_load)
 _group("catalog", "Load catalogue records into Redis.", load.catalog_load)
 _group("experiments", "A/B experiments: load a definition.", load.experiments_load)
 _group("profiles", "Load user profiles into Redis.", load.profiles_load)
+streams = typer.Typer(no_args_is_help=True, help="The event, exposure and card streams.")
+streams.command("shards")(load.streams_shards)
+app.add_typer(streams, name="streams")
 
 
 def load_command_groups() -> list[str]:

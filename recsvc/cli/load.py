@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -120,3 +121,43 @@ def campaigns_load(
         fail(f"Redis at {redacted(settings.redis_url or '')}: {exc}")
     names = ", ".join(c.name for c in campaigns.campaigns) or "none"
     typer.echo(f"campaigns revision {revision}: {names}")
+
+
+def streams_shards(
+    shards: Annotated[
+        int | None,
+        typer.Argument(help="Split the streams into this many shards from now on; none: show."),
+    ] = None,
+) -> None:
+    """Show or change how many shards the event, exposure and card streams are split into
+    (by user; recsvc.contract.shards). Every replica appends to the new layout from its next
+    poll; nothing already appended moves: the drain reads every layout's shards until they
+    are empty, and an event retried within the dedup window after the change is still known."""
+    from recsvc.contract.shards import LayoutError, Layouts
+    from recsvc.store.gateway import RedisUnavailable
+    from recsvc.store.state import FeatureStore
+
+    settings = settings_with_redis()
+
+    async def change(client: Any, keys: Keys) -> Layouts:
+        store = FeatureStore(client, keys)
+        if shards is None:
+            await store.poll()
+            return store.layouts
+        return await store.set_stream_shards(shards)
+
+    try:
+        layouts = run_with_redis(settings, change)
+    except (RedisUnavailable, LayoutError) as exc:
+        fail(str(exc))
+    typer.echo(
+        json.dumps(
+            {
+                "shards": layouts.current,
+                "history": [
+                    {"shards": x.shards, "since": x.since, "until": x.until}
+                    for x in layouts.history
+                ],
+            }
+        )
+    )

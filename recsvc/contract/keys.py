@@ -24,7 +24,14 @@ and generation.
                                     c|<category> -> cards of that category that day
     <p>:{u:<id>}:ev:<event_id>      Cluster only: the event's update of the user's state is done
     <p>:{u:<id>}:backfill           the id of the history backfill that seeded this user's state
-    <p>:events                      stream of accepted events (the nightly job drains it)
+    <p>:events                      stream of accepted events (the nightly job drains it); with
+                                    N > 1 shards (recsvc.contract.shards), shard i is
+                                    <p>:events:{<tag i>}, and so are the exposures and cards
+                                    streams and the markers and trending counts below: each
+                                    {<p>:events} then reads {<tag>} of the user's shard
+    <p>:{streams}:layouts           JSON, every shard count used and when (Layouts)
+    <p>:drain:{<tag>}:lease         held (with expiry) by the drain of one shard
+    <p>:{drain}:followers           hash consumer -> until when that follower is alive
     <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
                                     length, so that ids containing ':' cannot share one)
     <p>:trend:{<p>:events}:<hour>   hash "<video_id>|<action>" -> views or clicks of catalogue
@@ -65,6 +72,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recsvc.contract.shards import shard_of, shard_tag
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -96,7 +105,42 @@ class Keys:
 
     @property
     def events(self) -> str:
+        """The event stream of a single shard (the name from before sharding)."""
         return f"{self.prefix}:events"
+
+    @property
+    def stream_layouts(self) -> str:
+        """Every shard count the streams were split into, and when (recsvc.contract.shards)."""
+        return f"{self.prefix}:{{streams}}:layouts"
+
+    def drain_lease(self, tag: str) -> str:
+        """The lock held by the drain of the shard whose tag is `tag` (training.data.drain)."""
+        return f"{self.prefix}:drain:{{{tag}}}:lease"
+
+    @property
+    def drain_followers(self) -> str:
+        """Hash consumer -> epoch seconds until which that `recsvc drain --follow` counts as
+        alive (each takes its share of the shards: training.data.follow)."""
+        return f"{self.prefix}:{{drain}}:followers"
+
+    def stream_tag(self, shard: int, shards: int) -> str:
+        """The hash tag shared by shard `shard` of `shards` of the three streams, with its
+        dedup markers and trending counts (one shard: the event stream's name)."""
+        return self.events if shards == 1 else shard_tag(self.prefix, shard, shards)
+
+    def stream(self, name: str, shard: int = 0, shards: int = 1) -> str:
+        """Shard `shard` of `shards` of the stream `name` (events, exposures or cards)."""
+        if shards == 1:
+            return f"{self.prefix}:{name}"
+        return f"{self.prefix}:{name}:{{{shard_tag(self.prefix, shard, shards)}}}"
+
+    def user_stream(self, name: str, user_id: str, shards: int) -> str:
+        """The shard of the stream `name` that takes `user_id`'s entries under `shards`."""
+        return self.stream(name, shard_of(user_id, shards), shards)
+
+    def streams(self, name: str, shards: int) -> list[str]:
+        """Every shard of the stream `name` under a layout of `shards`."""
+        return [self.stream(name, shard, shards) for shard in range(shards)]
 
     def event_accepted(self, user_id: str, event_id: str) -> str:
         """The dedup marker of an accepted event, in the event stream's slot.
@@ -110,16 +154,21 @@ class Keys:
         nightly job drops repeated event ids; the user's recent list holds it twice), never
         lost. The old markers expire on their own.
         """
-        return f"{self.prefix}:ev:{{{self.events}}}:{len(user_id.encode())}/{user_id}:{event_id}"
+        return self.event_marker(self.events, user_id, event_id)
+
+    def event_marker(self, tag: str, user_id: str, event_id: str) -> str:
+        """The dedup marker of an accepted event in the shard whose tag is `tag`."""
+        return f"{self.prefix}:ev:{{{tag}}}:{len(user_id.encode())}/{user_id}:{event_id}"
 
     def fresh_viewers(self, video_id: str) -> str:
         """The first events on a video not in the model, in the video's own slot."""
         return f"{self.prefix}:fresh:{{v:{video_id}}}:viewers"
 
-    def trend(self, hour: int) -> str:
-        """The live trending counts of one UTC hour (hours since the epoch), in the event
-        stream's slot: the INGEST script counts an event in the same step as its append."""
-        return f"{self.prefix}:trend:{{{self.events}}}:{hour}"
+    def trend(self, hour: int, tag: str | None = None) -> str:
+        """The live trending counts of one UTC hour (hours since the epoch) of the events in
+        the shard whose tag is `tag` (the single shard's, unless told), in its slot: the
+        INGEST script counts an event in the same step as its append."""
+        return f"{self.prefix}:trend:{{{tag or self.events}}}:{hour}"
 
     @property
     def trend_since(self) -> str:

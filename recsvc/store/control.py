@@ -8,8 +8,12 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property, partial
 from typing import Any
 
+from redis.commands.core import AsyncScript
+
+from recsvc.contract.shards import LayoutError, Layouts, check_shards
 from recsvc.store.client import (
     transaction,
 )
@@ -36,6 +40,12 @@ class Poll:
     campaigns_revision: str | None = None
 
 
+# Stores ARGV[2] at KEYS[1] if it still holds ARGV[1] ('' for nothing): 1, else 0.
+SWAP_SCRIPT = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
 HISTORY_KEPT = 1000  # definitions kept in the history (Keys.experiments_history), newest
 
 
@@ -54,11 +64,13 @@ class ControlStore(Gateway):
             pipe.get(self.keys.experiments_revision)
             pipe.get(self.keys.model_challenger)
             pipe.get(self.keys.campaigns_revision)
+            pipe.get(self.keys.stream_layouts)
             return await pipe.execute()
 
-        raw_pointer, catalog, experiments, challenger, campaigns = await self._call(
+        raw_pointer, catalog, experiments, challenger, campaigns, layouts = await self._call(
             "poll", work, probe=True
         )
+        self._take_layouts(layouts)
         return Poll(
             parse_pointer(raw_pointer),
             str_or_none(catalog),
@@ -66,6 +78,39 @@ class ControlStore(Gateway):
             parse_pointer(challenger),
             str_or_none(campaigns),
         )
+
+    def _take_layouts(self, raw: bytes | None) -> None:
+        """Serve the stream layouts polled (a value that cannot be read keeps the last)."""
+        if raw == self._layouts_raw:
+            return
+        try:
+            self.layouts = Layouts.from_json(raw)
+        except LayoutError as exc:
+            log.error("stream layouts ignored: %s", exc)
+            return
+        self._layouts_raw = raw
+
+    async def set_stream_shards(self, shards: int) -> Layouts:
+        """Split the streams into `shards` from now on (every replica's next poll); the
+        layouts stored. LayoutError for a count out of range."""
+        check_shards(shards)
+        for _ in range(10):
+            raw = await self._call("layouts", lambda: self.client.get(self.keys.stream_layouts))
+            changed = Layouts.from_json(raw).changed_to(shards)
+            stored = await self._call("layouts", partial(self._swap, raw, changed))
+            if stored:
+                self._take_layouts(changed.to_json().encode())
+                return changed
+        raise LayoutError("the stream layouts kept changing under us: try again")
+
+    async def _swap(self, raw: bytes | str | None, changed: Layouts) -> Any:
+        """Store `changed` if the layouts still read `raw`: 1, else 0."""
+        args = [raw or "", changed.to_json()]
+        return await self._swap_layouts(keys=[self.keys.stream_layouts], args=args)
+
+    @cached_property
+    def _swap_layouts(self) -> AsyncScript:
+        return self.client.register_script(SWAP_SCRIPT)
 
     async def generation_of(self, version: str) -> int | None:
         """The newest generation of `version` whose vectors are still in Redis, if any."""

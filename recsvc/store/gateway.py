@@ -24,6 +24,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsvc.contract.keys import Keys
+from recsvc.contract.shards import Layouts
 from recsvc.store.breaker import Breaker
 from recsvc.store.client import (
     AsyncClient,
@@ -70,6 +71,9 @@ class Gateway:
     ) -> None:
         self.client = client
         self.keys = keys
+        # The streams' shard layouts (recsvc.contract.shards), as last polled (ControlStore).
+        self.layouts = Layouts()
+        self._layouts_raw: bytes | None = None
         self.retry_seconds = retry_seconds
         self.on_error = on_error or (lambda operation, kind: None)
         self._breaker = Breaker(retry_seconds, breaker_failures, breaker_window_seconds)

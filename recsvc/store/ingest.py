@@ -16,11 +16,13 @@ import time
 from collections.abc import Container
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from redis.commands.core import AsyncScript
 
 from recsvc.contract.domain import Action, ItemType
 from recsvc.contract.records import Event
+from recsvc.contract.shards import shard_of
 from recsvc.store.client import (
     run_per_slot,
     slot_groups,
@@ -67,24 +69,29 @@ class Ingested:
 
 
 # Appends a batch of validated events and updates each user's recent items and purchases.
-# ARGV: mode, prefix, max stream length, dedup TTL, recent limit, purchased limit, event
-# count, then EVENT_ARGS (14) fields per event: the 9 of recsvc.contract.domain.EVENT_COLUMNS,
-# `holdable` ('1' when a purchase's product is in the catalogue), then the UTC hour whose
-# trending counts the event enters ('' for none) and when that hour's counts expire (epoch
-# seconds), then the surface and the position it happened at ('' for none: recsvc.contract.
-# records.Event), stored in the stream beside the columns. A new event's count is added in
-# the same step as its append (Keys.trend, the stream's slot), so a retried batch never
-# counts an event twice. A purchase enters the user's purchased set only when holdable and
-# while the set is under the limit (SCARD checked and SADD done in one step); else it is
-# counted as not applied (the stream keeps it: the nightly job learns from it). One user's
-# state stays bounded, so reading it stays fast. Modes:
-# - 'all' (a single Redis), KEYS: the stream, then each event's user (Keys.user): one atomic
-#   step. Refuses the whole batch when the stream has no room (never trims accepted events
-#   away), skips events already accepted (the marker Keys.event_accepted), and updates the
-#   users' state for the new ones. Returns {accepted, duplicates, purchases of products not
-#   in the catalogue, purchases past the limit}, or {-1, 0, 0, 0} when refused.
-# - 'append' (Cluster, the stream's slot), KEYS: the stream: the same, users' state aside
-#   (the last two counts are 0).
+# ARGV: mode, prefix, max stream length (of each shard), dedup TTL, recent limit, purchased
+# limit, event count, then EVENT_ARGS (15) fields per event: the 9 of recsvc.contract.domain.
+# EVENT_COLUMNS, `holdable` ('1' when a purchase's product is in the catalogue), then the UTC
+# hour whose trending counts the event enters ('' for none) and when that hour's counts expire
+# (epoch seconds), then the surface and the position it happened at ('' for none: recsvc.
+# contract.records.Event), stored in the stream beside the columns, and last the hash tags of
+# the user's shards in layouts retired within the dedup window (',' between; '': none), whose
+# markers also make the event a duplicate (recsvc.contract.shards). An event's stream shard
+# carries a hash tag (or is the tag itself: one shard), and its dedup marker (Keys.
+# event_marker) and trending counts (Keys.trend) carry the same: a new event's count is added
+# in the same step as its append, so a retried batch never counts an event twice. A purchase
+# enters the user's purchased set only when holdable and while the set is under the limit
+# (SCARD checked and SADD done in one step); else it is counted as not applied (the stream
+# keeps it: the nightly job learns from it). One user's state stays bounded, so reading it
+# stays fast. Modes:
+# - 'all' (a single Redis), KEYS: each event's stream shard, then each event's user (Keys.user):
+#   one atomic step. Refuses the whole batch when a shard has no room for its events (never
+#   trims accepted events away), skips events already accepted (the markers), and updates the
+#   users' state for the new ones. Returns {accepted, duplicates, purchases of products not in
+#   the catalogue, purchases past the limit}, or {-1, 0, 0, 0} when refused.
+# - 'append' (Cluster, one shard's slot), KEYS: the shard: the same for the batch's events of
+#   that shard, users' state aside (the last two counts are 0). Markers of retired layouts are
+#   in other slots: the caller looks for them first (IngestStore._accepted_before).
 # - 'apply' (Cluster, one user slot), KEYS: each event's user: updates the state for every
 #   event not yet applied (the marker Keys.event_applied), so that running it again after a
 #   failure half-way (a retry of the batch) applies each event once. Returns {applied,
@@ -109,7 +116,7 @@ end
 if mode == 'apply' then
   local applied = 0
   for i = 0, n - 1 do
-    local o = 7 + i * 14
+    local o = 7 + i * 15
     local user = KEYS[i + 1]
     if redis.call('SET', user .. ':ev:' .. ARGV[o + 1], '1', 'NX', 'EX', ttl) then
       apply(user, ARGV[o + 5], ARGV[o + 4], ARGV[o + 6], ARGV[o + 7], ARGV[o + 10])
@@ -118,25 +125,37 @@ if mode == 'apply' then
   end
   return {applied, unknown, full}
 end
-local stream = KEYS[1]
-if redis.call('XLEN', stream) + n > maxlen then return {-1, 0, 0, 0} end
+local function stream_of(i) if mode == 'all' then return KEYS[i + 1] end return KEYS[1] end
+local function marker(tag, user, event_id)  -- Keys.event_marker
+  return prefix .. ':ev:{' .. tag .. '}:' .. #user .. '/' .. user .. ':' .. event_id
+end
+local counts = {}
+for i = 0, n - 1 do counts[stream_of(i)] = (counts[stream_of(i)] or 0) + 1 end
+for stream, count in pairs(counts) do
+  if redis.call('XLEN', stream) + count > maxlen then return {-1, 0, 0, 0} end
+end
 local accepted, duplicates = 0, 0
 local expiring = {}  -- the trend hours given their expiry by this batch
 for i = 0, n - 1 do
-  local o = 7 + i * 14
+  local o = 7 + i * 15
   local event_id, ts, user, item = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local item_type, action, ratio = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
-  -- Keys.event_accepted: the user id with its length, as ids may contain ':'
-  local marker = prefix .. ':ev:{' .. stream .. '}:' .. #user .. '/' .. user .. ':' .. event_id
-  if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
+  local stream = stream_of(i)
+  local tag = string.match(stream, '{(.-)}') or stream
+  local seen = false
+  if mode == 'all' then
+    for old in string.gmatch(ARGV[o + 15], '[^,]+') do
+      if redis.call('EXISTS', marker(old, user, event_id)) == 1 then seen = true end
+    end
+  end
+  if not seen and redis.call('SET', marker(tag, user, event_id), '1', 'NX', 'EX', ttl) then
     redis.call('XADD', stream, '*', 'event_id', event_id, 'ts', ts, 'user_id', user,
       'item_id', item, 'item_type', item_type, 'action', action, 'watch_ratio', ratio,
       'request_id', ARGV[o + 8], 'amount', ARGV[o + 9],
       'surface', ARGV[o + 13], 'position', ARGV[o + 14])
-    if mode == 'all' then apply(KEYS[i + 2], item_type, item, action, ratio, ARGV[o + 10]) end
+    if mode == 'all' then apply(KEYS[n + i + 1], item_type, item, action, ratio, ARGV[o + 10]) end
     if ARGV[o + 11] ~= '' then
-      -- Keys.trend: the hour's counts, in the stream's slot
-      local trend = prefix .. ':trend:{' .. stream .. '}:' .. ARGV[o + 11]
+      local trend = prefix .. ':trend:{' .. tag .. '}:' .. ARGV[o + 11]  -- Keys.trend
       redis.call('HINCRBY', trend, item .. '|' .. action, 1)
       if not expiring[trend] then
         redis.call('EXPIREAT', trend, ARGV[o + 12])
@@ -151,7 +170,7 @@ end
 return {accepted, duplicates, unknown, full}
 """
 
-EVENT_ARGS = 14  # the INGEST script's arguments per event
+EVENT_ARGS = 15  # the INGEST script's arguments per event
 # An hour's trending counts are kept this long after it ends: the longest window the trainer's
 # trending prior can choose (training.models.trending.TRENDING_HOURS, a week); a window of h
 # hours reads the hour under way and the h before it.
@@ -192,8 +211,14 @@ class IngestStore(Gateway):
         than `max_purchased` from events; the others are counted. Views and clicks of
         `videos` (the catalogue's) enter the live trending counts; of other ids, not.
 
-        StreamFull, and nothing written, when the stream has no room for the batch."""
-        event_args = _event_args(events, products, videos, time.time())
+        StreamFull when a stream shard has no room for the batch's events in it: on a single
+        Redis nothing is written; on a Cluster the other shards' events are accepted (a retry
+        finds them duplicates)."""
+        shards = self.layouts.current
+        retired = [n for n in self.layouts.recent(dedup_seconds) if n != shards]
+        streams = [self.keys.user_stream("events", e.user_id, shards) for e in events]
+        old_tags = [self._old_tags(e.user_id, retired) for e in events]
+        event_args = _event_args(events, products, videos, time.time(), old_tags)
         try:
             await asyncio.wait_for(self._ingest_slots.acquire(), INGEST_WAIT_SECONDS)
         except TimeoutError:
@@ -203,14 +228,20 @@ class IngestStore(Gateway):
             ) from None
         try:
             return await self._ingest_batch(
-                events, event_args, max_len, dedup_seconds, recent_limit, max_purchased
+                events, streams, event_args, max_len, dedup_seconds, recent_limit, max_purchased
             )
         finally:
             self._ingest_slots.release()
 
+    def _old_tags(self, user_id: str, retired: list[int]) -> str:
+        """The tags of the user's shards in the retired layouts, where its markers may be."""
+        tags = {self.keys.stream_tag(shard_of(user_id, n), n) for n in retired}
+        return ",".join(sorted(tags))
+
     async def _ingest_batch(
         self,
         events: list[Event],
+        streams: list[str],
         event_args: list[str],
         max_len: int,
         dedup_seconds: int,
@@ -219,37 +250,80 @@ class IngestStore(Gateway):
     ) -> Ingested:
         settings = [self.keys.prefix, max_len, dedup_seconds, recent_limit, max_purchased]
         users = [self.keys.user(e.user_id) for e in events]
-        if not self._cluster:  # one atomic script: the stream, then each event's user
+        if not self._cluster:  # one atomic script: each event's shard, then each event's user
             args = ["all", *settings, len(events), *event_args]
-            keys = [self.keys.events, *users]
+            keys = [*streams, *users]
             replies = await self._call(
                 "ingest", lambda: run_per_slot(self.client, self._ingest, [(keys, args)])
             )
             accepted, duplicates, unknown, over = replies[0]
-        else:
-            args = ["append", *settings, len(events), *event_args]
-            calls = [([self.keys.events], args)]
-            replies = await self._call(
-                "ingest", lambda: run_per_slot(self.client, self._ingest, calls)
+            if accepted < 0:
+                raise StreamFull(f"an event stream shard holds {max_len:,} events, its limit")
+            return Ingested(int(accepted), int(duplicates), int(unknown), int(over))
+        seen = await self._accepted_before(events, event_args)
+        by_stream: dict[str, list[int]] = {}
+        for i, stream in enumerate(streams):
+            if i not in seen:
+                by_stream.setdefault(stream, []).append(i)
+        calls = [
+            ([stream], ["append", *settings, len(group), *_slices(event_args, group)])
+            for stream, group in by_stream.items()
+        ]
+        replies = (
+            await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
+            if calls
+            else []
+        )
+        refused = {
+            i
+            for group, r in zip(by_stream.values(), replies, strict=True)
+            if r[0] < 0
+            for i in group
+        }
+        accepted = sum(int(r[0]) for r in replies if r[0] >= 0)
+        duplicates = len(seen) + sum(int(r[1]) for r in replies if r[0] >= 0)
+        # duplicates too: a retry completes what a failure left undone
+        applying = [i for i in range(len(events)) if i not in refused]
+        unknown, over = await self._apply_events(event_args, users, applying, settings)
+        if full := len(refused):
+            raise StreamFull(
+                f"an event stream shard holds {max_len:,} events, its limit: {full:,} events "
+                f"of the batch were not accepted ({accepted:,} were)"
             )
-            accepted, duplicates, unknown, over = replies[0]
-            if accepted >= 0:  # duplicates too: a retry completes what a failure left undone
-                unknown, over = await self._apply_events(event_args, users, settings)
-        if accepted < 0:
-            raise StreamFull(f"the event stream holds {max_len:,} events, its limit")
-        return Ingested(int(accepted), int(duplicates), int(unknown), int(over))
+        return Ingested(accepted, duplicates, unknown, over)
+
+    async def _accepted_before(self, events: list[Event], event_args: list[str]) -> set[int]:
+        """Cluster: the positions of events whose marker is in the user's shard of a layout
+        retired within the dedup window (other slots than the append's: looked for first)."""
+        markers: list[tuple[int, str]] = []
+        for i, event in enumerate(events):
+            for tag in event_args[i * EVENT_ARGS + EVENT_ARGS - 1].split(","):
+                if tag:
+                    markers.append((i, self.keys.event_marker(tag, event.user_id, event.event_id)))
+        if not markers:
+            return set()
+
+        async def work() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for _, marker in markers:
+                pipe.exists(marker)
+            return await pipe.execute()
+
+        found = await self._call("ingest", work)
+        return {i for (i, _), hit in zip(markers, found, strict=True) if hit}
 
     async def _apply_events(
-        self, event_args: list[str], users: list[str], settings: list
+        self, event_args: list[str], users: list[str], positions: list[int], settings: list
     ) -> tuple[int, int]:
-        """Cluster: each event's update of its user's state, once per slot of users; the
-        purchases it kept out of state (unknown products, over the limit)."""
+        """Cluster: the update of their users' state by the events at `positions`, once per
+        slot of users; the purchases it kept out of state (unknown products, over the limit)."""
+        if not positions:
+            return 0, 0
         calls = []
-        for group in slot_groups(self.client, users):
-            args = ["apply", *settings, len(group)]
-            for i in group:
-                args += event_args[i * EVENT_ARGS : (i + 1) * EVENT_ARGS]
-            calls.append(([users[i] for i in group], args))
+        for group in slot_groups(self.client, [users[i] for i in positions]):
+            chosen = [positions[k] for k in group]
+            args = ["apply", *settings, len(chosen), *_slices(event_args, chosen)]
+            calls.append(([users[i] for i in chosen], args))
         replies = await self._call("ingest", lambda: run_per_slot(self.client, self._ingest, calls))
         return sum(int(r[1]) for r in replies), sum(int(r[2]) for r in replies)
 
@@ -270,14 +344,24 @@ def trend_hour(event: Event, now: float, videos: Container[str]) -> int | None:
     return hour if hour >= int(now // 3600) - TREND_KEEP_HOURS else None
 
 
+def _slices(event_args: list[str], positions: list[int]) -> list[str]:
+    """The INGEST script's arguments of the events at `positions`."""
+    return [a for i in positions for a in event_args[i * EVENT_ARGS : (i + 1) * EVENT_ARGS]]
+
+
 def _event_args(
-    events: list[Event], products: Container[str], videos: Container[str], now: float
+    events: list[Event],
+    products: Container[str],
+    videos: Container[str],
+    now: float,
+    old_tags: list[str],
 ) -> list[str]:
     """The INGEST script's arguments for each event: its columns (EVENT_COLUMNS order),
     whether a purchase's product may enter its user's state (in `products`), and the hour of
-    trending counts it enters with that hour's expiry (trend_hour), its surface and position."""
+    trending counts it enters with that hour's expiry (trend_hour), its surface and position,
+    and the tags of its user's shards in retired layouts (`old_tags`)."""
     args: list[str] = []
-    for e in events:
+    for e, tags in zip(events, old_tags, strict=True):
         holdable = e.action is Action.PURCHASE and e.item_id in products
         hour = trend_hour(e, now, videos)
         args += [
@@ -295,5 +379,6 @@ def _event_args(
             "" if hour is None else str((hour + 1 + TREND_KEEP_HOURS) * 3600),
             e.surface or "",
             "" if e.position is None else str(e.position),
+            tags,
         ]
     return args

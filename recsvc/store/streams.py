@@ -12,9 +12,8 @@ from typing import Any
 from redis.commands.core import AsyncScript
 
 from recsvc.contract.records import EXPOSURE_FIELDS, PAGE_CARD_FIELDS, Exposure, PageCards
-from recsvc.store.gateway import (
-    Gateway,
-)
+from recsvc.store.client import run_per_slot
+from recsvc.store.gateway import Gateway
 
 
 def _xadd_pairs(names: tuple[str, ...]) -> str:
@@ -58,54 +57,76 @@ class StreamStore(Gateway):
         return self.client.register_script(CARDS_SCRIPT)
 
     async def log_exposures(self, exposures: list[Exposure], max_len: int) -> int:
-        """Append exposures to their stream; the number dropped (the stream was full)."""
-        return await self._append(
-            "exposures", self._expose, self.keys.exposures, exposures, max_len
-        )
+        """Append exposures to their users' shards; the number dropped (a shard was full)."""
+        return await self._append("exposures", self._expose, exposures, max_len)
 
     async def log_cards(self, cards: list[PageCards], max_len: int) -> int:
-        """Append pages' card records to their stream; the number dropped (the stream was
-        full)."""
-        return await self._append("cards", self._cards, self.keys.cards, cards, max_len)
+        """Append pages' card records to their users' shards; the number dropped (a shard
+        was full)."""
+        return await self._append("cards", self._cards, cards, max_len)
 
     async def _append(
         self,
-        operation: str,
+        name: str,
         script: AsyncScript,
-        stream: str,
         records: Sequence[Exposure | PageCards],
         max_len: int,
     ) -> int:
+        """One script per shard the records go to (pipelined: one round trip)."""
         if not records:
             return 0
-        args: list[Any] = [max_len, len(records)]
+        shards = self.layouts.current
+        groups: dict[str, list[Exposure | PageCards]] = {}
         for record in records:
-            args += record.fields()
-        appended = await self._call(operation, lambda: script(keys=[stream], args=args))
-        return 0 if int(appended) > 0 else len(records)
+            groups.setdefault(self.keys.user_stream(name, record.user_id, shards), []).append(
+                record
+            )
+        calls = []
+        for stream, group in groups.items():
+            args: list[Any] = [max_len, len(group)]
+            for record in group:
+                args += record.fields()
+            calls.append(([stream], args))
+        replies = await self._call(name, lambda: run_per_slot(self.client, script, calls))
+        dropped = zip(groups.values(), replies, strict=True)
+        return sum(len(group) for group, reply in dropped if int(reply) <= 0)
 
     async def stream_stats(self) -> dict[str, int]:
-        """Lengths of the event, exposure and card streams, and the events the nightly
-        consumer group has not read yet (its lag; the whole stream before a first drain)."""
+        """Lengths of the event, exposure and card streams (every shard of every layout ever
+        used), and the events the nightly consumer group has not read yet (its lag; the whole
+        stream before a first drain)."""
+        counts = self.layouts.ever()
+        names = ("events", "exposures", "cards")
+        streams = [(name, s) for n in counts for name in names for s in self.keys.streams(name, n)]
+        events = [s for name, s in streams if name == "events"]
 
         async def work() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
-            pipe.xlen(self.keys.events)
-            pipe.xlen(self.keys.exposures)
-            pipe.xinfo_groups(self.keys.events)
-            pipe.xlen(self.keys.cards)
+            for _, stream in streams:
+                pipe.xlen(stream)
+            for stream in events:
+                pipe.xinfo_groups(stream)
             return await pipe.execute(raise_on_error=False)
 
-        events, exposures, groups, cards = await self._call("streams", work, probe=True)
-        lag = events if isinstance(events, int) else 0
-        if isinstance(groups, list):
-            for group in groups:
-                name = group.get("name", b"")
-                if (name.decode() if isinstance(name, bytes) else name) == DRAIN_GROUP:
-                    lag = int(group.get("lag") or 0) + int(group.get("pending") or 0)
-        return {
-            "events": events if isinstance(events, int) else 0,
-            "exposures": exposures if isinstance(exposures, int) else 0,
-            "events_not_drained": lag,
-            "cards": cards if isinstance(cards, int) else 0,
-        }
+        replies = await self._call("streams", work, probe=True)
+        lengths, groups = replies[: len(streams)], replies[len(streams) :]
+        totals = dict.fromkeys(names, 0)
+        for (name, _), length in zip(streams, lengths, strict=True):
+            totals[name] += length if isinstance(length, int) else 0
+        event_lengths = [
+            n for (name, _), n in zip(streams, lengths, strict=True) if name == "events"
+        ]
+        lag = sum(map(_not_drained, groups, event_lengths))
+        return {**totals, "events_not_drained": lag}
+
+
+def _not_drained(groups: Any, length: Any) -> int:
+    """The entries of a stream the drain has not acknowledged: the drain group's lag and
+    pending entries, or the whole stream when the group does not exist yet."""
+    lag = length if isinstance(length, int) else 0
+    if isinstance(groups, list):
+        for group in groups:
+            name = group.get("name", b"")
+            if (name.decode() if isinstance(name, bytes) else name) == DRAIN_GROUP:
+                lag = int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    return lag

@@ -71,8 +71,10 @@ def _since(text: str | None) -> datetime | None:
 def _undrained(user: str, since: datetime | None) -> list[dict[str, Any]] | None:
     """The user's cards in the stream; None without a Redis to read."""
     from recsvc.contract.keys import Keys
+    from recsvc.contract.shards import LayoutError
     from recsvc.service.settings import SettingsError, load_settings
     from recsvc.store.client import REDIS_ERRORS, sync_client
+    from recsvc.store.layouts import user_shards
     from training.data.cards import STREAM_CHUNK, cards_in_stream
 
     try:
@@ -82,18 +84,19 @@ def _undrained(user: str, since: datetime | None) -> list[dict[str, Any]] | None
     if settings.redis_url is None:
         return None
     client = sync_client(settings.redis_url, settings.redis_cluster, timeout=30)
-    stream = Keys(settings.redis_prefix).cards
     found: list[dict[str, Any]] = []
     try:
-        start = "-"
-        while True:
-            entries: list[Any] = client.xrange(stream, min=start, count=STREAM_CHUNK)  # type: ignore[assignment]
-            fields = [{_text(k): _text(v) for k, v in entry.items()} for _, entry in entries]
-            found += cards_in_stream(fields, user, since)
-            if len(entries) < STREAM_CHUNK:
-                return found
-            start = "(" + _text(entries[-1][0])
-    except REDIS_ERRORS as exc:
+        for stream in user_shards(client, Keys(settings.redis_prefix), "cards", user):
+            start = "-"
+            while True:
+                entries: list[Any] = client.xrange(stream, min=start, count=STREAM_CHUNK)  # type: ignore[assignment]
+                fields = [{_text(k): _text(v) for k, v in entry.items()} for _, entry in entries]
+                found += cards_in_stream(fields, user, since)
+                if len(entries) < STREAM_CHUNK:
+                    break
+                start = "(" + _text(entries[-1][0])
+        return found
+    except (*REDIS_ERRORS, LayoutError) as exc:
         fail(f"cannot read the card stream: {exc}")
     finally:
         client.close()

@@ -39,7 +39,10 @@ from recsvc.contract.records import (
     PAGE_CARD_FIELDS,
     page_card_values,
 )
+from recsvc.contract.shards import STREAMS
+from recsvc.registry.locks import LockHeld, redis_lock
 from recsvc.store.client import SyncClient
+from recsvc.store.layouts import stored_layouts
 from recsvc.store.streams import DRAIN_GROUP
 from training.data.events import EVENT_SCHEMA
 
@@ -54,16 +57,25 @@ class DrainReport:
     already_written: int = 0  # ids found in the partitions: a previous run died before its ack
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # shards a follower (`recsvc drain --follow`) holds: it drains them, this run did not
+    skipped_shards: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add(self, other: DrainReport) -> None:
+        self.read += other.read
+        self.written += other.written
+        self.already_written += other.already_written
+        self.files += other.files
+        self.skipped_shards += other.skipped_shards
 
 
 @dataclass(frozen=True)
 class Stream:
     """A stream the service appends to, and how its entries become Parquet rows."""
 
-    name: str  # the Keys property of the stream
+    name: str  # the stream's name in the key layout (Keys.stream)
     id_field: str  # unique per entry: what makes a rerun write nothing twice
     schema: pa.Schema
     row: Callable[[dict[str, str]], dict[str, Any]]
@@ -79,17 +91,77 @@ def drain(
     before_ack: Callable[[], None] | None = None,
     stream: Stream | None = None,
 ) -> DrainReport:
-    """Move every entry of the stream (the events, unless `stream` says otherwise) into `out`
-    (day partitions); return what was done.
+    """Move every entry of the stream (the events, unless `stream` says otherwise), every
+    shard of every layout ever used (recsvc.contract.shards), into `out` (day partitions);
+    return what was done. A shard a follower holds (training.data.follow) is left to it.
 
     `before_ack` runs before each acknowledgement (the nightly job checks there that it
     still holds its lock: two drains at once could write an entry twice)."""
     started = time.perf_counter()
+    keys = keys or Keys()
     kind = stream or EVENTS
-    key = getattr(keys or Keys(), kind.name)
+    report = DrainReport()
+    written_ids: dict[str, set[str]] = {}  # day -> entry ids on disk, read lazily
+    for tag, shards in shard_tags(client, keys).items():
+        try:
+            with shard_lease(client, keys, tag, f"drain by {consumer}") as lease:
+
+                def check() -> None:
+                    lease.check()
+                    if before_ack:
+                        before_ack()
+
+                for key in shards[kind.name]:
+                    shard = drain_shard(
+                        client, key, out, kind, consumer, chunk, written_ids, progress, check
+                    )
+                    report.add(shard)
+        except LockHeld:
+            report.skipped_shards.append(tag)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def shard_tags(client: SyncClient, keys: Keys) -> dict[str, dict[str, list[str]]]:
+    """Every shard of every layout ever used, by its tag: its key of each stream."""
+    tags: dict[str, dict[str, list[str]]] = {}
+    for n in stored_layouts(client, keys).ever():
+        for shard in range(n):
+            names = tags.setdefault(keys.stream_tag(shard, n), {name: [] for name in STREAMS})
+            for name in STREAMS:
+                names[name].append(keys.stream(name, shard, n))
+    return tags
+
+
+def shard_lease(client: SyncClient, keys: Keys, tag: str, what: str) -> Any:
+    """The lock a drain holds on a shard (all three of its streams) while it drains it:
+    LockHeld when another drain holds it."""
+    return redis_lock(client, keys.drain_lease(tag), what, f"the shard {tag} is being drained")
+
+
+def drain_shard(
+    client: SyncClient,
+    key: str,
+    out: Path,
+    kind: Stream,
+    consumer: str,
+    chunk: int,
+    written_ids: dict[str, set[str]],
+    progress: Callable[[int], None] | None = None,
+    before_ack: Callable[[], None] | None = None,
+    *,
+    recheck_new: bool = True,
+) -> DrainReport:
+    """Move one shard's entries into `out`, under the shard's lease: first the entries
+    delivered to any consumer and never acknowledged (taken over: their reader died, or was
+    this one), checked against the partitions as they are now; then new ones. `written_ids`
+    caches the ids on disk per day across calls; `recheck_new` False checks new entries
+    against their chunk only (a follower's: new entries are unique in the streams, and a
+    day's ids would grow without bound in a long-running process)."""
     _ensure_group(client, key)
     report = DrainReport()
-    written_ids: dict[str, set[str]] = {}  # day -> event ids on disk, read lazily
+    if _take_over_pending(client, key, consumer):
+        written_ids.clear()  # the partitions as they are now: a dead reader may have written
     for pending in (True, False):
         while True:
             entries = _read(client, key, consumer, chunk, pending)
@@ -97,11 +169,14 @@ def drain(
                 break
             ids = [entry_id for entry_id, _ in entries]
             rows = [kind.row(fields) for _, fields in entries]
-            by_day = _new_rows_by_day(rows, out, written_ids, report, kind.id_field)
+            cache = written_ids if pending or recheck_new else {}
+            checked = pending or recheck_new
+            by_day = _new_rows_by_day(rows, out, cache, report, kind.id_field, checked)
             for day, day_rows in sorted(by_day.items()):
-                path = out / f"day={day}" / f"part-{ids[0].replace('-', '_')}.parquet"
+                part = f"part-{_file_tag(key)}{ids[0].replace('-', '_')}.parquet"
+                path = out / f"day={day}" / part
                 write_durably(pa.Table.from_pylist(day_rows, schema=kind.schema), path)
-                written_ids[day].update(row[kind.id_field] for row in day_rows)
+                cache[day].update(row[kind.id_field] for row in day_rows)
                 report.files.append(str(path))
                 report.written += len(day_rows)
             pause_point("drain:before-ack", f"{len(ids)} events durable, not yet acknowledged")
@@ -112,8 +187,27 @@ def drain(
             report.read += len(ids)
             if progress:
                 progress(len(ids))
-    report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _file_tag(key: str) -> str:
+    """What tells files of different shards apart (their stream ids may coincide): the
+    shard's tag for a sharded stream, nothing for a single one (the names from before)."""
+    start = key.find("{")
+    return "" if start < 0 else key[start + 1 : key.index("}", start)].replace(":", "_") + "-"
+
+
+def _take_over_pending(client: SyncClient, key: str, consumer: str) -> bool:
+    """Make every entry delivered to another consumer and never acknowledged this one's (the
+    shard's lease says no one else is reading it); whether there were any."""
+    taken, start = False, "0-0"
+    while True:
+        # (not JUSTID: redis-py then drops the cursor)
+        reply: Any = client.xautoclaim(key, GROUP, consumer, 0, start, count=CHUNK)
+        start, claimed = _text(reply[0]), reply[1]
+        taken = taken or bool(claimed)
+        if start == "0-0":
+            return taken
 
 
 def _ensure_group(client: SyncClient, stream: str) -> None:
@@ -145,12 +239,13 @@ def _new_rows_by_day(
     written_ids: dict[str, set[str]],
     report: DrainReport,
     id_field: str,
+    checked: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     by_day: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         day = row["ts"].date().isoformat() if row["ts"] is not None else "unknown"
         if day not in written_ids:
-            written_ids[day] = _ids_on_disk(out / f"day={day}", id_field)
+            written_ids[day] = _ids_on_disk(out / f"day={day}", id_field) if checked else set()
         if row[id_field] in written_ids[day]:
             report.already_written += 1
             continue

@@ -34,7 +34,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from recsvc.contract.keys import Keys
+from recsvc.contract.shards import STREAMS
 from recsvc.store.client import SyncClient
+from recsvc.store.layouts import every_shard
 from training.data.drain import fsync_directory, write_durably
 
 SCAN_COUNT = 1000
@@ -72,8 +74,9 @@ def finish_erasures(client: SyncClient, keys: Keys, folders: Sequence[Path]) -> 
         return report
     fresh = _sweep_keys(client, keys, users, report)
     _sweep_viewers(client, fresh, users, report)
-    for stream in (keys.events, keys.exposures, keys.cards):
-        _sweep_stream(client, stream, users, report)
+    for name in STREAMS:
+        for stream in every_shard(client, keys, name):
+            _sweep_stream(client, stream, users, report)
     for folder in folders:
         _sweep_partitions(folder, users, report)
     client.hdel(keys.erasures, *sorted(users))
@@ -87,7 +90,7 @@ def _sweep_keys(
 ) -> list[str]:
     """Delete the users' keys (their hash tag) and their events' dedup markers; return the
     keys of new videos' viewers (searched next)."""
-    markers = f"{keys.prefix}:ev:{{{keys.events}}}:"
+    markers = f"{keys.prefix}:ev:{{"
     fresh_head, fresh_tail = f"{keys.prefix}:fresh:", ":viewers"
     doomed, fresh = [], []
     for raw in client.scan_iter(match=f"{keys.prefix}:*", count=SCAN_COUNT):
@@ -103,14 +106,17 @@ def _sweep_keys(
 
 def _owner(key: str, markers: str) -> str | None:
     """The user a key belongs to: the id in its `{u:<id>}` hash tag, or in a dedup marker's
-    `<markers><bytes of the id>/<id>:<event id>`; None for any other key."""
+    `<markers><shard's tag>}:<bytes of the id>/<id>:<event id>`; None for any other key."""
     tag = key.find("{u:")
     if tag >= 0:
         end = key.find("}", tag)
         return key[tag + 3 : end] if end > 0 else None
     if not key.startswith(markers):
         return None
-    length, _, tail = key[len(markers) :].partition("/")
+    _, closed, rest = key[len(markers) :].partition("}:")
+    if not closed:
+        return None
+    length, _, tail = rest.partition("/")
     if not length.isdigit():
         return None  # a marker of the format before issue 13: it expires on its own
     return tail.encode()[: int(length)].decode(errors="replace")

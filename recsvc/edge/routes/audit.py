@@ -137,8 +137,8 @@ async def audit_user(
     start = _since(since)
     first = "-" if start is None else str(max(0, _epoch_ms(start) - SINCE_SLACK_MS))
     try:
-        pages, scanned, complete = await _scan(
-            runtime.store.client, runtime.store.keys.cards, user_id, first, max_entries
+        pages, scanned, complete = await _scan_shards(
+            runtime.store.client, _card_streams(runtime, user_id), user_id, first, max_entries
         )
     except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
         log.warning("audit: the card stream could not be read: %s", exc)
@@ -183,6 +183,26 @@ def _since(text: str | None) -> datetime | None:
 
 def _epoch_ms(moment: datetime) -> int:
     return int((moment - _EPOCH).total_seconds() * 1000)
+
+
+def _card_streams(runtime: Any, user_id: str) -> list[str]:
+    """The card stream shards that may hold the user's pages: theirs in each layout used."""
+    keys, layouts = runtime.store.keys, runtime.store.layouts
+    return list(dict.fromkeys(keys.user_stream("cards", user_id, n) for n in layouts.ever()))
+
+
+async def _scan_shards(
+    client: AsyncClient, streams: list[str], user_id: str, first: str, max_entries: int
+) -> tuple[list[dict[str, str]], int, bool]:
+    """_scan over each of `streams` in turn, `max_entries` in all."""
+    pages: list[dict[str, str]] = []
+    scanned, complete = 0, True
+    for stream in streams:
+        found, read, whole = await _scan(client, stream, user_id, first, max_entries - scanned)
+        pages += found
+        scanned += read
+        complete = complete and whole
+    return pages, scanned, complete
 
 
 async def _scan(
