@@ -65,7 +65,9 @@ def drain(
             fail(f"drain --follow stopped, nothing unwritten was acknowledged: {exc}")
         finally:
             client.close()
-        emit(summary, f"drain --follow stopped: {json.dumps(summary)}", json_output)
+        moved = ", ".join(f"{summary[k]['read']:,} {k}" for k in ("events", "exposures", "cards"))
+        text = f"drain --follow {summary['consumer']} stopped after {summary['cycles']:,} cycles"
+        emit(summary, f"{text}: drained {moved}", json_output)
         return
     busy = "a nightly run or another drain is in progress (two drains could write an event twice)"
     try:
