@@ -15,9 +15,10 @@ with many users and fresh event ids, and the catalogue's trending counts on.
    On this two-core machine the three masters and the clients share two cores: the ratio is
    bounded by the cores, not by Redis; the per-master CPU figures say what each master
    would carry on a core of its own.
-2. **Bytes per undrained event.** After the throughput part, the single Redis holds every event
-   it took with its dedup marker: used_memory growth per event; after a drain, what remains
-   per event (the marker, kept for the dedup window).
+2. **Bytes per undrained event.** On the single Redis, emptied, 10 s of events: used_memory
+   growth per event (the stream entry, its dedup marker, its user's recent list and the
+   trending counts); after a drain, what remains per event; and the markers' share (their
+   keys deleted: the memory freed per event).
 3. **Memory under --follow.** On the cluster, --follow-rate (2,000) events/s for
    --follow-seconds (600) with two `recsvc drain --follow` processes draining into a temporary
    directory; the dedup window is --dedup-seconds (60), so the markers' share reaches its
@@ -249,13 +250,29 @@ def undrained_bytes(single: EmbeddedRedis, args: argparse.Namespace, work: Path)
             env={**os.environ, "RECSVC_REDIS_URL": single.url}, check=True, capture_output=True,
         )  # fmt: skip
         after = used_memory([single.port]) - base
+        for batch in _chunks(client.scan_iter(match=f"{KEYS.prefix}:ev:*", count=10_000)):
+            client.unlink(*batch)
+        markers = after - (used_memory([single.port]) - base)
         client.flushall()
     return {
         "events": accepted,
+        "users": min(accepted, USERS),
         "bytes_per_undrained_event": round(held / accepted),
         # the dedup markers, and the users' recent lists and trending counts the events left
         "bytes_per_event_after_drain": round(after / accepted),
+        "bytes_per_dedup_marker": round(markers / accepted),
     }
+
+
+def _chunks(keys: Any, size: int = 1000) -> Any:
+    batch: list[Any] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def follow_memory(cluster: EmbeddedCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:

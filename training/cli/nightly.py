@@ -19,6 +19,8 @@ from training.cli.options import (
     Algorithm,
     AlgorithmName,
     Alpha,
+    EngineName,
+    EngineOption,
     Ensemble,
     ExposuresDir,
     Factors,
@@ -138,6 +140,7 @@ def nightly(
             "exporter's textfile collector, which reads only *.prom files (docs/runbook.md).",
         ),
     ] = None,
+    engine: EngineOption = EngineName.IMPLICIT,
     gated_exit_code: Annotated[
         int,
         typer.Option(
@@ -191,6 +194,7 @@ def nightly(
             max_bad_share=max_bad_share,
             weights=parse_weights(weights, watch_ratio_cap, half_life_days),
             objective=make_objective(video_weight, product_weight),
+            engine=engine.value,
             params=make_params(
                 algorithm,
                 factors,

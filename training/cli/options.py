@@ -119,6 +119,23 @@ ProtocolOption = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
+
+
+class EngineName(StrEnum):
+    IMPLICIT = "implicit"
+    SPARK = "spark"
+
+
+EngineOption = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        metavar="ENGINE",
+        help=f"What fits ALS: {choices(EngineName)} (pyspark MLlib: the 'spark' extra and a "
+        "Java 17 runtime; SPARK_MASTER says where, default local; --tune searches with "
+        "implicit).",
+    ),
+]
 ExposuresDir = Annotated[
     Path, typer.Option(help="Exposures directory (day partitions), for A/B reports.")
 ]

@@ -15,6 +15,8 @@ from training.cli.options import (
     Algorithm,
     AlgorithmName,
     Alpha,
+    EngineName,
+    EngineOption,
     Ensemble,
     Factors,
     Format,
@@ -85,6 +87,7 @@ def train(
     ensemble: Ensemble = DEFAULTS.ensemble,
     seed: Seed = DEFAULTS.seed,
     threads: Threads = None,
+    engine: EngineOption = EngineName.IMPLICIT,
     as_json: Json = False,
 ) -> None:
     """Fit ALS on every event and save the factors (--tune: search hyper-parameters first).
@@ -93,6 +96,7 @@ def train(
     segments are known: --users FILE, or a world's users.csv."""
     from training.evaluation.report import training_text
     from training.models.pipeline import run_train
+    from training.models.spark_als import SparkUnavailable
 
     directory_option(out, "--out")
     try:
@@ -119,8 +123,9 @@ def train(
             threads=threads,
             show_progress=sys.stderr.isatty(),
             models_dir=models_dir,
+            engine=engine.value,
         )
-    except (EventDataError, ModelFitError, ValueError, OSError) as exc:
+    except (EventDataError, ModelFitError, SparkUnavailable, ValueError, OSError) as exc:
         fail(str(exc))
     emit(report, training_text(report), as_json)
 

@@ -112,15 +112,25 @@ def confidence_matrix(matrix: sp.csr_matrix, params: FitParams) -> sp.csr_matrix
     return matrix.astype(np.float32)
 
 
+Engine = Literal["implicit", "spark"]
+ENGINES: tuple[Engine, ...] = ("implicit", "spark")
+
+
 def fit(
     matrix: sp.csr_matrix,
     params: FitParams,
     *,
     threads: int | None = None,
     show_progress: bool = False,
+    engine: Engine = "implicit",
 ) -> Factors:
     """Fit implicit's model on a users × items confidence matrix (an ensemble: each fit,
-    side by side)."""
+    side by side); with `engine` "spark", ALS on Spark (training.models.spark_als), factors
+    of the same form."""
+    if engine == "spark":
+        from training.models.spark_als import fit_spark
+
+        return fit_spark(matrix, params)
     if params.ensemble > 1:
         single = replace(params, ensemble=1)
         fits = [

@@ -36,7 +36,7 @@ from training.evaluation.evaluate import (
     evaluation_set,
 )
 from training.evaluation.intervals import versus
-from training.models.factors import Factors, FitParams, fit, save_factors
+from training.models.factors import Engine, Factors, FitParams, fit, save_factors
 from training.models.today import choose_today_weight
 from training.models.trending import last_event, trending_prior
 from training.models.tuner import Objective, TuneBudget, TuneResult, tune
@@ -283,6 +283,7 @@ def run_train(
     threads: int | None = None,
     show_progress: bool = False,
     models_dir: Path | None = None,
+    engine: Engine = "implicit",
 ) -> dict[str, Any]:
     """Fit on every event of the source, save the factors under `out` and, given a
     `models_dir`, export a model version there."""
@@ -298,10 +299,15 @@ def run_train(
         dataset = tuned_data(dataset, tuning)
     with stages.stage("fit"):
         factors = fit(
-            dataset.interactions.confidence, params, threads=threads, show_progress=show_progress
+            dataset.interactions.confidence,
+            params,
+            threads=threads,
+            show_progress=show_progress,
+            engine=engine,
         )
     report: dict[str, Any] = {
         "model": params.algorithm,
+        "engine": engine,
         "params": params.as_dict(),
         "data": data,
         "weights": dataset.weights.__dict__,
@@ -347,8 +353,10 @@ def run_evaluate(
     eval_spec: EvalSpec | None = None,
     threads: int | None = None,
     show_progress: bool = False,
+    engine: Engine = "implicit",
 ) -> dict[str, Any]:
-    """Split, (tune on the training part,) fit on the training part, and score the held-out part."""
+    """Split, (tune on the training part,) fit on the training part (with `engine`: the tuner
+    fits with implicit), and score the held-out part."""
     started = time.perf_counter()
     stages = Stages()
     eval_spec = eval_spec or EvalSpec()
@@ -372,7 +380,11 @@ def run_evaluate(
         train = tuned_data(train, tuning)
     with stages.stage("fit"):
         factors = fit(
-            train.interactions.confidence, params, threads=threads, show_progress=show_progress
+            train.interactions.confidence,
+            params,
+            threads=threads,
+            show_progress=show_progress,
+            engine=engine,
         )
     model = model_scorer(factors, train)
     scorers = [model, *baselines(train)]
@@ -404,6 +416,7 @@ def run_evaluate(
     return {
         **{key: value for key, value in ours.items() if key != "name"},
         "model": params.algorithm,
+        "engine": engine,
         "params": params.as_dict(),
         "protocol": split_spec.protocol.value,
         "k": eval_spec.k,

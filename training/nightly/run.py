@@ -190,7 +190,7 @@ def _run(
     train, dataset = tuned_data(train, tuning), tuned_data(dataset, tuning)
     report.update(params=params.as_dict(), tuning=tuning.as_dict() if tuning else None)
     with _stage(stages, lease, "fit_holdout"):
-        factors = fit(train.interactions.confidence, params)
+        factors = fit(train.interactions.confidence, params, engine=spec.engine)
     with _stage(stages, lease, "today"):
         today = choose_today_weight(factors, dataset, cutoff)
     report["today"] = today.as_dict()
@@ -236,7 +236,7 @@ def _run(
     if gate.decision == "gated":
         return GATED
     with _stage(stages, lease, "fit_all"):
-        final = fit(dataset.interactions.confidence, params)
+        final = fit(dataset.interactions.confidence, params, engine=spec.engine)
     with _stage(stages, lease, "export"):
         metrics = {"nightly_holdout": scores["new"]}
         model_dir = export_trained(

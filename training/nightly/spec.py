@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.data.matrix import ConfidenceWeights
-from training.models.factors import FitParams
+from training.models.factors import Engine, FitParams
 from training.models.tuner import Objective
 
 GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10")
@@ -38,6 +38,7 @@ class NightlySpec:
     max_bad_share: float = 0.01  # more invalid rows than this share fails the run
     weights: ConfidenceWeights = field(default_factory=ConfidenceWeights)
     objective: Objective = field(default_factory=Objective)  # what the tuner maximises
+    engine: Engine = "implicit"  # what fits the holdout and final models (the tuner: implicit)
 
     def __post_init__(self) -> None:
         if self.metric not in GATE_METRICS:
