@@ -182,7 +182,7 @@ def set_shards(url: str, cluster: bool, shards: int) -> None:
     async def work() -> None:
         client = async_client(url, cluster=cluster)
         try:
-            await FeatureStore(client, KEYS).set_stream_shards(shards)
+            await FeatureStore(client, KEYS).set_stream_shards(shards, delay=0)
         finally:
             await client.aclose()
 

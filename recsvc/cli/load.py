@@ -126,13 +126,23 @@ def campaigns_load(
 def streams_shards(
     shards: Annotated[
         int | None,
-        typer.Argument(help="Split the streams into this many shards from now on; none: show."),
+        typer.Argument(help="Split the streams into this many shards; none: show the layouts."),
     ] = None,
+    after: Annotated[
+        float,
+        typer.Option(
+            "--after",
+            help="Seconds until the change takes effect: every replica polls it first, and all "
+            "switch at that time.",
+            min=0,
+        ),
+    ] = 30.0,
 ) -> None:
     """Show or change how many shards the event, exposure and card streams are split into
-    (by user; recsvc.contract.shards). Every replica appends to the new layout from its next
-    poll; nothing already appended moves: the drain reads every layout's shards until they
-    are empty, and an event retried within the dedup window after the change is still known."""
+    (by user; recsvc.contract.shards). Every replica appends to the new layout from --after
+    seconds on (it polls the change before); nothing already appended moves: the drain reads
+    every layout's shards until they are empty, and an event retried across the change is
+    still known as a duplicate."""
     from recsvc.contract.shards import LayoutError, Layouts
     from recsvc.store.gateway import RedisUnavailable
     from recsvc.store.state import FeatureStore
@@ -142,9 +152,8 @@ def streams_shards(
     async def change(client: Any, keys: Keys) -> Layouts:
         store = FeatureStore(client, keys)
         if shards is None:
-            await store.poll()
-            return store.layouts
-        return await store.set_stream_shards(shards)
+            return await store.stored_layouts()
+        return await store.set_stream_shards(shards, delay=after)
 
     try:
         layouts = run_with_redis(settings, change)
@@ -153,7 +162,8 @@ def streams_shards(
     typer.echo(
         json.dumps(
             {
-                "shards": layouts.current,
+                "shards": layouts.in_effect(),
+                "newest": layouts.current,
                 "history": [
                     {"shards": x.shards, "since": x.since, "until": x.until}
                     for x in layouts.history

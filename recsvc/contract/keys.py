@@ -32,6 +32,7 @@ and generation.
     <p>:{streams}:layouts           JSON, every shard count used and when (Layouts)
     <p>:drain:{<tag>}:lease         held (with expiry) by the drain of one shard
     <p>:{drain}:followers           hash consumer -> until when that follower is alive
+    <p>:{drain}:pause               set while the erasure sweep holds every shard's lease
     <p>:ev:{<p>:events}:<n>/<id>:<ev>  marker of an accepted event: dedup (n: the user id's
                                     length, so that ids containing ':' cannot share one)
     <p>:trend:{<p>:events}:<hour>   hash "<video_id>|<action>" -> views or clicks of catalogue
@@ -116,6 +117,12 @@ class Keys:
     def drain_lease(self, tag: str) -> str:
         """The lock held by the drain of the shard whose tag is `tag` (training.data.drain)."""
         return f"{self.prefix}:drain:{{{tag}}}:lease"
+
+    @property
+    def drain_pause(self) -> str:
+        """Set (with expiry) while the erasure sweep needs every shard: followers let go of
+        theirs and take none until it is gone (training.data.erasure)."""
+        return f"{self.prefix}:{{drain}}:pause"
 
     @property
     def drain_followers(self) -> str:

@@ -12,11 +12,13 @@ as N is at least the number of masters. The dedup markers and trending counts of
 events share its tag, so one script appends, dedups and counts in one slot.
 
 **Changing N** (`recsvc streams shards N`) stores a new layout in Redis
-(`Keys.stream_layouts`); every replica reads it on its next poll. Nothing moves: entries stay
-in the shard they were appended to, and the drain reads every shard of every layout ever used
-until it is empty. A user's shard changes with N, so for the dedup window after a change an
-event is also looked for in the user's shard of each layout retired within that window: a
-client's retry of an event accepted before the change is a duplicate, not a second event.
+(`Keys.stream_layouts`) that takes effect SWITCH_SECONDS later: every replica reads it on its
+next poll, well before, and all switch at that time by their own clocks. Nothing moves:
+entries stay in the shard they were appended to, and the drain reads every shard of every
+layout ever used until it is empty. A user's shard changes with N, so from the change until
+the dedup window after it an event is also looked for in the user's shard of the other
+layout: a client's retry of an event accepted before the switch (or on a replica whose clock
+switched a moment earlier) is a duplicate, not a second event.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 MAX_SHARDS = 1024
+# A change of layout takes effect this long after it is stored, so that every replica has
+# polled it before (RECSVC_POLL_SECONDS is at most 5) and all switch at the same time.
+SWITCH_SECONDS = 30.0
 CLUSTER_SLOTS = 16384
 STREAMS = ("events", "exposures", "cards")
 
@@ -83,37 +88,61 @@ def check_shards(shards: int) -> int:
 
 @dataclass(frozen=True)
 class Layouts:
-    """Every layout used, oldest first; the last is the current one. No layout stored: one
-    shard since ever (how a deployment from before sharding reads)."""
+    """Every layout used, oldest first; the last is the newest, which may start in the future
+    (a change takes effect SWITCH_SECONDS after it is stored). No layout stored: one shard
+    since ever (how a deployment from before sharding reads)."""
 
     history: tuple[Layout, ...] = (Layout(1, 0.0),)
 
     @property
     def current(self) -> int:
+        """The newest layout: the one in effect, or about to be."""
         return self.history[-1].shards
 
-    def recent(self, seconds: float, now: float | None = None) -> tuple[int, ...]:
-        """The shard counts in use within the last `seconds`: the current one first, then
-        those retired since, newest first, each once."""
-        since = (time.time() if now is None else now) - seconds
-        counts = [self.current]
-        for layout in reversed(self.history[:-1]):
-            if layout.until is not None and layout.until >= since and layout.shards not in counts:
+    def in_effect(self, now: float | None = None) -> int:
+        """The shard count new entries go to at `now` (default: the clock)."""
+        at = time.time() if now is None else now
+        for layout in reversed(self.history):
+            if layout.since <= at:
+                return layout.shards
+        return self.history[0].shards
+
+    def in_use(self, seconds: float, now: float | None = None) -> tuple[int, ...]:
+        """The shard counts whose entries may be written within `seconds` before `now` or
+        SWITCH_SECONDS after it: the one in effect first, then the others, each once. (An
+        event retried across a change is looked for in all of them: replicas' clocks differ
+        by a little, and a replica switches at its own clock's time.)"""
+        at = time.time() if now is None else now
+        counts = [self.in_effect(at)]
+        for layout in reversed(self.history):
+            ended = layout.until is not None and layout.until < at - seconds
+            if not ended and layout.since <= at + SWITCH_SECONDS and layout.shards not in counts:
                 counts.append(layout.shards)
         return tuple(counts)
 
     def ever(self) -> tuple[int, ...]:
-        """Every shard count ever used (the current one first): where entries may remain."""
-        return self.recent(float("inf"))
+        """Every shard count ever used or about to be (the newest first): where entries may
+        remain."""
+        return tuple(dict.fromkeys(layout.shards for layout in reversed(self.history)))
 
-    def changed_to(self, shards: int, now: float | None = None) -> Layouts:
-        """The layouts after a change to `shards` (the same, when it is already current)."""
+    def changed_to(
+        self, shards: int, now: float | None = None, delay: float = SWITCH_SECONDS
+    ) -> Layouts:
+        """The layouts after a change to `shards`, in effect `delay` seconds from `now` (the
+        same, when it is already the newest). A newest layout not in effect yet is replaced:
+        nothing was written to it."""
         check_shards(shards)
         if shards == self.current:
             return self
-        at = time.time() if now is None else now
-        retired = Layout(self.current, self.history[-1].since, at)
-        return Layouts((*self.history[:-1], retired, Layout(shards, at)))
+        at = (time.time() if now is None else now) + delay
+        history = list(self.history)
+        while len(history) > 1 and history[-1].since > at - delay:
+            history.pop()  # not in effect yet: never written
+        last = history[-1]
+        if last.shards == shards:
+            return Layouts((*history[:-1], Layout(shards, last.since)))
+        retired = Layout(last.shards, last.since, at)
+        return Layouts((*history[:-1], retired, Layout(shards, at)))
 
     def to_json(self) -> str:
         return json.dumps(

@@ -73,14 +73,18 @@ class Lease:
     token: str
     lost: bool = False
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    # time.monotonic() until which the lock is surely ours: a renewal's time plus its TTL,
+    # less a margin (a holder cut off from Redis learns nothing from the heartbeat)
+    valid_until: float = float("inf")
 
     @property
     def id(self) -> str:
         return str(json.loads(self.token)["id"])
 
     def check(self) -> None:
-        """Raise LockLost when the lock is no longer ours."""
-        if self.lost:
+        """Raise LockLost when the lock is no longer ours, or may not be: its last renewal is
+        older than its TTL allows."""
+        if self.lost or time.monotonic() > self.valid_until:
             raise LockLost(f"lost the lock {self.key} while holding it (it expired or was taken)")
 
 
@@ -166,6 +170,8 @@ def redis_lock(
 
     Raises LockHeld, with `busy` and the holder in the message, when a live run holds it."""
     lease = Lease(key, new_token(what))
+    margin = ttl / 6
+    lease.valid_until = time.monotonic() + ttl - margin
     for _ in range(3):  # the holder may release between our SET and GET: try again
         if client.set(key, lease.token, nx=True, ex=ttl):
             break
@@ -182,10 +188,12 @@ def redis_lock(
 
     def heartbeat() -> None:
         while not lease._stop.wait(ttl / 3):
+            sent = time.monotonic()
             try:
                 if not client.eval(EXTEND_SCRIPT, 1, key, lease.token, ttl * 1000):
                     lease.lost = True
                     return
+                lease.valid_until = sent + ttl - margin
             except REDIS_ERRORS:
                 continue  # Redis away for a moment: the TTL still covers a few misses
 

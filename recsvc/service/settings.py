@@ -117,7 +117,11 @@ class Settings(BaseSettings):
         5_000_000, ge=1000, description="Cards' compliance records kept undrained before new "
         "ones are dropped (and counted: recsvc_cards_dropped_total).",
     )  # fmt: skip
-    event_dedup_days: int = Field(7, ge=1, le=90)
+    event_dedup_days: float = Field(
+        7, ge=0.01, le=90, description="How long an accepted event id is remembered: its "
+        "dedup marker's life (fractions allowed: 0.05 is 72 minutes; the markers are most of "
+        "Redis's memory at scale, docs/capacity.md).",
+    )  # fmt: skip
     max_purchased_per_user: int = Field(
         1000, ge=1, le=100_000, description="Products bought (from events) kept in one user's "
         "state; purchases past it, or of products not in the catalogue, stay in the stream only.",

@@ -409,7 +409,7 @@ class Serving:
             "experiments": [e.name for e in self.snapshot.experiments.experiments],
             "campaigns_revision": self.snapshot.campaigns_revision,
             "campaigns": [c.name for c in self.snapshot.campaigns.campaigns],
-            "stream_shards": self.store.layouts.current,
+            "stream_shards": self.store.layouts.in_effect(),
             "other_models": {k: m.version for k, (m, _) in self.snapshot.others.items()},
             "missing_models": sorted(self.missing_models),
             "catalog_missing_in_redis": self.catalog_missing,

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from recsvc.contract.shards import LayoutError, Layouts, check_shards
+from recsvc.contract.shards import SWITCH_SECONDS, LayoutError, Layouts, check_shards
 from recsvc.store.client import (
     transaction,
 )
@@ -83,6 +83,9 @@ class ControlStore(Gateway):
         """Serve the stream layouts polled (a value that cannot be read keeps the last)."""
         if raw == self._layouts_raw:
             return
+        if raw is None:  # gone (a failover lost the key): the shards in use are still there
+            log.error("stream layouts missing in Redis; keeping %s shards", self.layouts.current)
+            return
         try:
             self.layouts = Layouts.from_json(raw)
         except LayoutError as exc:
@@ -90,13 +93,18 @@ class ControlStore(Gateway):
             return
         self._layouts_raw = raw
 
-    async def set_stream_shards(self, shards: int) -> Layouts:
-        """Split the streams into `shards` from now on (every replica's next poll); the
-        layouts stored. LayoutError for a count out of range."""
+    async def stored_layouts(self) -> Layouts:
+        """The layouts as stored (LayoutError for a value that cannot be read)."""
+        raw = await self._call("layouts", lambda: self.client.get(self.keys.stream_layouts))
+        return Layouts.from_json(raw)
+
+    async def set_stream_shards(self, shards: int, delay: float = SWITCH_SECONDS) -> Layouts:
+        """Split the streams into `shards` from `delay` seconds on (every replica polls the
+        change before); the layouts stored. LayoutError for a count out of range."""
         check_shards(shards)
         for _ in range(10):
             raw = await self._call("layouts", lambda: self.client.get(self.keys.stream_layouts))
-            changed = Layouts.from_json(raw).changed_to(shards)
+            changed = Layouts.from_json(raw).changed_to(shards, delay=delay)
             stored = await self._call("layouts", partial(self._swap, raw, changed))
             if stored:
                 self._take_layouts(changed.to_json().encode())

@@ -218,8 +218,9 @@ class IngestStore(Gateway):
         StreamFull when a stream shard has no room for the batch's events in it: on a single
         Redis nothing is written; on a Cluster the other shards' events are accepted (a retry
         finds them duplicates)."""
-        shards = self.layouts.current
-        retired = [n for n in self.layouts.recent(dedup_seconds) if n != shards]
+        now = time.time()
+        shards = self.layouts.in_effect(now)
+        retired = [n for n in self.layouts.in_use(dedup_seconds, now) if n != shards]
         streams = [self.keys.user_stream("events", e.user_id, shards) for e in events]
         old_tags = [self._old_tags(e.user_id, retired) for e in events]
         event_args = _event_args(events, products, videos, time.time(), old_tags)

@@ -75,7 +75,7 @@ class StreamStore(Gateway):
         """One script per shard the records go to (pipelined: one round trip)."""
         if not records:
             return 0
-        shards = self.layouts.current
+        shards = self.layouts.in_effect()
         groups: dict[str, list[Exposure | PageCards]] = {}
         for record in records:
             groups.setdefault(self.keys.user_stream(name, record.user_id, shards), []).append(

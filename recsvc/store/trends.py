@@ -16,7 +16,7 @@ class TrendStore(Gateway):
     (every layout in use while they are kept)."""
 
     def _trend_keys(self, hour: int) -> list[str]:
-        counts = self.layouts.recent(TREND_KEEP_HOURS * 3600 + 3600)
+        counts = self.layouts.in_use(TREND_KEEP_HOURS * 3600 + 3600)
         tags = {self.keys.stream_tag(shard, n) for n in counts for shard in range(n)}
         return [self.keys.trend(hour, tag) for tag in sorted(tags)]
 

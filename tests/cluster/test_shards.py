@@ -120,7 +120,7 @@ def test_events_of_many_users_spread_over_every_master(
     replica.ingest(views(600))
     assert sorted(per_master(redis_cluster)).count(0) == 2  # one stream: all on one master
 
-    replica.call_sync(lambda: replica.store.set_stream_shards(6))
+    replica.call_sync(lambda: replica.store.set_stream_shards(6, delay=0))
     replica.ingest(views(6000, start=600))
     counts = per_master(redis_cluster)
     assert sum(counts) == 6600
@@ -130,7 +130,7 @@ def test_events_of_many_users_spread_over_every_master(
 def test_followers_share_the_shards_and_a_killed_one_loses_and_repeats_nothing(
     redis_cluster: EmbeddedCluster, cluster_url: str, replica: Replica, tmp_path: Path
 ) -> None:
-    replica.call_sync(lambda: replica.store.set_stream_shards(6))
+    replica.call_sync(lambda: replica.store.set_stream_shards(6, delay=0))
     accepted = views(6000)
     replica.ingest(accepted)
     env = {**cli_environment(cluster_url, tmp_path / "models"), "RECSVC_REDIS_CLUSTER": "true"}
@@ -189,29 +189,53 @@ def _summary(stdout: str) -> dict[str, Any]:
 def test_changing_the_shard_count_while_events_flow_loses_nothing(
     cluster_url: str, replica: Replica, tmp_path: Path
 ) -> None:
-    late = Replica(cluster_url)  # a replica that polls the change only a few batches later
+    other = Replica(cluster_url)  # a second replica: it learns of each change by its poll
+    client = redis.RedisCluster.from_url(cluster_url)
     try:
         batches = [views(200, start=200 * i) for i in range(30)]
         for i, batch in enumerate(batches):
-            if i in (10, 20):
-                replica.call_sync(lambda n=i: replica.store.set_stream_shards(n // 10 * 2 + 2))
-            if i in (14, 24):
-                late.poll()
-            (replica if i % 2 else late).ingest(batch)
-            if i % 5 == 4:  # a client's retry of the batch before, through the other replica
-                (late if i % 2 else replica).ingest(batches[i - 1])
-        late.poll()
-        assert late.store.layouts.current == replica.store.layouts.current == 6
-        for old in (batches[5], batches[15]):  # accepted with 1 and with 4 shards
-            for one in (replica, late):
+            if i in (10, 20):  # the change takes effect 1.5 s later; both replicas poll first
+                shards = i // 10 * 2 + 2
+                replica.call_sync(lambda n=shards: replica.store.set_stream_shards(n, delay=1.5))
+                other.poll()
+            if i in (13, 23):
+                time.sleep(1.6)  # the switch
+            (replica if i % 2 else other).ingest(batch)
+            if i % 5 == 4 or i in (14, 24):  # a client's retry, through the other replica
+                again = (other if i % 2 else replica).ingest(batches[i - 1])
+                assert again.accepted == 0, f"batch {i - 1} accepted twice"
+        for old in (batches[5], batches[15], batches[25]):  # accepted with 1, 4 and 6 shards
+            for one in (replica, other):
                 assert one.ingest(old).accepted == 0
-    finally:
-        late.close()
-    client = redis.RedisCluster.from_url(cluster_url)
-    try:
+        in_streams = sum(client.xlen(s) for n in (1, 4, 6) for s in KEYS.streams("events", n))
+        assert in_streams == 6000  # not a single event appended twice
+        assert sum(client.xlen(s) for s in KEYS.streams("events", 4)) > 0
         drained = drain(client, tmp_path / "events")
     finally:
         client.close()
+        other.close()
     assert drained.skipped_shards == []
     ids = partition_ids(tmp_path / "events")
     assert len(ids) == len(set(ids)) == 6000
+
+
+def test_a_replica_whose_poll_comes_after_the_switch_still_finds_the_new_layouts_markers(
+    cluster_url: str, replica: Replica
+) -> None:
+    """Replicas switch by their own clocks: one slightly behind (here: it has polled the
+    change but its switch has not come) looks for an event in the upcoming layout too."""
+    behind = Replica(cluster_url)
+    try:
+        replica.call_sync(lambda: replica.store.set_stream_shards(4, delay=0))
+        behind.poll()
+        first = views(300)
+        assert replica.ingest(first).accepted == 300
+        # the replica behind still appends to one shard until its clock reaches the switch
+        layouts = behind.store.layouts
+        behind.store.layouts = type(layouts)(
+            (*layouts.history[:-1], type(layouts.history[-1])(4, time.time() + 20))
+        )
+        assert behind.store.layouts.in_effect() == 1
+        assert behind.ingest(first).accepted == 0
+    finally:
+        behind.close()

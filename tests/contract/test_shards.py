@@ -65,24 +65,35 @@ def test_the_slot_is_the_one_redis_computes() -> None:
     assert shard_tag("p", 1, 4) == shard_tag("p", 1, 4)  # stable
 
 
-def test_a_change_retires_the_current_layout_and_remembers_it() -> None:
+def test_a_change_takes_effect_after_the_switch_delay_and_is_remembered() -> None:
     start = Layouts()
-    assert start.current == 1 and start.ever() == (1,)
-    four = start.changed_to(4, now=1000.0)
-    assert four.history == (Layout(1, 0.0, 1000.0), Layout(4, 1000.0))
-    three = four.changed_to(3, now=5000.0)
-    assert three.current == 3
+    assert start.current == start.in_effect() == 1 and start.ever() == (1,)
+    four = start.changed_to(4, now=1000.0, delay=30.0)
+    assert four.history == (Layout(1, 0.0, 1030.0), Layout(4, 1030.0))
+    assert four.in_effect(now=1029.0) == 1 and four.in_effect(now=1030.0) == 4
+    # before the switch a retry is also looked for in the upcoming layout, after it in the
+    # retired one for the dedup window
+    assert four.in_use(600, now=1010.0) == (1, 4)
+    assert four.in_use(600, now=1500.0) == (4, 1)
+    assert four.in_use(600, now=2000.0) == (4,)
+    three = four.changed_to(3, now=5000.0, delay=0.0)
+    assert three.current == three.in_effect(now=5000.0) == 3
     assert three.ever() == (3, 4, 1)
-    # within the dedup window of a change, the layouts retired since are still looked at
-    assert three.recent(600, now=5100.0) == (3, 4)
-    assert three.recent(600, now=9000.0) == (3,)
     assert three.changed_to(3) is three
     assert Layouts.from_json(three.to_json()) == three
 
 
+def test_a_change_before_the_last_one_took_effect_replaces_it() -> None:
+    pending = Layouts().changed_to(4, now=100.0, delay=30.0)
+    replaced = pending.changed_to(6, now=110.0, delay=30.0)
+    assert replaced.history == (Layout(1, 0.0, 140.0), Layout(6, 140.0))  # 4 was never used
+    back = pending.changed_to(1, now=110.0, delay=30.0)
+    assert back.history == (Layout(1, 0.0),)
+
+
 def test_back_to_a_count_used_before_counts_it_once() -> None:
-    layouts = Layouts().changed_to(4, now=10.0).changed_to(1, now=20.0).changed_to(4, now=30.0)
-    assert layouts.ever() == (4, 1)
+    layouts = Layouts().changed_to(4, now=10.0, delay=0).changed_to(1, now=20.0, delay=0)
+    assert layouts.changed_to(4, now=30.0, delay=0).ever() == (4, 1)
 
 
 @pytest.mark.parametrize(

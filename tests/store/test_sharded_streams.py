@@ -66,7 +66,7 @@ def ingest(url: str, batch: list[Event], max_len: int = 10**6) -> Any:
 
 
 def reshard(url: str, shards: int) -> None:
-    with_store(url, lambda s: s.set_stream_shards(shards))
+    with_store(url, lambda s: s.set_stream_shards(shards, delay=0))
 
 
 def users_in(client: redis.Redis, stream: str) -> set[str]:

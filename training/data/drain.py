@@ -7,7 +7,7 @@ ones. Each chunk is
 1. converted to EVENT_SCHEMA rows;
 2. stripped of event ids already written (by a run that died between its write and its
    acknowledgement) and of repeats within the chunk;
-3. written per UTC day to `day=YYYY-MM-DD/part-<first stream id>.parquet` through a
+3. written per UTC day to `day=YYYY-MM-DD/part-<first>_<last stream id>.parquet` through a
    temporary file, fsync, atomic rename and fsync of the directory;
 4. only then acknowledged and deleted from the stream (which frees room: the service refuses
    events when the stream is full rather than trimming them).
@@ -151,19 +151,24 @@ def drain_shard(
     before_ack: Callable[[], None] | None = None,
     *,
     recheck_new: bool = True,
+    keep_going: Callable[[], bool] | None = None,
 ) -> DrainReport:
     """Move one shard's entries into `out`, under the shard's lease: first the entries
     delivered to any consumer and never acknowledged (taken over: their reader died, or was
     this one), checked against the partitions as they are now; then new ones. `written_ids`
     caches the ids on disk per day across calls; `recheck_new` False checks new entries
     against their chunk only (a follower's: new entries are unique in the streams, and a
-    day's ids would grow without bound in a long-running process)."""
+    day's ids would grow without bound in a long-running process). `keep_going`, asked
+    before each chunk, stops the drain there when it says no (what is left stays pending or
+    new, for the next drain)."""
     _ensure_group(client, key)
     report = DrainReport()
     if _take_over_pending(client, key, consumer):
         written_ids.clear()  # the partitions as they are now: a dead reader may have written
     for pending in (True, False):
         while True:
+            if keep_going is not None and not keep_going():
+                return report
             entries = _read(client, key, consumer, chunk, pending)
             if not entries:
                 break
@@ -172,8 +177,13 @@ def drain_shard(
             cache = written_ids if pending or recheck_new else {}
             checked = pending or recheck_new
             by_day = _new_rows_by_day(rows, out, cache, report, kind.id_field, checked)
+            if before_ack and by_day:
+                before_ack()  # no write once the shard's lease is lost: another drain has it
             for day, day_rows in sorted(by_day.items()):
-                part = f"part-{_file_tag(key)}{ids[0].replace('-', '_')}.parquet"
+                # the chunk's first and last ids: a takeover that reads the same entries in
+                # other chunks never names a file another chunk wrote (it would replace it)
+                span = f"{ids[0]}-{ids[-1]}".replace("-", "_")
+                part = f"part-{_file_tag(key)}{span}.parquet"
                 path = out / f"day={day}" / part
                 write_durably(pa.Table.from_pylist(day_rows, schema=kind.schema), path)
                 cache[day].update(row[kind.id_field] for row in day_rows)
@@ -182,12 +192,20 @@ def drain_shard(
             pause_point("drain:before-ack", f"{len(ids)} events durable, not yet acknowledged")
             if before_ack:
                 before_ack()
-            client.xack(key, GROUP, *ids)
-            client.xdel(key, *ids)
+            _ack_and_delete(client, key, ids)
             report.read += len(ids)
             if progress:
                 progress(len(ids))
     return report
+
+
+def _ack_and_delete(client: SyncClient, key: str, ids: list[str]) -> None:
+    """Acknowledge and delete in one transaction (one key: one slot): a drain killed between
+    the two would leave entries acknowledged, so never read again, in the stream for good."""
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(key, GROUP, *ids)
+    pipe.xdel(key, *ids)
+    pipe.execute()
 
 
 def _file_tag(key: str) -> str:
@@ -269,7 +287,7 @@ def write_durably(
     """Temporary file (written by `write`: `table` as Parquet unless told), fsync, atomic
     rename, fsync of the directory: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
     write(table, tmp)
     with tmp.open("rb") as handle:
         os.fsync(handle.fileno())

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ import pyarrow.parquet as pq
 
 from recsvc.contract.keys import Keys
 from recsvc.contract.shards import STREAMS
+from recsvc.registry.locks import LockHeld
 from recsvc.store.client import SyncClient
 from recsvc.store.layouts import every_shard
-from training.data.drain import fsync_directory, write_durably
+from training.data.drain import fsync_directory, shard_lease, shard_tags, write_durably
 
 SCAN_COUNT = 1000
 
@@ -74,15 +76,49 @@ def finish_erasures(client: SyncClient, keys: Keys, folders: Sequence[Path]) -> 
         return report
     fresh = _sweep_keys(client, keys, users, report)
     _sweep_viewers(client, fresh, users, report)
-    for name in STREAMS:
-        for stream in every_shard(client, keys, name):
-            _sweep_stream(client, stream, users, report)
-    for folder in folders:
-        _sweep_partitions(folder, users, report)
+    with every_shard_held(client, keys):  # no drain writes a file the sweep has passed
+        for name in STREAMS:
+            for stream in every_shard(client, keys, name):
+                _sweep_stream(client, stream, users, report)
+        for folder in folders:
+            _sweep_partitions(folder, users, report)
     client.hdel(keys.erasures, *sorted(users))
     report.users = len(users)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+PAUSE_SECONDS = 600  # the pause lapses on its own this long after a sweep that died
+HOLD_WAIT_SECONDS = 120.0  # how long the sweep waits for the followers to let go
+
+
+@contextmanager
+def every_shard_held(
+    client: SyncClient, keys: Keys, wait: float = HOLD_WAIT_SECONDS
+) -> Iterator[None]:
+    """Hold every shard's drain lease for the block. `drain --follow` processes see the
+    pause (Keys.drain_pause) and let go of theirs; a drain between two chunks finishes its
+    chunk first. Without it a follower could read a user's entry before the sweep, write it
+    after the sweep has passed its folder, and the user's event would stay on disk."""
+    client.set(keys.drain_pause, "erasure sweep", ex=PAUSE_SECONDS)
+    deadline = time.monotonic() + wait
+    try:
+        with ExitStack() as held:
+            for tag in shard_tags(client, keys):
+                while True:
+                    try:
+                        held.enter_context(shard_lease(client, keys, tag, "erasure sweep"))
+                        break
+                    except LockHeld as exc:
+                        if time.monotonic() > deadline:
+                            raise LockHeld(
+                                f"the erasure sweep waited {wait:g}s for the drains to let go "
+                                f"of the shards: {exc}"
+                            ) from None
+                        time.sleep(0.2)
+            yield
+    finally:
+        client.delete(keys.drain_pause)
 
 
 def _sweep_keys(

@@ -97,9 +97,12 @@ class Follower:
         self.on_cycle = on_cycle
         self.report = FollowReport()
         self._held: dict[str, tuple[AbstractContextManager[Lease], Lease]] = {}
+        self._stop = threading.Event()
+        self._beat = 0.0  # time.monotonic() of the last heartbeat
 
     def run(self, stop: threading.Event) -> FollowReport:
         """Follow until `stop` is set (between chunks); then let every shard go."""
+        self._stop = stop
         try:
             while not stop.is_set():
                 read = self.cycle()
@@ -112,9 +115,15 @@ class Follower:
         return self.report
 
     def cycle(self) -> int:
-        """One pass: heartbeat, rebalance, drain what this follower owns; entries read."""
+        """One pass: heartbeat, rebalance, drain what this follower owns; entries read. While
+        the erasure sweep asks for every shard (Keys.drain_pause), none."""
         self.report.cycles += 1
         alive = self._heartbeat()
+        if self.client.exists(self.keys.drain_pause):
+            for tag in list(self._held):
+                self._let_go(tag)
+            self.report.owned = []
+            return 0
         tags = shard_tags(self.client, self.keys)
         self._rebalance(sorted(tags), math.ceil(len(tags) / max(alive, 1)))
         read = 0
@@ -134,8 +143,16 @@ class Follower:
             self.client.hdel(self.keys.drain_followers, self.consumer)
 
     # -- ownership ----------------------------------------------------------------------
+    def _keep_going(self) -> bool:
+        """Asked before each chunk: renews the heartbeat now and then, and says stop when
+        the process is stopping or the erasure sweep asks for the shards."""
+        if time.monotonic() - self._beat >= 2.0:
+            self._heartbeat()
+        return not self._stop.is_set() and not self.client.exists(self.keys.drain_pause)
+
     def _heartbeat(self) -> int:
         """Renew this follower's entry; the followers alive (expired entries removed)."""
+        self._beat = time.monotonic()
         now = time.time()
         ttl = max(10.0, 5 * self.interval)
         self.client.hset(self.keys.drain_followers, self.consumer, str(now + ttl))
@@ -190,6 +207,7 @@ class Follower:
                     {},
                     before_ack=lease.check,
                     recheck_new=False,
+                    keep_going=self._keep_going,
                 )
                 self.report.streams[kind.name].add(done)
                 read += done.read

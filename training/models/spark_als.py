@@ -17,8 +17,10 @@ has a cell. They differ in two places, translated here so that one tuned FitPara
   r' of almost 0 (Spark: a preference with confidence 1).
 - regularisation: implicit adds lambda * I to each user's (and item's) normal equations;
   Spark adds regParam * n_u, n_u that user's observed cells (ALS-WR). Spark gets lambda divided
-  by the mean cells per user and per item (their geometric mean), so a typical row carries the
-  same penalty.
+  by the size of the row a typical *cell* is in (sum n^2 / sum n, users' and items' geometric
+  mean), so that the rows holding most of the data carry the penalty implicit gives them. (On
+  MovieLens-100K that row is 2.3 times the mean row: dividing by the mean rows instead
+  over-regularised Spark, P@10 0.407 against implicit's 0.429.)
 
 Spark runs where `SPARK_MASTER` says, or spark-submit's `--master` when it launched the job
 (deploy/spark/recsvc_job.py); else locally, `local[N]` with N the CPUs this process may use.
@@ -83,11 +85,16 @@ def _submitted() -> bool:
 
 def spark_parameters(matrix: sp.csr_matrix, params: FitParams) -> dict[str, float]:
     """Spark's regParam and alpha for implicit's regularization and alpha (module docstring)."""
-    users = max(int((np.diff(matrix.indptr) > 0).sum()), 1)
-    items = max(int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum()), 1)
-    per_user, per_item = matrix.nnz / users, matrix.nnz / items
-    typical = float(np.sqrt(max(per_user, 1.0) * max(per_item, 1.0)))
+    per_user = np.diff(matrix.indptr).astype(np.float64)
+    per_item = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
+    typical = float(np.sqrt(_cell_weighted(per_user) * _cell_weighted(per_item)))
     return {"regParam": params.regularization / typical, "alpha": params.alpha}
+
+
+def _cell_weighted(counts: np.ndarray) -> float:
+    """The size of the row a typical cell is in: sum n^2 / sum n (at least 1)."""
+    total = counts.sum()
+    return max(float((counts**2).sum() / total), 1.0) if total else 1.0
 
 
 def fit_spark(matrix: sp.csr_matrix, params: FitParams, master: str | None = None) -> Factors:

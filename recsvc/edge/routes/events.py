@@ -58,7 +58,7 @@ async def post_events(batch: EventBatch, runtime: RuntimeDep) -> EventsAccepted:
         ingested = await runtime.store.ingest(
             events,
             max_len=settings.stream_max_len,
-            dedup_seconds=settings.event_dedup_days * 86400,
+            dedup_seconds=max(1, round(settings.event_dedup_days * 86400)),
             recent_limit=settings.recent_events_limit,
             products=runtime.serving.snapshot.catalog.products,
             videos=runtime.serving.snapshot.catalog.videos,
