@@ -40,6 +40,13 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(
     _missing() is not None and os.environ.get("CI") != "true", reason=str(_missing())
 )
+# One core for Spark here: the suite runs another test file on the other one (scripts/test).
+SPARK_MASTER = "local[1]"
+
+
+@pytest.fixture(autouse=True)
+def one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPARK_MASTER", SPARK_MASTER)
 
 
 def planted(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -61,7 +68,7 @@ def planted(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
 
 def test_spark_factors_have_implicits_form_and_find_the_same_communities() -> None:
     matrix, community = planted()
-    params = FitParams(factors=8, regularization=0.1, alpha=5.0, iterations=6, seed=1)
+    params = FitParams(factors=8, regularization=0.1, alpha=5.0, iterations=4, seed=1)
     ours = fit(matrix, params)
     spark = fit(matrix, replace(params, ensemble=2), engine="spark")
     # an ensemble, as implicit's: each seed's fit side by side
@@ -98,15 +105,15 @@ def test_a_nightly_run_on_spark_promotes_a_model_the_service_serves(
     from sandbox.world.generate import WorldSpec, generate_world, write_world
 
     world = tmp_path / "world"
-    spec = WorldSpec(users=400, videos=60, products=8, events=12_000, days=5, seed=5)
+    spec = WorldSpec(users=300, videos=40, products=6, events=6_000, days=4, seed=5)
     write_world(generate_world(spec), world)
-    env = cli_environment(redis_url, tmp_path / "models")
+    env = {**cli_environment(redis_url, tmp_path / "models"), "SPARK_MASTER": SPARK_MASTER}
     load = [RECSVC, "catalog", "load", "--videos", str(world / "catalog/videos.jsonl"),
             "--products", str(world / "catalog/products.jsonl")]  # fmt: skip
     subprocess.run(load, env=env, check=True, capture_output=True)
     command = [RECSVC, "nightly", "--events", str(world / "events"), "--reports",
                str(tmp_path / "reports"), "--no-tune", "--engine", "spark",
-               "--factors", "16", "--iterations", "5"]  # fmt: skip
+               "--factors", "8", "--iterations", "3"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "published as current" in done.stdout
