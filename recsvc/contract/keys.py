@@ -149,6 +149,14 @@ class Keys:
         """Every shard of the stream `name` under a layout of `shards`."""
         return [self.stream(name, shard, shards) for shard in range(shards)]
 
+    def every_stream(self, name: str, counts: tuple[int, ...]) -> list[str]:
+        """Every shard of the stream `name` in each of the layouts of `counts` shards."""
+        return list(dict.fromkeys(s for n in counts for s in self.streams(name, n)))
+
+    def user_streams(self, name: str, user_id: str, counts: tuple[int, ...]) -> list[str]:
+        """The user's shard of the stream `name` in each of the layouts of `counts` shards."""
+        return list(dict.fromkeys(self.user_stream(name, user_id, n) for n in counts))
+
     def event_accepted(self, user_id: str, event_id: str) -> str:
         """The dedup marker of an accepted event, in the event stream's slot.
 

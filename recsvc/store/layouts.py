@@ -14,14 +14,7 @@ def stored_layouts(client: SyncClient, keys: Keys) -> Layouts:
     return Layouts.from_json(client.get(keys.stream_layouts))  # type: ignore[arg-type]
 
 
-def every_shard(client: SyncClient, keys: Keys, name: str) -> list[str]:
-    """Every shard of the stream `name` in every layout ever used (where entries may be)."""
-    layouts = stored_layouts(client, keys)
-    return list(dict.fromkeys(s for n in layouts.ever() for s in keys.streams(name, n)))
-
-
 def user_shards(client: SyncClient, keys: Keys, name: str, user_id: str) -> list[str]:
     """The shards of the stream `name` that may hold `user_id`'s entries: theirs in each
     layout ever used."""
-    layouts = stored_layouts(client, keys)
-    return list(dict.fromkeys(keys.user_stream(name, user_id, n) for n in layouts.ever()))
+    return keys.user_streams(name, user_id, stored_layouts(client, keys).ever())

@@ -38,7 +38,7 @@ from recsvc.contract.keys import Keys
 from recsvc.contract.shards import STREAMS
 from recsvc.registry.locks import LockHeld
 from recsvc.store.client import SyncClient
-from recsvc.store.layouts import every_shard
+from recsvc.store.layouts import stored_layouts
 from training.data.drain import fsync_directory, shard_lease, shard_tags, write_durably
 
 SCAN_COUNT = 1000
@@ -77,8 +77,9 @@ def finish_erasures(client: SyncClient, keys: Keys, folders: Sequence[Path]) -> 
     fresh = _sweep_keys(client, keys, users, report)
     _sweep_viewers(client, fresh, users, report)
     with every_shard_held(client, keys):  # no drain writes a file the sweep has passed
+        ever = stored_layouts(client, keys).ever()
         for name in STREAMS:
-            for stream in every_shard(client, keys, name):
+            for stream in keys.every_stream(name, ever):
                 _sweep_stream(client, stream, users, report)
         for folder in folders:
             _sweep_partitions(folder, users, report)

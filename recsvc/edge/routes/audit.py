@@ -187,8 +187,7 @@ def _epoch_ms(moment: datetime) -> int:
 
 def _card_streams(runtime: Any, user_id: str) -> list[str]:
     """The card stream shards that may hold the user's pages: theirs in each layout used."""
-    keys, layouts = runtime.store.keys, runtime.store.layouts
-    return list(dict.fromkeys(keys.user_stream("cards", user_id, n) for n in layouts.ever()))
+    return runtime.store.keys.user_streams("cards", user_id, runtime.store.layouts.ever())
 
 
 async def _scan_shards(
